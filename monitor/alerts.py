@@ -1,0 +1,193 @@
+"""Matches become alerts and outbox rows, in the same transaction as the article's claim.
+
+Ids are deterministic: an alert's id comes from (rule, article hash) and a delivery's from (alert, webhook)
+or, for a digest, from (rule, webhook, schedule time). Inserting an id twice is a no-op, so a repeated
+flush or a crash between steps can never queue a second delivery of the same thing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import Connection, exists, select, update
+
+from monitor.articles import Article
+from monitor.matching.engine import Match
+from monitor.rules import Rule, RuleSet
+from monitor.store import State, Store, alerts, articles, deliveries, insert_ignore
+
+_LOOKBACK = (
+    timedelta(hours=1),
+    timedelta(days=1),
+    timedelta(days=8),
+    timedelta(days=32),
+    timedelta(days=367),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    claimed: bool  # False: the same content was claimed before (no new alerts)
+    alerts: int
+    deliveries: int  # immediate deliveries queued now
+
+
+def make_id(*parts: str) -> str:
+    return "msg_" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+def alert_payload(alert_id: str, article: Article, match: Match) -> dict[str, Any]:
+    return {
+        "alert_id": alert_id,
+        "rule": match.rule,
+        "clause": match.clause,
+        "article": {
+            "path": article.path,
+            "date": article.date.isoformat(),
+            "date_precision": article.date.precision.value,
+            "content_hash": article.content_hash,
+            "size": article.size,
+            "lead": " ".join(article.text[:280].split()),
+        },
+        "hits": [asdict(hit) for hit in match.hits],
+    }
+
+
+def queue_article(
+    store: Store,
+    ruleset: RuleSet,
+    article: Article,
+    matches: list[Match],
+    stat: tuple[int, int],
+    now: float | None = None,
+) -> Queued:
+    """Claim the article and queue its alerts, all in one transaction."""
+    now = time.time() if now is None else now
+    with store.begin() as conn:
+        claim = {
+            "content_hash": article.content_hash,
+            "path": article.path,
+            "article_date": article.date.isoformat(),
+            "size": article.size,
+            "matches": len(matches),
+            "claimed_at": now,
+        }
+        claimed = insert_ignore(conn, articles, [claim]) == 1
+        outcome = "accepted" if claimed else "duplicate"
+        store.record_file(conn, article.path, *stat, outcome=outcome, content_hash=article.content_hash)
+        if not claimed:
+            return Queued(False, 0, 0)
+        queued = 0
+        for match in matches:
+            queued += _queue_match(conn, ruleset, ruleset.rule(match.rule), article, match, now)
+    return Queued(True, len(matches), queued)
+
+
+def _queue_match(conn: Connection, ruleset: RuleSet, rule: Rule, article: Article, match: Match, now: float) -> int:
+    alert_id = make_id(rule.name, article.content_hash)
+    key = _realert_key(rule, article, match)
+    suppressed = rule.realert is not None and _recent(conn, rule.name, key, now - rule.realert.total_seconds())
+    payload = alert_payload(alert_id, article, match)
+    row = {
+        "id": alert_id,
+        "rule": rule.name,
+        "content_hash": article.content_hash,
+        "payload": json.dumps(payload, ensure_ascii=False),
+        "realert_key": key,
+        "suppressed": suppressed,
+        "digest_pending": rule.schedule is not None and not suppressed,
+        "created_at": now,
+    }
+    if insert_ignore(conn, alerts, [row]) == 0 or suppressed or rule.schedule is not None:
+        return 0
+    rows = [
+        _delivery(make_id(alert_id, hook), hook, "alert", rule.name, payload, now) for hook in ruleset.targets(rule)
+    ]
+    return insert_ignore(conn, deliveries, rows)
+
+
+def _delivery(
+    delivery_id: str, webhook: str, kind: str, rule: str, payload: dict[str, Any], now: float
+) -> dict[str, Any]:
+    return {
+        "id": delivery_id,
+        "webhook": webhook,
+        "kind": kind,
+        "rule": rule,
+        "payload": json.dumps(payload, ensure_ascii=False),
+        "state": State.pending.value,
+        "attempts": 0,
+        "due_at": now,
+        "created_at": now,
+    }
+
+
+def _realert_key(rule: Rule, article: Article, match: Match) -> str:
+    if rule.realert_key == "date":
+        return article.date.isoformat()
+    if rule.realert_key == "term":
+        return "\x1f".join(sorted({hit.text.casefold() for hit in match.hits}))
+    return ""
+
+
+def _recent(conn: Connection, rule: str, key: str, since: float) -> bool:
+    query = select(
+        exists().where(
+            alerts.c.rule == rule,
+            alerts.c.realert_key == key,
+            alerts.c.suppressed.is_(False),
+            alerts.c.created_at >= since,
+        )
+    )
+    return bool(conn.execute(query).scalar())
+
+
+def flush_digest(store: Store, ruleset: RuleSet, rule: Rule, slot: datetime, now: float | None = None) -> int:
+    """Queue one digest delivery per webhook with the rule's pending alerts up to `slot`."""
+    now = time.time() if now is None else now
+    with store.begin() as conn:
+        pending = conn.execute(
+            select(alerts.c.id, alerts.c.payload)
+            .where(alerts.c.rule == rule.name, alerts.c.digest_pending.is_(True))
+            .where(alerts.c.created_at <= slot.timestamp())
+            .order_by(alerts.c.created_at, alerts.c.id)
+        ).all()
+        if not pending and not rule.send_empty:
+            return 0
+        items = [json.loads(payload) for _, payload in pending]
+        payload = {"rule": rule.name, "slot": slot.isoformat(), "count": len(items), "alerts": items}
+        rows = [
+            _delivery(make_id("digest", rule.name, hook, slot.isoformat()), hook, "digest", rule.name, payload, now)
+            for hook in ruleset.targets(rule)
+        ]
+        queued = insert_ignore(conn, deliveries, rows)
+        ids = [alert_id for alert_id, _ in pending]
+        if ids:
+            conn.execute(update(alerts).where(alerts.c.id.in_(ids)).values(digest_pending=False))
+    return queued
+
+
+def latest_fire(trigger: CronTrigger, now: datetime) -> datetime | None:
+    """The last time at or before `now` that the cron trigger fired (None if not within a year)."""
+    for window in _LOOKBACK:
+        fire = trigger.get_next_fire_time(None, now - window)
+        if fire is None or fire > now:
+            continue
+        while True:
+            following = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+            if following is None or following > now:
+                return fire  # type: ignore[no-any-return]
+            fire = following
+    return None
+
+
+def oldest_pending(store: Store, rule: str) -> float | None:
+    with store.begin() as conn:
+        query = select(alerts.c.created_at).where(alerts.c.rule == rule, alerts.c.digest_pending.is_(True))
+        return conn.execute(query.order_by(alerts.c.created_at).limit(1)).scalar()

@@ -1,0 +1,196 @@
+"""The `news-monitor` command. User errors end here as a message on stderr and exit status 1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from monitor.articles import read_article
+from monitor.errors import ArticleError, MonitorError
+from monitor.evaluation import run_examples
+from monitor.logs import configure
+from monitor.rules import RuleSet, load_rules
+from monitor.settings import Settings, load_settings
+from monitor.store import State, Store
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="News-monitoring alert daemon.")
+webhooks_app = typer.Typer(no_args_is_help=True, help="Webhook state.")
+app.add_typer(webhooks_app, name="webhooks")
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Settings file [default: config/monitor.yaml]", envvar="MONITOR_CONFIG"),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def main() -> None:
+    try:
+        app()
+    except MonitorError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        sys.exit(1)
+
+
+def _settings(config: Path | None, **overrides: object) -> Settings:
+    return load_settings(config, **overrides)
+
+
+@app.command()
+def run(config: ConfigOption = None) -> None:
+    """Run the daemon until SIGTERM or SIGINT."""
+    from monitor.daemon import Daemon
+
+    settings = _settings(config)
+    configure(settings.log.level, settings.log.format)
+    asyncio.run(Daemon(settings).serve())
+
+
+@app.command()
+def demo(
+    config: ConfigOption = None,
+    port: Annotated[int, typer.Option(help="Port of the demo receiver on 127.0.0.1.")] = 8788,
+    once: Annotated[bool, typer.Option("--once", help="Stop when the seeds' alerts have arrived.")] = False,
+) -> None:
+    """Run the daemon on the seeds with a local receiver that prints each alert (fresh state each time)."""
+    from monitor.daemon import Daemon, run_until
+    from monitor.receiver import Receiver, describe
+
+    receiver = Receiver(port=port, on_request=lambda r: out.print(escape(describe(r)) + "\n")).start()
+    os.environ.setdefault("NEWSROOM_WEBHOOK_URL", f"{receiver.url}/hooks/newsroom")
+    with tempfile.TemporaryDirectory(prefix="news-monitor-demo-") as state:
+        settings = _settings(config, state={"url": f"sqlite:///{state}/monitor.db"}, http={"enabled": False})
+        configure(settings.log.level, "console")
+        daemon = Daemon(settings)
+        out.print(
+            f"[bold]demo:[/bold] watching {', '.join(map(str, settings.watch.folders))}; alerts to {receiver.url}"
+        )
+        if once:
+            expected = len(list(settings.watch.folders[0].glob("*.txt")))
+
+            async def finished() -> bool:
+                processed = sum(v for k, v in daemon.counts.items() if k.startswith("articles_"))
+                return processed >= expected and daemon.deliverer.in_flight == 0 and not await _open_deliveries(daemon)
+
+            asyncio.run(run_until(daemon, finished))
+        else:
+            out.print("Drop dated .txt files into the folder to see them alerted; Ctrl-C stops.")
+            asyncio.run(daemon.serve())
+    receiver.stop()
+
+
+async def _open_deliveries(daemon: object) -> bool:
+    store: Store = daemon.store  # type: ignore[attr-defined]
+    return bool(await asyncio.to_thread(store.deliveries, [State.pending, State.retrying], 1))
+
+
+@app.command()
+def check(
+    files: Annotated[list[Path], typer.Argument(help="Article files to try.")],
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Dry run: the date, the matching rules and their hits for each file. Writes no state, sends nothing."""
+    settings = _settings(config)
+    ruleset = load_rules(settings.rules_file)
+    reports = [_check_one(ruleset, path, settings.watch.max_article_bytes) for path in files]
+    if as_json:
+        out.print_json(json.dumps(reports, ensure_ascii=False))
+        return
+    for report in reports:
+        if "error" in report:
+            reason = f"({report['code']}) {escape(report['error'])}"
+            out.print(f"[bold]{escape(report['path'])}[/bold]: [red]rejected[/red] {reason}")
+            continue
+        names = ", ".join(m["rule"] for m in report["matches"]) or "no rule"
+        out.print(f"[bold]{escape(report['path'])}[/bold]  date {report['date']}  matches: {names}")
+        for match in report["matches"]:
+            out.print(f"  [cyan]{match['rule']}[/cyan] fired by {escape(match['clause'])}")
+            for hit in match["hits"]:
+                out.print(_highlighted(f"    {hit['start']}-{hit['end']}  ", hit["snippet"]))
+
+
+def _highlighted(prefix: str, snippet: str) -> Text:
+    before, _, rest = snippet.partition("[[")
+    hit, _, after = rest.partition("]]")
+    return Text(prefix + before) + Text(hit, style="bold yellow") + Text(after)
+
+
+def _check_one(ruleset: RuleSet, path: Path, max_bytes: int) -> dict[str, Any]:
+    try:
+        article = read_article(path, max_bytes)
+    except ArticleError as exc:
+        return {"path": str(path), "error": exc.reason, "code": exc.code}
+    matches = ruleset.engine.match(article)
+    return {
+        "path": str(path),
+        "date": article.date.isoformat(),
+        "content_hash": article.content_hash,
+        "matches": [{"rule": m.rule, "clause": m.clause, "hits": [asdict(h) for h in m.hits]} for m in matches],
+    }
+
+
+@app.command()
+def validate(config: ConfigOption = None) -> None:
+    """Check settings and rules (and run the rules' examples). Exit status 1 on any problem."""
+    settings = _settings(config)
+    ruleset = load_rules(settings.rules_file)
+    failures = [r for r in run_examples(ruleset) if not r.passed]
+    for failure in failures:
+        what = "should match" if failure.expected else "should not match"
+        err.print(f"{ruleset.path}: rule {failure.rule!r}: example {what}: {failure.text!r}")
+    if failures:
+        raise typer.Exit(1)
+    out.print(f"ok: {len(ruleset.rules)} rules, {len(ruleset.webhooks)} webhooks")
+
+
+@app.command("test-rules")
+def test_rules(config: ConfigOption = None) -> None:
+    """Run every rule's examples; a table with pass/fail per rule. Exit status 1 if any fails."""
+    ruleset = load_rules(_settings(config).rules_file)
+    results = run_examples(ruleset)
+    table = Table("rule", "examples", "passed", "failed")
+    for rule in ruleset.rules:
+        mine = [r for r in results if r.rule == rule.name]
+        failed = [r for r in mine if not r.passed]
+        table.add_row(
+            rule.name,
+            str(len(mine)),
+            str(len(mine) - len(failed)),
+            "\n".join(f"{'should match' if f.expected else 'should not match'}: {escape(f.text)}" for f in failed)
+            or "-",
+        )
+    out.print(table)
+    if any(not r.passed for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def receive(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8788,
+) -> None:
+    """A local webhook receiver that prints each alert: point a webhook at http://127.0.0.1:PORT/."""
+    from monitor.receiver import Receiver, describe
+
+    receiver = Receiver(port=port, on_request=lambda r: out.print(escape(describe(r)) + "\n")).start()
+    out.print(f"listening on {receiver.url}; Ctrl-C stops")
+    try:
+        import threading
+
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        receiver.stop()

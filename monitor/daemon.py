@@ -1,0 +1,263 @@
+"""The daemon: starts the stages in order, runs until SIGTERM/SIGINT, reloads rules, shuts down gracefully.
+
+Start-up: state store, rules, HTTP client and deliverer, ingest worker, observers, a reconcile scan, the
+digest catch-up, the scheduler, the health server. Shutdown: stop intake (observers, scheduler), let the
+article in progress finish, give in-flight deliveries `shutdown_grace` to finish, close the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+import httpx
+
+from monitor.alerts import flush_digest, latest_fire, oldest_pending
+from monitor.errors import RulesError
+from monitor.notify.deliverer import Deliverer
+from monitor.ops import Health, HealthServer
+from monitor.pipeline import Pipeline, Processed
+from monitor.rules import RuleSet, load_rules
+from monitor.schedule import Schedule, cron
+from monitor.settings import Settings
+from monitor.store import Store
+from monitor.watch import Watcher, scan
+
+log = logging.getLogger(__name__)
+
+
+class Daemon:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = Store(settings.state.url)
+        self.ruleset: RuleSet = load_rules(settings.rules_file)
+        self._rules_mtime = _mtime(settings.rules_file)
+        self.pipeline = Pipeline(self.store, lambda: self.ruleset, settings.watch.max_article_bytes)
+        self.stop = asyncio.Event()
+        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=settings.watch.queue_size)
+        self._queued: set[str] = set()
+        self._busy = False
+        self.counts: dict[str, int] = {}
+        self.reload_failures = 0
+        self.on_processed: Callable[[Processed], None] | None = None
+
+    async def serve(self) -> None:
+        """Run until `stop` is set (by a signal or a caller), then shut down."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
+        async with contextlib.AsyncExitStack() as stack:
+            await self._start(loop, stack)
+            log.info("daemon_ready rules=%d folders=%s", len(self.ruleset.rules), self.settings.watch.folders)
+            await self.stop.wait()
+            log.info("daemon_stopping")
+        log.info("daemon_stopped %s", " ".join(f"{k}={v}" for k, v in sorted(self.counts.items())))
+
+    async def _start(self, loop: asyncio.AbstractEventLoop, stack: contextlib.AsyncExitStack) -> None:
+        settings = self.settings
+        await asyncio.to_thread(self.store.create)
+        stack.callback(self.store.close)
+        client = await stack.enter_async_context(httpx.AsyncClient(follow_redirects=False))
+        self.deliverer = Deliverer(
+            self.store,
+            lambda: self.ruleset.webhooks,
+            client,
+            settings.delivery.concurrency,
+            settings.delivery.lease.total_seconds(),
+        )
+        deliver_stop = asyncio.Event()
+        deliver_task = asyncio.create_task(self.deliverer.run(deliver_stop), name="deliverer")
+        stack.push_async_callback(self._stop_delivery, deliver_stop, deliver_task)
+        ingest_task = asyncio.create_task(self._ingest(), name="ingest")
+        stack.push_async_callback(self._stop_ingest, ingest_task)
+        self.watcher = Watcher(
+            settings.watch.folders,
+            self.submit,
+            loop,
+            polling=settings.watch.observer == "polling",
+            settle=settings.watch.settle.total_seconds(),
+            suffixes=settings.watch.suffixes,
+        )
+        self.watcher.start()
+        stack.callback(self.watcher.stop)
+        await self.reconcile()
+        await self.catch_up_digests()
+        self.schedule = Schedule(settings.zone)
+        self._plan(self.schedule)
+        self.schedule.start()
+        stack.callback(self.schedule.shutdown)
+        if settings.http.enabled:
+            server = HealthServer(Health(self), settings.http.host, settings.http.port)
+            await server.start()
+            stack.push_async_callback(server.close)
+
+    def _plan(self, schedule: Schedule) -> None:
+        schedule.every("reconcile", self.settings.watch.reconcile_interval, self.reconcile)
+        schedule.every("retry-sweep", timedelta(seconds=15), self._sweep)
+        schedule.every("observer-check", timedelta(seconds=2), self._check_observer)
+        schedule.every("rules-check", timedelta(seconds=2), self._check_rules_file)
+        schedule.digests(self._digest_schedules(), self.flush_digest)
+
+    def _digest_schedules(self) -> dict[str, str]:
+        return {rule.name: rule.schedule for rule in self.ruleset.rules if rule.schedule}
+
+    # -- intake ---------------------------------------------------------------------------------------
+    def submit(self, path: str) -> None:
+        """Queue a path for the ingest worker (on the loop); a full queue asks for a reconcile scan."""
+        if path in self._queued or self.stop.is_set():
+            return
+        try:
+            self.queue.put_nowait(path)
+        except asyncio.QueueFull:
+            self._count("queue_overflows")
+            asyncio.get_running_loop().call_later(1.0, lambda: asyncio.ensure_future(self.reconcile()))
+            return
+        self._queued.add(path)
+
+    async def _ingest(self) -> None:
+        while True:
+            path = await self.queue.get()
+            self._queued.discard(path)
+            self._busy = True
+            try:
+                result = await asyncio.to_thread(self.pipeline.process, path)
+            except Exception:  # the store failed: the file stays unseen, the next reconcile retries it
+                log.exception("article_failed path=%s", path)
+                self._count("articles_failed")
+                continue
+            finally:
+                self._busy = False
+            self._count(f"articles_{result.outcome}")
+            if result.deliveries:
+                self.deliverer.wake()
+            if self.on_processed is not None:
+                self.on_processed(result)
+
+    async def _stop_ingest(self, task: asyncio.Task[None]) -> None:
+        deadline = time.monotonic() + self.settings.delivery.shutdown_grace.total_seconds()
+        while self._busy and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    async def _stop_delivery(self, stop: asyncio.Event, task: asyncio.Task[None]) -> None:
+        stop.set()
+        await task
+        await self.deliverer.drain(self.settings.delivery.shutdown_grace.total_seconds())
+
+    async def reconcile(self) -> None:
+        """Queue every file the ledger has not seen in this version (size and mtime)."""
+        settle = self.settings.watch.settle.total_seconds()
+        found, recent = await asyncio.to_thread(self._unseen, settle)
+        for path in found:
+            self.submit(path)
+        if found:
+            log.info("reconcile_found files=%d", len(found))
+        if recent and not self.stop.is_set():
+            asyncio.get_running_loop().call_later(settle, lambda: asyncio.ensure_future(self.reconcile()))
+
+    def _unseen(self, settle: float) -> tuple[list[str], int]:
+        known = self.store.known_files()
+        cutoff = time.time_ns() - int(settle * 1e9)
+        found, recent = [], 0
+        for entry in scan(self.settings.watch.folders, self.settings.watch.suffixes):
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if known.get(entry.path) == (info.st_size, info.st_mtime_ns):
+                continue
+            if info.st_mtime_ns > cutoff:  # may still be being written: its close event, or a later scan
+                recent += 1
+                continue
+            found.append(entry.path)
+        return sorted(found), recent
+
+    # -- digests, sweeps, health ----------------------------------------------------------------------
+    async def flush_digest(self, name: str) -> None:
+        rules = {rule.name: rule for rule in self.ruleset.rules}
+        rule = rules.get(name)
+        if rule is None or rule.schedule is None:
+            return
+        slot = latest_fire(cron(rule.schedule, self.settings.zone), datetime.now(self.settings.zone))
+        if slot is None:
+            return
+        queued = await asyncio.to_thread(flush_digest, self.store, self.ruleset, rule, slot)
+        log.info("digest_flushed rule=%s slot=%s deliveries=%d", name, slot.isoformat(), queued)
+        if queued:
+            self.deliverer.wake()
+
+    async def catch_up_digests(self) -> None:
+        """Digest times missed while the daemon was down: one coalesced digest per rule, never twice."""
+        now = datetime.now(self.settings.zone)
+        for rule in self.ruleset.rules:
+            if rule.schedule is None:
+                continue
+            oldest = await asyncio.to_thread(oldest_pending, self.store, rule.name)
+            slot = latest_fire(cron(rule.schedule, self.settings.zone), now)
+            if oldest is not None and slot is not None and oldest <= slot.timestamp():
+                await self.flush_digest(rule.name)
+
+    async def _sweep(self) -> None:
+        self.deliverer.wake()
+
+    async def _check_observer(self) -> None:
+        if not self.stop.is_set() and not self.watcher.alive():
+            log.error("observer_died restarting=true")
+            await asyncio.to_thread(self.watcher.restart)
+            await self.reconcile()
+
+    async def _check_rules_file(self) -> None:
+        mtime = _mtime(self.settings.rules_file)
+        if mtime != self._rules_mtime:
+            self._rules_mtime = mtime
+            await self.reload("file changed")
+
+    async def reload(self, why: str) -> bool:
+        """Load the rules file again; an invalid file is refused and the rules in force stay."""
+        try:
+            ruleset = await asyncio.to_thread(load_rules, self.settings.rules_file)
+        except RulesError as exc:
+            self.reload_failures += 1
+            log.error("rules_reload_failed why=%s problems=%s", why, str(exc).replace("\n", " | "))
+            return False
+        self.ruleset = ruleset
+        self.schedule.digests(self._digest_schedules(), self.flush_digest)
+        log.info("rules_reloaded why=%s rules=%d", why, len(ruleset.rules))
+        self.deliverer.wake()
+        return True
+
+    def _count(self, key: str) -> None:
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+
+def _mtime(path: os.PathLike[str] | str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+async def run_until(daemon: Daemon, done: Callable[[], Awaitable[bool]] | None = None) -> None:
+    """Serve; with `done`, stop as soon as it answers True (checked every 0.1 s)."""
+    if done is None:
+        await daemon.serve()
+        return
+
+    async def watch() -> None:
+        while not await done():
+            await asyncio.sleep(0.1)
+        daemon.stop.set()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await daemon.serve()
+    finally:
+        watcher.cancel()

@@ -1,0 +1,215 @@
+"""The deliverer: takes due deliveries from the outbox and POSTs them: `deliver(delivery) -> Outcome`.
+
+2xx is success. 429, 5xx, 408, redirects (never followed), timeouts and connection errors are retried on
+the webhook's schedule with ±20 % jitter, honouring Retry-After; other 4xx are permanent; 410 disables the
+webhook and holds its deliveries. After the last attempt a delivery is dead, and stays replayable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import enum
+import functools
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from monitor.notify.formats import render
+from monitor.notify.signing import webhook_headers
+from monitor.rules import Webhook
+from monitor.store import Delivery, State, Store
+
+log = logging.getLogger(__name__)
+RETRY_AFTER_CAP = 6 * 3600.0
+
+
+class Outcome(enum.StrEnum):
+    delivered = "delivered"
+    retry = "retry"
+    dead = "dead"
+    disabled = "disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    outcome: Outcome
+    status: int | None
+    error: str | None
+    retry_after: float | None = None
+
+
+def classify(response: httpx.Response) -> Attempt:
+    status = response.status_code
+    if 200 <= status < 300:
+        return Attempt(Outcome.delivered, status, None)
+    error = f"HTTP {status}"
+    if status == 410:
+        return Attempt(Outcome.disabled, status, "HTTP 410 Gone: webhook disabled")
+    if 300 <= status < 400:
+        return Attempt(
+            Outcome.retry, status, f"{error} redirect to {response.headers.get('location', '?')} not followed"
+        )
+    if status in (408, 429) or status >= 500:
+        return Attempt(Outcome.retry, status, error, retry_after(response.headers.get("retry-after")))
+    return Attempt(Outcome.dead, status, f"{error} (permanent)")
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date), capped; None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), RETRY_AFTER_CAP)
+    try:
+        moment = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return min(max(0.0, moment - (time.time() if now is None else now)), RETRY_AFTER_CAP)
+
+
+def next_delay(webhook: Webhook, attempts_done: int, hint: float | None) -> float | None:
+    """Seconds until the next attempt after `attempts_done` attempts, or None when none is left."""
+    if attempts_done > len(webhook.retry_schedule):
+        return None
+    base = webhook.retry_schedule[attempts_done - 1].total_seconds()
+    delay = base * random.uniform(0.8, 1.2)
+    return max(delay, hint) if hint is not None else delay
+
+
+class Deliverer:
+    def __init__(
+        self,
+        store: Store,
+        webhooks: Callable[[], Mapping[str, Webhook]],
+        client: httpx.AsyncClient,
+        concurrency: int = 8,
+        lease: float = 120.0,
+    ) -> None:
+        self.store = store
+        self.webhooks = webhooks
+        self.client = client
+        self.lease = lease
+        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._wake = asyncio.Event()
+        self._tasks: dict[str, asyncio.Task[Outcome]] = {}
+        self.on_outcome: Callable[[Delivery, Attempt], None] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set; then return without starting new attempts."""
+        while not stop.is_set():
+            self._wake.clear()
+            free = self._concurrency - len(self._tasks)
+            due = await asyncio.to_thread(self.store.take_due, time.time(), free, self.lease) if free > 0 else []
+            for delivery in due:
+                task = asyncio.create_task(self.deliver(delivery), name=f"deliver {delivery.id}")
+                self._tasks[delivery.id] = task
+                task.add_done_callback(functools.partial(self._done, delivery.id))
+            if due and len(due) == free:
+                await self._wait_for_slot(stop)
+                continue
+            await self._sleep(stop)
+
+    def _done(self, key: str, _task: object) -> None:
+        self._tasks.pop(key, None)
+        self._wake.set()
+
+    async def _wait_for_slot(self, stop: asyncio.Event) -> None:
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _sleep(self, stop: asyncio.Event) -> None:
+        next_due = await asyncio.to_thread(self.store.next_due)
+        timeout = 30.0 if next_due is None else min(30.0, max(0.0, next_due - time.time()))
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def drain(self, grace: float) -> None:
+        """Let in-flight attempts finish within `grace` seconds; cancel the rest (they stay due)."""
+        tasks = list(self._tasks.values())
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        leftover = [key for key, task in self._tasks.items() if task in pending]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if leftover:
+            await asyncio.to_thread(self.store.release, leftover)
+
+    async def deliver(self, delivery: Delivery) -> Outcome:
+        webhook = self.webhooks().get(delivery.webhook)
+        if webhook is None:
+            attempt = Attempt(Outcome.dead, None, f"webhook {delivery.webhook!r} is not in the rules file")
+        else:
+            attempt = await self._post(webhook, delivery)
+        await asyncio.to_thread(self._store_outcome, webhook, delivery, attempt)
+        if self.on_outcome is not None:
+            self.on_outcome(delivery, attempt)
+        return attempt.outcome
+
+    async def _post(self, webhook: Webhook, delivery: Delivery) -> Attempt:
+        try:
+            body = render(webhook, delivery)
+        except Exception as exc:  # a broken template must not kill the loop: the delivery dies visibly
+            log.exception("delivery_render_failed id=%s webhook=%s", delivery.id, delivery.webhook)
+            return Attempt(Outcome.dead, None, f"cannot render {webhook.format}: {exc}")
+        secret = webhook.secret.get_secret_value() if webhook.secret else None
+        headers = {**webhook.headers, **webhook_headers(delivery.id, int(time.time()), body, secret)}
+        timeout = webhook.timeout.total_seconds()
+        try:
+            response = await self.client.post(webhook.url, content=body, headers=headers, timeout=timeout)
+        except httpx.TimeoutException:
+            return Attempt(Outcome.retry, None, f"timed out after {timeout:g}s")
+        except httpx.TransportError as exc:
+            return Attempt(Outcome.retry, None, f"{type(exc).__name__}: {exc}".rstrip(": "))
+        return classify(response)
+
+    def _store_outcome(self, webhook: Webhook | None, delivery: Delivery, attempt: Attempt) -> None:
+        now = time.time()
+        done = delivery.attempts + 1
+        common = {"last_status": attempt.status, "last_error": attempt.error}
+        if attempt.outcome is Outcome.delivered:
+            self.store.finish(delivery.id, delivery.webhook, state=State.delivered, delivered_at=now, **common)
+            log.info("delivery_succeeded id=%s webhook=%s attempts=%s", delivery.id, delivery.webhook, done)
+            return
+        if attempt.outcome is Outcome.disabled:
+            self.store.set_webhook_disabled(delivery.webhook, True, attempt.error)
+            self.store.finish(delivery.id, delivery.webhook, state=State.pending, due_at=now, **common)
+            log.error("webhook_disabled webhook=%s reason=%s", delivery.webhook, attempt.error)
+            return
+        delay = next_delay(webhook, done, attempt.retry_after) if webhook and attempt.outcome is Outcome.retry else None
+        if delay is None:
+            self.store.finish(delivery.id, delivery.webhook, state=State.dead, **common)
+            log.error("delivery_dead id=%s webhook=%s error=%s", delivery.id, delivery.webhook, attempt.error)
+            return
+        self.store.finish(delivery.id, delivery.webhook, state=State.retrying, due_at=now + delay, **common)
+        log.warning(
+            "delivery_failed id=%s webhook=%s attempt=%s error=%s retry_in=%.1fs",
+            delivery.id,
+            delivery.webhook,
+            done,
+            attempt.error,
+            delay,
+        )

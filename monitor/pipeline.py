@@ -1,0 +1,71 @@
+"""One file through read -> match -> claim and queue: `Pipeline.process(path) -> Processed`.
+
+Blocking; the daemon runs it in a worker thread. Every failure to read a file becomes a recorded
+rejection with its reason code; nothing raised here stops the daemon.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitor.alerts import queue_article
+from monitor.articles import read_article
+from monitor.errors import ArticleError
+from monitor.rules import RuleSet
+from monitor.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    path: str
+    outcome: str  # accepted | duplicate | rejected | seen
+    alerts: int = 0
+    deliveries: int = 0
+    reason: str | None = None
+
+
+class Pipeline:
+    def __init__(self, store: Store, rules: Callable[[], RuleSet], max_bytes: int) -> None:
+        self.store = store
+        self.rules = rules  # the rules in force now: reloads swap what this returns
+        self.max_bytes = max_bytes
+
+    def process(self, path: Path | str) -> Processed:
+        path = str(path)
+        try:
+            info = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            return self._reject(path, (0, 0), ArticleError(path, "file vanished before it was read", "vanished"))
+        except OSError as exc:
+            return self._reject(path, (0, 0), ArticleError(path, f"cannot stat: {exc.strerror}", "unreadable"))
+        stat = (info.st_size, info.st_mtime_ns)
+        if self.store.seen(path, *stat):
+            return Processed(path, "seen")
+        try:
+            article = read_article(path, self.max_bytes)
+        except ArticleError as exc:
+            return self._reject(path, stat, exc)
+        ruleset = self.rules()
+        matches = ruleset.engine.match(article)
+        queued = queue_article(self.store, ruleset, article, matches, stat)
+        outcome = "accepted" if queued.claimed else "duplicate"
+        log.info(
+            "article_read path=%s outcome=%s date=%s matches=%s",
+            path,
+            outcome,
+            article.date.isoformat(),
+            ",".join(m.rule for m in matches) or "-",
+        )
+        return Processed(path, outcome, queued.alerts, queued.deliveries)
+
+    def _reject(self, path: str, stat: tuple[int, int], error: ArticleError) -> Processed:
+        with self.store.begin() as conn:
+            self.store.record_file(conn, path, *stat, outcome="rejected", code=error.code, reason=error.reason)
+        log.warning("article_rejected path=%s code=%s reason=%s", path, error.code, error.reason)
+        return Processed(path, "rejected", reason=error.reason)

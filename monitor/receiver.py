@@ -1,0 +1,114 @@
+"""A small webhook receiver on 127.0.0.1: the demo's printer and the tests' real HTTP peer.
+
+It records every request (headers, body, arrival time) and answers with what `respond(request)` returns,
+200 by default. It runs in a thread with the standard library's HTTP server, nothing of ours in between.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+Reply = tuple[int, dict[str, str]]
+
+
+@dataclass
+class Receiver:
+    """Start with `start()`; `url` is then where to POST. `respond` may be replaced at any time."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    respond: Callable[[Received], Reply] = lambda _request: (200, {})
+    on_request: Callable[[Received], None] | None = None
+    received: list[Received] = field(default_factory=list)
+    _changed: threading.Condition = field(default_factory=threading.Condition)
+    _server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                request = Received(
+                    self.path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    self.rfile.read(length),
+                    time.time(),
+                )
+                status, headers = receiver.respond(request)
+                with receiver._changed:
+                    receiver.received.append(request)
+                    receiver._changed.notify_all()
+                if receiver.on_request is not None:
+                    receiver.on_request(request)
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, name="receiver", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float) -> bool:
+        """Wait until `predicate(received)` holds, at most `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not predicate(self.received):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(left)
+            return True
+
+
+def describe(request: Received) -> str:
+    """A human summary of one alert or digest, for the demo."""
+    try:
+        envelope = request.json()
+    except ValueError:
+        return f"{request.path}: {len(request.body)} bytes (not JSON)"
+    data = envelope.get("data", envelope)
+    if envelope.get("type") == "alert.digest":
+        items = "\n".join(f"    - {a['article']['path']}" for a in data.get("alerts", []))
+        return f"DIGEST {data.get('rule')} at {data.get('slot')}: {data.get('count')} alert(s)\n{items}"
+    article = data.get("article", {})
+    lines = [
+        f"ALERT {data.get('rule')}  [{article.get('date')}] {article.get('path')}  (fired by: {data.get('clause')})"
+    ]
+    lines += [f"    {hit['snippet']}" for hit in data.get("hits", [])[:5]]
+    lines.append(f"    webhook-id {request.headers.get('webhook-id')}")
+    return "\n".join(lines)

@@ -1,0 +1,239 @@
+"""Load and validate the rules file: `load_rules(path) -> RuleSet`, or RulesError with file:line:column.
+
+The YAML is read with ruamel.yaml so that every value keeps its line; pydantic validates the shape;
+`${VAR}` and `${VAR:-default}` in strings come from the environment; every query is compiled here, so a
+rules file that loads is a rules file that runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import snowballstemmer
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from monitor.durations import parse_duration
+from monitor.errors import RuleProblem, RulesError
+from monitor.matching.engine import Engine, MatchRule
+from monitor.matching.query import Compiler, QueryError, Stemmer
+from monitor.yamlfile import YamlProblem, describe, load_yaml, locate
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Format = Literal["generic", "slack", "discord", "mattermost", "teams", "template"]
+# Standard Webhooks' recommended schedule: the first attempt at once, then these waits (±20 % jitter).
+DEFAULT_RETRY_SCHEDULE = ("5s", "5m", "30m", "2h", "5h", "10h", "10h")
+LANGUAGES = {"nl": "dutch", "en": "english", "de": "german", "fr": "french", "es": "spanish", "it": "italian"}
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Webhook(_Model):
+    url: str
+    secret: SecretStr | None = None
+    format: Format = "generic"
+    template: Path | None = None
+    timeout: Duration = timedelta(seconds=15)
+    retry_schedule: tuple[Duration, ...] = tuple(parse_duration(d) for d in DEFAULT_RETRY_SCHEDULE)
+    max_per_minute: int | None = Field(default=None, ge=1)
+    headers: dict[str, str] = {}
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"https?://[^/\s]+", value):
+            raise ValueError(f"expected an http:// or https:// URL, got {value[:40]!r}")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        raw = value.get_secret_value().removeprefix("whsec_")
+        try:
+            if len(base64.b64decode(raw, validate=True)) < 16:
+                raise ValueError
+        except ValueError:
+            raise ValueError("expected a Standard Webhooks secret: whsec_ then base64 of 16 to 64 bytes") from None
+        return value
+
+
+class Examples(_Model):
+    match: list[str] = []
+    no_match: list[str] = []
+
+
+class Rule(_Model):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)]
+    query: str
+    notify: list[str] | None = None  # None: every webhook
+    schedule: str | None = None  # cron: a digest rule
+    send_empty: bool = False
+    realert: Duration | None = None
+    realert_key: Literal["rule", "date", "term"] = "rule"
+    stem: bool | str = False
+    case_sensitive: bool = False
+    min_hits: int = Field(default=1, ge=1)
+    max_age: Duration | None = None
+    examples: Examples = Examples()
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                CronTrigger.from_crontab(value, timezone=UTC)
+            except ValueError as exc:
+                raise ValueError(f"expected a cron expression like '0 */2 * * *': {exc}") from None
+        return value
+
+    @field_validator("stem")
+    @classmethod
+    def _language(cls, value: bool | str) -> bool | str:
+        if isinstance(value, str) and LANGUAGES.get(value, value) not in snowballstemmer.algorithms():
+            raise ValueError(f"unknown stemming language {value!r}; e.g. nl, en, de or a Snowball name")
+        return value
+
+
+class RulesFile(_Model):
+    version: Literal[1] = 1
+    lists: dict[str, list[str]] = {}
+    webhooks: dict[str, Webhook] = {}
+    rules: list[Rule]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    path: str
+    rules: tuple[Rule, ...]
+    webhooks: Mapping[str, Webhook]
+    engine: Engine
+    loaded_at: datetime
+
+    def rule(self, name: str) -> Rule:
+        return next(r for r in self.rules if r.name == name)
+
+    def targets(self, rule: Rule) -> list[str]:
+        return list(self.webhooks) if rule.notify is None else rule.notify
+
+
+@cache
+def stemmer_for(language: str) -> Stemmer:
+    algorithm = snowballstemmer.stemmer(LANGUAGES.get(language, language))
+    stem: Stemmer = lru_cache(maxsize=200_000)(algorithm.stemWord)
+    return stem
+
+
+def load_rules(path: str | Path, environ: Mapping[str, str] | None = None) -> RuleSet:
+    """Load, validate and compile a rules file. Raises RulesError listing every problem found."""
+    path = Path(path)
+    environ = os.environ if environ is None else environ
+    try:
+        raw = load_yaml(path)
+    except YamlProblem as exc:
+        raise RulesError([RuleProblem(path, exc.line, exc.message, exc.column)]) from None
+    problems: list[RuleProblem] = []
+    data = _substitute(raw, environ, path, problems, None)
+    if problems:
+        raise RulesError(problems)
+    if not isinstance(data, dict):
+        raise RulesError([RuleProblem(path, 1, "expected a mapping with 'version', 'webhooks' and 'rules'")])
+    try:
+        parsed = RulesFile.model_validate(data)
+    except ValidationError as exc:
+        raise RulesError([_problem(path, raw, err) for err in exc.errors()]) from None
+    return _compile(path, raw, parsed)
+
+
+def _compile(path: Path, raw: Any, parsed: RulesFile) -> RuleSet:
+    problems = []
+    compiled = []
+    names: set[str] = set()
+    for index, rule in enumerate(parsed.rules):
+        line, column = locate(raw, ("rules", index, "query"))
+        if rule.name in names:
+            problems.append(
+                RuleProblem(path, locate(raw, ("rules", index, "name"))[0], f"duplicate rule name {rule.name!r}")
+            )
+        names.add(rule.name)
+        for target in rule.notify or []:
+            if target not in parsed.webhooks:
+                known = ", ".join(parsed.webhooks) or "none defined"
+                where = locate(raw, ("rules", index, "notify"))[0]
+                problems.append(
+                    RuleProblem(path, where, f"rule {rule.name!r}: unknown webhook {target!r} (webhooks: {known})")
+                )
+        stemmer = None if rule.stem is False else stemmer_for("nl" if rule.stem is True else str(rule.stem))
+        compiler = Compiler(parsed.lists, case_sensitive=rule.case_sensitive, stemmer=stemmer)
+        try:
+            node = compiler.compile(rule.query)
+        except QueryError as exc:
+            col = None if exc.position is None or column is None else column + exc.position + _quote_offset(raw, index)
+            problems.append(RuleProblem(path, line, f"rule {rule.name!r}: {exc} (query {rule.query!r})", col))
+            continue
+        compiled.append(MatchRule(rule.name, rule.query, node, rule.min_hits, rule.max_age))
+    if problems:
+        raise RulesError(problems)
+    engine = Engine(compiled)
+    return RuleSet(str(path), tuple(parsed.rules), dict(parsed.webhooks), engine, datetime.now(UTC))
+
+
+def _quote_offset(raw: Any, index: int) -> int:
+    """1 when the query is a quoted YAML scalar, so the column points into the query text."""
+    value = raw["rules"][index]["query"]
+    return 1 if type(value).__name__ in {"SingleQuotedScalarString", "DoubleQuotedScalarString"} else 0
+
+
+def _substitute(
+    value: Any, environ: Mapping[str, str], path: Path, problems: list[RuleProblem], line: int | None
+) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string; a missing variable is a problem."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            where = value.lc.key(key)[0] + 1 if hasattr(value, "lc") else line
+            out[key] = _substitute(item, environ, path, problems, where)
+        return out
+    if isinstance(value, list):
+        return [
+            _substitute(item, environ, path, problems, value.lc.item(i)[0] + 1 if hasattr(value, "lc") else line)
+            for i, item in enumerate(value)
+        ]
+    if isinstance(value, str):
+
+        def replace(found: re.Match[str]) -> str:
+            name, default = found.group(1), found.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            problems.append(RuleProblem(path, line, f"environment variable {name} is not set"))
+            return ""
+
+        return _VARIABLE.sub(replace, str(value))
+    return value
+
+
+def _problem(path: Path, raw: Any, error: Mapping[str, Any]) -> RuleProblem:
+    line, column = locate(raw, tuple(error["loc"]))
+    return RuleProblem(path, line, describe(error), column)

@@ -1,0 +1,60 @@
+"""Wake-ups, with APScheduler 3.x's AsyncIOScheduler and its in-memory job store only.
+
+Jobs hold no state: each one reads what is due from the store, so a crash between a wake-up and its
+work loses nothing. Jobs: one digest flush per digest rule (cron, in the configured time zone), the
+reconcile scan, and the retry sweep that wakes the deliverer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+log = logging.getLogger(__name__)
+DIGEST_PREFIX = "digest:"
+
+
+def cron(expression: str, zone: ZoneInfo) -> CronTrigger:
+    return CronTrigger.from_crontab(expression, timezone=zone)
+
+
+class Schedule:
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self.scheduler = AsyncIOScheduler(timezone=zone, job_defaults={"coalesce": True, "max_instances": 1})
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def running(self) -> bool:
+        return bool(self.scheduler.running)
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    def every(self, name: str, interval: timedelta, job: Callable[[], Awaitable[None]]) -> None:
+        trigger = IntervalTrigger(seconds=max(interval.total_seconds(), 0.05), timezone=self.zone)
+        self.scheduler.add_job(job, trigger, id=name, name=name, replace_existing=True, misfire_grace_time=None)
+
+    def digests(self, schedules: dict[str, str], flush: Callable[[str], Awaitable[None]]) -> None:
+        """One cron job per digest rule; replaces the jobs of a previous rule set."""
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith(DIGEST_PREFIX) and job.id[len(DIGEST_PREFIX) :] not in schedules:
+                job.remove()
+        for rule, expression in schedules.items():
+            self.scheduler.add_job(
+                flush,
+                cron(expression, self.zone),
+                args=[rule],
+                id=DIGEST_PREFIX + rule,
+                name=f"digest {rule}",
+                replace_existing=True,
+                misfire_grace_time=None,
+            )

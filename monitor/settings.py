@@ -1,0 +1,125 @@
+"""Daemon settings: `config/monitor.yaml`, overridden by `MONITOR_*` variables (nested with `__`) and `.env`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from monitor.durations import parse_duration
+from monitor.errors import ConfigError
+from monitor.yamlfile import YamlProblem, describe, load_yaml, locate
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+ObserverKind = Literal["native", "polling"]
+LogFormat = Literal["auto", "json", "console"]
+DEFAULT_CONFIG = Path("config/monitor.yaml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WatchSettings(_Section):
+    folders: list[Path] = [Path("articles")]
+    observer: ObserverKind = "native"
+    settle: Duration = timedelta(seconds=2)
+    reconcile_interval: Duration = timedelta(minutes=5)
+    max_article_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    queue_size: int = Field(default=10_000, ge=1)
+    suffixes: list[str] = [".txt"]
+
+
+class StateSettings(_Section):
+    url: str = "sqlite:///state/monitor.db"
+
+
+class DeliverySettings(_Section):
+    concurrency: int = Field(default=8, ge=1, le=256)
+    shutdown_grace: Duration = timedelta(seconds=10)
+    lease: Duration = timedelta(seconds=120)
+
+
+class HttpSettings(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8787, ge=0, le=65535)
+
+
+class LogSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: LogFormat = "auto"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MONITOR_", env_nested_delimiter="__", env_file=".env", extra="forbid", frozen=True
+    )
+
+    rules_file: Path = Path("config/rules.yaml")
+    timezone: str = "UTC"
+    watch: WatchSettings = WatchSettings()
+    state: StateSettings = StateSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    http: HttpSettings = HttpSettings()
+    log: LogSettings = LogSettings()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: expected an IANA name such as Europe/Amsterdam") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources = [init_settings, env_settings, dotenv_settings]
+        if settings_cls.model_config.get("yaml_file"):
+            sources.append(YamlConfigSettingsSource(settings_cls))
+        return tuple(sources)
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from `path` (default config/monitor.yaml, if it exists), the environment and overrides."""
+    config = path if path is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    raw = None
+    if config is not None:
+        try:
+            raw = load_yaml(config)
+        except YamlProblem as exc:
+            where = f"{config}:{exc.line}" if exc.line else str(config)
+            raise ConfigError(exc.message, source=where) from None
+    model_config = {**Settings.model_config, "yaml_file": str(config) if config else None}
+    bound = type("Settings", (Settings,), {"model_config": model_config})
+    try:
+        settings: Settings = bound(**overrides)
+        return settings
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            line, _ = locate(raw, tuple(error["loc"])) if raw is not None else (None, None)
+            where = f"{config}:{line}" if config and line else str(config or "settings")
+            problems.append(f"{where}: {describe(error)}")
+        raise ConfigError("\n".join(problems)) from None

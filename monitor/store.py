@@ -1,0 +1,323 @@
+"""The state store: the file ledger, article claims, alerts and the delivery outbox, over SQLAlchemy.
+
+SQLite (WAL, synchronous=NORMAL) by default. In WAL mode a committed transaction survives a crash of the
+process; a power loss can lose the last transactions committed before it (not a corrupt database).
+Times are stored as UNIX seconds (float). All writes of one article happen in one transaction.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from monitor.errors import StoreError
+
+SCHEMA_VERSION = "1"
+metadata = MetaData()
+
+files = Table(
+    "files",
+    metadata,
+    Column("path", Text, primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("mtime_ns", Integer, nullable=False),
+    Column("content_hash", String(64)),
+    Column("outcome", String(16), nullable=False),  # accepted | duplicate | rejected
+    Column("code", String(32)),
+    Column("reason", Text),
+    Column("seen_at", Float, nullable=False),
+)
+articles = Table(
+    "articles",
+    metadata,
+    Column("content_hash", String(64), primary_key=True),
+    Column("path", Text, nullable=False),
+    Column("article_date", String(40), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("matches", Integer, nullable=False),
+    Column("claimed_at", Float, nullable=False),
+)
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("rule", String(80), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON of the match: rule, article, hits, clause
+    Column("realert_key", Text, nullable=False),
+    Column("suppressed", Boolean, nullable=False),
+    Column("digest_pending", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("alerts_rule_created", "rule", "created_at"),
+)
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the webhook-id: the same on every attempt
+    Column("webhook", String(80), nullable=False),
+    Column("kind", String(16), nullable=False),  # alert | digest
+    Column("rule", String(80), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON: the data the formats render
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("due_at", Float, nullable=False),
+    Column("lease_until", Float),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("delivered_at", Float),
+    Index("deliveries_due", "state", "due_at"),
+)
+webhook_state = Table(
+    "webhook_state",
+    metadata,
+    Column("name", String(80), primary_key=True),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("disabled_reason", Text),
+    Column("last_delivery_at", Float),
+    Column("last_error", Text),
+    Column("last_error_at", Float),
+)
+meta = Table("meta", metadata, Column("key", String(40), primary_key=True), Column("value", Text, nullable=False))
+
+
+class State(enum.StrEnum):
+    pending = "pending"
+    retrying = "retrying"
+    delivered = "delivered"
+    dead = "dead"
+
+
+OPEN_STATES = (State.pending.value, State.retrying.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: str
+    webhook: str
+    kind: str
+    rule: str
+    payload: dict[str, Any]
+    state: State
+    attempts: int
+    due_at: float
+    last_status: int | None
+    last_error: str | None
+    created_at: float
+    delivered_at: float | None
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+class Store:
+    """One database. Methods are blocking; the daemon calls them from worker threads."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine: Engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            raise StoreError(f"cannot open state store {redact(url)}: {exc}") from None
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def create(self) -> None:
+        """Create the schema if it is missing; refuse a schema of another version."""
+        try:
+            metadata.create_all(self.engine)
+            with self.engine.begin() as conn:
+                insert_ignore(conn, meta, [{"key": "schema", "value": SCHEMA_VERSION}])
+                found = conn.execute(select(meta.c.value).where(meta.c.key == "schema")).scalar_one()
+        except OperationalError as exc:
+            raise StoreError(f"state store {redact(self.url)} is not usable: {exc.orig}") from None
+        if found != SCHEMA_VERSION:
+            raise StoreError(f"state store schema is version {found}, this news-monitor needs {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def writable(self) -> bool:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(update(meta).where(meta.c.key == "schema").values(value=SCHEMA_VERSION))
+        except SQLAlchemyError:
+            return False
+        return True
+
+    # -- the file ledger ------------------------------------------------------------------------------
+    def known_files(self) -> dict[str, tuple[int, int]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(files.c.path, files.c.size, files.c.mtime_ns))
+            return {path: (size, mtime) for path, size, mtime in rows}
+
+    def seen(self, path: str, size: int, mtime_ns: int) -> bool:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(files.c.size, files.c.mtime_ns).where(files.c.path == path)).first()
+        return row is not None and tuple(row) == (size, mtime_ns)
+
+    def record_file(self, conn: Connection, path: str, size: int, mtime_ns: int, **values: Any) -> None:
+        row = {"path": path, "size": size, "mtime_ns": mtime_ns, "seen_at": time.time(), **values}
+        row.setdefault("content_hash", None)
+        row.setdefault("code", None)
+        row.setdefault("reason", None)
+        upsert(conn, files, row, key="path")
+
+    # -- the outbox -----------------------------------------------------------------------------------
+    def take_due(self, now: float, limit: int, lease: float) -> list[Delivery]:
+        """Lease up to `limit` due deliveries of enabled webhooks, oldest first."""
+        disabled = select(webhook_state.c.name).where(webhook_state.c.disabled.is_(True))
+        query = (
+            select(deliveries)
+            .where(deliveries.c.state.in_(OPEN_STATES), deliveries.c.due_at <= now)
+            .where((deliveries.c.lease_until.is_(None)) | (deliveries.c.lease_until < now))
+            .where(deliveries.c.webhook.not_in(disabled))
+            .order_by(deliveries.c.due_at)
+            .limit(limit)
+        )
+        if self.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        with self.engine.begin() as conn:
+            rows = conn.execute(query).mappings().all()
+            if rows:
+                ids = [row["id"] for row in rows]
+                conn.execute(update(deliveries).where(deliveries.c.id.in_(ids)).values(lease_until=now + lease))
+        return [to_delivery(row) for row in rows]
+
+    def next_due(self) -> float | None:
+        disabled = select(webhook_state.c.name).where(webhook_state.c.disabled.is_(True))
+        query = select(func.min(func.coalesce(deliveries.c.lease_until, deliveries.c.due_at))).where(
+            deliveries.c.state.in_(OPEN_STATES), deliveries.c.webhook.not_in(disabled)
+        )
+        with self.engine.connect() as conn:
+            value = conn.execute(query).scalar()
+        return float(value) if value is not None else None
+
+    def finish(self, delivery_id: str, webhook: str, **values: Any) -> None:
+        """Store an attempt's outcome: `state`, `due_at`, `last_status`, `last_error`, `delivered_at`."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id)
+                .values(attempts=deliveries.c.attempts + 1, lease_until=None, **values)
+            )
+            status: dict[str, Any] = {"name": webhook}
+            if values.get("state") == State.delivered:
+                status["last_delivery_at"] = now
+            elif values.get("last_error"):
+                status |= {"last_error": values["last_error"], "last_error_at": now}
+            upsert(conn, webhook_state, status, key="name")
+
+    def release(self, ids: Sequence[str]) -> None:
+        """Give back leases of deliveries that were not attempted (shutdown)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(deliveries).where(deliveries.c.id.in_(list(ids))).values(lease_until=None))
+
+    def set_webhook_disabled(self, name: str, disabled: bool, reason: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            upsert(
+                conn,
+                webhook_state,
+                {"name": name, "disabled": disabled, "disabled_reason": reason},
+                key="name",
+            )
+
+    def deliveries(self, states: Iterable[str] | None = None, limit: int = 1000) -> list[Delivery]:
+        query = select(deliveries).order_by(deliveries.c.created_at).limit(limit)
+        if states:
+            query = query.where(deliveries.c.state.in_(list(states)))
+        with self.engine.connect() as conn:
+            return [to_delivery(row) for row in conn.execute(query).mappings()]
+
+    def requeue(self, ids: Sequence[str] | None) -> int:
+        """Queue deliveries again under their original ids; None: every dead one."""
+        query = update(deliveries).values(state=State.pending, due_at=time.time(), attempts=0, lease_until=None)
+        query = query.where(deliveries.c.state == State.dead) if ids is None else query.where(deliveries.c.id.in_(ids))
+        with self.engine.begin() as conn:
+            return int(conn.execute(query).rowcount)
+
+
+def to_delivery(row: Any) -> Delivery:
+    return Delivery(
+        row["id"],
+        row["webhook"],
+        row["kind"],
+        row["rule"],
+        json.loads(row["payload"]),
+        State(row["state"]),
+        row["attempts"],
+        row["due_at"],
+        row["last_status"],
+        row["last_error"],
+        row["created_at"],
+        row["delivered_at"],
+    )
+
+
+def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
+    """Insert rows, skipping those whose primary key exists; returns how many were inserted."""
+    if not rows:
+        return 0
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    result = conn.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
+    return int(result.rowcount)
+
+
+def upsert(conn: Connection, table: Table, row: dict[str, Any], key: str) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).values(**row)
+    changes = {k: v for k, v in row.items() if k != key}
+    conn.execute(statement.on_conflict_do_update(index_elements=[key], set_=changes))
+
+
+def redact(url: str) -> str:
+    """A database URL without its password."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"

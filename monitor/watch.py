@@ -1,0 +1,160 @@
+"""Watch folders for complete article files and hand their paths to the asyncio loop.
+
+A file counts when it is complete: a close-after-write, or a rename into the folder. Created and modified
+events only arm a settle timer (the polling observer's only signal; with inotify, the fallback for files
+moved in from an unwatched folder), which skips files that are still open for writing. The observer
+thread never runs our logic: it only calls `loop.call_soon_threadsafe`. A full queue is not an error:
+the path is dropped and a reconcile scan is requested, which finds every file the ledger has not seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+log = logging.getLogger(__name__)
+IGNORED = (".*", "*.tmp", "*.part", "*.partial", "*~", "*.swp", "*.crdownload", "#*#")
+
+
+def wanted(path: str | Path, suffixes: Sequence[str]) -> bool:
+    """Whether a file name is an article candidate: not temporary or hidden, and of a wanted suffix."""
+    name = os.path.basename(path)
+    if any(fnmatch.fnmatchcase(name, pattern) for pattern in IGNORED):
+        return False
+    return not suffixes or any(name.endswith(suffix) for suffix in suffixes)
+
+
+def scan(folders: Sequence[Path], suffixes: Sequence[str]) -> Iterator[os.DirEntry[str]]:
+    """Every candidate file below the folders (symlinks are not followed)."""
+    stack = [str(folder) for folder in folders]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        if not entry.name.startswith("."):
+                            stack.append(entry.path)
+                    elif wanted(entry.name, suffixes):
+                        yield entry
+        except OSError as exc:
+            log.warning("scan_failed folder=%s error=%s", folder, exc.strerror)
+
+
+class _Handler(FileSystemEventHandler):
+    """Runs in the observer thread: translate events into calls on the loop, nothing else."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        if event.is_directory:
+            return
+        kind = event.event_type
+        path = os.fsdecode(event.dest_path if kind == "moved" else event.src_path)
+        if not wanted(path, self.watcher.suffixes):
+            return
+        call = self.watcher.loop.call_soon_threadsafe
+        if kind in ("closed", "moved"):
+            call(self.watcher.complete, path)
+        elif kind in ("created", "modified"):
+            call(self.watcher.arm, path)
+        elif kind == "opened":
+            call(self.watcher.opened, path)
+        elif kind == "closed_no_write":
+            call(self.watcher.closed, path)
+
+
+class Watcher:
+    """Observers on the folders; complete files go to `submit(path)` on the loop."""
+
+    def __init__(
+        self,
+        folders: Sequence[Path],
+        submit: Callable[[str], None],
+        loop: asyncio.AbstractEventLoop,
+        *,
+        polling: bool = False,
+        settle: float = 2.0,
+        suffixes: Sequence[str] = (".txt",),
+    ) -> None:
+        self.folders = [Path(f) for f in folders]
+        self.submit = submit
+        self.loop = loop
+        self.polling = polling
+        self.settle = settle
+        self.suffixes = tuple(suffixes)
+        self.observer: BaseObserver | None = None
+        self.restarts = 0
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._open: dict[str, int] = {}
+
+    def start(self) -> None:
+        for folder in self.folders:
+            folder.mkdir(parents=True, exist_ok=True)
+        self.observer = self._observer()
+        self.observer.start()
+
+    def _observer(self) -> BaseObserver:
+        observer: BaseObserver = PollingObserver(timeout=1) if self.polling else Observer()
+        handler = _Handler(self)
+        for folder in self.folders:
+            observer.schedule(handler, str(folder), recursive=True)
+        return observer
+
+    def alive(self) -> bool:
+        return self.observer is not None and self.observer.is_alive()
+
+    def restart(self) -> None:
+        """Replace a dead observer; files missed meanwhile are found by the next reconcile scan."""
+        self.stop()
+        self.restarts += 1
+        self.start()
+
+    def stop(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        if self.observer is not None:
+            self.observer.stop()
+            if self.observer.is_alive():
+                self.observer.join(timeout=5)
+            self.observer = None
+
+    # -- on the loop ----------------------------------------------------------------------------------
+    def complete(self, path: str) -> None:
+        self.closed(path)
+        timer = self._timers.pop(path, None)
+        if timer is not None:
+            timer.cancel()
+        self.submit(path)
+
+    def opened(self, path: str) -> None:
+        self._open[path] = self._open.get(path, 0) + 1
+
+    def closed(self, path: str) -> None:
+        count = self._open.pop(path, 0) - 1
+        if count > 0:
+            self._open[path] = count
+
+    def arm(self, path: str) -> None:
+        timer = self._timers.pop(path, None)
+        if timer is not None:
+            timer.cancel()
+        self._timers[path] = self.loop.call_later(self.settle, self._settled, path)
+
+    def _settled(self, path: str) -> None:
+        self._timers.pop(path, None)
+        if self._open.get(path):
+            self.arm(path)  # still open for writing: wait for its close
+            return
+        self.submit(path)

@@ -1,0 +1,60 @@
+"""YAML that remembers where each value stood, for errors that name a file, a line and a column."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError
+
+
+class YamlProblem(Exception):
+    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
+        self.message, self.line, self.column = message, line, column
+        super().__init__(message)
+
+
+def load_yaml(path: Path) -> Any:
+    """The round-trip tree of a YAML file (dicts and lists that know their lines)."""
+    try:
+        return YAML(typ="rt").load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise YamlProblem(f"cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise YamlProblem(f"not UTF-8 (byte {exc.start})") from None
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        raise YamlProblem(f"invalid YAML: {exc.problem}", line, column) from None
+
+
+def locate(raw: Any, loc: tuple[int | str, ...]) -> tuple[int | None, int | None]:
+    """The 1-based line and column of the value at `loc` in the tree (the nearest known one)."""
+    line = column = None
+    node = raw
+    for key in loc:
+        try:
+            if isinstance(node, dict) and key in node:
+                lc: Any = node.lc  # ruamel round-trip containers carry their line/column
+                line, column = lc.value(key) if not isinstance(node[key], dict | list) else lc.key(key)
+            elif isinstance(node, list) and isinstance(key, int) and key < len(node):
+                line, column = node.lc.item(key)  # type: ignore[attr-defined]
+            else:
+                break
+            node = node[key]
+        except (AttributeError, KeyError, TypeError):
+            break
+    return (line + 1 if line is not None else None, column + 1 if column is not None else None)
+
+
+def describe(error: Mapping[str, Any]) -> str:
+    """A pydantic error as `dotted.field: what was expected`."""
+    field = ".".join(str(part) for part in error["loc"]) or "top level"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key (a typo?)"
+    elif error["type"] == "missing":
+        message = "missing, and required"
+    return f"{field}: {message}"
