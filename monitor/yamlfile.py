@@ -37,10 +37,10 @@ def locate(raw: Any, loc: tuple[int | str, ...]) -> tuple[int | None, int | None
     for key in loc:
         try:
             if isinstance(node, dict) and key in node:
-                lc: Any = node.lc  # ruamel round-trip containers carry their line/column
+                lc: Any = getattr(node, "lc")  # noqa: B009 (ruamel containers carry line and column)
                 line, column = lc.value(key) if not isinstance(node[key], dict | list) else lc.key(key)
             elif isinstance(node, list) and isinstance(key, int) and key < len(node):
-                line, column = node.lc.item(key)  # type: ignore[attr-defined]
+                line, column = getattr(node, "lc").item(key)  # noqa: B009
             else:
                 break
             node = node[key]
