@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -177,6 +178,104 @@ def test_rules(config: ConfigOption = None) -> None:
     out.print(table)
     if any(not r.passed for r in results):
         raise typer.Exit(1)
+
+
+def _store(config: Path | None) -> Store:
+    store = Store(_settings(config).state.url)
+    store.create()
+    return store
+
+
+@app.command()
+def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Articles read and rejected, the outbox by state, each webhook's last delivery and error, the rules."""
+    settings = _settings(config)
+    report = _store(config).status()
+    try:
+        ruleset = load_rules(settings.rules_file)
+        report["rules"] = {"file": ruleset.path, "count": len(ruleset.rules), "names": [r.name for r in ruleset.rules]}
+    except MonitorError as exc:
+        report["rules"] = {"file": str(settings.rules_file), "error": str(exc)}
+    if as_json:
+        out.print_json(json.dumps(report, default=str))
+        return
+    files = ", ".join(f"{k} {v}" for k, v in sorted(report["files"].items())) or "none yet"
+    out.print(f"[bold]articles[/bold]  {files}")
+    for row in report["last_rejections"]:
+        out.print(
+            f"  rejected {_when(row['seen_at'])}  {escape(row['path'])}  ({row['code']}) {escape(row['reason'] or '')}"
+        )
+    outbox = ", ".join(f"{k} {v}" for k, v in sorted(report["outbox"].items())) or "empty"
+    out.print(f"[bold]outbox[/bold]    {outbox}")
+    for hook in report["webhooks"]:
+        state = "[red]DISABLED[/red] " + escape(hook["disabled_reason"] or "") if hook["disabled"] else "enabled"
+        out.print(f"[bold]webhook[/bold]   {hook['name']}: {state}; last delivery {_when(hook['last_delivery_at'])}")
+        if hook["last_error"]:
+            out.print(f"          last error {_when(hook['last_error_at'])}: {escape(hook['last_error'])}")
+    rules = report["rules"]
+    summary = rules.get("error") or f"{rules['count']} loaded: {', '.join(rules['names'])}"
+    out.print(f"[bold]rules[/bold]     {escape(rules['file'])}: {escape(summary)}")
+
+
+def _when(stamp: float | None) -> str:
+    if stamp is None:
+        return "never"
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@app.command("deliveries")
+def list_deliveries(
+    config: ConfigOption = None,
+    state: Annotated[list[State] | None, typer.Option("--state", help="Only these states.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, oldest first.")] = 1000,
+    as_json: JsonOption = False,
+) -> None:
+    """List deliveries of the outbox (pending, retrying, delivered, dead)."""
+    rows = _store(config).deliveries([s.value for s in state] if state else None, limit)
+    if as_json:
+        out.print_json(json.dumps([{**asdict(d), "state": d.state.value} for d in rows], default=str))
+        return
+    table = Table("id", "webhook", "kind", "rule", "state", "attempts", "last status", "last error", "due")
+    for d in rows:
+        table.add_row(
+            d.id,
+            d.webhook,
+            d.kind,
+            d.rule,
+            d.state.value,
+            str(d.attempts),
+            str(d.last_status or "-"),
+            escape(d.last_error or "-"),
+            _when(d.due_at),
+        )
+    out.print(table)
+
+
+@app.command()
+def redeliver(
+    ids: Annotated[list[str] | None, typer.Argument(help="Delivery ids (webhook-id).")] = None,
+    all_dead: Annotated[bool, typer.Option("--all-dead", help="Every dead delivery.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Queue deliveries again under their original ids (a running daemon sends them within seconds)."""
+    if not ids and not all_dead:
+        raise MonitorError("name delivery ids or --all-dead")
+    count = _store(config).requeue(None if all_dead else ids)
+    out.print(f"queued {count} deliveries again")
+
+
+@webhooks_app.command("enable")
+def webhook_enable(name: str, config: ConfigOption = None) -> None:
+    """Enable a webhook disabled by a 410 Gone (its held deliveries go out again)."""
+    _store(config).set_webhook_disabled(name, False)
+    out.print(f"webhook {name} enabled")
+
+
+@webhooks_app.command("disable")
+def webhook_disable(name: str, config: ConfigOption = None) -> None:
+    """Hold a webhook's deliveries until it is enabled again."""
+    _store(config).set_webhook_disabled(name, True, "disabled by the operator")
+    out.print(f"webhook {name} disabled")
 
 
 @app.command()

@@ -280,6 +280,29 @@ class Store:
         with self.engine.begin() as conn:
             return int(conn.execute(query).rowcount)
 
+    def status(self, recent: int = 10) -> dict[str, Any]:
+        """What `news-monitor status` shows: files by outcome, last rejections, outbox, webhooks."""
+        with self.engine.connect() as conn:
+            outcomes: dict[Any, Any] = dict(
+                conn.execute(select(files.c.outcome, func.count()).group_by(files.c.outcome)).all()
+            )
+            rejected = conn.execute(
+                select(files.c.path, files.c.code, files.c.reason, files.c.seen_at)
+                .where(files.c.outcome == "rejected")
+                .order_by(files.c.seen_at.desc())
+                .limit(recent)
+            ).mappings()
+            outbox: dict[Any, Any] = dict(
+                conn.execute(select(deliveries.c.state, func.count()).group_by(deliveries.c.state)).all()
+            )
+            hooks = conn.execute(select(webhook_state).order_by(webhook_state.c.name)).mappings()
+            return {
+                "files": {str(k): int(v) for k, v in outcomes.items()},
+                "last_rejections": [dict(row) for row in rejected],
+                "outbox": {str(k): int(v) for k, v in outbox.items()},
+                "webhooks": [dict(row) for row in hooks],
+            }
+
 
 def to_delivery(row: Any) -> Delivery:
     return Delivery(

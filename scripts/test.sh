@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Everything the tests need, then the tests: a venv in .venv with the project and its test extras,
+# optional system services (PostgreSQL, adnanh/webhook) when this user may install them, then lint and pytest.
+# Usage: scripts/test.sh [pytest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[test]'
+
+# System packages for the tests that need a real peer: installed when we are root and they are missing.
+# Without them those tests are skipped with a reason.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  missing=()
+  command -v webhook >/dev/null || missing+=(webhook)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing Debian packages: ${missing[*]}"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null) \
+      || echo "warning: could not install ${missing[*]}; the tests that need them will be skipped"
+  fi
+fi
+
+.venv/bin/ruff check monitor tests benchmarks
+.venv/bin/ruff format --check monitor tests benchmarks
+.venv/bin/mypy
+exec .venv/bin/python -m pytest "$@"
