@@ -279,13 +279,31 @@ def webhook_disable(name: str, config: ConfigOption = None) -> None:
 
 
 @app.command()
-def receive(
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8788,
+def health(
+    url: Annotated[str, typer.Option(help="The endpoint to ask.")] = "http://127.0.0.1:8787/healthz",
+    timeout: Annotated[float, typer.Option(help="Seconds.")] = 5.0,
 ) -> None:
-    """A local webhook receiver that prints each alert: point a webhook at http://127.0.0.1:PORT/."""
+    """Exit 0 if the daemon's health endpoint answers 200 (for HEALTHCHECK and probes), else 1."""
+    import httpx
+
+    try:
+        response = httpx.get(url, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise MonitorError(f"{url}: {type(exc).__name__}: {exc}") from None
+    if response.status_code != 200:
+        raise MonitorError(f"{url}: HTTP {response.status_code}: {response.text.strip()}")
+    out.print(response.text.strip())
+
+
+@app.command()
+def receive(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8788,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """A webhook receiver that prints each alert: point a webhook at http://127.0.0.1:PORT/."""
     from monitor.receiver import Receiver, describe
 
-    receiver = Receiver(port=port, on_request=lambda r: out.print(escape(describe(r)) + "\n")).start()
+    receiver = Receiver(host=host, port=port, on_request=lambda r: out.print(escape(describe(r)) + "\n")).start()
     out.print(f"listening on {receiver.url}; Ctrl-C stops")
     try:
         import threading

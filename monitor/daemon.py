@@ -64,6 +64,11 @@ class Daemon:
         settings = self.settings
         await asyncio.to_thread(self.store.create)
         stack.callback(self.store.close)
+        self.store.lock()
+        if self.store.dialect == "sqlite":  # one process owns this file: leases of a crashed run are void
+            released = await asyncio.to_thread(self.store.release_all)
+            if released:
+                log.warning("leases_released deliveries=%d (the previous run did not stop cleanly)", released)
         client = await stack.enter_async_context(httpx.AsyncClient(follow_redirects=False))
         self.deliverer = Deliverer(
             self.store,

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import snowballstemmer
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -33,6 +32,7 @@ from monitor.durations import parse_duration
 from monitor.errors import RuleProblem, RulesError
 from monitor.matching.engine import Engine, MatchRule
 from monitor.matching.query import Compiler, QueryError, Stemmer
+from monitor.schedule import cron
 from monitor.yamlfile import YamlProblem, describe, load_yaml, locate
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -102,7 +102,7 @@ class Rule(_Model):
     def _cron(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                CronTrigger.from_crontab(value, timezone=UTC)
+                cron(value, UTC)
             except ValueError as exc:
                 raise ValueError(f"expected a cron expression like '0 */2 * * *': {exc}") from None
         return value

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -20,7 +20,16 @@ log = logging.getLogger(__name__)
 DIGEST_PREFIX = "digest:"
 
 
-def cron(expression: str, zone: ZoneInfo) -> CronTrigger:
+def cron(expression: str, zone: tzinfo) -> CronTrigger:
+    """A crontab expression: 5 fields, or 6 with seconds first (`*/10 * * * * *`). ValueError if invalid."""
+    fields = expression.split()
+    if len(fields) == 6:
+        second, minute, hour, day, month, day_of_week = fields
+        return CronTrigger(
+            second=second, minute=minute, hour=hour, day=day, month=month, day_of_week=day_of_week, timezone=zone
+        )
+    if len(fields) != 5:
+        raise ValueError(f"expected 5 fields (minute hour day month weekday) or 6 (seconds first), got {len(fields)}")
     return CronTrigger.from_crontab(expression, timezone=zone)
 
 

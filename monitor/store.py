@@ -8,6 +8,7 @@ Times are stored as UNIX seconds (float). All writes of one article happen in on
 from __future__ import annotations
 
 import enum
+import fcntl
 import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -172,8 +173,24 @@ class Store:
         if found != SCHEMA_VERSION:
             raise StoreError(f"state store schema is version {found}, this news-monitor needs {SCHEMA_VERSION}")
 
+    def lock(self) -> None:
+        """Make this process the only daemon on a SQLite file (an exclusive flock beside it)."""
+        if self.dialect != "sqlite" or not self.url.startswith("sqlite:///") or self.url.endswith(":memory:"):
+            return
+        path = Path(self.url.removeprefix("sqlite:///") + ".lock")
+        handle = path.open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise StoreError(f"another news-monitor daemon is running on {path.with_suffix('')}") from None
+        self._lock = handle
+
     def close(self) -> None:
         self.engine.dispose()
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.close()
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -251,6 +268,14 @@ class Store:
             elif values.get("last_error"):
                 status |= {"last_error": values["last_error"], "last_error_at": now}
             upsert(conn, webhook_state, status, key="name")
+
+    def release_all(self) -> int:
+        """Give back every lease: at start-up on SQLite, where this process is the only deliverer."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(deliveries).where(deliveries.c.lease_until.is_not(None)).values(lease_until=None)
+            )
+            return int(result.rowcount)
 
     def release(self, ids: Sequence[str]) -> None:
         """Give back leases of deliveries that were not attempted (shutdown)."""

@@ -1,0 +1,235 @@
+"""Delivery under faults, end to end: the real daemon, a real receiver on 127.0.0.1, real files."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from monitor.receiver import Received, Receiver
+from tests.conftest import SECRET, DaemonProcess, wait_until
+
+pytestmark = pytest.mark.e2e
+FAST = ["0.2s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s"]
+
+
+def one_rule(url: str, rule: dict[str, Any] | None = None, **webhook: Any) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "webhooks": {"hook": {"url": url, "secret": SECRET, **webhook}},
+        "rules": [{"name": "hoogverraad", "query": "*hoogverraad*", **(rule or {})}],
+    }
+
+
+def write_articles(folder: Path, count: int, start: int = 0, matching: bool = True) -> list[str]:
+    names = []
+    for i in range(start, start + count):
+        name = f"article-{i:04d}.txt"
+        text = f"date 2022-01-{1 + i % 28:02d} Bericht {i}: " + (
+            "verdachte opgepakt wegens hoogverraad." if matching else "het weer blijft wisselvallig."
+        )
+        (folder / name).write_text(text, encoding="utf-8")
+        names.append(name)
+    return names
+
+
+def by_id(received: list[Received]) -> dict[str, Any]:
+    return {r.headers["webhook-id"]: r.json() for r in received}
+
+
+def cli(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args, "--config", str(daemon.home / "monitor.yaml")],
+        cwd=daemon.home,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_receiver_down_then_back_gets_all_50_once(daemon_factory) -> None:
+    receiver = Receiver().start()
+    port = receiver.port
+    receiver.stop()  # down: connections are refused
+    daemon = daemon_factory(one_rule(f"http://127.0.0.1:{port}/hook", retry_schedule=FAST)).start()
+    names = write_articles(daemon.watched, 50)
+    wait_until(lambda: "ConnectError" in daemon.log.read_text(), 30, "failed attempts while the receiver is down")
+    back = Receiver(port=port).start()
+    try:
+        assert back.wait_for(lambda got: len(by_id(got)) >= 50, timeout=60), daemon.log.read_text()[-2000:]
+        daemon.wait_settled(names)
+    finally:
+        back.stop()
+    assert daemon.stop() == 0
+    unique = by_id(back.received)
+    assert len(unique) == 50
+    assert {Path(p["data"]["article"]["path"]).name for p in unique.values()} == set(names)
+    duplicates = len(back.received) - len(unique)
+    assert duplicates <= 8  # at most the deliveries in flight (delivery.concurrency)
+
+
+def test_kill_9_rounds_lose_nothing_and_duplicate_only_with_the_same_id(receiver: Receiver, daemon_factory) -> None:
+    rounds, total = 3, 200
+    daemon = daemon_factory(one_rule(receiver.url, retry_schedule=FAST), settings={"watch": {"settle": "0.2s"}})
+    daemon.start()
+    writer_done = threading.Event()
+
+    def writer() -> None:
+        for batch in range(20):
+            write_articles(daemon.watched, total // 20, start=batch * (total // 20))
+            time.sleep(0.1)  # a steady arrival over about two seconds, across the kills
+        writer_done.set()
+
+    threading.Thread(target=writer, daemon=True).start()
+    rng = random.Random(20221)
+    for _ in range(rounds):
+        time.sleep(rng.uniform(0.2, 1.0))  # a random moment to crash: the scenario, not a wait
+        daemon.kill()
+        daemon.start()
+    assert writer_done.wait(30)
+    names = [f"article-{i:04d}.txt" for i in range(total)]
+    daemon.wait_settled(names, timeout=90)
+    assert daemon.stop() == 0
+    per_article: dict[str, set[str]] = {}
+    for request in receiver.received:
+        name = Path(request.json()["data"]["article"]["path"]).name
+        per_article.setdefault(name, set()).add(request.headers["webhook-id"])
+    assert set(per_article) == set(names)  # every expected alert, nothing unexpected
+    assert all(len(ids) == 1 for ids in per_article.values())  # a duplicate carries the same webhook-id
+    duplicates = len(receiver.received) - len(per_article)
+    print(f"kill -9 x{rounds}: {len(receiver.received)} requests for {total} alerts, {duplicates} duplicates")
+
+
+def test_429_retry_after_is_honoured(receiver: Receiver, daemon_factory) -> None:
+    answers = iter([(429, {"Retry-After": "2"})])
+    receiver.respond = lambda _r: next(answers, (200, {}))
+    daemon = daemon_factory(one_rule(receiver.url, retry_schedule=["0.1s", "0.1s"])).start()
+    write_articles(daemon.watched, 1)
+    assert receiver.wait_for(lambda got: len(got) >= 2, timeout=30)
+    assert daemon.stop() == 0
+    first, second = receiver.received[:2]
+    assert second.at - first.at >= 2.0
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+
+
+def test_stalled_receiver_is_abandoned_at_the_timeout_and_retried(receiver: Receiver, daemon_factory) -> None:
+    release = threading.Event()
+    calls = Counter[str]()
+
+    def respond(request: Received) -> tuple[int, dict[str, str]]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            release.wait(10)  # stalls far beyond the webhook's 1 s timeout
+        return 200, {}
+
+    receiver.respond = respond
+    daemon = daemon_factory(one_rule(receiver.url, timeout="1s", retry_schedule=["0.1s", "0.1s"])).start()
+    write_articles(daemon.watched, 1)
+    started = time.monotonic()
+    assert receiver.wait_for(lambda got: len(got) >= 1, timeout=30)  # the retry, answered at once
+    elapsed = time.monotonic() - started
+    release.set()
+    assert elapsed < 8, "the attempt was not abandoned at the timeout"
+    assert "timed out after 1s" in daemon.log.read_text()
+    assert daemon.stop() == 0
+
+
+def test_410_disables_the_webhook_until_enabled(receiver: Receiver, daemon_factory) -> None:
+    receiver.respond = lambda _r: (410, {})
+    daemon = daemon_factory(one_rule(receiver.url, retry_schedule=FAST)).start()
+    first = write_articles(daemon.watched, 1)
+    wait_until(lambda: "webhook_disabled" in daemon.log.read_text(), 30, "the webhook to be disabled")
+    write_articles(daemon.watched, 1, start=1)  # a second alert is queued and held
+    wait_until(lambda: cli(daemon, "status", "--json").stdout.count('"disabled": true') == 1, 30, "status")
+    assert len(receiver.received) == 1  # no attempts after the 410
+    receiver.respond = lambda _r: (200, {})
+    assert cli(daemon, "webhooks", "enable", "hook").returncode == 0
+    assert receiver.wait_for(lambda got: len(by_id(got)) == 2, timeout=30)
+    daemon.wait_settled([*first, "article-0001.txt"])
+    assert daemon.stop() == 0
+
+
+def test_redirect_is_not_followed_and_is_retried(receiver: Receiver, daemon_factory) -> None:
+    answers = iter([(302, {"Location": "/elsewhere"})])
+    receiver.respond = lambda _r: next(answers, (200, {}))
+    daemon = daemon_factory(one_rule(receiver.url + "/hook", retry_schedule=FAST)).start()
+    names = write_articles(daemon.watched, 1)
+    daemon.wait_settled(names)
+    assert daemon.stop() == 0
+    assert [r.path for r in receiver.received] == ["/hook", "/hook"]
+
+
+def test_wrong_secret_is_rejected_on_every_attempt(receiver: Receiver, daemon_factory) -> None:
+    other = Webhook("whsec_" + "b3RoZXItc2VjcmV0LW9mLTMyLWJ5dGVzLWxvbmctISE=")
+    outcomes: list[bool] = []
+
+    def respond(request: Received) -> tuple[int, dict[str, str]]:
+        try:
+            other.verify(request.body, request.headers)
+        except WebhookVerificationError:
+            outcomes.append(False)
+            return 401, {}
+        outcomes.append(True)
+        return 200, {}
+
+    receiver.respond = respond
+    daemon = daemon_factory(one_rule(receiver.url, retry_schedule=FAST)).start()
+    names = write_articles(daemon.watched, 3)
+    daemon.wait_settled(names)
+    assert daemon.stop() == 0
+    assert outcomes and not any(outcomes)
+    dead = json.loads(cli(daemon, "deliveries", "--state", "dead", "--json").stdout)
+    assert len(dead) == 3 and all(d["last_status"] == 401 for d in dead)
+
+
+def test_digest_goes_out_once_per_time(receiver: Receiver, daemon_factory) -> None:
+    daemon = daemon_factory(one_rule(receiver.url, rule={"schedule": "*/2 * * * * *"}, retry_schedule=FAST)).start()
+    names = write_articles(daemon.watched, 3)
+    daemon.wait_settled(names)
+    assert receiver.wait_for(lambda got: len(got) >= 1, timeout=30)
+    write_articles(daemon.watched, 2, start=3)
+    assert receiver.wait_for(lambda got: len(got) >= 2, timeout=30)
+    daemon.wait_settled([f"article-{i:04d}.txt" for i in range(5)])
+    assert daemon.stop() == 0
+    counts = [r.json()["data"]["count"] for r in receiver.received]
+    assert all(r.json()["type"] == "alert.digest" for r in receiver.received)
+    assert sum(counts) == 5 and len(counts) == len(by_id(receiver.received))  # no empty digest, none twice
+
+
+def test_digest_time_missed_while_down_is_sent_once_after_start(receiver: Receiver, daemon_factory) -> None:
+    never = one_rule(receiver.url, rule={"schedule": "0 0 1 1 *"}, retry_schedule=FAST)
+    daemon = daemon_factory(never).start()
+    names = write_articles(daemon.watched, 3)
+    daemon.wait_settled(names)  # three alerts wait for their digest
+    assert daemon.stop() == 0
+    due = datetime.now(UTC) + timedelta(seconds=2)
+    daemon.write_rules(one_rule(receiver.url, rule={"schedule": f"{due.second} * * * * *"}, retry_schedule=FAST))
+    wait_until(lambda: datetime.now(UTC) > due + timedelta(seconds=0.5), 5, "the digest time to pass while down")
+    daemon.start()
+    assert receiver.wait_for(lambda got: len(got) >= 1, timeout=30)
+    daemon.wait_settled(names)
+    assert daemon.stop() == 0
+    daemon.start()  # and again: the missed time is not sent a second time
+    daemon.wait_settled(names)
+    assert daemon.stop() == 0
+    assert [r.json()["data"]["count"] for r in receiver.received] == [3]
+
+
+def test_realert_window_records_but_does_not_send_again(receiver: Receiver, daemon_factory) -> None:
+    daemon = daemon_factory(one_rule(receiver.url, rule={"realert": "1h"})).start()
+    names = write_articles(daemon.watched, 1)
+    daemon.wait_settled(names)
+    names += write_articles(daemon.watched, 2, start=1)
+    daemon.wait_settled(names)
+    assert daemon.stop() == 0
+    assert len(receiver.received) == 1
