@@ -66,8 +66,9 @@ def queue_article(
     matches: list[Match],
     stat: tuple[int, int],
     now: float | None = None,
+    send: bool = True,
 ) -> Queued:
-    """Claim the article and queue its alerts, all in one transaction."""
+    """Claim the article and queue its alerts, all in one transaction (`send=False`: record them only)."""
     now = time.time() if now is None else now
     with store.begin() as conn:
         claim = {
@@ -85,11 +86,13 @@ def queue_article(
             return Queued(False, 0, 0)
         queued = 0
         for match in matches:
-            queued += _queue_match(conn, ruleset, ruleset.rule(match.rule), article, match, now)
+            queued += _queue_match(conn, ruleset, ruleset.rule(match.rule), article, match, now, send)
     return Queued(True, len(matches), queued)
 
 
-def _queue_match(conn: Connection, ruleset: RuleSet, rule: Rule, article: Article, match: Match, now: float) -> int:
+def _queue_match(
+    conn: Connection, ruleset: RuleSet, rule: Rule, article: Article, match: Match, now: float, send: bool
+) -> int:
     alert_id = make_id(rule.name, article.content_hash)
     key = _realert_key(rule, article, match)
     suppressed = rule.realert is not None and _recent(conn, rule.name, key, now - rule.realert.total_seconds())
@@ -101,10 +104,10 @@ def _queue_match(conn: Connection, ruleset: RuleSet, rule: Rule, article: Articl
         "payload": json.dumps(payload, ensure_ascii=False),
         "realert_key": key,
         "suppressed": suppressed,
-        "digest_pending": rule.schedule is not None and not suppressed,
+        "digest_pending": send and rule.schedule is not None and not suppressed,
         "created_at": now,
     }
-    if insert_ignore(conn, alerts, [row]) == 0 or suppressed or rule.schedule is not None:
+    if insert_ignore(conn, alerts, [row]) == 0 or suppressed or not send or rule.schedule is not None:
         return 0
     rows = [
         _delivery(make_id(alert_id, hook), hook, "alert", rule.name, payload, now) for hook in ruleset.targets(rule)

@@ -180,6 +180,41 @@ def test_rules(config: ConfigOption = None) -> None:
         raise typer.Exit(1)
 
 
+@app.command()
+def backfill(
+    folder: Annotated[Path, typer.Argument(help="A folder of existing article files (with subfolders).")],
+    config: ConfigOption = None,
+    no_send: Annotated[bool, typer.Option("--no-send", help="Record matches as alerts, deliver nothing.")] = False,
+    since: Annotated[
+        datetime | None, typer.Option(help="Only articles dated on or after this day.", formats=["%Y-%m-%d"])
+    ] = None,
+) -> None:
+    """Run existing files through the pipeline. Resumable: files the ledger has seen are skipped.
+    A running daemon delivers what this queues (or run the daemon afterwards)."""
+    from rich.progress import Progress
+
+    from monitor.pipeline import Pipeline
+    from monitor.watch import scan
+
+    settings = _settings(config)
+    configure("WARNING", settings.log.format)
+    if not folder.is_dir():
+        raise MonitorError(f"{folder}: not a folder")
+    ruleset = load_rules(settings.rules_file)
+    store = _store(config)
+    pipeline = Pipeline(store, lambda: ruleset, settings.watch.max_article_bytes)
+    paths = sorted(entry.path for entry in scan([folder], settings.watch.suffixes))
+    counts: dict[str, int] = {}
+    with Progress(console=err, transient=False) as progress:
+        task = progress.add_task("backfill", total=len(paths))
+        for path in paths:
+            result = pipeline.process(path, send=not no_send, since=since.date() if since else None)
+            counts[result.outcome] = counts.get(result.outcome, 0) + 1
+            counts["alerts"] = counts.get("alerts", 0) + result.alerts
+            progress.advance(task)
+    out.print(f"backfill of {len(paths)} files: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
 def _store(config: Path | None) -> Store:
     store = Store(_settings(config).state.url)
     store.create()

@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from monitor.alerts import queue_article
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class Processed:
     path: str
-    outcome: str  # accepted | duplicate | rejected | seen
+    outcome: str  # accepted | duplicate | rejected | seen | skipped
     alerts: int = 0
     deliveries: int = 0
     reason: str | None = None
@@ -36,7 +37,9 @@ class Pipeline:
         self.rules = rules  # the rules in force now: reloads swap what this returns
         self.max_bytes = max_bytes
 
-    def process(self, path: Path | str) -> Processed:
+    def process(self, path: Path | str, send: bool = True, since: date | None = None) -> Processed:
+        """Read, match, claim and queue one file; `send=False` records alerts without delivering them;
+        articles dated before `since` are skipped (and not recorded, so a later run can take them)."""
         path = str(path)
         try:
             info = os.stat(path, follow_symlinks=False)
@@ -51,9 +54,11 @@ class Pipeline:
             article = read_article(path, self.max_bytes)
         except ArticleError as exc:
             return self._reject(path, stat, exc)
+        if since is not None and article.date.latest().date() < since:
+            return Processed(path, "skipped")
         ruleset = self.rules()
         matches = ruleset.engine.match(article)
-        queued = queue_article(self.store, ruleset, article, matches, stat)
+        queued = queue_article(self.store, ruleset, article, matches, stat, send=send)
         outcome = "accepted" if queued.claimed else "duplicate"
         log.info(
             "article_read path=%s outcome=%s date=%s matches=%s",
