@@ -9,27 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import signal
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import httpx
+import structlog
 
 from monitor.alerts import flush_digest, latest_fire, oldest_pending
 from monitor.errors import RulesError
-from monitor.notify.deliverer import Deliverer
-from monitor.ops import Health, HealthServer
-from monitor.pipeline import Pipeline, Processed
+from monitor.notify.deliverer import Attempt, Deliverer, Outcome
+from monitor.ops import Health, HealthServer, Metrics
+from monitor.pipeline import Pipeline, Processed, ledger_key
 from monitor.rules import RuleSet, load_rules
 from monitor.schedule import Schedule, cron
 from monitor.settings import Settings
-from monitor.store import Store
+from monitor.store import Delivery, Store
 from monitor.watch import Watcher, scan
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 class Daemon:
@@ -42,9 +43,13 @@ class Daemon:
         self.stop = asyncio.Event()
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=settings.watch.queue_size)
         self._queued: set[str] = set()
+        self._reconcile_lock = asyncio.Lock()
+        self._reconcile_pending = False
+        self._background: set[asyncio.Future[None]] = set()
         self._busy = False
         self.counts: dict[str, int] = {}
-        self.reload_failures = 0
+        self.metrics = Metrics()
+        self._written_at: OrderedDict[str, float] = OrderedDict()  # path -> mtime, for the latency histogram
         self.on_processed: Callable[[Processed], None] | None = None
 
     async def serve(self) -> None:
@@ -55,10 +60,12 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
         async with contextlib.AsyncExitStack() as stack:
             await self._start(loop, stack)
-            log.info("daemon_ready rules=%d folders=%s", len(self.ruleset.rules), self.settings.watch.folders)
+            log.info(
+                "daemon_ready", rules=len(self.ruleset.rules), folders=[str(f) for f in self.settings.watch.folders]
+            )
             await self.stop.wait()
             log.info("daemon_stopping")
-        log.info("daemon_stopped %s", " ".join(f"{k}={v}" for k, v in sorted(self.counts.items())))
+        log.info("daemon_stopped", **dict(sorted(self.counts.items())))
 
     async def _start(self, loop: asyncio.AbstractEventLoop, stack: contextlib.AsyncExitStack) -> None:
         settings = self.settings
@@ -68,7 +75,7 @@ class Daemon:
         if self.store.dialect == "sqlite":  # one process owns this file: leases of a crashed run are void
             released = await asyncio.to_thread(self.store.release_all)
             if released:
-                log.warning("leases_released deliveries=%d (the previous run did not stop cleanly)", released)
+                log.warning("leases_released", deliveries=released, why="the previous run did not stop cleanly")
         client = await stack.enter_async_context(httpx.AsyncClient(follow_redirects=False))
         self.deliverer = Deliverer(
             self.store,
@@ -77,6 +84,7 @@ class Daemon:
             settings.delivery.concurrency,
             settings.delivery.lease.total_seconds(),
         )
+        self.deliverer.on_outcome = self._attempted
         deliver_stop = asyncio.Event()
         deliver_task = asyncio.create_task(self.deliverer.run(deliver_stop), name="deliverer")
         stack.push_async_callback(self._stop_delivery, deliver_stop, deliver_task)
@@ -92,7 +100,7 @@ class Daemon:
         )
         self.watcher.start()
         stack.callback(self.watcher.stop)
-        await self.reconcile()
+        self.request_reconcile(0)  # in the background: a large backlog must not delay readiness
         await self.catch_up_digests()
         self.schedule = Schedule(settings.zone)
         self._plan(self.schedule)
@@ -122,7 +130,8 @@ class Daemon:
             self.queue.put_nowait(path)
         except asyncio.QueueFull:
             self._count("queue_overflows")
-            asyncio.get_running_loop().call_later(1.0, lambda: asyncio.ensure_future(self.reconcile()))
+            self.metrics.queue_overflows.inc()
+            self.request_reconcile(1.0)
             return
         self._queued.add(path)
 
@@ -134,12 +143,12 @@ class Daemon:
             try:
                 result = await asyncio.to_thread(self.pipeline.process, path)
             except Exception:  # the store failed: the file stays unseen, the next reconcile retries it
-                log.exception("article_failed path=%s", path)
+                log.exception("article_failed", path=path)
                 self._count("articles_failed")
                 continue
             finally:
                 self._busy = False
-            self._count(f"articles_{result.outcome}")
+            self._record(result)
             if result.deliveries:
                 self.deliverer.wake()
             if self.on_processed is not None:
@@ -157,16 +166,36 @@ class Daemon:
         await task
         await self.deliverer.drain(self.settings.delivery.shutdown_grace.total_seconds())
 
+    def request_reconcile(self, delay: float) -> None:
+        """Run one reconcile scan after `delay` seconds; requests while one is pending are merged."""
+        if self._reconcile_pending or self.stop.is_set():
+            return
+        self._reconcile_pending = True
+
+        def start() -> None:
+            self._reconcile_pending = False
+            task = asyncio.ensure_future(self.reconcile())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+        asyncio.get_running_loop().call_later(delay, start)
+
     async def reconcile(self) -> None:
-        """Queue every file the ledger has not seen in this version (size and mtime)."""
-        settle = self.settings.watch.settle.total_seconds()
-        found, recent = await asyncio.to_thread(self._unseen, settle)
-        for path in found:
-            self.submit(path)
-        if found:
-            log.info("reconcile_found files=%d", len(found))
-        if recent and not self.stop.is_set():
-            asyncio.get_running_loop().call_later(settle, lambda: asyncio.ensure_future(self.reconcile()))
+        """Queue every file the ledger has not seen in this version (size and mtime), waiting for room
+        in the queue rather than dropping paths; one scan at a time."""
+        async with self._reconcile_lock:
+            settle = self.settings.watch.settle.total_seconds()
+            found, recent = await asyncio.to_thread(self._unseen, settle)
+            if found:
+                log.info("reconcile_found", files=len(found))
+            for path in found:
+                if self.stop.is_set():
+                    return
+                if path not in self._queued:
+                    self._queued.add(path)
+                    await self.queue.put(path)
+        if recent:
+            self.request_reconcile(settle)
 
     def _unseen(self, settle: float) -> tuple[list[str], int]:
         known = self.store.known_files()
@@ -177,7 +206,7 @@ class Daemon:
                 info = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            if known.get(entry.path) == (info.st_size, info.st_mtime_ns):
+            if known.get(ledger_key(entry.path)) == (info.st_size, info.st_mtime_ns):
                 continue
             if info.st_mtime_ns > cutoff:  # may still be being written: its close event, or a later scan
                 recent += 1
@@ -195,7 +224,7 @@ class Daemon:
         if slot is None:
             return
         queued = await asyncio.to_thread(flush_digest, self.store, self.ruleset, rule, slot)
-        log.info("digest_flushed rule=%s slot=%s deliveries=%d", name, slot.isoformat(), queued)
+        log.info("digest_flushed", rule=name, slot=slot.isoformat(), deliveries=queued)
         if queued:
             self.deliverer.wake()
 
@@ -215,8 +244,9 @@ class Daemon:
 
     async def _check_observer(self) -> None:
         if not self.stop.is_set() and not self.watcher.alive():
-            log.error("observer_died restarting=true")
+            log.error("observer_died", restarting=True)
             await asyncio.to_thread(self.watcher.restart)
+            self.metrics.observer_restarts.inc()
             await self.reconcile()
 
     async def _check_rules_file(self) -> None:
@@ -230,14 +260,33 @@ class Daemon:
         try:
             ruleset = await asyncio.to_thread(load_rules, self.settings.rules_file)
         except RulesError as exc:
-            self.reload_failures += 1
-            log.error("rules_reload_failed why=%s problems=%s", why, str(exc).replace("\n", " | "))
+            self.metrics.reload_failures.inc()
+            log.error("rules_reload_failed", why=why, problems=[str(p) for p in exc.problems])
             return False
         self.ruleset = ruleset
         self.schedule.digests(self._digest_schedules(), self.flush_digest)
-        log.info("rules_reloaded why=%s rules=%d", why, len(ruleset.rules))
+        log.info("rules_reloaded", why=why, rules=len(ruleset.rules))
         self.deliverer.wake()
         return True
+
+    def _record(self, result: Processed) -> None:
+        self._count(f"articles_{result.outcome}")
+        self.metrics.articles.labels(result.outcome).inc()
+        if result.code:
+            self.metrics.rejections.labels(result.code).inc()
+        for rule in result.rules:
+            self.metrics.matches.labels(rule).inc()
+        if result.deliveries and result.mtime is not None:
+            self._written_at[result.path] = result.mtime
+            while len(self._written_at) > 10_000:
+                self._written_at.popitem(last=False)
+
+    def _attempted(self, delivery: Delivery, attempt: Attempt) -> None:
+        self.metrics.attempts.labels(attempt.outcome.value, delivery.webhook).inc()
+        if attempt.outcome is Outcome.delivered and delivery.kind == "alert":
+            written = self._written_at.get(str(delivery.payload.get("article", {}).get("path")))
+            if written is not None:
+                self.metrics.latency.observe(max(0.0, time.time() - written))
 
     def _count(self, key: str) -> None:
         self.counts[key] = self.counts.get(key, 0) + 1

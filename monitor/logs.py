@@ -1,52 +1,67 @@
-"""Logging: one line per event, `event_name key=value ...`; JSON lines when stderr is not a terminal."""
+"""Structured logs with structlog: one event per line, event names in the past tense (`article_read`).
+
+JSON lines when stderr is not a terminal (or `log.format: json`), a readable console form on a terminal.
+Records of the standard library's loggers (httpx, apscheduler, watchdog) go through the same chain.
+Values that look like secrets, and credentials inside URLs, are masked before anything is written.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sys
-from datetime import UTC, datetime
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
 
 from monitor.settings import LogFormat
 
-_PAIR = re.compile(r"(\w+)=(\S+)")
-_URL_CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
+_SECRET_VALUE = re.compile(r"whsec_[A-Za-z0-9+/=]+")
+_SECRET_KEYS = ("secret", "password", "token", "authorization")
 
 
-class JsonFormatter(logging.Formatter):
-    """`{"ts", "level", "logger", "event", ...key=value pairs}`; credentials in URLs are masked."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        message = _URL_CREDENTIALS.sub(r"\1***@", record.getMessage())
-        event, _, rest = message.partition(" ")
-        entry: dict[str, object] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "event": event,
-        }
-        entry.update(dict(_PAIR.findall(rest)))
-        if rest and not _PAIR.fullmatch(rest.split(" ")[0]):
-            entry["message"] = rest
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+def mask(value: str) -> str:
+    """A text with URL credentials and Standard Webhooks secrets replaced by ***."""
+    return _SECRET_VALUE.sub("whsec_***", _URL_CREDENTIALS.sub(r"\g<scheme>***@", value))
 
 
-class ConsoleFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        record.msg = _URL_CREDENTIALS.sub(r"\1***@", record.getMessage())
-        record.args = None
-        return super().format(record)
+def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in list(event.items()):
+        if any(word in key.lower() for word in _SECRET_KEYS):
+            event[key] = "***"
+        elif isinstance(value, str):
+            event[key] = mask(value)
+    return event
 
 
 def configure(level: str = "INFO", fmt: LogFormat = "auto") -> None:
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter() if use_json else ConsoleFormatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+        redact,
+    ]
+    renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
     )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

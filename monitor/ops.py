@@ -6,12 +6,12 @@ A deliberately small HTTP/1.1 responder on asyncio streams: three GET routes, no
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
@@ -20,7 +20,7 @@ from monitor.store import deliveries
 if TYPE_CHECKING:
     from monitor.daemon import Daemon
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 class Health:
@@ -39,24 +39,39 @@ class Health:
         return found
 
 
-class DaemonCollector(Collector):
+class Metrics:
+    """The daemon's Prometheus metrics, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.articles = Counter("monitor_articles", "Article files processed, by outcome", ["outcome"], registry=r)
+        self.rejections = Counter("monitor_rejections", "Article files rejected, by reason", ["reason"], registry=r)
+        self.matches = Counter("monitor_matches", "Rule matches, by rule", ["rule"], registry=r)
+        self.attempts = Counter(
+            "monitor_delivery_attempts", "Delivery attempts, by outcome and webhook", ["outcome", "webhook"], registry=r
+        )
+        self.latency = Histogram(
+            "monitor_file_to_delivery_seconds",
+            "From an article file's last write to its alert's successful delivery",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+            registry=r,
+        )
+        self.observer_restarts = Counter("monitor_observer_restarts", "Observer restarts", registry=r)
+        self.reload_failures = Counter("monitor_reload_failures", "Rules reloads refused", registry=r)
+        self.queue_overflows = Counter("monitor_queue_overflows", "Paths dropped by a full queue", registry=r)
+
+
+class StateCollector(Collector):
+    """Gauges read at scrape time: the ingest queue and the outbox backlog by state."""
+
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
 
     def collect(self) -> Iterator[Metric]:
-        daemon = self.daemon
-        articles = CounterMetricFamily("monitor_articles", "Article files processed, by outcome", labels=["outcome"])
-        for key, value in daemon.counts.items():
-            if key.startswith("articles_"):
-                articles.add_metric([key.removeprefix("articles_")], value)
-        yield articles
-        yield GaugeMetricFamily(
-            "monitor_queue_depth", "Paths waiting for the ingest worker", value=daemon.queue.qsize()
-        )
-        yield CounterMetricFamily("monitor_reload_failures", "Rules reloads refused", value=daemon.reload_failures)
-        yield CounterMetricFamily("monitor_observer_restarts", "Observer restarts", value=daemon.watcher.restarts)
+        yield GaugeMetricFamily("monitor_queue_depth", "Paths waiting to be read", value=self.daemon.queue.qsize())
         backlog = GaugeMetricFamily("monitor_outbox", "Deliveries in the outbox, by state", labels=["state"])
-        with daemon.store.engine.connect() as conn:
+        with self.daemon.store.engine.connect() as conn:
             rows = conn.execute(select(deliveries.c.state, func.count()).group_by(deliveries.c.state)).all()
         for state, count in rows:
             backlog.add_metric([state], count)
@@ -67,14 +82,14 @@ class HealthServer:
     def __init__(self, health: Health, host: str, port: int) -> None:
         self.health = health
         self.host, self.port = host, port
-        self.registry = CollectorRegistry()
-        self.registry.register(DaemonCollector(health.daemon))
+        self.registry = health.daemon.metrics.registry
+        self.registry.register(StateCollector(health.daemon))
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
-        log.info("health_listening address=http://%s:%d", self.host, self.port)
+        log.info("health_listening", address=f"http://{self.host}:{self.port}")
 
     async def close(self) -> None:
         if self._server is not None:

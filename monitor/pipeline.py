@@ -6,12 +6,13 @@ rejection with its reason code; nothing raised here stops the daemon.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+
+import structlog
 
 from monitor.alerts import queue_article
 from monitor.articles import read_article
@@ -19,7 +20,7 @@ from monitor.errors import ArticleError
 from monitor.rules import RuleSet
 from monitor.store import Store
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,18 @@ class Processed:
     alerts: int = 0
     deliveries: int = 0
     reason: str | None = None
+    code: str | None = None  # the rejection's reason code
+    rules: tuple[str, ...] = ()  # the rules that matched
+    mtime: float | None = None  # the file's last write, for the file-to-delivery latency
+
+
+def ledger_key(path: str) -> str:
+    """The path as stored and sent: a name that is not valid UTF-8 keeps its bytes as \\x escapes."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
+    return path
 
 
 class Pipeline:
@@ -40,9 +53,10 @@ class Pipeline:
     def process(self, path: Path | str, send: bool = True, since: date | None = None) -> Processed:
         """Read, match, claim and queue one file; `send=False` records alerts without delivering them;
         articles dated before `since` are skipped (and not recorded, so a later run can take them)."""
-        path = str(path)
+        real = str(path)
+        path = ledger_key(real)
         try:
-            info = os.stat(path, follow_symlinks=False)
+            info = os.stat(real, follow_symlinks=False)
         except FileNotFoundError:
             return self._reject(path, (0, 0), ArticleError(path, "file vanished before it was read", "vanished"))
         except OSError as exc:
@@ -51,7 +65,7 @@ class Pipeline:
         if self.store.seen(path, *stat):
             return Processed(path, "seen")
         try:
-            article = read_article(path, self.max_bytes)
+            article = replace(read_article(real, self.max_bytes), path=path)
         except ArticleError as exc:
             return self._reject(path, stat, exc)
         if since is not None and article.date.latest().date() < since:
@@ -61,16 +75,13 @@ class Pipeline:
         queued = queue_article(self.store, ruleset, article, matches, stat, send=send)
         outcome = "accepted" if queued.claimed else "duplicate"
         log.info(
-            "article_read path=%s outcome=%s date=%s matches=%s",
-            path,
-            outcome,
-            article.date.isoformat(),
-            ",".join(m.rule for m in matches) or "-",
+            "article_read", path=path, outcome=outcome, date=article.date.isoformat(), matches=[m.rule for m in matches]
         )
-        return Processed(path, outcome, queued.alerts, queued.deliveries)
+        rules = tuple(m.rule for m in matches) if queued.claimed else ()
+        return Processed(path, outcome, queued.alerts, queued.deliveries, rules=rules, mtime=info.st_mtime)
 
     def _reject(self, path: str, stat: tuple[int, int], error: ArticleError) -> Processed:
         with self.store.begin() as conn:
             self.store.record_file(conn, path, *stat, outcome="rejected", code=error.code, reason=error.reason)
-        log.warning("article_rejected path=%s code=%s reason=%s", path, error.code, error.reason)
-        return Processed(path, "rejected", reason=error.reason)
+        log.warning("article_rejected", path=path, code=error.code, reason=error.reason)
+        return Processed(path, "rejected", reason=error.reason, code=error.code)

@@ -26,6 +26,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from monitor.durations import parse_duration
@@ -63,6 +64,14 @@ class Webhook(_Model):
         if not re.match(r"https?://[^/\s]+", value):
             raise ValueError(f"expected an http:// or https:// URL, got {value[:40]!r}")
         return value
+
+    @model_validator(mode="after")
+    def _template_file(self) -> Webhook:
+        if self.format == "template" and self.template is None:
+            raise ValueError("format 'template' needs `template: PATH` (a Jinja2 file that renders JSON)")
+        if self.template is not None and self.format != "template":
+            raise ValueError(f"`template` is only used with format 'template', not {self.format!r}")
+        return self
 
     @field_validator("secret")
     @classmethod
@@ -188,14 +197,34 @@ def _compile(path: Path, raw: Any, parsed: RulesFile) -> RuleSet:
         try:
             node = compiler.compile(rule.query)
         except QueryError as exc:
-            col = None if exc.position is None or column is None else column + exc.position + _quote_offset(raw, index)
+            col = None
+            if exc.position is not None and column is not None and line is not None:
+                # ruamel does not keep quoting (no preserve_quotes): look at the source for an opening quote.
+                source = path.read_text(encoding="utf-8").splitlines()[line - 1]
+                col = column + exc.position + (source[column - 1 : column] in {"'", '"'})
             problems.append(RuleProblem(path, line, f"rule {rule.name!r}: {exc} (query {rule.query!r})", col))
             continue
         compiled.append(MatchRule(rule.name, rule.query, node, rule.min_hits, rule.max_age))
+    webhooks = {name: _with_template(path, raw, name, hook, problems) for name, hook in parsed.webhooks.items()}
     if problems:
         raise RulesError(problems)
     engine = Engine(compiled)
-    return RuleSet(str(path), tuple(parsed.rules), dict(parsed.webhooks), engine, datetime.now(UTC))
+    return RuleSet(str(path), tuple(parsed.rules), webhooks, engine, datetime.now(UTC))
+
+
+def _with_template(path: Path, raw: Any, name: str, hook: Webhook, problems: list[RuleProblem]) -> Webhook:
+    """A template path relative to the rules file's folder, checked now rather than at delivery."""
+    if hook.template is None:
+        return hook
+    from monitor.notify.formats.template import load_template  # the formats import this module
+
+    template = hook.template if hook.template.is_absolute() else path.parent / hook.template
+    try:
+        load_template(template)
+    except ValueError as exc:
+        where = locate(raw, ("webhooks", name, "template"))[0]
+        problems.append(RuleProblem(path, where, f"webhook {name!r}: {exc}"))
+    return hook.model_copy(update={"template": template})
 
 
 def _quote_offset(raw: Any, index: int) -> int:

@@ -92,7 +92,10 @@ class DaemonProcess:
         YAML(typ="safe").dump(config, self.home / "monitor.yaml")
 
     def write_rules(self, rules: dict[str, Any]) -> None:
-        YAML(typ="safe").dump(rules, self.home / "rules.yaml")
+        """Write the rules file as editors do: a temporary file renamed into place."""
+        temporary = self.home / "rules.yaml.tmp"
+        YAML(typ="safe").dump(rules, temporary)
+        temporary.replace(self.home / "rules.yaml")
 
     @property
     def log(self) -> Path:

@@ -1,0 +1,522 @@
+"""Formats: a golden file per format and kind, the platforms' limits under long texts, cuts that never
+break markup, and the template format's errors.
+
+Rewrite the golden files after an intended change with `UPDATE_GOLDEN=1 pytest tests/test_formats.py`,
+then review the diff of tests/golden/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, get_args
+
+import pytest
+
+from monitor.alerts import alert_payload, make_id
+from monitor.articles import Article, parse_date
+from monitor.matching.engine import Hit, Match
+from monitor.notify.formats import RENDERERS, discord, render, teams
+from monitor.notify.formats import template as template_format
+from monitor.notify.formats.text import (
+    ELLIPSIS,
+    MARKDOWN,
+    PLAIN,
+    SLACK,
+    TEAMS,
+    Markup,
+    Span,
+    join_within,
+    marked,
+)
+from monitor.rules import Format, Webhook
+from monitor.store import Delivery, State
+
+GOLDEN = Path(__file__).parent / "golden"
+TEMPLATE = GOLDEN / "template.json.j2"
+CREATED = 1714557600.0  # 2024-05-01T10:00:00Z
+FORMATS = get_args(Format)
+
+TEXT = (
+    "De onlusten in Kazachstan lijken uit te lopen op een zuivering. De KNB meldde dat oud-premier Karim "
+    "Masimov is opgepakt op verdenking van hoogverraad. Ook R&D-chef <Jan> *Sultanov* is wegens hoogverraad "
+    'gearresteerd, schrijft "Vlast" (@everyone).'
+)
+
+
+# Fixed deliveries, built through the real alert payload -------------------------------------------------
+
+
+def make_article(name: str, text: str = TEXT, date: str = "2022-01-07") -> Article:
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return Article(f"/srv/news/2022/{name}", parse_date(date), text, digest, len(text.encode()))
+
+
+def make_hit(text: str, snippet: str, term: str | None = None, start: int = 0) -> Hit:
+    return Hit(term or text.lower(), text, start, start + len(text), snippet)
+
+
+def make_alert(rule: str, article: Article, hits: list[Hit], clause: str | None = None) -> dict[str, Any]:
+    match = Match(rule, tuple(hits), clause or rule)
+    return alert_payload(make_id(rule, article.content_hash), article, match)
+
+
+def make_delivery(kind: str, rule: str, payload: dict[str, Any]) -> Delivery:
+    return Delivery(
+        id=make_id(kind, rule, "newsroom"),
+        webhook="newsroom",
+        kind=kind,
+        rule=rule,
+        payload=payload,
+        state=State.pending,
+        attempts=0,
+        due_at=CREATED,
+        last_status=None,
+        last_error=None,
+        created_at=CREATED,
+        delivered_at=None,
+    )
+
+
+def digest_payload(rule: str, alerts: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"rule": rule, "slot": "2024-05-01T12:00:00+02:00", "count": len(alerts), "alerts": alerts}
+
+
+def alert_delivery() -> Delivery:
+    hits = [
+        make_hit(
+            "hoogverraad", "…Masimov is opgepakt op verdenking van [[hoogverraad]]. Ook R&D-chef <Jan>…", start=139
+        ),
+        make_hit(
+            "hoogverraad", "…R&D-chef <Jan> *Sultanov* is wegens [[hoogverraad]] gearresteerd, schrijft…", start=195
+        ),
+    ]
+    return make_delivery(
+        "alert", "hoogverraad", make_alert("hoogverraad", make_article("000_3107e6f82356df66.txt"), hits)
+    )
+
+
+def digest_delivery() -> Delivery:
+    first = make_article("003_1649dd4e54c446b5.txt", "Bij de onlusten zijn 164 mensen omgekomen; 9900 zijn opgepakt.")
+    second = make_article("004_9a0c.txt", "Ook in Almaty werden 12 demonstranten gearresteerd.", date="2022-01")
+    alerts = [
+        make_alert(
+            "arrestaties",
+            first,
+            [
+                make_hit("opgepakt", "…164 mensen omgekomen; 9900 zijn [[opgepakt]].", term="@arrest", start=54),
+                make_hit("onlusten", "Bij de [[onlusten]] zijn 164…", term="onlusten", start=7),
+            ],
+            "@arrest AND (Kazachstan OR Almaty)",
+        ),
+        make_alert(
+            "arrestaties",
+            second,
+            [make_hit("gearresteerd", "…werden 12 demonstranten [[gearresteerd]].", term="@arrest", start=38)],
+            "@arrest AND (Kazachstan OR Almaty)",
+        ),
+    ]
+    return make_delivery("digest", "arrestaties", digest_payload("arrestaties", alerts))
+
+
+KINDS = {"alert": alert_delivery, "digest": digest_delivery}
+
+
+def webhook(fmt: str, **extra: Any) -> Webhook:
+    if fmt == "template":
+        extra.setdefault("template", TEMPLATE)
+    return Webhook.model_validate({"url": "https://hooks.example.invalid/news", "format": fmt, **extra})
+
+
+def rendered(fmt: str, delivery: Delivery) -> Any:
+    body = render(webhook(fmt), delivery)
+    assert isinstance(body, bytes)
+    return json.loads(body)
+
+
+def utf16(text: str) -> int:
+    """Length in UTF-16 code units, the strictest count a platform may use (an emoji counts 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+# Golden files -------------------------------------------------------------------------------------------
+
+
+def test_every_format_has_a_renderer() -> None:
+    assert set(RENDERERS) == set(FORMATS)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_golden(fmt: str, kind: str) -> None:
+    text = json.dumps(rendered(fmt, KINDS[kind]()), indent=2, ensure_ascii=False) + "\n"
+    path = GOLDEN / f"{fmt}-{kind}.json"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.write_text(text, encoding="utf-8")
+        pytest.skip(f"rewrote {path.name}")
+    assert path.exists(), f"{path} is missing: run UPDATE_GOLDEN=1 pytest {Path(__file__).name}"
+    assert text == path.read_text(encoding="utf-8"), f"{fmt} {kind} differs from {path.name}"
+
+
+def test_render_is_stable_across_attempts() -> None:
+    delivery = alert_delivery()
+    for fmt in FORMATS:
+        assert render(webhook(fmt), delivery) == render(webhook(fmt), delivery), fmt
+
+
+def test_unknown_format_is_refused() -> None:
+    hook = webhook("generic").model_copy(update={"format": "carrier-pigeon"})
+    with pytest.raises(ValueError, match="carrier-pigeon"):
+        render(hook, alert_delivery())
+
+
+# Limits -------------------------------------------------------------------------------------------------
+
+
+def slack_problems(body: dict[str, Any]) -> list[str]:
+    problems = []
+    blocks = body["blocks"]
+    if len(blocks) > 50:
+        problems.append(f"{len(blocks)} blocks > 50")
+    texts = [("text", body["text"], 3000)]
+    for block in blocks:
+        if block["type"] == "header":
+            texts.append(("header", block["text"]["text"], 150))
+        elif block["type"] == "section":
+            if "text" in block:
+                texts.append(("section", block["text"]["text"], 3000))
+            fields = block.get("fields", [])
+            if len(fields) > 10:
+                problems.append(f"{len(fields)} fields > 10")
+            texts += [("field", field["text"], 2000) for field in fields]
+        elif block["type"] == "context":
+            if len(block["elements"]) > 10:
+                problems.append("context elements > 10")
+            texts += [("context", element["text"], 3000) for element in block["elements"]]
+    problems += [f"{where} is empty" for where, text, _ in texts if not text.strip()]
+    blocks_text = sum(utf16(text) for where, text, _ in texts if where != "text")
+    if blocks_text > 12_000:  # Slack's undocumented msg_blocks_too_long, reported near 13,000
+        problems.append(f"blocks hold {blocks_text} characters in all")
+    return problems + too_long(texts) + unbalanced(texts, "*", r"\*")
+
+
+def discord_problems(body: dict[str, Any]) -> list[str]:
+    problems = []
+    embeds = body["embeds"]
+    if len(embeds) > 10:
+        problems.append(f"{len(embeds)} embeds > 10")
+    if body.get("allowed_mentions") != {"parse": []}:
+        problems.append("mentions are not switched off")
+    texts = [("content", body["content"], 2000)]
+    for embed in embeds:
+        texts += [("title", embed["title"], 256), ("description", embed.get("description", ""), 4096)]
+        texts.append(("footer", embed["footer"]["text"], 2048))
+        if len(embed["fields"]) > 25:
+            problems.append("fields > 25")
+        for field in embed["fields"]:
+            texts += [("field name", field["name"], 256), ("field value", field["value"], 1024)]
+    problems += [f"{where} is empty" for where, text, _ in texts if not text.strip() and where != "description"]
+    total = sum(discord.embed_chars(embed) for embed in embeds)
+    if total > 6000:
+        problems.append(f"embeds hold {total} characters > 6000")
+    markdown = [t for t in texts if t[0] in ("content", "description", "field value")]
+    return problems + too_long(texts) + unbalanced(markdown, "**", r"\*\*")
+
+
+def mattermost_problems(body: dict[str, Any]) -> list[str]:
+    texts = [("text", body["text"], 16383)]
+    return too_long(texts) + unbalanced(texts, "**", r"\*\*")
+
+
+def teams_problems(body: dict[str, Any]) -> list[str]:
+    problems = []
+    size = len(render_body(body))
+    if size > 28 * 1024:
+        problems.append(f"{size} bytes > 28 KB")
+    attachment = body["attachments"][0]
+    content = attachment["content"]
+    if attachment["contentType"] != "application/vnd.microsoft.card.adaptive" or content["type"] != "AdaptiveCard":
+        problems.append("not an Adaptive Card attachment")
+    if "$schema" not in content or content["version"] != "1.4":
+        problems.append("no $schema or version")
+    texts = [("block", block["text"], 28 * 1024) for block in content["body"] if block["type"] == "TextBlock"]
+    return problems + unbalanced(texts, "**", r"\*\*")
+
+
+def render_body(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def too_long(texts: list[tuple[str, str, int]]) -> list[str]:
+    return [f"{where}: {utf16(text)} > {limit}" for where, text, limit in texts if utf16(text) > limit]
+
+
+def unbalanced(texts: list[tuple[str, str, int]], delimiter: str, escaped: str) -> list[str]:
+    """A delimiter left open: what a cut inside a marker would produce."""
+    problems = []
+    for where, text, _ in texts:
+        bare = re.sub(escaped, "", text.replace("\\\\", ""))
+        if bare.count(delimiter) % 2:
+            problems.append(f"{where}: odd number of {delimiter!r} in {text[-80:]!r}")
+        if "[[" in text or "]]" in text:
+            problems.append(f"{where}: a [[hit]] marker was left in")
+    return problems
+
+
+CHECKS = {
+    "slack": slack_problems,
+    "discord": discord_problems,
+    "mattermost": mattermost_problems,
+    "teams": teams_problems,
+}
+LIMITED = list(CHECKS)
+
+
+def many_hits(count: int = 200) -> Delivery:
+    hits = [
+        make_hit(
+            "hoogverraad",
+            f"…op verdenking {i} van [[hoogverraad]] 📰📰📰📰📰📰📰📰 & <meer> tekst, genoeg om Mattermost te vullen…",
+            start=i,
+        )
+        for i in range(count)
+    ]
+    article = make_article("many.txt")
+    return make_delivery("alert", "hoogverraad", make_alert("hoogverraad", article, hits))
+
+
+def huge_snippet() -> Delivery:
+    context = "📰 tekst & <ruis> " * 1400  # about 25,000 characters each side, astral characters included
+    hit = make_hit("hoogverraad", f"{context}[[hoogverraad]] {context}", start=25_000)
+    article = make_article("huge.txt")
+    payload = make_alert("hoogverraad", article, [hit], clause="hoogverraad OR " * 700 + "verraad")
+    payload["article"]["path"] = "/srv/" + "diep/" * 1000 + "huge.txt"
+    return make_delivery("alert", "hoogverraad", payload)
+
+
+def long_everything() -> Delivery:
+    """Many hits and facts at their longest: the parts must share what is left of a total."""
+    delivery = many_hits()
+    delivery.payload["article"]["path"] = "/srv/" + "📰/" * 3000 + "huge.txt"
+    delivery.payload["clause"] = "hoogverraad OR " * 700 + "verraad"
+    delivery.payload["rule"] = "r" * 300
+    return delivery
+
+
+def big_digest(count: int = 500) -> Delivery:
+    alerts = [
+        make_alert(
+            "arrestaties",
+            make_article(f"{i:04d}_{'x' * 40}.txt", f"tekst {i}"),
+            [make_hit("opgepakt", f"…{i} demonstranten zijn [[opgepakt]] in Almaty 📰 & <meer>…")] * (1 + i % 3),
+        )
+        for i in range(count)
+    ]
+    return make_delivery("digest", "arrestaties", digest_payload("arrestaties", alerts))
+
+
+def long_digest() -> Delivery:
+    """Fewer alerts, each with a snippet longer than any one field."""
+    context = "📰 tekst & <ruis> " * 300
+    alerts = [
+        make_alert("arrestaties", make_article(f"{i}.txt", f"t{i}"), [make_hit("opgepakt", f"{context}[[opgepakt]]")])
+        for i in range(60)
+    ]
+    return make_delivery("digest", "arrestaties", digest_payload("arrestaties", alerts))
+
+
+LONG = {
+    "200-hits": many_hits,
+    "50k-snippet": huge_snippet,
+    "long-everything": long_everything,
+    "500-alert-digest": big_digest,
+    "long-digest": long_digest,
+}
+
+
+@pytest.mark.parametrize("case", list(LONG))
+@pytest.mark.parametrize("fmt", LIMITED)
+def test_long_texts_stay_within_limits(fmt: str, case: str) -> None:
+    body = rendered(fmt, LONG[case]())
+    assert CHECKS[fmt](body) == []
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_empty_digest_and_an_alert_without_hits_render(fmt: str) -> None:
+    empty = make_delivery("digest", "arrestaties", digest_payload("arrestaties", []))
+    bare = make_delivery("alert", "csto", make_alert("csto", make_article("bare.txt"), []))
+    for delivery in (empty, bare):
+        body = rendered(fmt, delivery)
+        if fmt in CHECKS:
+            assert CHECKS[fmt](body) == []
+
+
+@pytest.mark.parametrize("fmt", LIMITED)
+def test_the_checks_catch_an_oversized_payload(fmt: str) -> None:
+    """The limit checks above can fail: an untruncated payload breaks them."""
+    body = rendered(fmt, many_hits())
+    flood = "**x** " * 6000
+    if fmt == "slack":
+        body["blocks"].append({"type": "section", "text": {"type": "mrkdwn", "text": flood}})
+    elif fmt == "discord":
+        body["embeds"][0]["description"] = flood
+    elif fmt == "mattermost":
+        body["text"] += flood
+    else:
+        body["attachments"][0]["content"]["body"].append({"type": "TextBlock", "text": flood})
+    assert CHECKS[fmt](body) != []
+
+
+BOLD = {
+    "slack": "*hoogverraad*",
+    "discord": "**hoogverraad**",
+    "mattermost": "**hoogverraad**",
+    "teams": "**hoogverraad**",
+}
+
+
+@pytest.mark.parametrize("fmt", LIMITED)
+def test_left_out_hits_are_counted(fmt: str) -> None:
+    text = json.dumps(rendered(fmt, many_hits()), ensure_ascii=False)
+    found = re.search(r"… and (\d+) more hits", text)
+    assert found, text[-300:]
+    shown = text.count(BOLD[fmt] + " 📰")  # hits only, not the title
+    assert 0 < shown < 200
+    assert shown + int(found.group(1)) == 200
+
+
+@pytest.mark.parametrize("fmt", LIMITED)
+def test_left_out_alerts_are_counted(fmt: str) -> None:
+    text = json.dumps(rendered(fmt, big_digest()), ensure_ascii=False)
+    found = re.search(r"… and (\d+) more alerts", text)
+    assert found
+    assert text.count("demonstranten zijn") + int(found.group(1)) == 500
+
+
+@pytest.mark.parametrize("fmt", LIMITED)
+def test_a_huge_snippet_keeps_its_hit(fmt: str) -> None:
+    assert BOLD[fmt] in json.dumps(rendered(fmt, huge_snippet()), ensure_ascii=False)
+
+
+def test_teams_fills_the_card_up_to_its_budget() -> None:
+    size = len(render(webhook("teams"), big_digest()))
+    assert teams.BUDGET - 1000 < size <= teams.BUDGET
+
+
+# Cutting never breaks markup ----------------------------------------------------------------------------
+
+
+RICH = marked("…R&D <Jan> zegt: [[hoogverraad]] is_een misdaad 📰 [[x]] en meer tekst hier…")
+UNESCAPE = {
+    "slack": lambda s: s.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").replace("*", ""),
+    "markdown": lambda s: re.sub(r"\\(.)", r"\1", s.replace("**", "")),
+    "teams": lambda s: s.replace("**", ""),
+    "plain": lambda s: s,
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "markup"), [("slack", SLACK), ("markdown", MARKDOWN), ("teams", TEAMS), ("plain", PLAIN)]
+)
+def test_every_cut_is_within_the_limit_and_well_formed(name: str, markup: Markup) -> None:
+    whole = markup.render(RICH)
+    source = "".join(span.text for span in RICH)
+    for limit in range(utf16(whole) + 2):
+        out = markup.fit(RICH, limit)
+        assert utf16(out) <= limit, (limit, out)
+        if out == whole:
+            continue
+        assert out.endswith(ELLIPSIS) or out == "", (limit, out)
+        if name == "slack":
+            assert not re.search(r"&(?!amp;|lt;|gt;)", out), out
+            assert out.count("*") % 2 == 0, out
+        if name in ("markdown", "teams"):
+            assert out.replace("\\*", "").count("**") % 2 == 0, out
+        if name == "markdown":
+            assert not re.search(r"(?<!\\)(?:\\\\)*\\(?![\\*_~`|<>\[\]#])", out), out  # no dangling backslash
+        assert source.startswith(UNESCAPE[name](out.removesuffix(ELLIPSIS)).rstrip()), (limit, out)
+
+
+def test_a_marker_is_only_the_hit_given() -> None:
+    rich = marked("zie [[noot]] over [[hoogverraad]] vandaag", "hoogverraad")
+    assert [span for span in rich if span.bold] == [Span("hoogverraad", True)]
+    assert marked("eerst [[a]] dan [[b]]") == (Span("eerst "), Span("a", True), Span(" dan "), Span("b", True))
+
+
+def test_join_within_counts_what_it_leaves_out() -> None:
+    out = join_within([f"regel {i}" for i in range(100)], 100, lambda n: f"+{n}")
+    assert utf16(out) <= 100
+    kept = out.splitlines()
+    assert kept[-1] == f"+{100 - len(kept) + 1}"
+
+
+def test_markdown_escapes_formatting_and_mentions() -> None:
+    out = MARKDOWN.render((Span("*x* _y_ @everyone <@1> "), Span("hit", True)))
+    assert out == "\\*x\\* \\_y\\_ @\u2060everyone \\<@1\\> **hit**"
+
+
+# Template format ----------------------------------------------------------------------------------------
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_template_that_renders_invalid_json_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "broken.j2", '{"rule": {{ rule }}}')  # unquoted: not JSON
+    with pytest.raises(ValueError, match=r"broken\.j2: the rendered text is not valid JSON: .* line 1 column"):
+        render(webhook("template", template=path), alert_delivery())
+
+
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [
+        ('{"rule": {{ rule }', r"bad\.j2:1: "),
+        ('{"x": {{ nope | tojson }}}', r"bad\.j2: UndefinedError: 'nope' is undefined"),
+        ('{"x": {{ rule.__class__.__mro__ | tojson }}}', r"bad\.j2: .*unsafe"),
+    ],
+    ids=["syntax", "undefined", "sandbox"],
+)
+def test_a_broken_template_gives_a_clear_error(tmp_path: Path, source: str, error: str) -> None:
+    path = write(tmp_path / "bad.j2", source)
+    with pytest.raises(ValueError, match=error):
+        render(webhook("template", template=path), alert_delivery())
+
+
+def test_a_missing_template_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"gone\.j2: cannot be read"):
+        render(webhook("template", template=tmp_path / "gone.j2"), alert_delivery())
+    with pytest.raises(ValueError, match="needs `template: PATH`"):  # refused when the rules load
+        webhook("template", template=None)
+
+
+def test_templates_are_cached_by_path_and_mtime(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.j2", '{"v": 1}')
+    hook = webhook("template", template=path)
+    assert json.loads(render(hook, alert_delivery())) == {"v": 1}
+    before = template_format._compile.cache_info().hits
+    render(hook, alert_delivery())
+    assert template_format._compile.cache_info().hits == before + 1
+    write(path, '{"v": 2}')
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert json.loads(render(hook, alert_delivery())) == {"v": 2}
+
+
+def test_template_output_is_not_html_escaped(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.j2", '{"path": "{{ data.article.path }}", "lead": {{ data.article.lead | tojson }}}')
+    out = json.loads(render(webhook("template", template=path), alert_delivery()))
+    assert out["lead"].endswith('schrijft "Vlast" (@everyone).')
+    assert "R&D-chef <Jan>" in out["lead"]
+
+
+def test_template_variables(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "t.j2", "[{{ type|tojson }}, {{ delivery_id|tojson }}, {{ rule|tojson }}, {{ timestamp|tojson }}]"
+    )
+    delivery = digest_delivery()
+    out = json.loads(render(webhook("template", template=path), delivery))
+    assert out == ["alert.digest", delivery.id, "arrestaties", "2024-05-01T10:00:00Z"]
