@@ -1,0 +1,80 @@
+"""Deployment files, tested as far as this machine allows: no Docker engine runs here, so the image's own
+ENTRYPOINT and HEALTHCHECK commands run outside a container, with the image's environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, free_port, wait_until
+
+pytestmark = pytest.mark.e2e
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+
+
+def instruction(name: str) -> str:
+    """The argument of a Dockerfile instruction, continuation lines joined."""
+    joined = re.sub(r"\\\n\s*", " ", DOCKERFILE)
+    found = re.search(rf"^{name}\s+(.*)$", joined, re.MULTILINE)
+    assert found, f"no {name} in the Dockerfile"
+    return found.group(1).strip()
+
+
+def image_env() -> dict[str, str]:
+    pairs = re.findall(r"(\w+)=('[^']*'|\S+)", instruction("ENV"))
+    return {key: value.strip("'") for key, value in pairs}
+
+
+def command(argv: list[str]) -> list[str]:
+    """The image's command with its program taken from this venv."""
+    program = shutil.which(argv[0], path=str(Path(sys.executable).parent))
+    assert program, f"{argv[0]} is not installed in this environment"
+    return [program, *argv[1:]]
+
+
+def test_entrypoint_is_exec_form_and_the_healthcheck_passes(tmp_path: Path) -> None:
+    entrypoint = json.loads(instruction("ENTRYPOINT"))
+    assert entrypoint == ["news-monitor", "run"]  # exec form: SIGTERM reaches the daemon itself
+    health = json.loads(instruction("HEALTHCHECK").split("CMD", 1)[1])
+    assert "USER monitor" in DOCKERFILE and DOCKERFILE.index("pip install .") < DOCKERFILE.index("COPY monitor")
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    port = free_port()
+    env = {**os.environ, **image_env()}
+    env |= {
+        "MONITOR_WATCH__FOLDERS": json.dumps([str(tmp_path / "articles")]),
+        "MONITOR_STATE__URL": f"sqlite:///{tmp_path / 'state' / 'monitor.db'}",
+        "MONITOR_HTTP__HOST": "127.0.0.1",  # the image listens on 0.0.0.0 inside its own network
+        "MONITOR_HTTP__PORT": str(port),
+    }
+    health = [arg.replace("8787", str(port)) for arg in health]
+    log = (tmp_path / "daemon.log").open("wb")
+    proc = subprocess.Popen(command(entrypoint), cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: subprocess.run(command(health), capture_output=True).returncode == 0, 30, "HEALTHCHECK")
+        assert '"event": "daemon_ready"' in (tmp_path / "daemon.log").read_text()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert subprocess.run(command(health), capture_output=True).returncode == 1  # stopped: unhealthy
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed here")
+def test_systemd_unit_verifies(tmp_path: Path) -> None:
+    unit = tmp_path / "news-monitor.service"
+    text = (ROOT / "deploy" / "news-monitor.service").read_text()
+    # The unit names the install location; point it at this venv's program so that verify can find it.
+    unit.write_text(text.replace("/opt/news-monitor/.venv/bin/news-monitor", command(["news-monitor"])[0]))
+    result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    problems = [line for line in result.stderr.splitlines() if "news-monitor.service" in line]
+    assert result.returncode == 0 and not problems, result.stderr
