@@ -1,0 +1,133 @@
+"""Alerts and the outbox on a real SQLite file: one claim per content, stable ids, digests, realert."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+from sqlalchemy import select
+
+from monitor.alerts import flush_digest, latest_fire, make_id, queue_article
+from monitor.articles import parse_article
+from monitor.rules import RuleSet, load_rules
+from monitor.schedule import cron
+from monitor.store import Store, alerts, deliveries
+
+HOOKS = {"a": {"url": "http://127.0.0.1:9/a"}, "b": {"url": "http://127.0.0.1:9/b"}}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    store = Store(f"sqlite:///{tmp_path / 'state.db'}")
+    store.create()
+    yield store
+    store.close()
+
+
+def ruleset(tmp_path: Path, **rule: Any) -> RuleSet:
+    data = {"version": 1, "webhooks": HOOKS, "rules": [{"name": "hv", "query": "*hoogverraad*", **rule}]}
+    YAML(typ="safe").dump(data, tmp_path / "rules.yaml")
+    return load_rules(tmp_path / "rules.yaml")
+
+
+def queue(store: Store, rules: RuleSet, path: str, text: str, now: float = 1000.0, send: bool = True) -> Any:
+    article = parse_article(path, text, len(text))
+    return queue_article(store, rules, article, rules.engine.match(article), (len(text), 1), now=now, send=send)
+
+
+def rows(store: Store, table: Any) -> list[Any]:
+    with store.engine.connect() as conn:
+        return list(conn.execute(select(table)).mappings())
+
+
+def test_an_immediate_match_queues_one_delivery_per_webhook_with_stable_ids(store: Store, tmp_path: Path) -> None:
+    rules = ruleset(tmp_path)
+    queued = queue(store, rules, "x.txt", "date 2022-01 Verdacht van hoogverraad.")
+    assert (queued.claimed, queued.alerts, queued.deliveries) == (True, 1, 2)
+    found = rows(store, deliveries)
+    alert_id = make_id("hv", rows(store, alerts)[0]["content_hash"])
+    assert {d["id"] for d in found} == {make_id(alert_id, "a"), make_id(alert_id, "b")}
+    assert {d["state"] for d in found} == {"pending"}
+
+
+def test_the_same_text_under_another_name_is_claimed_once(store: Store, tmp_path: Path) -> None:
+    rules = ruleset(tmp_path)
+    text = "date 2022-01 Verdacht van hoogverraad."
+    assert queue(store, rules, "x.txt", text).claimed
+    again = queue(store, rules, "copy.txt", text)
+    assert (again.claimed, again.deliveries) == (False, 0)
+    assert len(rows(store, deliveries)) == 2
+    assert store.known_files()["copy.txt"] == (len(text), 1)
+
+
+def test_send_false_records_alerts_without_deliveries(store: Store, tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, schedule="0 * * * *")
+    queue(store, rules, "x.txt", "date 2022-01 hoogverraad", send=False)
+    assert len(rows(store, alerts)) == 1 and not rows(store, alerts)[0]["digest_pending"]
+    assert rows(store, deliveries) == []
+
+
+@pytest.mark.parametrize(
+    ("key", "second", "sent"),
+    [
+        ("rule", "date 2022-02 Weer hoogverraad.", 1),
+        ("date", "date 2022-02 Weer hoogverraad.", 2),
+        ("date", "date 2022-01 Weer hoogverraad.", 1),
+        ("term", "date 2022-01 Een hoogverraadzaak.", 2),
+        ("term", "date 2022-02 Weer HOOGVERRAAD.", 1),
+    ],
+    ids=["rule-suppresses", "date-differs", "date-same", "term-differs", "term-same-casefolded"],
+)
+def test_realert_keys(store: Store, tmp_path: Path, key: str, second: str, sent: int) -> None:
+    rules = ruleset(tmp_path, realert="1h", realert_key=key, notify=["a"])
+    queue(store, rules, "1.txt", "date 2022-01 Over hoogverraad.", now=1000.0)
+    queue(store, rules, "2.txt", second, now=1100.0)
+    assert len(rows(store, deliveries)) == sent
+    assert len(rows(store, alerts)) == 2  # recorded either way
+
+
+def test_realert_window_ends(store: Store, tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, realert="1h", notify=["a"])
+    queue(store, rules, "1.txt", "date 2022-01 hoogverraad", now=1000.0)
+    queue(store, rules, "2.txt", "date 2022-01 weer hoogverraad", now=1000.0 + 3601)
+    assert len(rows(store, deliveries)) == 2
+
+
+def test_digest_flush_is_once_per_slot_and_takes_only_alerts_up_to_it(store: Store, tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, schedule="0 * * * *", notify=["a"])
+    rule = rules.rule("hv")
+    slot = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    queue(store, rules, "1.txt", "date 2022-01 hoogverraad een", now=slot.timestamp() - 60)
+    queue(store, rules, "2.txt", "date 2022-01 hoogverraad twee", now=slot.timestamp() + 60)
+    assert rows(store, deliveries) == []  # a digest rule sends nothing at once
+    assert flush_digest(store, rules, rule, slot) == 1
+    assert flush_digest(store, rules, rule, slot) == 0  # the same slot again: nothing new
+    digest = rows(store, deliveries)[0]
+    assert digest["kind"] == "digest" and digest["id"] == make_id("digest", "hv", "a", slot.isoformat())
+    assert '"count": 1' in digest["payload"]
+    assert flush_digest(store, rules, rule, slot + timedelta(hours=1)) == 1  # the later alert, next slot
+    assert flush_digest(store, rules, rule, slot + timedelta(hours=2)) == 0  # empty: not sent
+
+
+def test_empty_digest_only_when_asked(store: Store, tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, schedule="0 * * * *", send_empty=True)
+    assert flush_digest(store, rules, rules.rule("hv"), datetime(2026, 1, 1, tzinfo=UTC)) == 2
+
+
+@pytest.mark.parametrize(
+    ("expression", "now", "expected"),
+    [
+        ("0 */2 * * *", datetime(2026, 1, 1, 13, 59, tzinfo=UTC), datetime(2026, 1, 1, 12, tzinfo=UTC)),
+        ("0 */2 * * *", datetime(2026, 1, 1, 14, 0, tzinfo=UTC), datetime(2026, 1, 1, 14, tzinfo=UTC)),
+        ("30 7 * * mon", datetime(2026, 1, 8, 9, tzinfo=UTC), datetime(2026, 1, 5, 7, 30, tzinfo=UTC)),
+        ("*/10 * * * * *", datetime(2026, 1, 1, 0, 0, 25, tzinfo=UTC), datetime(2026, 1, 1, 0, 0, 20, tzinfo=UTC)),
+        ("0 0 1 1 *", datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)),
+    ],
+    ids=["two-hourly", "on-the-dot", "weekly", "seconds-field", "yearly"],
+)
+def test_latest_fire(expression: str, now: datetime, expected: datetime) -> None:
+    assert latest_fire(cron(expression, UTC), now) == expected

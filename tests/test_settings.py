@@ -1,0 +1,103 @@
+"""Settings: YAML, environment overrides, errors with file and line; durations; log redaction."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import structlog
+
+from monitor.durations import format_duration, parse_duration
+from monitor.errors import ConfigError
+from monitor.logs import configure, mask
+from monitor.settings import load_settings
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("5m", 300), ("6h", 21600), ("1h30m", 5400), ("2d", 172800), ("500ms", 0.5), ("12", 12), (3, 3)],
+    ids=["seconds", "minutes", "hours", "combined", "days", "milliseconds", "bare-number-text", "bare-number"],
+)
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["", "soon", "5 parsecs", "h5", "-5s"], ids=["empty", "word", "unit", "order", "sign"])
+def test_bad_durations_say_what_is_expected(text: str) -> None:
+    with pytest.raises(ValueError, match=r"expected e\.g\. 30s, 5m"):
+        parse_duration(text)
+
+
+def test_format_duration_round_trips() -> None:
+    for text in ("5s", "5m", "2h", "10h", "1d"):
+        assert format_duration(parse_duration(text)) == text
+
+
+def test_yaml_then_environment_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "monitor.yaml"
+    config.write_text("timezone: Europe/Amsterdam\nwatch:\n  folders: [in]\n  settle: 3s\n")
+    monkeypatch.setenv("MONITOR_WATCH__SETTLE", "250ms")
+    monkeypatch.setenv("MONITOR_STATE__URL", "sqlite:///elsewhere.db")
+    settings = load_settings(config)
+    assert settings.timezone == "Europe/Amsterdam"
+    assert settings.watch.folders == [Path("in")]
+    assert settings.watch.settle == timedelta(milliseconds=250)
+    assert settings.state.url == "sqlite:///elsewhere.db"
+
+
+@pytest.mark.parametrize(
+    ("yaml", "line", "expected"),
+    [
+        ("watch:\n  observer: inotify\n", 2, "watch.observer: Input should be 'native' or 'polling'"),
+        ("timezone: Mars/Olympus\n", 1, "unknown time zone 'Mars/Olympus'"),
+        ("delivery:\n  concurrency: 0\n", 2, "delivery.concurrency"),
+        ("watch:\n  settle: soon\n", 2, "expected e.g. 30s"),
+        ("stat:\n  url: x\n", 1, "stat: unknown key (a typo?)"),
+    ],
+    ids=["enum", "timezone", "range", "duration", "typo"],
+)
+def test_settings_errors_name_file_and_line(tmp_path: Path, yaml: str, line: int, expected: str) -> None:
+    config = tmp_path / "monitor.yaml"
+    config.write_text(yaml)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert f"{config}:{line}: " in str(caught.value)
+    assert expected in str(caught.value)
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    config = tmp_path / "monitor.yaml"
+    config.write_text("watch:\n  folders: [a\n  settle: 2s\n")
+    with pytest.raises(ConfigError, match=r"monitor\.yaml:\d+: invalid YAML"):
+        load_settings(config)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("post to https://alice:s3cret@hooks.example/x failed", "https://***@hooks.example/x"),
+        ("postgresql+psycopg://monitor:pw@db/monitor", "postgresql+psycopg://***@db/monitor"),
+        ("secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw leaked", "whsec_***"),
+    ],
+    ids=["https", "database", "whsec"],
+)
+def test_mask_hides_credentials(text: str, shown: str) -> None:
+    masked = mask(text)
+    assert shown in masked
+    assert "s3cret" not in masked and ":pw@" not in masked and "MfKQ9" not in masked
+
+
+def test_json_logs_redact_secret_fields_and_urls(capsys: pytest.CaptureFixture[str]) -> None:
+    configure("INFO", "json")
+    structlog.get_logger("t").info(
+        "delivery_failed", url="https://bob:hunter2@example.invalid/hook", secret="whsec_abc", webhook="n"
+    )
+    logging.getLogger("stdlib").warning("plain https://u:p@example.invalid/ message")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert lines[0]["event"] == "delivery_failed" and lines[0]["level"] == "info"
+    assert lines[0]["url"] == "https://***@example.invalid/hook" and lines[0]["secret"] == "***"
+    assert "u:p@" not in lines[1]["event"]
+    assert "hunter2" not in json.dumps(lines)
