@@ -31,6 +31,7 @@ from pydantic import (
 
 from monitor.durations import parse_duration
 from monitor.errors import RuleProblem, RulesError
+from monitor.logs import mask
 from monitor.matching.engine import Engine, MatchRule
 from monitor.matching.query import Compiler, QueryError, Stemmer
 from monitor.schedule import cron
@@ -62,7 +63,7 @@ class Webhook(_Model):
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not re.match(r"https?://[^/\s]+", value):
-            raise ValueError(f"expected an http:// or https:// URL, got {value[:40]!r}")
+            raise ValueError(f"expected an http:// or https:// URL, got {mask(value)[:60]!r}")
         return value
 
     @model_validator(mode="after")
