@@ -186,10 +186,16 @@ def test_wrong_secret_is_rejected_on_every_attempt(receiver: Receiver, daemon_fa
     daemon = daemon_factory(one_rule(receiver.url, retry_schedule=FAST)).start()
     names = write_articles(daemon.watched, 3)
     daemon.wait_settled(names)
-    assert daemon.stop() == 0
     assert outcomes and not any(outcomes)
     dead = json.loads(cli(daemon, "deliveries", "--state", "dead", "--json").stdout)
     assert len(dead) == 3 and all(d["last_status"] == 401 for d in dead)
+    # The receiver is fixed: dead deliveries go out again under their original ids.
+    receiver.respond = lambda _r: (200, {})
+    assert cli(daemon, "redeliver", "--all-dead").stdout.strip() == "queued 3 deliveries again"
+    assert receiver.wait_for(lambda got: len(got) == len(outcomes) + 3, timeout=30)
+    daemon.wait_settled(names)
+    assert daemon.stop() == 0
+    assert {r.headers["webhook-id"] for r in receiver.received[-3:]} == {d["id"] for d in dead}
 
 
 def test_digest_goes_out_once_per_time(receiver: Receiver, daemon_factory) -> None:
