@@ -7,7 +7,9 @@ date-time, then the body, on the same line or the next.
 from __future__ import annotations
 
 import calendar
+import codecs
 import enum
+import errno
 import hashlib
 import os
 import re
@@ -80,18 +82,19 @@ def parse_date(value: str) -> ArticleDate:
 
 
 def decode(data: bytes, path: str | Path) -> str:
-    """UTF-8 with or without BOM; Windows-1252 as the legacy fallback; binary refused."""
-    if b"\x00" in data[:8192]:
+    """UTF-8 with or without BOM; Windows-1252 as the legacy fallback (not after a BOM); binary refused."""
+    if b"\x00" in data:
         raise ArticleError(path, "binary file (NUL bytes)", "binary")
     try:
         text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as exc:
+        if data.startswith(codecs.BOM_UTF8):  # it says UTF-8: falling back would misread it
+            raise ArticleError(path, f"invalid UTF-8 after a BOM (byte {exc.start + 3})", "encoding") from None
         try:
             text = data.decode("cp1252")
-        except UnicodeDecodeError as exc:
-            raise ArticleError(path, f"neither UTF-8 nor Windows-1252 (byte {exc.start})", "encoding") from None
-    sample = text[:8192]
-    if sample and len(_CONTROL.findall(sample)) > len(sample) // 100:
+        except UnicodeDecodeError as legacy:
+            raise ArticleError(path, f"neither UTF-8 nor Windows-1252 (byte {legacy.start})", "encoding") from None
+    if len(_CONTROL.findall(text)) > len(text) // 100:
         raise ArticleError(path, "binary file (control characters)", "binary")
     return text
 
@@ -111,24 +114,34 @@ def parse_article(path: str | Path, text: str, size: int) -> Article:
 
 def read_article(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Article:
     """Read and parse one article file. Every failure is an ArticleError with a reason code."""
+    data = _read_bytes(path, max_bytes)
+    return parse_article(path, decode(data, path), len(data))
+
+
+def _read_bytes(path: str | Path, max_bytes: int) -> bytes:
+    """The file's bytes; symbolic links are not followed, only regular files within the limit are read."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise ArticleError(path, "file vanished before it was read", "vanished") from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ArticleError(path, "symbolic link, not followed", "symlink") from None
         raise ArticleError(path, f"cannot open: {exc.strerror}", "unreadable") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
+    try:
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise ArticleError(path, "not a regular file", "not_file")
         if info.st_size == 0:
             raise ArticleError(path, "empty file", "empty")
         if info.st_size > max_bytes:
             raise ArticleError(path, f"{info.st_size} bytes is over the limit of {max_bytes}", "too_large")
-        try:
+        with os.fdopen(fd, "rb", closefd=False) as handle:
             data = handle.read(max_bytes + 1)
-        except OSError as exc:
-            raise ArticleError(path, f"cannot read: {exc.strerror}", "unreadable") from None
+    except OSError as exc:
+        raise ArticleError(path, f"cannot read: {exc.strerror}", "unreadable") from None
+    finally:
+        os.close(fd)
     if len(data) > max_bytes:
         raise ArticleError(path, f"grew over the limit of {max_bytes} bytes while read", "too_large")
-    return parse_article(path, decode(data, path), len(data))
+    return data

@@ -346,3 +346,31 @@ def receive(
         threading.Event().wait()
     except KeyboardInterrupt:
         receiver.stop()
+
+
+@app.command()
+def evaluate(
+    folder: Annotated[Path, typer.Argument(help="Folder of labelled article files.")],
+    labels: Annotated[Path, typer.Option("--labels", help="CSV: file, then one 0/1 column per rule.")],
+    rules: Annotated[Path | None, typer.Option("--rules", help="Rules file [default: from the settings]")] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score the rules on labelled articles: precision, recall and F1 per rule, and every miss with its hits."""
+    from monitor.evaluation import evaluate as score
+
+    result = score(load_rules(rules or _settings(config).rules_file), folder, labels)
+    if as_json:
+        out.print_json(json.dumps(result.to_json(), ensure_ascii=False))
+        return
+    table = Table("rule", "labelled", "fired", "TP", "FP", "FN", "precision", "recall", "F1")
+    for row in result.rows():
+        table.add_row(*row)
+    out.print(f"{result.articles} articles in {folder}")
+    out.print(table)
+    for miss in result.misses:
+        kind = "false positive" if miss.kind == "false_positive" else "false negative"
+        why = f"fired by {miss.clause}" if miss.clause else ("near misses:" if miss.hits else "no term occurs")
+        out.print(f"[bold]{kind}[/bold] [cyan]{miss.rule}[/cyan] {escape(miss.file)}: {escape(why)}")
+        for hit in miss.hits:
+            out.print(_highlighted(f"    {hit.start}-{hit.end}  ", hit.snippet))

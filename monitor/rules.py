@@ -228,12 +228,6 @@ def _with_template(path: Path, raw: Any, name: str, hook: Webhook, problems: lis
     return hook.model_copy(update={"template": template})
 
 
-def _quote_offset(raw: Any, index: int) -> int:
-    """1 when the query is a quoted YAML scalar, so the column points into the query text."""
-    value = raw["rules"][index]["query"]
-    return 1 if type(value).__name__ in {"SingleQuotedScalarString", "DoubleQuotedScalarString"} else 0
-
-
 def _substitute(
     value: Any, environ: Mapping[str, str], path: Path, problems: list[RuleProblem], line: int | None
 ) -> Any:

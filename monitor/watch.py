@@ -5,6 +5,7 @@ events only arm a settle timer (the polling observer's only signal; with inotify
 moved in from an unwatched folder), which skips files that are still open for writing. The observer
 thread never runs our logic: it only calls `loop.call_soon_threadsafe`. A full queue is not an error:
 the path is dropped and a reconcile scan is requested, which finds every file the ledger has not seen.
+Files in hidden folders are ignored, as the scan skips them; a name renamed away or deleted is forgotten.
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ from watchdog.observers.polling import PollingObserver
 
 log = logging.getLogger(__name__)
 IGNORED = (".*", "*.tmp", "*.part", "*.partial", "*~", "*.swp", "*.crdownload", "#*#")
+# Event type -> the Watcher method that runs on the loop (for a move: with the new name).
+_ACTIONS = {
+    "closed": "complete",
+    "moved": "complete",
+    "created": "arm",
+    "modified": "arm",
+    "opened": "opened",
+    "closed_no_write": "closed",
+}
 
 
 def wanted(path: str | Path, suffixes: Sequence[str]) -> bool:
@@ -50,28 +60,31 @@ def scan(folders: Sequence[Path], suffixes: Sequence[str]) -> Iterator[os.DirEnt
             log.warning("scan_failed folder=%s error=%s", folder, exc.strerror)
 
 
+def hidden_below(path: str | Path, root: str | Path) -> bool:
+    """Whether a folder between `root` and the file is hidden, as the scan skips such folders."""
+    folders = os.path.relpath(path, root).split(os.sep)[:-1]
+    return any(part.startswith(".") and part not in (".", "..") for part in folders)
+
+
 class _Handler(FileSystemEventHandler):
     """Runs in the observer thread: translate events into calls on the loop, nothing else."""
 
-    def __init__(self, watcher: Watcher) -> None:
+    def __init__(self, watcher: Watcher, root: Path) -> None:
         self.watcher = watcher
+        self.root = str(root)
 
     def dispatch(self, event: FileSystemEvent) -> None:
         if event.is_directory:
             return
         kind = event.event_type
-        path = os.fsdecode(event.dest_path if kind == "moved" else event.src_path)
-        if not wanted(path, self.watcher.suffixes):
-            return
         call = self.watcher.loop.call_soon_threadsafe
-        if kind in ("closed", "moved"):
-            call(self.watcher.complete, path)
-        elif kind in ("created", "modified"):
-            call(self.watcher.arm, path)
-        elif kind == "opened":
-            call(self.watcher.opened, path)
-        elif kind == "closed_no_write":
-            call(self.watcher.closed, path)
+        if kind in ("moved", "deleted"):  # the old name is gone: no settle timer may submit it
+            call(self.watcher.forget, os.fsdecode(event.src_path))
+        path = os.fsdecode(event.dest_path if kind == "moved" else event.src_path)
+        action = _ACTIONS.get(kind)
+        if action is None or not wanted(path, self.watcher.suffixes) or hidden_below(path, self.root):
+            return
+        call(getattr(self.watcher, action), path)
 
 
 class Watcher:
@@ -106,13 +119,16 @@ class Watcher:
 
     def _observer(self) -> BaseObserver:
         observer: BaseObserver = PollingObserver(timeout=1) if self.polling else Observer()
-        handler = _Handler(self)
         for folder in self.folders:
-            observer.schedule(handler, str(folder), recursive=True)
+            observer.schedule(_Handler(self, folder), str(folder), recursive=True)
         return observer
 
     def alive(self) -> bool:
-        return self.observer is not None and self.observer.is_alive()
+        """The observer thread runs, and so does each folder's emitter (it stops when its folder is removed)."""
+        observer = self.observer
+        if observer is None or not observer.is_alive():
+            return False
+        return bool(observer.emitters) and all(emitter.is_alive() for emitter in observer.emitters)
 
     def restart(self) -> None:
         """Replace a dead observer; files missed meanwhile are found by the next reconcile scan."""
@@ -133,9 +149,7 @@ class Watcher:
     # -- on the loop ----------------------------------------------------------------------------------
     def complete(self, path: str) -> None:
         self.closed(path)
-        timer = self._timers.pop(path, None)
-        if timer is not None:
-            timer.cancel()
+        self._cancel(path)
         self.submit(path)
 
     def opened(self, path: str) -> None:
@@ -146,11 +160,19 @@ class Watcher:
         if count > 0:
             self._open[path] = count
 
+    def forget(self, path: str) -> None:
+        """A file renamed away or deleted: drop its settle timer and its open count."""
+        self._cancel(path)
+        self._open.pop(path, None)
+
     def arm(self, path: str) -> None:
+        self._cancel(path)
+        self._timers[path] = self.loop.call_later(self.settle, self._settled, path)
+
+    def _cancel(self, path: str) -> None:
         timer = self._timers.pop(path, None)
         if timer is not None:
             timer.cancel()
-        self._timers[path] = self.loop.call_later(self.settle, self._settled, path)
 
     def _settled(self, path: str) -> None:
         self._timers.pop(path, None)

@@ -1,40 +1,108 @@
 """Text analysis shared by queries and articles.
 
 `fold(text)` gives the searchable form of a text: Unicode NFKC (so the Dutch ĳ ligature is "ij"), case
-folded, diacritics removed, soft hyphens removed, and a word broken by a hyphen at a line end joined again.
-ASCII stretches are only lower-cased, so the common case costs one C-level call per stretch; the
-`Folded` result maps offsets in the folded text back to the original for hits and snippets.
+folded, diacritics removed, soft hyphens and other invisible format characters removed, and a word broken
+by a hyphen at a line end joined again. Every other character that is not a word character becomes one
+space, so that in folded text word boundaries are spaces and a whole word `w` is the substring ` w ` of
+`" " + text + " "`.
 
-Every character that is not a word character becomes a space of the same length, so that in folded text
-word boundaries are spaces and a whole word `w` is the substring ` w ` of `" " + text + " "`.
+Speed: most text is ASCII plus the accented letters and typographic punctuation of Dutch news, each of which
+folds to one character; such text folds in C (`codecs.charmap_encode` with a one-byte-per-character map, then
+`bytes.translate`), about as fast as `str.lower`, and has the offsets of the original. Only where a character
+folds to more or fewer characters (ĳ, ß, ﬁ, soft hyphens, combining accents, a joined line-end hyphen) is it
+folded one by one (cached), and `Folded` keeps break points to map folded offsets back to the original.
 """
 
 from __future__ import annotations
 
 import bisect
+import codecs
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-# Runs that need more than lower-casing: non-ASCII text, and a hyphen at a line end before a lower-case
-# letter ("arres-\ntaties"). A capital after the break keeps the hyphen: "CSTO-\nTroepen" is a compound.
-_SPECIAL = re.compile(r"[^\x00-\x7f]+|-[ \t]*\r?\n[ \t]*(?=[a-z])")
-_MARKS = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+# A hyphen at a line end before a word character: a word broken across lines, or a compound.
+_BREAK = re.compile(r"-[ \t]*\r?\n[ \t]*(?=\w)")
+# What folds to nothing: line-end hyphens that join, and invisible format characters (soft hyphen, zero widths).
+_INVISIBLE = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
 _NON_WORD = re.compile(r"\W")
+_ASCII_NON_WORD = re.compile(r"[^0-9A-Za-z_\x80-\U0010ffff]")
 WORD = re.compile(r"\w+")
 # ASCII punctuation and white space to spaces: str.translate has a fast path for ASCII-only text.
 _ASCII_SPACES = {c: " " for c in range(128) if not chr(c).isalnum() and chr(c) != "_"}
+_VOWELS = frozenset("aeiou")
+# Non-ASCII characters common in Dutch news that fold to one ASCII character: the fast path (`_fold_simple`).
+_COMMON = (
+    "\u00a0«»°·ÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöùúûüýÿ"
+    "‘’‚‛“”„‟–—―‐‑…•€−′″\u2002\u2003\u2009\u200a\u202f"
+    "ĆćČčĘęĞğİŃńŁŘřŚśŞşŠšŹźŻżŽžĚěŮůŐőŰű"
+)
 
 
-@lru_cache(maxsize=4096)
-def fold_run(run: str) -> str:
-    """Fold a run of non-ASCII characters (or a line-end hyphen break)."""
-    if run[0] == "-":
+@lru_cache(maxsize=8192)
+def fold_char(char: str) -> str:
+    """One non-ASCII character folded: usually one character, "" for marks and format characters."""
+    if unicodedata.category(char) in {"Mn", "Me", "Cf"}:  # accents on their own, soft hyphen, zero widths
         return ""
-    text = unicodedata.normalize("NFKC", run).casefold().replace("\u00ad", "")
-    text = _MARKS.sub("", unicodedata.normalize("NFD", text))
-    return _NON_WORD.sub(" ", unicodedata.normalize("NFC", text))
+    text = unicodedata.normalize("NFKC", char).casefold()
+    text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) not in {"Mn", "Me"})
+    text = _NON_WORD.sub(" ", unicodedata.normalize("NFC", text))
+    return " " if text and text.isspace() else text  # punctuation ("…", "—") is one space
+
+
+@lru_cache(maxsize=8192)
+def fold_run(run: str) -> str:
+    """A run of non-ASCII characters folded, character by character."""
+    return "".join(fold_char(c) for c in run)
+
+
+def _charmap() -> tuple[object, bytes]:
+    """A codec map from ASCII and the `_COMMON` characters to one byte each, and those bytes' folded form.
+
+    `codecs.charmap_encode` with such a map runs in C, so text made of these characters folds at the speed of
+    `str.lower`; a character outside the map makes it raise, and the text takes the general path.
+    """
+    common = [c for c in dict.fromkeys(_COMMON) if len(fold_char(c)) == 1 and fold_char(c).isascii()][:128]
+    decoding = "".join(map(chr, range(128))) + "".join(common) + "\ufffe" * (128 - len(common))
+    table = bytearray(ord(c.lower()) if c.isalnum() or c == "_" else 32 for c in map(chr, range(128)))
+    table += bytes(ord(fold_char(c)) for c in common) + b" " * (128 - len(common))
+    return codecs.charmap_build(decoding), bytes(table)
+
+
+_CHARMAP, _FOLDED_BYTES = _charmap()
+
+
+def _fold_simple(text: str) -> str | None:
+    """`text` folded when every character folds to exactly one (the common case), else None."""
+    if text.isascii():
+        return text.lower().translate(_ASCII_SPACES)
+    try:
+        encoded = codecs.charmap_encode(text, "strict", _CHARMAP)[0]  # type: ignore[arg-type]
+    except UnicodeEncodeError:
+        return _fold_runs(text)
+    return encoded.translate(_FOLDED_BYTES).decode("ascii")
+
+
+def _fold_runs(text: str) -> str | None:
+    """The non-ASCII runs folded one by one (cached); None when one of them changes length."""
+    resized = False
+
+    def replace(found: re.Match[str]) -> str:
+        nonlocal resized
+        run = found.group()
+        folded = fold_run(run)
+        resized = resized or len(folded) != len(run)
+        return folded
+
+    mixed = _NON_ASCII.sub(replace, text)
+    if resized:
+        return None
+    if mixed.isascii():
+        return mixed.lower().translate(_ASCII_SPACES)
+    return _ASCII_NON_WORD.sub(" ", mixed.lower())
 
 
 def fold_term(term: str) -> str:
@@ -42,13 +110,33 @@ def fold_term(term: str) -> str:
     return "".join(piece if piece in "*?" else fold(piece).text for piece in re.split(r"([*?])", term))
 
 
+def joins(text: str, start: int, end: int) -> bool:
+    """Whether the line-end hyphen text[start:end] breaks one word (joined) rather than a compound (kept).
+
+    Joined between two lower-case letters; kept after a capital or a digit ("CSTO-\\ntroepen") and between
+    the same two vowels, where Dutch writes a hyphen in compounds ("massa-\\narrestaties", "zee-\\negel").
+    """
+    if start == 0 or end >= len(text):
+        return False
+    before, after = text[start - 1], text[end]
+    if not (before.isalpha() and before.islower() and after.isalpha() and after.islower()):
+        return False
+    return not (before == after and before in _VOWELS)
+
+
 @dataclass(frozen=True, slots=True)
 class Folded:
     original: str
     text: str
-    # Break points (folded offset, original offset), ascending; empty when offsets are equal.
+    # Break points (folded offset, original offset), ascending, in pairs around each stretch whose folded
+    # length differs from its original length; empty when every offset is the same in both.
     _folded: list[int] = field(default_factory=list)
     _original: list[int] = field(default_factory=list)
+
+    @property
+    def same_offsets(self) -> bool:
+        """Whether every offset in the folded text is the same in the original."""
+        return not self._folded
 
     def to_original(self, offset: int) -> int:
         """The offset in the original text of a character offset in the folded text."""
@@ -58,45 +146,117 @@ class Folded:
         if i < 0:
             return offset
         base_folded, base_original = self._folded[i], self._original[i]
-        # Inside a run whose folded length differs, clamp to the run's original end.
+        # Inside a stretch whose folded length differs, clamp to the stretch's original end.
         if i + 1 < len(self._folded):
             return min(base_original + offset - base_folded, self._original[i + 1])
         return base_original + offset - base_folded
 
 
 def fold(text: str) -> Folded:
-    if text.isascii() and "-" not in text:
-        return Folded(text, text.lower().translate(_ASCII_SPACES))
+    """The searchable form of `text`, with the way back to the original's offsets."""
+    if _removes(text):
+        return _fold_mapped(text)
+    folded = _fold_simple(text)
+    return Folded(text, folded) if folded is not None else _fold_mapped(text)
+
+
+def _removes(text: str) -> bool:
+    """Whether some characters of `text` fold to nothing (a few `in` tests: much faster than a regex)."""
+    if "-" in text and "\n" in text and _BREAK.search(text):
+        return True
+    return not text.isascii() and any(c in text for c in _INVISIBLE)
+
+
+def _fold_mapped(text: str) -> Folded:
+    """The general case: some characters fold to more or fewer characters, so keep break points."""
     pieces: list[str] = []
     folded_marks: list[int] = []
     original_marks: list[int] = []
-    pos = 0
     out = 0
-    for special in _SPECIAL.finditer(text):
-        start, end = special.span()
-        if start > pos:
-            pieces.append(text[pos:start].lower().translate(_ASCII_SPACES))
-            out += start - pos
-        replacement = fold_run(special.group())
-        folded_marks.append(out)
-        original_marks.append(start)
-        pieces.append(replacement)
-        out += len(replacement)
-        folded_marks.append(out)
-        original_marks.append(end)
+
+    def add(piece: str, start: int = 0, end: int = 0) -> None:
+        """A piece of folded text; with a span of the original when its length differs from the span's."""
+        nonlocal out
+        if end > start:
+            folded_marks.extend((out, out + len(piece)))
+            original_marks.extend((start, end))
+        pieces.append(piece)
+        out += len(piece)
+
+    pos = 0
+    for start, end in _removed(text):
+        _fold_segment(text, pos, start, add)
         pos = end
-    pieces.append(text[pos:].lower().translate(_ASCII_SPACES))
+        if text[start] != "-" or joins(text, start, end):
+            add("", start, end)
+        else:
+            add(" " * (end - start))
+    _fold_segment(text, pos, len(text), add)
     return Folded(text, "".join(pieces), folded_marks, original_marks)
+
+
+def _removed(text: str) -> list[tuple[int, int]]:
+    """Spans of line-end hyphens and of invisible characters, in order (str.find: faster than a regex)."""
+    spans = [m.span() for m in _BREAK.finditer(text)] if "-" in text else []
+    for char in _INVISIBLE:
+        at = text.find(char)
+        while at >= 0:
+            spans.append((at, at + 1))
+            at = text.find(char, at + 1)
+    return sorted(spans)
+
+
+def _fold_segment(text: str, start: int, end: int, add: Callable[[str, int, int], None]) -> None:
+    segment = text[start:end]
+    folded = _fold_simple(segment)
+    if folded is not None:
+        add(folded, 0, 0)
+        return
+    pos = 0
+    for run in _NON_ASCII.finditer(segment):
+        add(_fold_simple(segment[pos : run.start()]) or "", 0, 0)
+        for offset, char in enumerate(run.group(), start=run.start()):
+            piece = fold_char(char)
+            add(piece, *((start + offset, start + offset + 1) if len(piece) != 1 else (0, 0)))
+        pos = run.end()
+    add(_fold_simple(segment[pos:]) or "", 0, 0)
+
+
+def keep_case(text: str) -> str:
+    """`text` analysed like `fold` but with its case kept: what case-sensitive terms compare against."""
+    out = []
+    pos = 0
+    for brk in _BREAK.finditer(text):
+        out.append(text[pos : brk.start()])
+        out.append("" if joins(text, brk.start(), brk.end()) else " ")
+        pos = brk.end()
+    out.append(text[pos:])
+    kept = []
+    for char in "".join(out):
+        if char.isascii():
+            kept.append(char if char.isalnum() or char == "_" else " ")
+            continue
+        if unicodedata.category(char) in {"Mn", "Me", "Cf"}:
+            continue
+        nfkc = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", char))
+        kept.append(_NON_WORD.sub(" ", "".join(c for c in nfkc if unicodedata.category(c) not in {"Mn", "Me"})))
+    return "".join(kept)
 
 
 def snippet(text: str, start: int, end: int, width: int = 60) -> str:
     """The hit with up to `width` characters each side, marked with [[ ]], on one line."""
-    left = max(0, start - width)
-    right = min(len(text), end + width)
-    before = text[left:start]
-    after = text[end:right]
-    if left > 0:
-        before = "…" + before.split(" ", 1)[-1] if " " in before else "…" + before
+    left, right = start - width, end + width
+    if left > 0:  # start at a word: drop the cut one
+        cut = text.find(" ", left, start)
+        before = "…" + text[cut + 1 if cut >= 0 else left : start]
+    else:
+        before = text[:start]
     if right < len(text):
-        after = after.rsplit(" ", 1)[0] + "…" if " " in after else after + "…"
-    return " ".join(f"{before}[[{text[start:end]}]]{after}".split())
+        cut = text.rfind(" ", end, right)
+        after = text[end : cut if cut >= 0 else right] + "…"
+    else:
+        after = text[end:]
+    marked = f"{before}[[{text[start:end]}]]{after}"
+    if "\n" in marked or "  " in marked or "\t" in marked or "\r" in marked or marked[0] == " " or marked[-1] == " ":
+        return " ".join(marked.split())
+    return marked

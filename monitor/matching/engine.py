@@ -2,7 +2,8 @@
 
 One pass of an Aho-Corasick automaton over the folded text finds every fragment of every term. A rule is a
 candidate only when a fragment of one of its required terms occurs (see `query.required`); only candidates
-are evaluated, and each term's hits are worked out once per article, however many rules share it.
+are evaluated, and each distinct term's spans are worked out at most once per article, however many rules
+share it.
 
 Fragments, in the padded folded text `" " + folded + " "` where every non-word character is a space:
 - word `w`: ` w `, so an automaton hit is already a whole-word hit;
@@ -13,31 +14,15 @@ Fragments, in the padded folded text `" " + folded + " "` where every non-word c
 
 from __future__ import annotations
 
-import bisect
-import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import ahocorasick
-
 from monitor.articles import Article, ArticleDate
-from monitor.matching.analysis import WORD, Folded, fold, snippet
-from monitor.matching.query import (
-    All,
-    Node,
-    Not,
-    Stemmer,
-    Term,
-    render,
-    required,
-    strip_marks,
-    terms,
-    word_regex,
-)
-
-Span = tuple[int, int]  # folded-text offsets, end exclusive
+from monitor.matching.analysis import fold, snippet
+from monitor.matching.query import All, Any, Node, Not, Stemmer, Term, positive_terms, render, required, terms
+from monitor.matching.spans import Doc, Span, TermSpans, fragment
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,44 +52,7 @@ class Match:
     clause: str  # the part of the query that made the rule fire
 
 
-def _fragment(pattern: str) -> str:
-    """The automaton pattern for one folded word pattern (see the module docstring)."""
-    pieces = re.split(r"[*?]", pattern)
-    best = max(range(len(pieces)), key=lambda i: len(pieces[i]))
-    literal = pieces[best]
-    if best == 0:
-        literal = " " + literal
-    if best == len(pieces) - 1:
-        literal = literal + " "
-    return literal
-
-
-@dataclass(slots=True)
-class Doc:
-    """One article's text while it is matched; every expensive view is computed once, on demand."""
-
-    folded: Folded
-    fragment_ends: dict[int, list[int]]
-    _word_starts: list[int] | None = None
-    _stems: dict[Stemmer, dict[str, list[Span]]] = field(default_factory=dict)
-    cache: dict[tuple[object, ...], list[Span]] = field(default_factory=dict)
-
-    @property
-    def text(self) -> str:
-        return self.folded.text
-
-    def word_index(self, offset: int) -> int:
-        if self._word_starts is None:
-            self._word_starts = [m.start() for m in WORD.finditer(self.text)]
-        return bisect.bisect_right(self._word_starts, offset) - 1
-
-    def stems(self, stemmer: Stemmer) -> dict[str, list[Span]]:
-        index = self._stems.get(stemmer)
-        if index is None:
-            index = self._stems[stemmer] = defaultdict(list)
-            for token in WORD.finditer(self.text):
-                index[stemmer(token.group())].append(token.span())
-        return index
+Outcome = tuple[list[tuple[Term, list[Span]]], str] | None  # (each term's spans, the clause)
 
 
 class Engine:
@@ -112,191 +60,142 @@ class Engine:
 
     def __init__(self, rules: Sequence[MatchRule]) -> None:
         self.rules = tuple(rules)
-        self._fragments: dict[str, int] = {}
-        self._fragment_rules: list[set[int]] = []
-        self._always: set[int] = set()
-        self._stem_rules: dict[Stemmer, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
-        self._patterns: dict[str, re.Pattern[str]] = {}
+        self._by_name = {rule.name: rule for rule in self.rules}
+        self._spans = TermSpans()
+        self._fragment_rules: dict[int, list[int]] = defaultdict(list)
+        self._stem_rules: dict[Stemmer, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         for index, rule in enumerate(self.rules):
             self._add(index, rule)
-        self._automaton = ahocorasick.Automaton()
-        for fragment, fid in self._fragments.items():
-            self._automaton.add_word(fragment, fid)
-        if self._fragments:
-            self._automaton.make_automaton()
-
-    def _fragment_id(self, fragment: str) -> int:
-        fid = self._fragments.get(fragment)
-        if fid is None:
-            fid = self._fragments[fragment] = len(self._fragment_rules)
-            self._fragment_rules.append(set())
-        return fid
+        self._fragment_rules = dict(self._fragment_rules)
+        self._stem_rules = {stemmer: dict(stems) for stemmer, stems in self._stem_rules.items()}
+        self._automaton = self._spans.automaton()
 
     def _add(self, index: int, rule: MatchRule) -> None:
         for term in terms(rule.node):
-            for word in term.words if term.kind != "stem" else ():
-                self._fragment_id(_fragment(word))
-        needed = required(rule.node)
-        if needed is None:
-            self._always.add(index)
-            return
-        for term in needed:
-            if term.stemmer is not None:
-                self._stem_rules[term.stemmer][term.stem or ""].add(index)
+            self._spans.add(term)
+        for term in _unique(required(rule.node)):
+            if term.kind == "stem" and term.stemmer is not None:
+                self._stem_rules[term.stemmer][term.stem or ""].append(index)
                 continue
             # Every word of a phrase must occur: the longest one's fragment is the most selective.
-            word = max(term.words, key=lambda w: len(w.replace("*", "").replace("?", "")))
-            self._fragment_rules[self._fragment_id(_fragment(word))].add(index)
+            word = max(term.words, key=lambda w: len(fragment(w)))
+            rules = self._fragment_rules[self._spans.fragment_id(fragment(word))]
+            if not rules or rules[-1] != index:
+                rules.append(index)
 
     def match(self, article: Article, now: datetime | None = None) -> list[Match]:
         """The matches of every rule whose `max_age` the article's date is within."""
         now = now or datetime.now(UTC)
-        return [m for i, m in self._matches(article.text) if _fresh(self.rules[i], article.date, now)]
+        return self._matches(article.text, lambda rule: _fresh(rule, article.date, now))
 
     def match_text(self, text: str) -> list[Match]:
         """The matches of every rule, whatever the text's date."""
-        return [m for _, m in self._matches(text)]
+        return self._matches(text, None)
 
-    def _matches(self, text: str) -> list[tuple[int, Match]]:
+    def term_hits(self, rule_name: str, text: str) -> list[Hit]:
+        """Every hit of the rule's terms outside NOT, whether or not the rule fires: for near misses."""
+        doc = self._doc(text)
+        groups = [(t, self._spans.spans(t, doc)) for t in positive_terms(self._by_name[rule_name].node)]
+        return list(self._hits(groups, doc))
+
+    def _doc(self, text: str) -> Doc:
         folded = fold(text)
         ends: dict[int, list[int]] = defaultdict(list)
-        if self._fragments:
+        if self._automaton is not None:
             for end, fid in self._automaton.iter(" " + folded.text + " "):
                 ends[fid].append(end)
-        candidates = set(self._always)
-        for fid in ends:
-            candidates.update(self._fragment_rules[fid])
-        doc = Doc(folded, ends)
+        return Doc(folded, ends)
+
+    def _matches(self, text: str, keep: Callable[[MatchRule], bool] | None) -> list[Match]:
+        """The matches in the order of the rules; `keep` says which candidates to evaluate at all."""
+        doc = self._doc(text)
+        matches = []
+        for index in sorted(self._candidates(doc)):
+            rule = self.rules[index]
+            if keep is None or keep(rule):
+                found = self._evaluate(rule, doc)
+                if found is not None:
+                    matches.append(found)
+        return matches
+
+    def _candidates(self, doc: Doc) -> set[int]:
+        """The rules one of whose required terms may occur: only these are evaluated."""
+        candidates: set[int] = set()
+        fragment_rules = self._fragment_rules
+        for fid in doc.fragment_ends:
+            rules = fragment_rules.get(fid)
+            if rules is not None:
+                candidates.update(rules)
         for stemmer, by_stem in self._stem_rules.items():
             for stem in doc.stems(stemmer).keys() & by_stem.keys():
                 candidates.update(by_stem[stem])
-        matches = []
-        for index in sorted(candidates):
-            found = self._evaluate(self.rules[index], doc)
-            if found is not None:
-                matches.append((index, found))
-        return matches
+        return candidates
 
     def _evaluate(self, rule: MatchRule, doc: Doc) -> Match | None:
         outcome = self._node(rule.node, doc)
         if outcome is None:
             return None
-        spans, clause = outcome
-        if len(spans) < rule.min_hits:
+        groups, clause = outcome
+        if rule.min_hits > 1 and len({span for _, spans in groups for span in spans}) < rule.min_hits:
             return None
-        return Match(rule.name, tuple(self._hits(spans, doc)), clause)
+        return Match(rule.name, self._hits(groups, doc), clause)
 
-    def _hits(self, spans: Iterable[tuple[Term, Span]], doc: Doc) -> list[Hit]:
-        original = doc.folded.original
-        hits = {}
-        for term, (start, end) in spans:
-            o_start, o_end = doc.folded.to_original(start), doc.folded.to_original(end)
-            hits[(o_start, o_end, term.text)] = Hit(
-                term.text, original[o_start:o_end], o_start, o_end, snippet(original, o_start, o_end)
-            )
-        return sorted(hits.values(), key=lambda h: (h.start, h.term))
+    def _hits(self, groups: Iterable[tuple[Term, list[Span]]], doc: Doc) -> tuple[Hit, ...]:
+        """Hits in text order, each (term, place) once; equal hits are shared between rules."""
+        folded = doc.folded
+        shared = doc.hits
+        hits: dict[tuple[int, int, str], Hit] = {}
+        for term, spans in groups:
+            for start, end in spans:
+                if not folded.same_offsets:
+                    start, end = folded.to_original(start), folded.to_original(end)
+                key = (start, end, term.text)
+                if key not in hits:
+                    hit = shared.get(key)
+                    if hit is None:
+                        original = folded.original
+                        hit = shared[key] = Hit(
+                            term.text, original[start:end], start, end, snippet(original, start, end)
+                        )
+                    hits[key] = hit
+        if len(hits) == 1:
+            return tuple(hits.values())
+        return tuple(hits[key] for key in sorted(hits))
 
-    def _node(self, node: Node, doc: Doc) -> tuple[list[tuple[Term, Span]], str] | None:
-        if isinstance(node, Term):
-            spans = self.term_spans(node, doc)
-            return ([(node, s) for s in spans], node.text) if spans else None
-        if isinstance(node, Not):
+    def _node(self, node: Node, doc: Doc) -> Outcome:
+        if type(node) is Term:
+            spans = self._spans.spans(node, doc)
+            return ([(node, spans)], node.text) if spans else None
+        if type(node) is Not:
             return None if self._node(node.child, doc) is not None else ([], render(node))
-        outcomes = [self._node(child, doc) for child in node.children]
-        if isinstance(node, All):
-            if any(o is None for o in outcomes):
+        assert isinstance(node, All | Any)
+        is_all = isinstance(node, All)
+        label = node.label if isinstance(node, Any) else ""
+        kept = []
+        for child in node.children:
+            outcome = self._node(child, doc)
+            if outcome is not None:
+                kept.append(outcome)
+            elif is_all:
                 return None
-            kept = [o for o in outcomes if o is not None]
+        if not kept:
+            return None
+        if len(kept) == 1:
+            groups, clause = kept[0]
         else:
-            kept = [o for o in outcomes if o is not None]
-            if not kept:
-                return None
-        joiner = " AND " if isinstance(node, All) else " OR "
-        clause = joiner.join(c for _, c in kept)
-        return [s for spans, _ in kept for s in spans], f"({clause})" if len(kept) > 1 else clause
+            groups = [group for found, _ in kept for group in found]
+            clause = "(" + (" AND " if is_all else " OR ").join(c for _, c in kept) + ")"
+        if label:
+            clause = f"{label} {clause}" if len(kept) > 1 else f"{label} ({clause})"
+        return groups, clause
 
-    def term_spans(self, term: Term, doc: Doc) -> list[Span]:
-        cached = doc.cache.get(term.key)
-        if cached is None:
-            cached = doc.cache[term.key] = self._spans(term, doc)
-        return cached
 
-    def _spans(self, term: Term, doc: Doc) -> list[Span]:
-        if term.kind == "stem":
-            spans = doc.stems(term.stemmer).get(term.stem or "", []) if term.stemmer else []
-        elif term.kind == "phrase":
-            spans = self._phrase_spans(term, doc)
-        elif term.kind == "near":
-            spans = self._near_spans(term, doc)
-        else:
-            spans = self._word_spans(term.words[0], doc)
-        if term.case_sensitive:
-            spans = [s for s in spans if self._case_ok(term, doc, s)]
-        return spans
-
-    def _word_spans(self, pattern: str, doc: Doc) -> list[Span]:
-        fragment = _fragment(pattern)
-        ends = doc.fragment_ends.get(self._fragments[fragment], [])
-        if "*" not in pattern and "?" not in pattern:
-            return [(end - len(fragment) + 1, end - 1) for end in ends]
-        regex = self._compiled(word_regex(pattern))
-        text = doc.text
-        spans = set()
-        for end in ends:
-            # Padded end (inclusive) -> folded offsets of the literal, then out to the enclosing word.
-            start = end - len(fragment)
-            word_start = text.rfind(" ", 0, max(start + 1, 0)) + 1
-            word_end = text.find(" ", end - 1)
-            word_end = len(text) if word_end < 0 else word_end
-            if regex.fullmatch(text, word_start, word_end):
-                spans.add((word_start, word_end))
-        return sorted(spans)
-
-    def _phrase_spans(self, term: Term, doc: Doc) -> list[Span]:
-        if any(not self._word_spans(w, doc) for w in term.words):
-            return []
-        body = " +".join(word_regex(w) for w in term.words)
-        return [m.span() for m in self._compiled(rf"(?<!\w){body}(?!\w)").finditer(doc.text)]
-
-    def _near_spans(self, term: Term, doc: Doc) -> list[Span]:
-        per_word = [self._word_spans(w, doc) for w in term.words]
-        if any(not spans for spans in per_word):
-            return []
-        events = sorted((doc.word_index(s[0]), k, s) for k, spans in enumerate(per_word) for s in spans)
-        return _windows(events, len(term.words), term.slop)
-
-    def _compiled(self, pattern: str) -> re.Pattern[str]:
-        compiled = self._patterns.get(pattern)
-        if compiled is None:
-            compiled = self._patterns[pattern] = re.compile(pattern)
-        return compiled
-
-    def _case_ok(self, term: Term, doc: Doc, span: Span) -> bool:
-        original = doc.folded.original[doc.folded.to_original(span[0]) : doc.folded.to_original(span[1])]
-        if term.kind == "near":  # each word of the span separately
-            return any(self._compiled(word_regex(w)).fullmatch(strip_marks(original)) for w in term.written)
-        body = r"\W+".join(word_regex(w) for w in term.written)
-        return self._compiled(body).fullmatch(strip_marks(original)) is not None
+def _unique(items: list[Term]) -> list[Term]:
+    seen: dict[int, Term] = {}
+    for item in items:
+        seen.setdefault(id(item), item)
+    return list(seen.values())
 
 
 def _fresh(rule: MatchRule, when: ArticleDate, now: datetime) -> bool:
     return rule.max_age is None or when.latest() >= now - rule.max_age
-
-
-def _windows(events: list[tuple[int, int, Span]], needed: int, slop: int) -> list[Span]:
-    """Spans of the smallest stretches in which every word occurs within `slop` words of each other."""
-    found: list[Span] = []
-    counts = [0] * needed
-    covered = 0
-    left = 0
-    for right, (position, word, _) in enumerate(events):
-        counts[word] += 1
-        covered += counts[word] == 1
-        while covered == needed:
-            if position - events[left][0] <= slop:
-                spans = [e[2] for e in events[left : right + 1]]
-                found.extend(spans)
-            counts[events[left][1]] -= 1
-            covered -= counts[events[left][1]] == 0
-            left += 1
-    return sorted(set(found))

@@ -4,13 +4,12 @@
     a AND b   a OR b   NOT a   +a  -a   (groups)   a b  (implicit operator: AND)
 
 Leaves are `Term`s; inner nodes are `All`, `Any` and `Not`. Compilation checks everything a user can get
-wrong and raises QueryError with the 0-based position in the query.
+wrong and raises QueryError with the 0-based position in the query. See docs/rules.md.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any as AnyType
@@ -20,13 +19,16 @@ from luqum import tree
 from luqum.exceptions import IllegalCharacterError, ParseError
 from luqum.parser import parser
 
-from monitor.matching.analysis import WORD, fold_term
+from monitor.matching.analysis import WORD, fold_term, keep_case
 
 TermKind = Literal["word", "wildcard", "phrase", "near", "stem"]
 Stemmer = Callable[[str], str]
 
-
 _PATTERN_WORD = re.compile(r"[\w*?]+")
+_LUCENE_OPERATORS = {"&&": "AND", "||": "OR", "!": "NOT"}
+_TOKEN = re.compile(r"\S+")
+_PLAIN = re.compile(r"[\w*?]+(?:-[\w*?]+)*")  # a word luqum reads as one Word
+_KEYWORDS = {"AND", "OR", "NOT", "TO"}
 
 
 class QueryError(ValueError):
@@ -42,7 +44,7 @@ class Term:
     text: str  # as the user wrote it, for hits and explanations
     kind: TermKind
     words: tuple[str, ...]
-    slop: int = 0  # for `near`: all words within `slop` words of each other
+    slop: int = 0  # for `near`: at most `slop` other words between the first and the last
     case_sensitive: bool = False
     stem: str | None = None  # for `stem`: the stem to look up
     stemmer: Stemmer | None = field(default=None, repr=False)
@@ -50,6 +52,7 @@ class Term:
 
     @property
     def key(self) -> tuple[object, ...]:
+        """Equal keys match the same spans: the engine works each key out once per article."""
         return (self.kind, self.words, self.slop, self.stem, self.stemmer, self.written)
 
 
@@ -61,6 +64,7 @@ class All:
 @dataclass(frozen=True, slots=True)
 class Any:
     children: tuple[Node, ...]
+    label: str = ""  # "@name" for a list reference, shown in explanations
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +76,7 @@ Node = Term | All | Any | Not
 
 
 def word_regex(pattern: str) -> str:
-    """A folded word pattern as a regular expression; `*` and `?` stay inside one word (or part)."""
+    """A word pattern as a regular expression; `*` and `?` stay inside one word (or part)."""
     out = []
     for char in pattern:
         if char == "*":
@@ -84,10 +88,8 @@ def word_regex(pattern: str) -> str:
     return "".join(out)
 
 
-def strip_marks(text: str) -> str:
-    """NFKC without diacritics, case kept: what case-sensitive terms compare against."""
-    decomposed = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", text))
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+def literal_length(pattern: str) -> int:
+    return len(pattern) - pattern.count("*") - pattern.count("?")
 
 
 @dataclass(slots=True)
@@ -97,18 +99,45 @@ class Compiler:
     lists: Mapping[str, Sequence[str]]
     case_sensitive: bool = False
     stemmer: Stemmer | None = None
+    _open_lists: list[str] = field(default_factory=list, init=False, repr=False)
 
     def compile(self, query: str) -> Node:
         if not query.strip():
             raise QueryError("empty query", 0)
+        node = self._flat(query) or self._parsed(query)
+        if not positive_terms(node):
+            raise QueryError("the query has no term that must occur: NOT alone matches no article", 0)
+        return node
+
+    def _parsed(self, query: str) -> Node:
         try:
             parsed = parser.parse(query)
         except IllegalCharacterError as exc:
             raise QueryError(str(exc), _position(str(exc))) from None
         except ParseError as exc:
-            message = str(exc).replace("Syntax error in input : ", "")
+            message = str(exc).replace("Syntax error in input : ", "").replace("  ", " ")
             raise QueryError(message.rstrip("!"), _position(str(exc), default=len(query))) from None
         return self._node(parsed)
+
+    def _flat(self, query: str) -> Node | None:
+        """`a`, `a b c`, `a OR b OR c` or `a AND b AND c` of plain words: the tree luqum gives, without luqum.
+
+        Most rules have this shape, and luqum's parser (PLY, pure Python) costs about 0.2 ms a query.
+        """
+        tokens = [(m.group(), m.start()) for m in _TOKEN.finditer(query)]
+        operators = {token for token, _ in tokens[1::2]}
+        if operators <= {"OR", "AND"} and len(operators) == 1 and len(tokens) % 2:
+            words = tokens[0::2]
+        elif not operators & _KEYWORDS:
+            words, operators = tokens, set()
+        else:
+            return None
+        if not all(_PLAIN.fullmatch(word) and word not in _KEYWORDS for word, _ in words):
+            return None
+        nodes = tuple(self._word(word, pos) for word, pos in words)
+        if len(nodes) == 1:
+            return nodes[0]
+        return Any(nodes) if operators == {"OR"} else All(nodes)
 
     def _node(self, item: tree.Item) -> Node:
         if isinstance(item, tree.Group | tree.FieldGroup | tree.Plus):
@@ -125,13 +154,16 @@ class Compiler:
             return self._phrase(item.value, item.pos)
         if isinstance(item, tree.Word):
             return self._word(item.value, item.pos)
-        raise QueryError(f"{type(item).__name__.lower()} syntax is not supported here", item.pos)
+        raise QueryError(_unsupported(item), item.pos)
 
     def _word(self, value: str, pos: int | None) -> Node:
         if value.startswith("@"):
             return self._list(value[1:], pos)
+        for lucene, ours in _LUCENE_OPERATORS.items():
+            if value.startswith(lucene):
+                raise QueryError(f"{lucene} is not an operator here: write {ours}", pos)
         if value.upper() in {"AND", "OR", "NOT"}:
-            raise QueryError(f"operator {value} has nothing on one side", pos)
+            raise QueryError(f'{value!r}: write operators in capitals, or "{value}" in quotes for the word', pos)
         folded = fold_term(value)
         parts = WORD.findall(folded.replace("*", "a").replace("?", "a"))
         if not parts:
@@ -139,9 +171,8 @@ class Compiler:
         if len(parts) > 1:
             # A hyphenated compound or other punctuation: the parts in sequence, as a phrase.
             return self._phrase(f'"{value}"', pos)
-        wildcard = any(c in value for c in "*?")
-        if wildcard and len(folded.replace("*", "").replace("?", "")) < 2:
-            raise QueryError(f"wildcard {value!r} needs at least two letters that are not wildcards", pos)
+        wildcard = "*" in value or "?" in value
+        _check_wildcard(folded, value, pos)
         if self.stemmer is not None and not wildcard:
             stem = self.stemmer(folded)
             return Term(value, "stem", (folded,), stem=stem, stemmer=self.stemmer, **self._case(value))
@@ -150,30 +181,59 @@ class Compiler:
     def _case(self, text: str) -> dict[str, AnyType]:
         if not self.case_sensitive:
             return {}
-        return {"case_sensitive": True, "written": tuple(_PATTERN_WORD.findall(strip_marks(text)))}
+        written = "".join(p if p in "*?" else keep_case(p) for p in re.split(r"([*?])", text))
+        return {"case_sensitive": True, "written": tuple(_PATTERN_WORD.findall(written))}
 
     def _phrase(self, quoted: str, pos: int | None, slop: int | None = None) -> Term:
         text = quoted.strip('"')
         words = tuple(_PATTERN_WORD.findall(fold_term(text)))
         if not words:
             raise QueryError(f"phrase {quoted} has no words", pos)
+        for word in words:
+            _check_wildcard(word, quoted, pos)
         label = quoted if slop is None else f"{quoted}~{slop}"
-        if slop is not None:
-            if slop < 1:
-                raise QueryError(f"proximity {label} needs a distance of at least 1", pos)
-            return Term(label, "near", words, slop=slop, **self._case(text))
         if len(words) == 1:
-            return Term(label, "wildcard" if "*" in text or "?" in text else "word", words, **self._case(text))
+            kind: TermKind = "wildcard" if "*" in text or "?" in text else "word"
+            return Term(label, kind, words, **self._case(text))
+        if slop:
+            return Term(label, "near", words, slop=slop, **self._case(text))
         return Term(label, "phrase", words, **self._case(text))
 
     def _list(self, name: str, pos: int | None) -> Node:
         if name not in self.lists:
             known = ", ".join(sorted(self.lists)) or "none defined"
             raise QueryError(f"unknown list @{name} (lists: {known})", pos)
-        items = self.lists[name]
-        return Any(
-            tuple(self._word(item, pos) if " " not in item else self._phrase(f'"{item}"', pos) for item in items)
-        )
+        if name in self._open_lists:
+            raise QueryError(f"list @{name} refers to itself (through {' -> '.join(self._open_lists)})", pos)
+        self._open_lists.append(name)
+        try:
+            items = tuple(self._item(item, name, pos) for item in self.lists[name])
+        finally:
+            self._open_lists.pop()
+        if not items:
+            raise QueryError(f"list @{name} is empty", pos)
+        return Any(items, label=f"@{name}")
+
+    def _item(self, item: str, name: str, pos: int | None) -> Node:
+        try:
+            if item.startswith('"') and item.endswith('"') and len(item) > 1:
+                return self._phrase(item, pos)
+            return self._word(item, pos) if " " not in item.strip() else self._phrase(f'"{item}"', pos)
+        except QueryError as exc:
+            raise QueryError(f"in list @{name}: {exc}", pos) from None
+
+
+def _check_wildcard(pattern: str, written: str, pos: int | None) -> None:
+    if ("*" in pattern or "?" in pattern) and literal_length(pattern) < 2:
+        raise QueryError(f"wildcard {written!r} needs at least two letters that are not wildcards", pos)
+
+
+def _unsupported(item: tree.Item) -> str:
+    if isinstance(item, tree.SearchField):
+        return f"field:value syntax is not supported ({item}); put text with a colon in quotes"
+    if isinstance(item, tree.Fuzzy):
+        return f'fuzzy terms are not supported ({item}); proximity is for phrases: "a b"~5'
+    return f"{type(item).__name__.lower()} syntax is not supported here ({item})"
 
 
 def _position(message: str, default: int | None = None) -> int | None:
@@ -190,22 +250,44 @@ def terms(node: Node) -> list[Term]:
     return [t for child in node.children for t in terms(child)]
 
 
-def required(node: Node) -> list[Term] | None:
-    """Terms of which at least one must occur for the node to be true, or None if no such set exists."""
+def positive_terms(node: Node) -> list[Term]:
+    """The leaves that can give hits: those not under a NOT."""
     if isinstance(node, Term):
         return [node]
     if isinstance(node, Not):
-        return None
-    if isinstance(node, All):
-        options = [r for r in (required(child) for child in node.children) if r is not None]
-        return min(options, key=len) if options else None
-    collected: list[Term] = []
-    for child in node.children:
-        sub = required(child)
-        if sub is None:
-            return None
-        collected.extend(sub)
-    return collected
+        return []
+    return [t for child in node.children for t in positive_terms(child)]
+
+
+def required(node: Node) -> list[Term]:
+    """Terms of which at least one occurs in any text where the node is true and has a hit.
+
+    A rule fires only with at least one hit, and only terms outside NOT give hits, so this set always
+    exists; it is empty when the node can never fire. The engine evaluates a rule only when one occurs.
+    """
+    return _required(node)[1]
+
+
+def _required(node: Node) -> tuple[list[Term] | None, list[Term]]:
+    """(terms one of which a true node needs or None, terms one of which a true node with hits needs)."""
+    if isinstance(node, Term):
+        return [node], [node]
+    if isinstance(node, Not):
+        return None, []
+    parts = [_required(child) for child in node.children]
+    if isinstance(node, Any):
+        truth = [t for sub, _ in parts if sub is not None for t in sub]
+        return (None if any(sub is None for sub, _ in parts) else truth), [t for _, hit in parts for t in hit]
+    options = [sub for sub, _ in parts if sub is not None]
+    truth_best = min(options, key=_cost) if options else None
+    hits = [t for _, hit in parts for t in hit]
+    return truth_best, min([*options, hits], key=_cost)
+
+
+def _cost(option: list[Term]) -> tuple[int, int]:
+    """Fewer terms first, then the one whose weakest term has the longest literal (likely the rarest)."""
+    weakest = min((max(literal_length(w) for w in t.words) for t in option), default=0)
+    return (len(option), -weakest)
 
 
 def render(node: Node) -> str:
@@ -214,6 +296,8 @@ def render(node: Node) -> str:
         return node.text
     if isinstance(node, Not):
         return f"NOT {render(node.child)}"
+    if isinstance(node, Any) and node.label:
+        return node.label
     joiner = " AND " if isinstance(node, All) else " OR "
     inner = joiner.join(render(child) for child in node.children)
     return f"({inner})" if len(node.children) > 1 else inner

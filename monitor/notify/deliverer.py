@@ -8,6 +8,7 @@ webhook and holds its deliveries. After the last attempt a delivery is dead, and
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import enum
 import functools
@@ -16,6 +17,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC
 
 import httpx
 
@@ -26,6 +28,8 @@ from monitor.store import Delivery, State, Store
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_CAP = 6 * 3600.0
+IDLE_POLL = 30.0  # seconds between looks at the outbox when nothing wakes the deliverer
+STORE_RETRY = 1.0  # seconds before trying the store again after it failed
 
 
 class Outcome(enum.StrEnum):
@@ -67,10 +71,12 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     if value.isdigit():
         return min(float(value), RETRY_AFTER_CAP)
     try:
-        moment = email.utils.parsedate_to_datetime(value).timestamp()
+        moment = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return min(max(0.0, moment - (time.time() if now is None else now)), RETRY_AFTER_CAP)
+    if moment.tzinfo is None:  # "-0000": UTC without a claim about local time (RFC 5322)
+        moment = moment.replace(tzinfo=UTC)
+    return min(max(0.0, moment.timestamp() - (time.time() if now is None else now)), RETRY_AFTER_CAP)
 
 
 def next_delay(webhook: Webhook, attempts_done: int, hint: float | None) -> float | None:
@@ -95,7 +101,6 @@ class Deliverer:
         self.webhooks = webhooks
         self.client = client
         self.lease = lease
-        self._slots = asyncio.Semaphore(concurrency)
         self._concurrency = concurrency
         self._wake = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[Outcome]] = {}
@@ -112,32 +117,36 @@ class Deliverer:
         """Deliver until `stop` is set; then return without starting new attempts."""
         while not stop.is_set():
             self._wake.clear()
-            free = self._concurrency - len(self._tasks)
-            due = await asyncio.to_thread(self.store.take_due, time.time(), free, self.lease) if free > 0 else []
-            for delivery in due:
-                task = asyncio.create_task(self.deliver(delivery), name=f"deliver {delivery.id}")
-                self._tasks[delivery.id] = task
-                task.add_done_callback(functools.partial(self._done, delivery.id))
-            if due and len(due) == free:
-                await self._wait_for_slot(stop)
-                continue
-            await self._sleep(stop)
+            try:
+                await self._step(stop)
+            except Exception:  # the store failed: log it and try again later, never a dead loop
+                log.exception("delivery_poll_failed retry_in=%.0fs", STORE_RETRY)
+                await self._wait(stop, STORE_RETRY)
 
-    def _done(self, key: str, _task: object) -> None:
+    async def _step(self, stop: asyncio.Event) -> None:
+        """Start the due deliveries that fit; then wait for a free slot, a wake-up or the next due time."""
+        free = self._concurrency - len(self._tasks)
+        if free <= 0:
+            await self._wait(stop, None)  # a finished attempt wakes us
+            return
+        due = await asyncio.to_thread(self.store.take_due, time.time(), free, self.lease)
+        for delivery in due:
+            task = asyncio.create_task(self.deliver(delivery), name=f"deliver {delivery.id}")
+            self._tasks[delivery.id] = task
+            task.add_done_callback(functools.partial(self._done, delivery.id))
+        if len(due) == free:
+            await self._wait(stop, None)
+            return
+        next_due = await asyncio.to_thread(self.store.next_due)
+        await self._wait(stop, IDLE_POLL if next_due is None else min(IDLE_POLL, max(0.0, next_due - time.time())))
+
+    def _done(self, key: str, task: asyncio.Task[Outcome]) -> None:
         self._tasks.pop(key, None)
         self._wake.set()
+        if not task.cancelled() and (error := task.exception()) is not None:  # its lease expires: retried then
+            log.error("delivery_crashed id=%s error=%r", key, error, exc_info=error)
 
-    async def _wait_for_slot(self, stop: asyncio.Event) -> None:
-        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-
-    async def _sleep(self, stop: asyncio.Event) -> None:
-        next_due = await asyncio.to_thread(self.store.next_due)
-        timeout = 30.0 if next_due is None else min(30.0, max(0.0, next_due - time.time()))
+    async def _wait(self, stop: asyncio.Event, timeout: float | None) -> None:
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         try:
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -164,10 +173,10 @@ class Deliverer:
             attempt = Attempt(Outcome.dead, None, f"webhook {delivery.webhook!r} is not in the rules file")
         else:
             attempt = await self._post(webhook, delivery)
-        await asyncio.to_thread(self._store_outcome, webhook, delivery, attempt)
+        outcome = await asyncio.to_thread(self._store_outcome, webhook, delivery, attempt)
         if self.on_outcome is not None:
-            self.on_outcome(delivery, attempt)
-        return attempt.outcome
+            self.on_outcome(delivery, dataclasses.replace(attempt, outcome=outcome))
+        return outcome
 
     async def _post(self, webhook: Webhook, delivery: Delivery) -> Attempt:
         try:
@@ -179,31 +188,34 @@ class Deliverer:
         headers = {**webhook.headers, **webhook_headers(delivery.id, int(time.time()), body, secret)}
         timeout = webhook.timeout.total_seconds()
         try:
-            response = await self.client.post(webhook.url, content=body, headers=headers, timeout=timeout)
+            response = await self.client.post(
+                webhook.url, content=body, headers=headers, timeout=timeout, follow_redirects=False
+            )
         except httpx.TimeoutException:
             return Attempt(Outcome.retry, None, f"timed out after {timeout:g}s")
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:  # connection, protocol, or a response body that cannot be decoded
             return Attempt(Outcome.retry, None, f"{type(exc).__name__}: {exc}".rstrip(": "))
         return classify(response)
 
-    def _store_outcome(self, webhook: Webhook | None, delivery: Delivery, attempt: Attempt) -> None:
+    def _store_outcome(self, webhook: Webhook | None, delivery: Delivery, attempt: Attempt) -> Outcome:
+        """Store the attempt; the outcome is final: a retry without an attempt left is dead."""
         now = time.time()
         done = delivery.attempts + 1
         common = {"last_status": attempt.status, "last_error": attempt.error}
         if attempt.outcome is Outcome.delivered:
             self.store.finish(delivery.id, delivery.webhook, state=State.delivered, delivered_at=now, **common)
             log.info("delivery_succeeded id=%s webhook=%s attempts=%s", delivery.id, delivery.webhook, done)
-            return
+            return Outcome.delivered
         if attempt.outcome is Outcome.disabled:
             self.store.set_webhook_disabled(delivery.webhook, True, attempt.error)
             self.store.finish(delivery.id, delivery.webhook, state=State.pending, due_at=now, **common)
             log.error("webhook_disabled webhook=%s reason=%s", delivery.webhook, attempt.error)
-            return
+            return Outcome.disabled
         delay = next_delay(webhook, done, attempt.retry_after) if webhook and attempt.outcome is Outcome.retry else None
         if delay is None:
             self.store.finish(delivery.id, delivery.webhook, state=State.dead, **common)
             log.error("delivery_dead id=%s webhook=%s error=%s", delivery.id, delivery.webhook, attempt.error)
-            return
+            return Outcome.dead
         self.store.finish(delivery.id, delivery.webhook, state=State.retrying, due_at=now + delay, **common)
         log.warning(
             "delivery_failed id=%s webhook=%s attempt=%s error=%s retry_in=%.1fs",
@@ -213,3 +225,4 @@ class Deliverer:
             attempt.error,
             delay,
         )
+        return Outcome.retry

@@ -8,7 +8,9 @@ import hmac
 
 
 def signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
-    key = base64.b64decode(secret.removeprefix("whsec_"))
+    """`v1,<base64 HMAC-SHA256>`; the secret may lack its base64 padding, as the reference library allows."""
+    raw = secret.removeprefix("whsec_")
+    key = base64.b64decode(raw + "=" * (-len(raw) % 4))
     signed = f"{message_id}.{timestamp}.".encode() + body
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 

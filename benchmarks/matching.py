@@ -1,0 +1,277 @@
+"""Matching speed: MB/s of article text for 10 to 100,000 rules, against a bare automaton scan and naive regexes.
+
+    python benchmarks/matching.py            # the full run: about a minute on one core
+    python benchmarks/matching.py --quick    # 10 to 1,000 rules, a smaller text: a smoke test
+
+Pinned to one core, and timed in CPU seconds of this process (time.process_time), so that other work on the
+machine counts as little as it can. The text is about 1 MB of 2.5 kB articles, each five of the labelled
+articles of tests/data and the seeds. Rules have realistic shapes (words, OR lists, implicit AND, phrases,
+wildcards, boolean mixes with NOT, proximity, hyphenated compounds) with terms drawn from a Dutch vocabulary of
+200,000 words: the content words of the text (function words left out), plus compounds of two of them, which
+is how Dutch makes new words and which almost never occur. Each run prints, for each rule count:
+- build: seconds to compile every query and build the engine; RSS: the process's resident memory after it;
+- engine: MB/s of `Engine.match_text` over the text (best of five passes, taking turns with the bare scan);
+- bare scan: MB/s of the floor, one pyahocorasick pass over the lower-cased text with the same fragments;
+- naive: MB/s of one compiled regular expression per rule, `search`ed in each article (up to 1,000 rules);
+- cand/art, match/art: rules evaluated and rules fired per article;
+then each target with its measured value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import random
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from importlib.metadata import version
+from pathlib import Path
+
+import ahocorasick
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from monitor.articles import read_article  # noqa: E402
+from monitor.matching.engine import Engine, MatchRule  # noqa: E402
+from monitor.matching.query import Compiler, terms  # noqa: E402
+from monitor.matching.spans import fragment  # noqa: E402
+
+COUNTS = (10, 100, 1_000, 10_000, 100_000)
+# Function words: nobody writes a rule on them.
+STOPWORDS = {
+    *"""aan achter af al alle alles als altijd ander andere bij binnen daar daarom dan dat deze die dit doch doen
+    door dus een eens eerder elke en er geen geweest haar had heb hebben heeft hem het hier hij hoe hun iemand
+    iets ik in is ja je kan kon kunnen laat maar meer men met mij mijn moet na naar niet niets nog nu of om omdat
+    onder ons ook op over reeds te tegen toch toen tot uit van veel voor want waren was wat werd wel welke werden
+    wie wij wil worden wordt zal ze zei zelf zich zij zijn zo zonder zou zegt zeggen volgens sinds tussen terwijl
+    daarbij daarna waarin waarop waarmee hebben gaat gaan komt komen kunnen moeten mogen zullen willen heel erg
+    jaar jaren week dagen twee drie vier vijf tien eerste tweede nieuwe grote kleine weer even later""".split()  # noqa: SIM905
+}
+NAIVE_LIMIT = 1_000
+SHAPES = (
+    ("word", 25),
+    ("or", 15),
+    ("and", 15),
+    ("phrase", 10),
+    ("wildcard", 10),
+    ("mix", 15),
+    ("near", 5),
+    ("compound", 5),
+)
+
+
+def corpus(target_bytes: int) -> list[str]:
+    """Articles of about 2.5 kB (five labelled articles joined), until there are about `target_bytes` of UTF-8."""
+    paths = sorted((ROOT / "tests" / "data" / "articles").glob("*.txt")) + sorted((ROOT / "seeds").glob("*.txt"))
+    bodies = [read_article(p).text for p in paths]
+    rng = random.Random(7)
+    texts: list[str] = []
+    size = 0
+    while size < target_bytes:
+        text = "\n\n".join(rng.sample(bodies, 5))
+        texts.append(text)
+        size += len(text.encode())
+    return texts
+
+
+def vocabulary(texts: Sequence[str], size: int = 200_000) -> tuple[list[str], list[tuple[str, int]]]:
+    """(words of the text, the whole vocabulary): the text's words plus two-word compounds of them.
+
+    Each vocabulary entry is (word, where its second part starts; 0 for the text's own words)."""
+    seen = sorted({w.lower() for t in texts for w in re.findall(r"[^\W\d_]{4,}", t)} - STOPWORDS)
+    stems = [w for w in seen if len(w) >= 5]
+    rng = random.Random(11)
+    compounds: dict[str, int] = {}
+    while len(compounds) < size - len(seen):
+        first = rng.choice(stems)
+        compounds.setdefault(first + rng.choice(stems), len(first))
+    return seen, [(w, 0) for w in seen] + sorted(compounds.items())
+
+
+class RuleMaker:
+    def __init__(self, words: list[tuple[str, int]], seed: int = 3) -> None:
+        self.words = words
+        self.rng = random.Random(seed)
+        self.shapes = [name for name, weight in SHAPES for _ in range(weight)]
+
+    def word(self) -> str:
+        return self.rng.choice(self.words)[0]
+
+    def wildcard(self) -> str:
+        """arrest*, *verraad or dode?tal; on a compound, the literal part keeps some of both its parts."""
+        word, split = self.rng.choice(self.words)
+        if self.rng.random() < 0.2:
+            middle = self.rng.randrange(2, len(word) - 1)
+            return word[:middle] + "?" + word[middle + 1 :]
+        if self.rng.random() < 0.7:
+            cut = self.rng.randint(split + 2, len(word) - 1) if split else max(4, len(word) * 2 // 3)
+            return word[:cut] + "*"
+        cut = self.rng.randint(1, split - 2) if split else len(word) // 3
+        return "*" + word[cut:]
+
+    def query(self) -> str:
+        shape = self.rng.choice(self.shapes)
+        w = self.word
+        if shape == "word":
+            return w()
+        if shape == "or":
+            return " OR ".join(w() for _ in range(self.rng.randint(2, 4)))
+        if shape == "and":
+            return f"{w()} {w()}"
+        if shape == "phrase":
+            return f'"{w()} {w()}"'
+        if shape == "wildcard":
+            return self.wildcard()
+        if shape == "mix":
+            return f"({w()} OR {self.wildcard()}) AND {w()} NOT {w()}"
+        if shape == "near":
+            return f'"{w()} {w()}"~5'
+        return f"{w()}-{w()}"
+
+    def rules(self, count: int) -> list[str]:
+        return [self.query() for _ in range(count)]
+
+
+def build(queries: Sequence[str]) -> tuple[Engine, float]:
+    gc.collect()
+    start = time.process_time()
+    compiler = Compiler({})
+    engine = Engine([MatchRule(f"r{i}", q, compiler.compile(q)) for i, q in enumerate(queries)])
+    return engine, time.process_time() - start
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def throughput(texts: Sequence[str], *runs: Callable[[str], object], passes: int = 5) -> list[float]:
+    """MB/s of each run, best of `passes`; the runs take turns, so that a change in load hits them alike."""
+    size = sum(len(t.encode()) for t in texts) / 1e6
+    best = [float("inf")] * len(runs)
+    for _ in range(passes):
+        for i, run in enumerate(runs):
+            start = time.process_time()
+            for text in texts:
+                run(text)
+            best[i] = min(best[i], time.process_time() - start)
+    return [size / seconds for seconds in best]
+
+
+def bare_scan(engine: Engine) -> Callable[[str], object]:
+    """The floor: one automaton pass over the lower-cased text, with every fragment of every term."""
+    automaton = ahocorasick.Automaton()
+    fragments = {fragment(w) for rule in engine.rules for t in terms(rule.node) if t.kind != "stem" for w in t.words}
+    for i, text in enumerate(fragments):
+        automaton.add_word(text, i)
+    automaton.make_automaton()
+
+    def scan(text: str) -> int:
+        found = 0
+        for _ in automaton.iter(" " + text.lower() + " "):
+            found += 1
+        return found
+
+    return scan
+
+
+def naive(queries: Sequence[str]) -> Callable[[str], object]:
+    """One regex per rule: its positive terms as whole words, searched case-insensitively (no boolean logic)."""
+    patterns = []
+    for query in queries:
+        words = re.findall(r"[\w*?]+", re.sub(r"\bNOT \S+|\b(AND|OR)\b|~\d+", " ", query))
+        alternatives = [re.escape(w).replace(r"\*", r"\w*").replace(r"\?", r"\w") for w in words]
+        patterns.append(re.compile(r"\b(?:" + "|".join(alternatives) + r")\b", re.IGNORECASE))
+
+    def search(text: str) -> int:
+        return sum(1 for p in patterns if p.search(text))
+
+    return search
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10 to 1,000 rules on 0.2 MB")
+    args = parser.parse_args(argv)
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    counts = COUNTS[:3] if args.quick else COUNTS
+    texts = corpus(200_000 if args.quick else 1_000_000)
+    naive_texts = texts[: max(1, len(texts) // 10)]
+    seen, words = vocabulary(texts)
+    megabytes = sum(len(t.encode()) for t in texts) / 1e6
+    print(
+        f"text: {megabytes:.2f} MB, {len(texts)} articles; vocabulary: {len(words):,} words, {len(seen):,} in the text"
+    )
+    print(f"one core (pinned), CPU time; Python {sys.version.split()[0]}, pyahocorasick {version('pyahocorasick')}")
+    print(f"process RSS before any rules: {rss_mb():.0f} MB\n")
+    header = f"{'rules':>8} {'build s':>8} {'RSS MB':>7} {'engine MB/s':>12} {'bare MB/s':>10} {'eng/bare':>9}"
+    print(header + f" {'naive MB/s':>11} {'eng/naive':>10} {'cand/art':>9} {'match/art':>10}")
+    results: dict[int, dict[str, float]] = {}
+    for count in counts:
+        queries = RuleMaker(words).rules(count)
+        engine, seconds = build(queries)
+        memory = rss_mb()
+        sample = texts[:50]
+        matched = sum(len(engine.match_text(t)) for t in sample) / len(sample)
+        candidates = sum(len(engine._candidates(engine._doc(t))) for t in sample) / len(sample)
+        speed, floor = throughput(texts, engine.match_text, bare_scan(engine))
+        row = {"build": seconds, "rss": memory, "engine": speed, "bare": floor}
+        line = f"{count:>8,} {seconds:>8.2f} {memory:>7.0f} {speed:>12.2f} {floor:>10.2f} {speed / floor:>9.2f}"
+        if count <= NAIVE_LIMIT:
+            (slow,) = throughput(naive_texts, naive(queries), passes=1)
+            row["naive"] = slow
+            line += f" {slow:>11.3f} {speed / slow:>9.0f}x"
+        else:
+            line += f" {'-':>11} {'-':>10}"
+        print(line + f" {candidates:>9.1f} {matched:>10.1f}", flush=True)
+        results[count] = row
+        del engine
+    print()
+    targets(results)
+
+
+def targets(results: dict[int, dict[str, float]]) -> None:
+    checks = []
+    if 10_000 in results:
+        r = results[10_000]
+        checks.append(
+            (
+                "engine / bare scan at 10,000 rules",
+                r["engine"] / r["bare"],
+                0.5,
+                f"{r['engine'] / r['bare']:.2f}",
+                ">= 0.50",
+            )
+        )
+        checks.append(("build of 10,000 rules (s)", 2.0 / r["build"], 1.0, f"{r['build']:.2f}", "< 2"))
+    if 1_000 in results and "naive" in results[1_000]:
+        r = results[1_000]
+        checks.append(
+            (
+                "engine / naive at 1,000 rules",
+                r["engine"] / r["naive"] / 100,
+                1.0,
+                f"{r['engine'] / r['naive']:.0f}x",
+                ">= 100x",
+            )
+        )
+    if 100_000 in results and 100 in results:
+        ratio = results[100_000]["engine"] / results[100]["engine"]
+        checks.append(("throughput 100,000 / 100 rules", ratio, 0.5, f"{ratio:.2f}", ">= 0.50"))
+        memory = results[100_000]["rss"]
+        checks.append(("RSS with 100,000 rules (MB)", 500 / memory, 1.0, f"{memory:.0f}", "< 500"))
+    print(f"{'target':<38} {'measured':>9} {'target':>8}  {'of target':>9}  met")
+    for name, ratio, goal, measured, wanted in checks:
+        print(f"{name:<38} {measured:>9} {wanted:>8}  {ratio / goal:>9.2f}  {'yes' if ratio >= goal else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()

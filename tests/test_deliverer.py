@@ -1,0 +1,662 @@
+"""The deliverer against httpx.MockTransport and a real SQLite store: outcomes, schedule, leases, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from standardwebhooks.webhooks import Webhook as Verifier
+
+from monitor.notify import deliverer as deliverer_module
+from monitor.notify.deliverer import RETRY_AFTER_CAP, Deliverer, Outcome, classify, next_delay, retry_after
+from monitor.rules import Webhook
+from monitor.store import Delivery, State, Store, deliveries, webhook_state
+
+SECRET = "whsec_" + base64.b64encode(b"deliverer-test-secret-32-bytes!!").decode()
+URL = "http://receiver.test/hook"
+WAIT = 10.0
+
+Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
+
+
+# -- fixtures ----------------------------------------------------------------------------------------------
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    store = Store(f"sqlite:///{tmp_path / 'state' / 'monitor.db'}")
+    store.create()
+    yield store
+    store.close()
+
+
+def hook(*schedule: str, **values: Any) -> Webhook:
+    return Webhook.model_validate({"url": URL, "secret": SECRET, "retry_schedule": schedule or ("10s", "1m"), **values})
+
+
+def add(store: Store, delivery_id: str, webhook: str = "newsroom", attempts: int = 0, due_at: float = 0.0) -> None:
+    """An outbox row as monitor.alerts writes it."""
+    payload = {"alert_id": delivery_id, "rule": "hoogverraad", "hits": [{"term": "hoogverraad"}]}
+    row = {
+        "id": delivery_id,
+        "webhook": webhook,
+        "kind": "alert",
+        "rule": "hoogverraad",
+        "payload": json.dumps(payload),
+        "state": State.pending.value,
+        "attempts": attempts,
+        "due_at": due_at or time.time(),
+        "created_at": time.time(),
+    }
+    with store.begin() as conn:
+        conn.execute(deliveries.insert(), [row])
+
+
+def row(store: Store, delivery_id: str) -> dict[str, Any]:
+    with store.engine.connect() as conn:
+        found = conn.execute(select(deliveries).where(deliveries.c.id == delivery_id)).mappings().one()
+    return dict(found)
+
+
+def take(store: Store, delivery_id: str, now: float | None = None) -> Delivery:
+    """Lease one delivery as the deliverer's loop would."""
+    due = {d.id: d for d in store.take_due(time.time() if now is None else now, 100, 60.0)}
+    assert delivery_id in due, f"{delivery_id} is not due"
+    return due[delivery_id]
+
+
+@dataclass
+class Receiver:
+    """A scripted receiver behind httpx.MockTransport; records every request."""
+
+    replies: list[httpx.Response | Exception] = field(default_factory=list)
+    requests: list[httpx.Request] = field(default_factory=list)
+    handler: Handler | None = None
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.handler is not None:
+            return await self.handler(request)
+        reply = self.replies.pop(0) if self.replies else httpx.Response(200)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+
+@dataclass
+class Setup:
+    store: Store
+    receiver: Receiver
+    webhooks: dict[str, Webhook]
+    deliverer: Deliverer
+
+    async def attempt(self, delivery_id: str, now: float | None = None) -> Outcome:
+        return await asyncio.wait_for(self.deliverer.deliver(take(self.store, delivery_id, now)), WAIT)
+
+
+MakeSetup = Callable[..., Setup]
+
+
+@pytest_asyncio.fixture
+async def setup(store: Store) -> AsyncIterator[MakeSetup]:
+    clients: list[httpx.AsyncClient] = []
+
+    def make(*replies: httpx.Response | Exception, webhook: Webhook | None = None, **options: Any) -> Setup:
+        receiver = Receiver(list(replies))
+        client = httpx.AsyncClient(transport=httpx.MockTransport(receiver), **options.pop("client", {}))
+        clients.append(client)
+        webhooks = {"newsroom": webhook or hook()}
+        deliverer = Deliverer(store, lambda: webhooks, client, **options)
+        return Setup(store, receiver, webhooks, deliverer)
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+# -- outcomes of one attempt --------------------------------------------------------------------------------
+@pytest.mark.parametrize("status", [200, 201, 202, 204, 299])
+@pytest.mark.asyncio
+async def test_2xx_is_delivered(setup: MakeSetup, status: int) -> None:
+    s = setup(httpx.Response(status))
+    add(s.store, "msg_1")
+    before = time.time()
+    assert await s.attempt("msg_1") is Outcome.delivered
+    stored = row(s.store, "msg_1")
+    assert stored["state"] == State.delivered
+    assert stored["attempts"] == 1
+    assert stored["last_status"] == status and stored["last_error"] is None
+    assert stored["delivered_at"] >= before and stored["lease_until"] is None
+    request = s.receiver.requests[0]
+    assert request.method == "POST" and str(request.url) == URL
+    assert json.loads(request.content)["data"]["alert_id"] == "msg_1"
+
+
+@pytest.mark.parametrize(
+    ("schedule", "attempts", "base"),
+    [
+        pytest.param(("10s", "1m"), 0, 10.0, id="after-first-attempt"),
+        pytest.param(("10s", "1m"), 1, 60.0, id="after-second-attempt"),
+    ],
+)
+@pytest.mark.asyncio
+async def test_503_retries_on_the_schedule_with_jitter(
+    setup: MakeSetup, schedule: tuple[str, ...], attempts: int, base: float
+) -> None:
+    s = setup(httpx.Response(503), webhook=hook(*schedule))
+    add(s.store, "msg_1", attempts=attempts)
+    before = time.time()
+    assert await s.attempt("msg_1") is Outcome.retry
+    after = time.time()
+    stored = row(s.store, "msg_1")
+    assert stored["state"] == State.retrying
+    assert stored["attempts"] == attempts + 1
+    assert stored["last_status"] == 503 and stored["last_error"] == "HTTP 503"
+    assert before + 0.8 * base <= stored["due_at"] <= after + 1.2 * base
+    assert stored["lease_until"] is None
+    assert s.store.take_due(after, 10, 60) == [], "not due before its time"
+    assert [d.id for d in s.store.take_due(after + 1.2 * base + 1, 10, 60)] == ["msg_1"]
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504, 599])
+def test_retryable_statuses(status: int) -> None:
+    assert classify(httpx.Response(status)).outcome is Outcome.retry
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 413, 422])
+def test_other_4xx_are_permanent(status: int) -> None:
+    attempt = classify(httpx.Response(status))
+    assert attempt.outcome is Outcome.dead
+    assert attempt.error == f"HTTP {status} (permanent)"
+
+
+def test_jitter_stays_within_20_percent_and_varies() -> None:
+    random.seed(20220108)
+    webhook = hook("5s", "5m", "30m")
+    for done, base in ((1, 5.0), (2, 300.0), (3, 1800.0)):
+        delays = [next_delay(webhook, done, None) for _ in range(2000)]
+        assert all(d is not None and 0.8 * base <= d <= 1.2 * base for d in delays)
+        spread = [d for d in delays if d is not None]
+        assert min(spread) < 0.85 * base and max(spread) > 1.15 * base, "jitter must spread the retries"
+    assert next_delay(webhook, 4, None) is None
+
+
+def test_default_schedule_is_standard_webhooks() -> None:
+    webhook = Webhook(url=URL)
+    assert [d.total_seconds() for d in webhook.retry_schedule] == [5, 300, 1800, 7200, 18000, 36000, 36000]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("120", 120.0, id="seconds"),
+        pytest.param(" 7 ", 7.0, id="seconds-padded"),
+        pytest.param("0", 0.0, id="zero"),
+        pytest.param("999999999", RETRY_AFTER_CAP, id="capped"),
+        pytest.param(email.utils.formatdate(1_000_300, usegmt=True), 300.0, id="http-date"),
+        pytest.param("Mon, 12 Jan 1970 13:51:40 -0000", 300.0, id="http-date-minus-zero"),
+        pytest.param(email.utils.formatdate(999_000, usegmt=True), 0.0, id="http-date-past"),
+        pytest.param("-5", None, id="negative"),
+        pytest.param("soon", None, id="garbage"),
+        pytest.param("", None, id="empty"),
+        pytest.param(None, None, id="absent"),
+    ],
+)
+def test_retry_after_values(value: str | None, expected: float | None) -> None:
+    assert retry_after(value, now=1_000_000.0) == expected
+
+
+@pytest.fixture
+def far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A local time zone far from UTC, so that a date read as local time would be hours off."""
+    monkeypatch.setenv("TZ", "Asia/Almaty")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("far_from_utc")
+def test_retry_after_date_without_zone_is_utc_not_local_time() -> None:
+    assert time.timezone != 0
+    assert retry_after("Mon, 12 Jan 1970 13:51:40 -0000", now=1_000_000.0) == 300.0
+    assert retry_after("Mon, 12 Jan 1970 13:51:40 GMT", now=1_000_000.0) == 300.0
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param(lambda: "120", id="seconds"),
+        pytest.param(lambda: email.utils.formatdate(time.time() + 121, usegmt=True), id="http-date"),
+    ],
+)
+@pytest.mark.asyncio
+async def test_429_retry_after_is_honoured(setup: MakeSetup, header: Callable[[], str]) -> None:
+    s = setup(httpx.Response(429, headers={"retry-after": header()}), webhook=hook("1s", "1s"))
+    add(s.store, "msg_1")
+    before = time.time()
+    assert await s.attempt("msg_1") is Outcome.retry
+    stored = row(s.store, "msg_1")
+    assert stored["state"] == State.retrying and stored["last_status"] == 429
+    assert stored["due_at"] >= before + 119, "the next attempt must not come before Retry-After"
+    assert stored["due_at"] <= time.time() + 122
+
+
+@pytest.mark.asyncio
+async def test_retry_after_shorter_than_the_schedule_does_not_shorten_it(setup: MakeSetup) -> None:
+    s = setup(httpx.Response(503, headers={"retry-after": "1"}), webhook=hook("1m"))
+    add(s.store, "msg_1")
+    before = time.time()
+    await s.attempt("msg_1")
+    assert row(s.store, "msg_1")["due_at"] >= before + 48
+
+
+@pytest.mark.parametrize("follow", [False, True], ids=["client-default", "client-follows-redirects"])
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+@pytest.mark.asyncio
+async def test_redirects_are_not_followed_and_retried(setup: MakeSetup, status: int, follow: bool) -> None:
+    s = setup(
+        httpx.Response(status, headers={"location": "http://elsewhere.test/hook"}),
+        httpx.Response(200),
+        client={"follow_redirects": follow},
+    )
+    add(s.store, "msg_1")
+    assert await s.attempt("msg_1") is Outcome.retry
+    assert [str(r.url) for r in s.receiver.requests] == [URL], "the redirect must not be followed"
+    stored = row(s.store, "msg_1")
+    assert stored["state"] == State.retrying and stored["last_status"] == status
+    assert "http://elsewhere.test/hook" in stored["last_error"] and "not followed" in stored["last_error"]
+
+
+@pytest.mark.asyncio
+async def test_404_is_dead_at_once(setup: MakeSetup) -> None:
+    s = setup(httpx.Response(404))
+    add(s.store, "msg_1")
+    assert await s.attempt("msg_1") is Outcome.dead
+    stored = row(s.store, "msg_1")
+    assert stored["state"] == State.dead and stored["attempts"] == 1
+    assert stored["last_status"] == 404 and "permanent" in stored["last_error"]
+    assert s.store.take_due(time.time() + 10**6, 10, 60) == []
+
+
+@pytest.mark.asyncio
+async def test_410_disables_the_webhook_and_holds_its_deliveries(setup: MakeSetup, store: Store) -> None:
+    s = setup(httpx.Response(410))
+    s.webhooks["other"] = hook()
+    for delivery_id, webhook in (("msg_1", "newsroom"), ("msg_2", "newsroom"), ("msg_3", "other")):
+        add(store, delivery_id, webhook)
+    assert await s.attempt("msg_1") is Outcome.disabled
+    with store.engine.connect() as conn:
+        state = conn.execute(select(webhook_state).where(webhook_state.c.name == "newsroom")).mappings().one()
+    assert state["disabled"] is True and "410" in state["disabled_reason"]
+    assert row(store, "msg_1")["state"] == State.pending, "held, not dead: it goes out once re-enabled"
+    later = time.time() + 10**6
+    assert [d.id for d in store.take_due(later, 10, 60)] == ["msg_3"], "other webhooks still deliver"
+    store.set_webhook_disabled("newsroom", False)
+    assert sorted(d.id for d in store.take_due(later, 10, 60)) == ["msg_1", "msg_2"]
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        pytest.param(httpx.ReadTimeout("read timed out"), "timed out after 15s", id="read-timeout"),
+        pytest.param(httpx.ConnectTimeout("connect timed out"), "timed out after 15s", id="connect-timeout"),
+        pytest.param(httpx.ConnectError("connection refused"), "ConnectError: connection refused", id="refused"),
+        pytest.param(httpx.RemoteProtocolError("peer closed"), "RemoteProtocolError: peer closed", id="protocol"),
+        pytest.param(httpx.ReadError(""), "ReadError", id="empty-message"),
+    ],
+)
+@pytest.mark.asyncio
+async def test_timeouts_and_connection_errors_retry(setup: MakeSetup, error: Exception, message: str) -> None:
+    s = setup(error)
+    add(s.store, "msg_1")
+    assert await s.attempt("msg_1") is Outcome.retry
+    stored = row(s.store, "msg_1")
+    assert stored["state"] == State.retrying and stored["last_status"] is None
+    assert stored["last_error"] == message
+
+
+@pytest.mark.asyncio
+async def test_undecodable_response_body_is_a_retry_not_a_crash(setup: MakeSetup) -> None:
+    broken = httpx.ByteStream(b"not gzip")
+    s = setup(httpx.Response(503, headers={"content-encoding": "gzip"}, stream=broken))
+    add(s.store, "msg_1")
+    assert await s.attempt("msg_1") is Outcome.retry
+    assert row(s.store, "msg_1")["state"] == State.retrying
+
+
+@pytest.mark.asyncio
+async def test_a_stalled_receiver_is_abandoned_at_the_webhook_timeout(store: Store) -> None:
+    """A real socket that accepts and never answers: the timeout must reach the request."""
+    accepted = asyncio.Event()
+
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        await reader.read()  # until the client gives up and closes
+        writer.close()
+
+    server = await asyncio.start_server(stall, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}/hook"
+    webhooks = {"newsroom": Webhook.model_validate({"url": url, "timeout": "0.3s", "retry_schedule": ["1m"]})}
+    try:
+        async with httpx.AsyncClient() as client:
+            deliverer = Deliverer(store, lambda: webhooks, client)
+            add(store, "msg_1")
+            start = time.monotonic()
+            assert await asyncio.wait_for(deliverer.deliver(take(store, "msg_1")), WAIT) is Outcome.retry
+            elapsed = time.monotonic() - start
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert accepted.is_set()
+    assert 0.25 <= elapsed < 3.0
+    assert row(store, "msg_1")["last_error"] == "timed out after 0.3s"
+
+
+@pytest.mark.parametrize(
+    "reply", [httpx.Response(503), httpx.Response(429, headers={"retry-after": "60"}), httpx.ConnectError("down")]
+)
+@pytest.mark.asyncio
+async def test_last_attempt_is_dead(setup: MakeSetup, reply: httpx.Response | Exception) -> None:
+    s = setup(reply, webhook=hook("1s", "2s"))
+    seen: list[Outcome] = []
+    s.deliverer.on_outcome = lambda delivery, attempt: seen.append(attempt.outcome)
+    add(s.store, "msg_1", attempts=2)  # two attempts done: this third one is the last
+    assert await s.attempt("msg_1") is Outcome.dead
+    assert seen == [Outcome.dead], "observers (metrics) see the final outcome"
+    stored = row(s.store, "msg_1")
+    assert stored["state"] == State.dead and stored["attempts"] == 3
+    assert stored["last_error"]
+    assert [d.id for d in s.store.deliveries([State.dead])] == ["msg_1"], "dead letters stay visible"
+    assert s.store.requeue(["msg_1"]) == 1
+    assert take(s.store, "msg_1").attempts == 0
+
+
+@pytest.mark.asyncio
+async def test_unknown_webhook_is_dead(setup: MakeSetup) -> None:
+    s = setup()
+    add(s.store, "msg_1", webhook="removed")
+    assert await s.attempt("msg_1") is Outcome.dead
+    assert "removed" in row(s.store, "msg_1")["last_error"]
+    assert s.receiver.requests == []
+
+
+@pytest.mark.asyncio
+async def test_render_failure_is_dead_not_a_crash(setup: MakeSetup, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(webhook: Webhook, delivery: Delivery) -> bytes:
+        raise ValueError("template exploded")
+
+    monkeypatch.setattr(deliverer_module, "render", broken)
+    s = setup()
+    add(s.store, "msg_1")
+    assert await s.attempt("msg_1") is Outcome.dead
+    assert "template exploded" in row(s.store, "msg_1")["last_error"]
+    assert s.receiver.requests == []
+
+
+@pytest.mark.asyncio
+async def test_same_id_fresh_timestamp_and_signature_on_every_attempt(
+    setup: MakeSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = {"offset": 0.0}
+    monkeypatch.setattr(deliverer_module, "time", SimpleNamespace(time=lambda: time.time() + clock["offset"]))
+    s = setup(httpx.Response(503), httpx.Response(503), httpx.Response(200), webhook=hook("1s", "1s", "1s"))
+    add(s.store, "msg_1")
+    outcomes = []
+    for step in range(3):
+        clock["offset"] = step * 30.0
+        outcomes.append(await s.attempt("msg_1", now=time.time() + 3600))
+    assert outcomes == [Outcome.retry, Outcome.retry, Outcome.delivered]
+    headers = [r.headers for r in s.receiver.requests]
+    assert [h["webhook-id"] for h in headers] == ["msg_1"] * 3
+    assert len({h["webhook-timestamp"] for h in headers}) == 3
+    assert len({h["webhook-signature"] for h in headers}) == 3
+    assert len({r.content for r in s.receiver.requests}) == 1, "the body is the same on every attempt"
+    verifier = Verifier(SECRET)
+    for request in s.receiver.requests:
+        verifier.verify(request.content, dict(request.headers))
+
+
+@pytest.mark.asyncio
+async def test_unsigned_webhook_has_id_and_timestamp_but_no_signature(setup: MakeSetup) -> None:
+    s = setup(webhook=Webhook(url=URL, headers={"authorization": "Bearer token"}))
+    add(s.store, "msg_1")
+    await s.attempt("msg_1")
+    headers = s.receiver.requests[0].headers
+    assert headers["webhook-id"] == "msg_1" and headers["webhook-timestamp"].isdigit()
+    assert "webhook-signature" not in headers
+    assert headers["authorization"] == "Bearer token" and headers["content-type"] == "application/json"
+
+
+# -- the loop: concurrency, failures, drain ---------------------------------------------------------------------
+@pytest_asyncio.fixture
+async def running() -> AsyncIterator[Callable[[Deliverer], asyncio.Event]]:
+    """Run deliverers' loops; stop them and fail if a loop does not stop in time."""
+    started: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+
+    def start(deliverer: Deliverer) -> asyncio.Event:
+        stop = asyncio.Event()
+        started.append((stop, asyncio.create_task(deliverer.run(stop))))
+        return stop
+
+    yield start
+    for stop, task in started:
+        stop.set()
+        await asyncio.wait_for(task, WAIT)
+
+
+async def until(predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.wait_for(poll(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
+
+
+def states(store: Store) -> dict[str, str]:
+    return {d.id: d.state.value for d in store.deliveries()}
+
+
+@pytest.mark.asyncio
+async def test_run_delivers_everything_due_within_the_concurrency_bound(
+    setup: MakeSetup, running: Callable[[Deliverer], asyncio.Event]
+) -> None:
+    total, bound = 10, 3
+    in_flight, most, started = 0, 0, 0
+    changed = asyncio.Condition()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        # Each request waits until the bound is reached (or nothing is left to start), so a deliverer that
+        # started more than `bound` at once would show it here.
+        nonlocal in_flight, most, started
+        async with changed:
+            in_flight += 1
+            started += 1
+            most = max(most, in_flight)
+            changed.notify_all()
+            await changed.wait_for(lambda: in_flight >= bound or started >= total)
+        await asyncio.sleep(0)
+        async with changed:
+            in_flight -= 1
+        return httpx.Response(200)
+
+    s = setup(concurrency=bound)
+    s.receiver.handler = handler
+    for n in range(total):
+        add(s.store, f"msg_{n:02d}")
+    running(s.deliverer)
+    await until(lambda: set(states(s.store).values()) == {"delivered"}, "every delivery to be delivered")
+    assert most == bound
+    assert len(s.receiver.requests) == total
+
+
+@pytest.mark.asyncio
+async def test_a_saturated_loop_waits_instead_of_polling(
+    setup: MakeSetup, running: Callable[[Deliverer], asyncio.Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return httpx.Response(200)
+
+    s = setup(concurrency=1)
+    s.receiver.handler = handler
+    add(s.store, "msg_1")
+    add(s.store, "msg_2")
+    running(s.deliverer)
+    await until(lambda: len(s.receiver.requests) == 1, "the first request")
+    calls = {"n": 0}
+    for name in ("take_due", "next_due"):
+        original = getattr(s.store, name)
+
+        def counted(*args: Any, _original: Callable[..., Any] = original) -> Any:
+            calls["n"] += 1
+            return _original(*args)
+
+        monkeypatch.setattr(s.store, name, counted)
+    s.deliverer.wake()  # as the daemon does after every article: must not turn into a busy loop
+    await asyncio.sleep(0.3)  # a window to count store queries in, not a synchronisation
+    assert calls["n"] <= 2, f"the saturated loop queried the store {calls['n']} times in 0.3s"
+    release.set()
+    await until(lambda: set(states(s.store).values()) == {"delivered"}, "both deliveries")
+
+
+@pytest.mark.asyncio
+async def test_run_survives_a_failing_store(
+    setup: MakeSetup,
+    running: Callable[[Deliverer], asyncio.Event],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    s = setup()
+    add(s.store, "msg_1")
+    original = s.store.take_due
+    failures = {"left": 1}
+
+    def flaky(now: float, limit: int, lease: float) -> list[Delivery]:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("SELECT", {}, Exception("database is locked"))
+        return original(now, limit, lease)
+
+    monkeypatch.setattr(s.store, "take_due", flaky)
+    with caplog.at_level(logging.ERROR, logger="monitor.notify.deliverer"):
+        running(s.deliverer)
+        await until(lambda: states(s.store) == {"msg_1": "delivered"}, "delivery after the store recovered")
+    assert "delivery_poll_failed" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_an_attempt_whose_outcome_cannot_be_stored_is_sent_again_after_its_lease(
+    setup: MakeSetup,
+    running: Callable[[Deliverer], asyncio.Event],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    s = setup(lease=0.5)
+    add(s.store, "msg_1")
+    original = s.store.finish
+    failures = {"left": 1}
+
+    def flaky(*args: Any, **values: Any) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("UPDATE", {}, Exception("disk I/O error"))
+        original(*args, **values)
+
+    monkeypatch.setattr(s.store, "finish", flaky)
+    with caplog.at_level(logging.ERROR, logger="monitor.notify.deliverer"):
+        running(s.deliverer)
+        await until(lambda: states(s.store) == {"msg_1": "delivered"}, "the second attempt after the lease")
+    assert "delivery_crashed id=msg_1" in caplog.text
+    assert [r.headers["webhook-id"] for r in s.receiver.requests] == ["msg_1", "msg_1"]
+
+
+@pytest.mark.asyncio
+async def test_run_picks_up_a_retry_when_it_falls_due(
+    setup: MakeSetup, running: Callable[[Deliverer], asyncio.Event]
+) -> None:
+    s = setup(httpx.Response(503), httpx.Response(200), webhook=hook("0.2s"))
+    add(s.store, "msg_1")
+    running(s.deliverer)
+    await until(lambda: states(s.store) == {"msg_1": "delivered"}, "the retry to be delivered")
+    first, second = s.receiver.requests
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == "msg_1"
+
+
+@pytest.mark.asyncio
+async def test_drain_finishes_quick_attempts_and_cancels_the_rest(
+    setup: MakeSetup, running: Callable[[Deliverer], asyncio.Event]
+) -> None:
+    cancelled: list[str] = []
+    never = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        alert = json.loads(request.content)["data"]["alert_id"]
+        if alert == "msg_quick":
+            await asyncio.sleep(0.05)  # the receiver's own pace
+            return httpx.Response(200)
+        try:
+            await never.wait()
+        except asyncio.CancelledError:
+            cancelled.append(alert)
+            raise
+        return httpx.Response(200)
+
+    s = setup(concurrency=4)
+    s.receiver.handler = handler
+    for name in ("msg_quick", "msg_stuck_1", "msg_stuck_2"):
+        add(s.store, name)
+    stop = running(s.deliverer)
+    await until(lambda: len(s.receiver.requests) == 3, "three requests in flight")
+    stop.set()
+    start = time.monotonic()
+    await asyncio.wait_for(s.deliverer.drain(grace=0.5), WAIT)
+    elapsed = time.monotonic() - start
+    assert 0.4 <= elapsed < 3.0
+    assert sorted(cancelled) == ["msg_stuck_1", "msg_stuck_2"]
+    assert s.deliverer.in_flight == 0
+    assert states(s.store) == {"msg_quick": "delivered", "msg_stuck_1": "pending", "msg_stuck_2": "pending"}
+    for name in ("msg_stuck_1", "msg_stuck_2"):
+        stored = row(s.store, name)
+        assert stored["lease_until"] is None, "a cancelled attempt gives its lease back"
+        assert stored["attempts"] == 0, "a cancelled attempt is not counted"
+    assert sorted(d.id for d in s.store.take_due(time.time(), 10, 60)) == ["msg_stuck_1", "msg_stuck_2"]
+
+
+@pytest.mark.asyncio
+async def test_drain_with_nothing_in_flight_returns_at_once(setup: MakeSetup) -> None:
+    s = setup()
+    await asyncio.wait_for(s.deliverer.drain(grace=30), 1.0)
+
+
+def test_lease_is_taken_for_the_attempt(store: Store) -> None:
+    add(store, "msg_1")
+    now = time.time()
+    take(store, "msg_1", now)
+    assert row(store, "msg_1")["lease_until"] == pytest.approx(now + 60)
+    assert store.take_due(now + 30, 10, 60) == [], "a leased delivery is not taken twice"
+    assert [d.id for d in store.take_due(now + 61, 10, 60)] == ["msg_1"], "an expired lease is taken again"
+
+
+def test_webhook_timeout_default() -> None:
+    assert hook().timeout == timedelta(seconds=15)

@@ -1,0 +1,188 @@
+"""The query language: what each query compiles to, what `required` selects, and every error's position."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.matching.query import All, Any, Compiler, Not, QueryError, Term, render, required, terms
+from monitor.rules import stemmer_for
+
+LISTS = {
+    "arrest": ["*arresta*", "gearresteerd", "onder arrest"],
+    "outer": ["@arrest", "opgepakt"],
+    "loop": ["@loop2"],
+    "loop2": ["@loop"],
+    "empty": [],
+    "bad": ["a*"],
+}
+
+
+def compile_query(query: str, **options: object) -> All | Any | Not | Term:
+    return Compiler(LISTS, **options).compile(query)  # type: ignore[arg-type]
+
+
+def shape(node: object) -> object:
+    """The tree as nested tuples: ("AND", ...), ("OR", ...), ("NOT", x), or (kind, words[, slop])."""
+    if isinstance(node, Term):
+        return (node.kind, *node.words, node.slop) if node.kind == "near" else (node.kind, *node.words)
+    if isinstance(node, Not):
+        return ("NOT", shape(node.child))
+    assert isinstance(node, All | Any)
+    return ("AND" if isinstance(node, All) else "OR", *(shape(c) for c in node.children))
+
+
+W = "word"
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        pytest.param("Masimov", (W, "masimov"), id="word-folded"),
+        pytest.param("Oekraïne", (W, "oekraine"), id="word-diacritics"),
+        pytest.param("Ĳsselmeer", (W, "ijsselmeer"), id="word-ij-ligature"),
+        pytest.param('"Hoge Raad"', ("phrase", "hoge", "raad"), id="phrase"),
+        pytest.param('"arrest"', (W, "arrest"), id="one-word-phrase-is-word"),
+        pytest.param("arrest*", ("wildcard", "arrest*"), id="wildcard-end"),
+        pytest.param("*verraad", ("wildcard", "*verraad"), id="wildcard-start"),
+        pytest.param("dode?tal", ("wildcard", "dode?tal"), id="wildcard-middle"),
+        pytest.param("CSTO-troepen", ("phrase", "csto", "troepen"), id="hyphenated-compound-as-phrase"),
+        pytest.param('"masimov hoogverraad"~5', ("near", "masimov", "hoogverraad", 5), id="proximity"),
+        pytest.param('"hoge raad"~0', ("phrase", "hoge", "raad"), id="proximity-0-is-phrase"),
+        pytest.param('"hoge raad"~', ("near", "hoge", "raad", 1), id="proximity-default-1"),
+        pytest.param("a1 AND b2", ("AND", (W, "a1"), (W, "b2")), id="and"),
+        pytest.param("a1 OR b2", ("OR", (W, "a1"), (W, "b2")), id="or"),
+        pytest.param("a1 NOT b2", ("AND", (W, "a1"), ("NOT", (W, "b2"))), id="not"),
+        pytest.param("a1 AND NOT b2", ("AND", (W, "a1"), ("NOT", (W, "b2"))), id="and-not"),
+        pytest.param("+a1 -b2", ("AND", (W, "a1"), ("NOT", (W, "b2"))), id="plus-minus"),
+        pytest.param("a1 b2", ("AND", (W, "a1"), (W, "b2")), id="implicit-and"),
+        pytest.param("a1 OR b2 AND c3", ("OR", (W, "a1"), ("AND", (W, "b2"), (W, "c3"))), id="and-binds-tighter"),
+        pytest.param("a1 b2 OR c3", ("AND", (W, "a1"), ("OR", (W, "b2"), (W, "c3"))), id="implicit-binds-loosest"),
+        pytest.param("(a1 OR b2) AND c3", ("AND", ("OR", (W, "a1"), (W, "b2")), (W, "c3")), id="parentheses"),
+        pytest.param(
+            "@arrest",
+            ("OR", ("wildcard", "*arresta*"), (W, "gearresteerd"), ("phrase", "onder", "arrest")),
+            id="list",
+        ),
+        pytest.param(
+            "@outer",
+            (
+                "OR",
+                ("OR", ("wildcard", "*arresta*"), (W, "gearresteerd"), ("phrase", "onder", "arrest")),
+                (W, "opgepakt"),
+            ),
+            id="nested-list",
+        ),
+    ],
+)
+def test_compiles_to(query: str, expected: object) -> None:
+    assert shape(compile_query(query)) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "message", "position"),
+    [
+        pytest.param("masimov AND )", "unexpected ')'", 12, id="stray-parenthesis"),
+        pytest.param("(masimov OR tokajev", "unexpected end", 19, id="unclosed-parenthesis"),
+        pytest.param("masimov AND", "unexpected end", 11, id="dangling-and"),
+        pytest.param("a1 OR OR b2", "unexpected 'OR'", 6, id="double-or"),
+        pytest.param('masimov "hoog', "Illegal character", 8, id="unclosed-quote"),
+        pytest.param("   ", "empty query", 0, id="empty"),
+        pytest.param("NOT voetbal", "no term that must occur", 0, id="only-not"),
+        pytest.param("-voetbal -tennis", "no term that must occur", 0, id="only-prohibit"),
+        pytest.param("masimov && tokajev", "write AND", 8, id="lucene-and"),
+        pytest.param("masimov || tokajev", "write OR", 8, id="lucene-or"),
+        pytest.param("masimov !tokajev", "write NOT", 8, id="lucene-not"),
+        pytest.param("masimov and tokajev", "capitals", 8, id="lowercase-operator"),
+        pytest.param("masimov title:tokajev", "field:value", 8, id="field"),
+        pytest.param("masimov tokajev~2", "fuzzy", 8, id="fuzzy"),
+        pytest.param("masimov^2", "boost", 0, id="boost"),
+        pytest.param("masimov [a TO b]", "range", 8, id="range"),
+        pytest.param("masimov /ma.*/", "regex", 8, id="regex"),
+        pytest.param("masimov *", "at least two letters", 8, id="bare-star"),
+        pytest.param("masimov d?", "at least two letters", 8, id="short-wildcard"),
+        pytest.param('masimov "csto *"', "at least two letters", 8, id="star-in-phrase"),
+        pytest.param("masimov CSTO-*", "at least two letters", 8, id="star-in-compound"),
+        pytest.param("masimov ...", "no letters or digits", 8, id="no-letters"),
+        pytest.param('masimov "..."', "has no words", 8, id="empty-phrase"),
+        pytest.param("masimov @nope", "unknown list @nope (lists: arrest", 8, id="unknown-list"),
+        pytest.param("masimov @loop", "refers to itself", 8, id="list-cycle"),
+        pytest.param("masimov @empty", "list @empty is empty", 8, id="empty-list"),
+        pytest.param("masimov @bad", "in list @bad: wildcard 'a*'", 8, id="bad-list-item"),
+    ],
+)
+def test_errors_have_positions(query: str, message: str, position: int) -> None:
+    with pytest.raises(QueryError) as caught:
+        compile_query(query)
+    assert message in str(caught.value)
+    assert caught.value.position == position
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        pytest.param("masimov", ["masimov"], id="term"),
+        pytest.param("masimov OR tokajev", ["masimov", "tokajev"], id="or-needs-any"),
+        pytest.param("masimov AND hoogverraadzaak", ["hoogverraadzaak"], id="and-needs-the-longest"),
+        pytest.param("masimov NOT tokajev", ["masimov"], id="not-is-never-required"),
+        pytest.param("masimov OR NOT tokajev", ["masimov"], id="or-not-needs-the-positive"),
+        pytest.param("(a1 OR b2) AND c3", ["c3"], id="and-prefers-fewer-terms"),
+        pytest.param("(a1 OR NOT b2) AND (c3 OR NOT d4)", ["a1", "c3"], id="hits-come-from-some-side"),
+        pytest.param('"hoge raad"', ['"hoge raad"'], id="phrase"),
+    ],
+)
+def test_required(query: str, expected: list[str]) -> None:
+    assert [t.text for t in required(compile_query(query))] == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        pytest.param("a1 AND (b2 OR c3)", "(a1 AND (b2 OR c3))", id="nested"),
+        pytest.param("a1 -b2", "(a1 AND NOT b2)", id="not"),
+        pytest.param("@arrest", "@arrest", id="list-label"),
+    ],
+)
+def test_render(query: str, expected: str) -> None:
+    assert render(compile_query(query)) == expected
+
+
+def test_stemmed_words_keep_their_stem_and_quotes_turn_stemming_off() -> None:
+    node = compile_query('arrestaties "arrestaties" arrest*', stemmer=stemmer_for("nl"))
+    assert [(t.kind, t.stem) for t in terms(node)] == [("stem", "arresteer"), ("word", None), ("wildcard", None)]
+
+
+def test_case_sensitive_terms_keep_the_written_form() -> None:
+    node = compile_query("CSTO-Troepen OR Oekraïne", case_sensitive=True)
+    assert [t.written for t in terms(node)] == [("CSTO", "Troepen"), ("Oekraine",)]
+    assert all(t.case_sensitive for t in terms(node))
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "masimov",
+        "Oekraïne",
+        "CSTO-troepen",
+        "arrest*",
+        "*verraad",
+        "dode?tal",
+        "masimov hoogverraad",
+        "masimov hoogverraad landverraad",
+        "masimov OR tokajev OR nazarbajev",
+        "masimov AND tokajev AND CSTO-troepen",
+        "  masimov   OR\ttokajev ",
+    ],
+)
+def test_plain_queries_skip_luqum_with_the_same_tree(query: str) -> None:
+    compiler = Compiler(LISTS)
+    flat = compiler._flat(query)
+    assert flat is not None
+    assert shape(flat) == shape(compiler._parsed(query))
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["a1 OR b2 AND c3", "a1 b2 OR c3", "NOT a1 b2", "a1 -b2", "@arrest", '"a1 b2"', "a1 TO b2", "(a1)", "a1 OR"],
+)
+def test_other_queries_go_to_luqum(query: str) -> None:
+    assert Compiler(LISTS)._flat(query) is None

@@ -1,0 +1,245 @@
+"""Loading rules files: query errors located by rule, file, line and column; the per-rule matching options."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from monitor.cli import app
+from monitor.errors import ConfigError, RulesError
+from monitor.evaluation import evaluate, run_examples
+from monitor.rules import RuleSet, load_rules
+
+HEADER = "version: 1\nlists:\n  arrest: [arrest*, opgepakt]\n  bad: ['a*']\nrules:\n"
+
+
+def write_rules(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "rules.yaml"
+    path.write_text(HEADER + body, encoding="utf-8")
+    return path
+
+
+def load(tmp_path: Path, body: str) -> RuleSet:
+    return load_rules(write_rules(tmp_path, body), environ={})
+
+
+@pytest.mark.parametrize(
+    ("query_line", "message", "column"),
+    [
+        pytest.param('query: "masimov AND )"', "unexpected ')' at position 12", 25, id="double-quoted"),
+        pytest.param("query: 'masimov AND )'", "unexpected ')' at position 12", 25, id="single-quoted"),
+        pytest.param("query: masimov @nope", "unknown list @nope (lists: arrest, bad)", 20, id="plain"),
+        pytest.param("query:   masimov && tokajev", "&& is not an operator here: write AND", 22, id="extra-spaces"),
+        pytest.param('query: "masimov (tokajev"', "unexpected end of expression", 29, id="unclosed-at-end"),
+        pytest.param("query: masimov @bad", "in list @bad: wildcard 'a*'", 20, id="bad-list-item"),
+        pytest.param("query: NOT voetbal", "the query has no term that must occur", 12, id="only-not"),
+    ],
+)
+def test_query_errors_name_rule_file_line_and_column(
+    tmp_path: Path, query_line: str, message: str, column: int
+) -> None:
+    path = write_rules(tmp_path, f"  - name: good\n    query: masimov\n  - name: broken\n    {query_line}\n")
+    with pytest.raises(RulesError) as caught:
+        load_rules(path, environ={})
+    (problem,) = caught.value.problems
+    line = HEADER.count("\n") + 4
+    assert (problem.file, problem.line, problem.column) == (str(path), line, column)
+    assert str(problem).startswith(f"{path}:{line}:{column}: rule 'broken': {message}")
+    source_line = path.read_text(encoding="utf-8").splitlines()[line - 1]
+    if "position 12" in message:  # the column points at the offending character
+        assert source_line[column - 1] == ")"
+
+
+def test_every_broken_query_is_reported_at_once(tmp_path: Path) -> None:
+    body = "  - name: one\n    query: a1 AND\n  - name: two\n    query: b2 OR OR c3\n  - name: fine\n    query: d4\n"
+    with pytest.raises(RulesError) as caught:
+        load(tmp_path, body)
+    found = [(p.line, p.message.split(":")[0]) for p in caught.value.problems]
+    assert found == [(7, "rule 'one'"), (9, "rule 'two'")]
+
+
+@pytest.mark.parametrize(
+    ("options", "text", "expected"),
+    [
+        pytest.param("stem: true", "Tien betogers zijn gearresteerd.", True, id="stem-true-is-dutch"),
+        pytest.param("stem: nl", "Tien betogers zijn gearresteerd.", True, id="stem-nl"),
+        pytest.param("stem: dutch", "Tien betogers zijn gearresteerd.", True, id="stem-snowball-name"),
+        pytest.param("stem: en", "Tien betogers zijn gearresteerd.", False, id="stem-en-on-dutch"),
+        pytest.param("stem: false", "Tien betogers zijn gearresteerd.", False, id="stem-false"),
+    ],
+)
+def test_stem_option(tmp_path: Path, options: str, text: str, expected: bool) -> None:
+    rules = load(tmp_path, f"  - name: r\n    query: arrestatie\n    {options}\n")
+    assert bool(rules.engine.match_text(text)) is expected
+
+
+def test_stem_option_other_language(tmp_path: Path) -> None:
+    rules = load(tmp_path, "  - name: r\n    query: arrest\n    stem: english\n")
+    assert rules.engine.match_text("Police arrested ten protesters.")
+
+
+def test_unknown_stemming_language_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(RulesError, match="unknown stemming language 'klingon'"):
+        load(tmp_path, "  - name: r\n    query: arrest\n    stem: klingon\n")
+
+
+def test_case_sensitive_min_hits_and_max_age_options(tmp_path: Path) -> None:
+    body = (
+        "  - name: acronym\n    query: CSTO\n    case_sensitive: true\n"
+        "  - name: twice\n    query: '@arrest'\n    min_hits: 2\n"
+        "  - name: recent\n    query: masimov\n    max_age: 7d\n"
+    )
+    rules = load(tmp_path, body)
+    assert rules.engine.rules[2].max_age == timedelta(days=7)
+    assert [m.rule for m in rules.engine.match_text("csto opgepakt")] == []
+    assert [m.rule for m in rules.engine.match_text("CSTO opgepakt, arrestaties, Masimov")] == [
+        "acronym",
+        "twice",
+        "recent",
+    ]
+
+
+def test_min_hits_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(RulesError, match="min_hits"):
+        load(tmp_path, "  - name: r\n    query: arrest\n    min_hits: 0\n")
+
+
+def test_examples_pass_and_fail(tmp_path: Path) -> None:
+    body = (
+        "  - name: r\n    query: '@arrest'\n    examples:\n"
+        "      match: ['Hij werd opgepakt.', 'Het arrest.']\n"
+        "      no_match: ['Hij kreeg huisarrest.', 'Er volgden arrestaties.']\n"
+    )
+    results = run_examples(load(tmp_path, body))
+    assert [(r.text, r.passed) for r in results] == [
+        ("Hij werd opgepakt.", True),
+        ("Het arrest.", True),
+        ("Hij kreeg huisarrest.", True),
+        ("Er volgden arrestaties.", False),
+    ]
+
+
+def test_shipped_rules_examples_all_pass() -> None:
+    rules = load_rules(Path(__file__).resolve().parent.parent / "config" / "rules.yaml", environ={})
+    failures = [r for r in run_examples(rules) if not r.passed]
+    assert failures == []
+    assert {r.rule for r in run_examples(rules)} == {"hoogverraad", "arrestaties", "csto", "dodental"}
+
+
+# Scoring rules on labelled articles: `news-monitor evaluate`.
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+
+
+def test_shipped_rules_on_the_labelled_set() -> None:
+    result = evaluate(load_rules(ROOT / "config" / "rules.yaml", environ={}), DATA / "articles", DATA / "labels.csv")
+    assert result.articles == 40
+    assert result.rows() == [
+        ("hoogverraad", "3", "3", "3", "0", "0", "1.00", "1.00", "1.00"),
+        ("arrestaties", "10", "9", "9", "0", "1", "1.00", "0.90", "0.95"),
+        ("csto", "7", "7", "7", "0", "0", "1.00", "1.00", "1.00"),
+        ("dodental", "8", "8", "8", "0", "0", "1.00", "1.00", "1.00"),
+    ]
+    assert [(m.kind, m.rule, m.file) for m in result.misses] == [
+        ("false_negative", "arrestaties", "13_aangehouden.txt")
+    ]
+
+
+def test_every_labelled_article_is_read_and_every_rule_labelled() -> None:
+    rows = (DATA / "labels.csv").read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "file,hoogverraad,arrestaties,csto,dodental"
+    assert sorted(r.split(",")[0] for r in rows[1:]) == sorted(p.name for p in (DATA / "articles").glob("*.txt"))
+
+
+def _labelled(tmp_path: Path, labels: str) -> Path:
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    texts = {
+        "a.txt": "Masimov is gearresteerd wegens hoogverraad.",  # both fire
+        "b.txt": "Het arrest van de Hoge Raad; Masimov zweeg.",  # arrest near miss
+        "c.txt": "De politie arresteerde niemand.",  # fires, labelled 0
+        "d.txt": "Niets aan de hand.",
+    }
+    for name, text in texts.items():
+        (folder / name).write_text(f"date 2022-01\n{text}\n", encoding="utf-8")
+    (tmp_path / "labels.csv").write_text(labels, encoding="utf-8")
+    return folder
+
+
+def test_scores_and_misses(tmp_path: Path) -> None:
+    folder = _labelled(tmp_path, "file,arrest,treason\na.txt,1,1\nb.txt,1,0\nc.txt,0,0\nd.txt,0,0\n")
+    rules = load(
+        tmp_path, "  - name: arrest\n    query: '@arrest OR masimov'\n  - name: treason\n    query: hoogverraad\n"
+    )
+    result = evaluate(rules, folder, tmp_path / "labels.csv")
+    arrest, treason = result.scores
+    assert (arrest.true_positives, arrest.false_positives, arrest.false_negatives) == (2, 1, 0)
+    assert arrest.true_negatives == 1
+    (false_positive,) = result.misses
+    assert (false_positive.kind, false_positive.file, false_positive.clause) == (
+        "false_positive",
+        "c.txt",
+        "@arrest (arrest*)",
+    )
+    assert (treason.precision, treason.recall, treason.f1) == (1.0, 1.0, 1.0)
+    rules = load(
+        tmp_path, "  - name: arrest\n    query: '*arrestee* masimov'\n  - name: treason\n    query: hoogverraad\n"
+    )
+    result = evaluate(rules, folder, tmp_path / "labels.csv")
+    arrest = result.scores[0]
+    assert (arrest.precision, arrest.recall, arrest.f1) == (1.0, 0.5, pytest.approx(2 / 3))
+    (miss,) = result.misses
+    assert (miss.kind, miss.file, [h.text for h in miss.hits]) == ("false_negative", "b.txt", ["Masimov"])
+
+
+def test_undefined_scores_are_none(tmp_path: Path) -> None:
+    folder = _labelled(tmp_path, "file,treason\nc.txt,0\nd.txt,0\n")
+    result = evaluate(load(tmp_path, "  - name: treason\n    query: hoogverraad\n"), folder, tmp_path / "labels.csv")
+    (score,) = result.scores
+    assert (score.precision, score.recall, score.f1) == (None, None, None)
+    assert result.rows()[0][-3:] == ("-", "-", "-")
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        pytest.param("name,treason\na.txt,1\n", "expected a header line starting with 'file'", id="no-file-column"),
+        pytest.param("file,arrest\na.txt,1\n", "line 1: no rule named arrest (rules: treason)", id="unknown-rule"),
+        pytest.param(
+            "file,treason\na.txt,yes\n", "line 2: expected a file name and 1 values of 0 or 1", id="bad-value"
+        ),
+        pytest.param("file,treason\na.txt,1,0\n", "line 2: expected a file name and 1 values", id="extra-column"),
+        pytest.param("file,treason\na.txt,1\na.txt,0\n", "line 3: a.txt is labelled twice", id="twice"),
+        pytest.param("file,treason\nzz.txt,1\n", "labelled article zz.txt: file vanished", id="missing-article"),
+    ],
+)
+def test_bad_labels_are_reported_with_their_line(tmp_path: Path, labels: str, message: str) -> None:
+    folder = _labelled(tmp_path, labels)
+    rules = load(tmp_path, "  - name: treason\n    query: hoogverraad\n")
+    with pytest.raises(ConfigError) as caught:
+        evaluate(rules, folder, tmp_path / "labels.csv")
+    assert str(caught.value).startswith(f"{tmp_path / 'labels.csv'}: {message}")
+
+
+def test_evaluate_command_prints_json_and_table() -> None:
+    args = ["evaluate", str(DATA / "articles"), "--labels", str(DATA / "labels.csv")]
+    args += ["--rules", str(ROOT / "config" / "rules.yaml")]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert [(s["rule"], s["f1"]) for s in report["scores"]] == [
+        ("hoogverraad", 1.0),
+        ("arrestaties", pytest.approx(18 / 19)),
+        ("csto", 1.0),
+        ("dodental", 1.0),
+    ]
+    assert [m["file"] for m in report["false_negatives"]] == ["13_aangehouden.txt"]
+    assert report["false_positives"] == []
+    table = CliRunner().invoke(app, args, terminal_width=200)
+    assert table.exit_code == 0, table.output
+    assert "false negative arrestaties 13_aangehouden.txt" in table.output
+    assert "0.95" in table.output

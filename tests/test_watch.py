@@ -1,0 +1,348 @@
+"""The watcher on a real folder with a real event loop: which files are submitted, when, and under which name.
+
+Absence is proven with a barrier, not a sleep: a file moved in from an unwatched folder is submitted by the
+settle timer, so once it arrives every event before it has been handled and every earlier timer has fired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from monitor.watch import Watcher, scan, wanted
+
+SETTLE = 0.3
+WAIT = 10.0  # the longest any single wait may take
+
+
+class Inbox:
+    """What the watcher submitted, in order, with the content each file had at that moment."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.contents: dict[str, list[bytes]] = {}
+        self.times: dict[str, float] = {}
+        self._changed = asyncio.Event()
+
+    def __call__(self, path: str) -> None:
+        self.paths.append(path)
+        self.times.setdefault(path, asyncio.get_running_loop().time())
+        try:
+            content = Path(path).read_bytes()
+        except OSError:
+            content = b"<unreadable>"
+        self.contents.setdefault(path, []).append(content)
+        self._changed.set()
+
+    async def wait_for(self, path: Path | str, timeout: float = WAIT) -> None:
+        async def arrived() -> None:
+            while str(path) not in self.paths:
+                self._changed.clear()
+                await self._changed.wait()
+
+        try:
+            await asyncio.wait_for(arrived(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"{path} was not submitted within {timeout}s; got {self.paths}") from None
+
+    def count(self, path: Path | str) -> int:
+        return self.paths.count(str(path))
+
+
+class Folder:
+    """A watched folder, an unwatched one beside it, and barriers through the settle timer."""
+
+    def __init__(self, root: Path, inbox: Inbox) -> None:
+        self.path = root / "incoming"
+        self.outside = root / "outside"
+        self.path.mkdir()
+        self.outside.mkdir()
+        self.inbox = inbox
+        self.watcher: Watcher | None = None
+        self._barriers = itertools.count()
+
+    def move_in(self, name: str, content: bytes = b"date 2022-01-08\nBody.") -> Path:
+        staged = self.outside / name
+        staged.write_bytes(content)
+        final = self.path / name
+        os.rename(staged, final)
+        return final
+
+    async def barrier(self) -> None:
+        """Returns once every earlier event is handled and every earlier settle timer has fired."""
+        await self.inbox.wait_for(self.move_in(f"barrier-{next(self._barriers)}.txt"))
+
+    def submitted(self) -> list[str]:
+        """Submitted paths other than barriers, relative to the folder."""
+        return [os.path.relpath(p, self.path) for p in self.inbox.paths if not Path(p).name.startswith("barrier-")]
+
+
+WatchFactory = Callable[..., Folder]
+
+
+@pytest_asyncio.fixture
+async def watch(tmp_path: Path) -> AsyncIterator[WatchFactory]:
+    watchers: list[Watcher] = []
+    loop = asyncio.get_running_loop()
+
+    def make(polling: bool = False, settle: float = SETTLE) -> Folder:
+        inbox = Inbox()
+        folder = Folder(tmp_path, inbox)
+        watcher = Watcher([folder.path], inbox, loop, polling=polling, settle=settle, suffixes=(".txt",))
+        watcher.start()
+        watchers.append(watcher)
+        assert watcher.alive()
+        folder.watcher = watcher
+        return folder
+
+    yield make
+    for watcher in watchers:
+        watcher.stop()
+        assert not watcher.alive()
+
+
+@pytest.mark.asyncio
+async def test_file_written_and_closed_is_submitted_once(watch: WatchFactory) -> None:
+    folder = watch()
+    path = folder.path / "article.txt"
+    path.write_bytes(b"date 2022-01-08\nBody.")
+    await folder.inbox.wait_for(path)
+    await folder.barrier()
+    assert folder.submitted() == ["article.txt"]
+    assert folder.inbox.contents[str(path)] == [b"date 2022-01-08\nBody."]
+
+
+@pytest.mark.asyncio
+async def test_close_is_submitted_before_the_settle_time(watch: WatchFactory) -> None:
+    folder = watch(settle=5.0)  # only the close-after-write event can make this in time
+    path = folder.path / "article.txt"
+    start = asyncio.get_running_loop().time()
+    path.write_bytes(b"date 2022-01-08\nBody.")
+    await folder.inbox.wait_for(path, timeout=4.0)
+    assert folder.inbox.times[str(path)] - start < 4.0
+
+
+@pytest.mark.asyncio
+async def test_slow_writer_is_submitted_only_after_close(watch: WatchFactory) -> None:
+    folder = watch()
+    path = folder.path / "slow.txt"
+    first, second = b"date 2022-01-08\nFirst half, ", b"second half.\n"
+    with path.open("wb") as handle:
+        handle.write(first)
+        handle.flush()
+        os.fsync(handle.fileno())
+        await folder.barrier()  # the pause: longer than the settle time since the last write
+        await folder.barrier()
+        assert folder.submitted() == [], "submitted while still open for writing"
+        handle.write(second)
+    await folder.inbox.wait_for(path)
+    await folder.barrier()
+    assert folder.submitted() == ["slow.txt"]
+    assert folder.inbox.contents[str(path)] == [first + second]
+
+
+@pytest.mark.asyncio
+async def test_rsync_temporary_name_renamed_into_place(watch: WatchFactory) -> None:
+    folder = watch()
+    temporary = folder.path / ".article.txt.Xa91bQ"
+    final = folder.path / "article.txt"
+    temporary.write_bytes(b"date 2022-01-08\nBody.")
+    await folder.barrier()  # the temporary file is complete and settled, and still not submitted
+    os.rename(temporary, final)
+    await folder.inbox.wait_for(final)
+    await folder.barrier()
+    assert folder.submitted() == ["article.txt"]
+
+
+@pytest.mark.asyncio
+async def test_temporary_name_with_a_wanted_suffix_renamed_into_place(watch: WatchFactory) -> None:
+    folder = watch()
+    temporary = folder.path / "article.txt.part"
+    temporary.write_bytes(b"date 2022-01-08\nBody.")
+    os.rename(temporary, folder.path / "article.txt")
+    await folder.barrier()
+    assert folder.submitted() == ["article.txt"]
+
+
+IGNORED_NAMES = [".hidden.txt", "article.tmp", "article.part", "article.txt~", ".article.txt.swp", "article.swp"]
+IGNORED_NAMES += ["#article.txt#", "article.crdownload", "notes.md", "article.TXT.tmp"]
+
+
+@pytest.mark.asyncio
+async def test_hidden_and_temporary_names_are_ignored(watch: WatchFactory) -> None:
+    folder = watch()
+    for name in IGNORED_NAMES:
+        (folder.path / name).write_bytes(b"date 2022-01-08\nBody.")
+    for name in ("moved-in.tmp", ".moved-in.txt"):
+        folder.move_in(name)
+    await folder.barrier()
+    assert folder.submitted() == []
+
+
+@pytest.mark.asyncio
+async def test_files_in_hidden_subfolders_are_ignored(watch: WatchFactory) -> None:
+    folder = watch()
+    staging = folder.path / ".staging"
+    staging.mkdir()
+    await folder.barrier()  # the new subfolder is watched
+    (staging / "article.txt").write_bytes(b"date 2022-01-08\nBody.")
+    await folder.barrier()
+    assert folder.submitted() == [], "scan() skips hidden folders, so the watcher must too"
+    os.rename(staging / "article.txt", folder.path / "article.txt")
+    await folder.inbox.wait_for(folder.path / "article.txt")
+    await folder.barrier()
+    assert folder.submitted() == ["article.txt"]
+
+
+@pytest.mark.asyncio
+async def test_subfolder_files_are_submitted(watch: WatchFactory) -> None:
+    folder = watch()
+    sub = folder.path / "2022" / "01"
+    sub.mkdir(parents=True)
+    await folder.barrier()
+    (sub / "article.txt").write_bytes(b"date 2022-01-08\nBody.")
+    await folder.inbox.wait_for(sub / "article.txt")
+    await folder.barrier()
+    assert folder.submitted() == ["2022/01/article.txt"]
+
+
+@pytest.mark.asyncio
+async def test_moved_in_from_an_unwatched_folder_is_submitted_after_settling(watch: WatchFactory) -> None:
+    folder = watch()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    path = folder.move_in("article.txt")
+    await folder.inbox.wait_for(path)
+    assert folder.inbox.times[str(path)] - start >= SETTLE * 0.9  # by the settle timer, not at once
+    await folder.barrier()
+    assert folder.submitted() == ["article.txt"]
+
+
+@pytest.mark.asyncio
+async def test_renamed_within_the_folder_is_submitted_under_the_new_name(watch: WatchFactory) -> None:
+    folder = watch()
+    old = folder.move_in("old.txt")  # still settling when it is renamed
+    os.rename(old, folder.path / "new.txt")
+    await folder.inbox.wait_for(folder.path / "new.txt")
+    await folder.barrier()
+    assert folder.submitted() == ["new.txt"], "a file renamed while settling is not submitted under the old name"
+
+
+@pytest.mark.asyncio
+async def test_deleted_while_settling_is_not_submitted(watch: WatchFactory) -> None:
+    folder = watch()
+    folder.move_in("gone.txt").unlink()
+    await folder.barrier()
+    assert folder.submitted() == []
+
+
+@pytest.mark.asyncio
+async def test_polling_observer_submits_after_settling(watch: WatchFactory) -> None:
+    folder = watch(polling=True)
+    path = folder.path / "article.txt"
+    path.write_bytes(b"date 2022-01-08\nBody.")
+    await folder.inbox.wait_for(path)
+    renamed = folder.path / ".renamed.txt.tmp"
+    renamed.write_bytes(b"date 2022-01-09\nOther.")
+    await folder.barrier()
+    os.rename(renamed, folder.path / "renamed.txt")
+    await folder.inbox.wait_for(folder.path / "renamed.txt")
+    await folder.barrier()
+    assert folder.submitted() == ["article.txt", "renamed.txt"]
+    assert folder.inbox.contents[str(path)] == [b"date 2022-01-08\nBody."]
+
+
+@pytest.mark.asyncio
+async def test_restart_replaces_the_observer(watch: WatchFactory) -> None:
+    folder = watch()
+    watcher = folder.watcher
+    assert watcher is not None
+    first = watcher.observer
+    watcher.restart()
+    assert watcher.alive() and watcher.observer is not first and watcher.restarts == 1
+    assert first is not None and not first.is_alive()
+    await folder.barrier()  # the new observer sees events
+
+
+@pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
+@pytest.mark.asyncio
+async def test_a_removed_folder_is_noticed_and_restart_watches_it_again(watch: WatchFactory, polling: bool) -> None:
+    folder = watch(polling=polling)
+    watcher = folder.watcher
+    assert watcher is not None
+    shutil.rmtree(folder.path)
+
+    async def dead() -> None:
+        while watcher.alive():
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(dead(), WAIT)
+    watcher.restart()  # recreates the folder and watches it
+    assert watcher.alive() and watcher.restarts == 1
+    path = folder.path / "after.txt"
+    path.write_bytes(b"date 2022-01-08\nBody.")
+    await folder.inbox.wait_for(path)
+
+
+# -- names and the reconcile scan ----------------------------------------------------------------------------
+WANTED = [
+    ("article.txt", True),
+    ("dir/article.txt", True),
+    ("Kazachstan 2022-01-08.txt", True),
+    (".article.txt", False),
+    (".article.txt.Xa91bQ", False),
+    ("article.tmp", False),
+    ("article.txt.tmp", False),
+    ("article.part", False),
+    ("article.txt.partial", False),
+    ("article.txt~", False),
+    (".article.txt.swp", False),
+    ("article.txt.crdownload", False),
+    ("#article.txt#", False),
+    ("article.md", False),
+    ("article", False),
+]
+
+
+@pytest.mark.parametrize(("name", "expected"), [pytest.param(n, e, id=n) for n, e in WANTED])
+def test_wanted(name: str, expected: bool) -> None:
+    assert wanted(name, (".txt",)) is expected
+
+
+def test_wanted_without_suffixes_takes_any_visible_name() -> None:
+    assert wanted("article.md", ())
+    assert not wanted("article.tmp", ())
+
+
+def test_scan_finds_subfolders_skips_hidden_and_unwanted_and_does_not_follow_symlinks(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    for name in ["a.txt", "sub/b.txt", "sub/deeper/c.txt", ".hidden/d.txt", "sub/.git/e.txt", "x.tmp", ".y.txt"]:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("date 2022-01-08\nBody.")
+    (root / "notes.md").write_text("not an article")
+    (root / "folder.txt").mkdir()
+    (outside / "f.txt").parent.mkdir()
+    (outside / "f.txt").write_text("date 2022-01-08\nOutside.")
+    (root / "linked-dir").symlink_to(outside, target_is_directory=True)
+    (root / "link.txt").symlink_to(outside / "f.txt")
+    (root / "loop").symlink_to(root, target_is_directory=True)
+
+    entries = {os.path.relpath(entry.path, root): entry for entry in scan([root], (".txt",))}
+    assert sorted(entries) == ["a.txt", "link.txt", "sub/b.txt", "sub/deeper/c.txt"]
+    assert entries["link.txt"].is_symlink(), "a link is listed as itself (the reader refuses it), never followed"
+    assert all(entry.is_file(follow_symlinks=False) for name, entry in entries.items() if name != "link.txt")
+
+
+def test_scan_survives_a_missing_folder(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "a.txt").write_text("date 2022-01-08\nBody.")
+    found = [entry.name for entry in scan([tmp_path / "missing", tmp_path], (".txt",))]
+    assert found == ["a.txt"]
+    assert "scan_failed" in caplog.text and "missing" in caplog.text
