@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import structlog
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 IGNORED = (".*", "*.tmp", "*.part", "*.partial", "*~", "*.swp", "*.crdownload", "#*#")
 # Event type -> the Watcher method that runs on the loop (for a move: with the new name).
 _ACTIONS = {
@@ -57,7 +57,7 @@ def scan(folders: Sequence[Path], suffixes: Sequence[str]) -> Iterator[os.DirEnt
                     elif wanted(entry.name, suffixes):
                         yield entry
         except OSError as exc:
-            log.warning("scan_failed folder=%s error=%s", folder, exc.strerror)
+            log.warning("scan_failed", folder=folder, error=exc.strerror)
 
 
 def hidden_below(path: str | Path, root: str | Path) -> bool:

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import email.utils
 import json
-import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -22,6 +21,7 @@ import pytest_asyncio
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from standardwebhooks.webhooks import Webhook as Verifier
+from structlog.testing import capture_logs
 
 from monitor.notify import deliverer as deliverer_module
 from monitor.notify.deliverer import RETRY_AFTER_CAP, Deliverer, Outcome, classify, next_delay, retry_after
@@ -545,7 +545,6 @@ async def test_run_survives_a_failing_store(
     setup: MakeSetup,
     running: Callable[[Deliverer], asyncio.Event],
     monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     s = setup()
     add(s.store, "msg_1")
@@ -559,10 +558,10 @@ async def test_run_survives_a_failing_store(
         return original(now, limit, lease)
 
     monkeypatch.setattr(s.store, "take_due", flaky)
-    with caplog.at_level(logging.ERROR, logger="monitor.notify.deliverer"):
+    with capture_logs() as logs:
         running(s.deliverer)
         await until(lambda: states(s.store) == {"msg_1": "delivered"}, "delivery after the store recovered")
-    assert "delivery_poll_failed" in caplog.text
+    assert "delivery_poll_failed" in [entry["event"] for entry in logs]
 
 
 @pytest.mark.asyncio
@@ -570,7 +569,6 @@ async def test_an_attempt_whose_outcome_cannot_be_stored_is_sent_again_after_its
     setup: MakeSetup,
     running: Callable[[Deliverer], asyncio.Event],
     monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     s = setup(lease=0.5)
     add(s.store, "msg_1")
@@ -584,10 +582,12 @@ async def test_an_attempt_whose_outcome_cannot_be_stored_is_sent_again_after_its
         original(*args, **values)
 
     monkeypatch.setattr(s.store, "finish", flaky)
-    with caplog.at_level(logging.ERROR, logger="monitor.notify.deliverer"):
+    with capture_logs() as logs:
         running(s.deliverer)
         await until(lambda: states(s.store) == {"msg_1": "delivered"}, "the second attempt after the lease")
-    assert "delivery_crashed id=msg_1" in caplog.text
+    assert {"event": "delivery_crashed", "id": "msg_1"}.items() <= next(
+        e for e in logs if e["event"] == "delivery_crashed"
+    ).items()
     assert [r.headers["webhook-id"] for r in s.receiver.requests] == ["msg_1", "msg_1"]
 
 

@@ -239,3 +239,18 @@ def test_realert_window_records_but_does_not_send_again(receiver: Receiver, daem
     daemon.wait_settled(names)
     assert daemon.stop() == 0
     assert len(receiver.received) == 1
+
+
+def test_max_per_minute_makes_excess_wait_and_drops_none(receiver: Receiver, daemon_factory) -> None:
+    daemon = daemon_factory(one_rule(receiver.url, max_per_minute=3)).start()
+    names = write_articles(daemon.watched, 5)
+    assert receiver.wait_for(lambda got: len(got) >= 3, timeout=30)
+    waiting = json.loads(cli(daemon, "deliveries", "--state", "pending", "--json").stdout)
+    assert len(waiting) == 2 and all(d["attempts"] == 0 for d in waiting)  # deferred, not attempted
+    first = receiver.received[0].at
+    assert all(d["due_at"] >= first + 59 for d in waiting)
+    assert receiver.wait_for(lambda got: len(got) == 5, timeout=90)  # their turn comes a minute later
+    daemon.wait_settled(names)
+    assert daemon.stop() == 0
+    assert receiver.received[3].at - first >= 59
+    assert len(by_id(receiver.received)) == 5

@@ -12,21 +12,23 @@ import dataclasses
 import email.utils
 import enum
 import functools
-import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 
 import httpx
+import structlog
+from sqlalchemy import update
 
 from monitor.notify.formats import render
 from monitor.notify.signing import webhook_headers
 from monitor.rules import Webhook
-from monitor.store import Delivery, State, Store
+from monitor.store import Delivery, State, Store, deliveries
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 RETRY_AFTER_CAP = 6 * 3600.0
 IDLE_POLL = 30.0  # seconds between looks at the outbox when nothing wakes the deliverer
 STORE_RETRY = 1.0  # seconds before trying the store again after it failed
@@ -104,6 +106,7 @@ class Deliverer:
         self._concurrency = concurrency
         self._wake = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[Outcome]] = {}
+        self._sent: dict[str, deque[float]] = {}  # per webhook: start times of attempts in the last minute
         self.on_outcome: Callable[[Delivery, Attempt], None] | None = None
 
     def wake(self) -> None:
@@ -120,7 +123,7 @@ class Deliverer:
             try:
                 await self._step(stop)
             except Exception:  # the store failed: log it and try again later, never a dead loop
-                log.exception("delivery_poll_failed retry_in=%.0fs", STORE_RETRY)
+                log.exception("delivery_poll_failed", retry_in=STORE_RETRY)
                 await self._wait(stop, STORE_RETRY)
 
     async def _step(self, stop: asyncio.Event) -> None:
@@ -131,6 +134,10 @@ class Deliverer:
             return
         due = await asyncio.to_thread(self.store.take_due, time.time(), free, self.lease)
         for delivery in due:
+            wait = self._throttled(delivery.webhook)
+            if wait is not None:  # over the webhook's max_per_minute: it waits its turn, it is not dropped
+                await asyncio.to_thread(self._defer, delivery.id, time.time() + wait)
+                continue
             task = asyncio.create_task(self.deliver(delivery), name=f"deliver {delivery.id}")
             self._tasks[delivery.id] = task
             task.add_done_callback(functools.partial(self._done, delivery.id))
@@ -140,11 +147,31 @@ class Deliverer:
         next_due = await asyncio.to_thread(self.store.next_due)
         await self._wait(stop, IDLE_POLL if next_due is None else min(IDLE_POLL, max(0.0, next_due - time.time())))
 
+    def _throttled(self, webhook: str) -> float | None:
+        """Seconds until the webhook may take another attempt, or None to go now (the attempt is counted)."""
+        hook = self.webhooks().get(webhook)
+        if hook is None or hook.max_per_minute is None:
+            return None
+        now = time.time()
+        sent = self._sent.setdefault(webhook, deque())
+        while sent and sent[0] <= now - 60:
+            sent.popleft()
+        if len(sent) >= hook.max_per_minute:
+            return sent[0] + 60 - now
+        sent.append(now)
+        return None
+
+    def _defer(self, delivery_id: str, until: float) -> None:
+        with self.store.begin() as conn:
+            query = update(deliveries).where(deliveries.c.id == delivery_id)
+            conn.execute(query.values(due_at=until, lease_until=None))
+        log.info("delivery_throttled", id=delivery_id, until=round(until, 3))
+
     def _done(self, key: str, task: asyncio.Task[Outcome]) -> None:
         self._tasks.pop(key, None)
         self._wake.set()
         if not task.cancelled() and (error := task.exception()) is not None:  # its lease expires: retried then
-            log.error("delivery_crashed id=%s error=%r", key, error, exc_info=error)
+            log.error("delivery_crashed", id=key, error=repr(error), exc_info=error)
 
     async def _wait(self, stop: asyncio.Event, timeout: float | None) -> None:
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
@@ -182,7 +209,7 @@ class Deliverer:
         try:
             body = render(webhook, delivery)
         except Exception as exc:  # a broken template must not kill the loop: the delivery dies visibly
-            log.exception("delivery_render_failed id=%s webhook=%s", delivery.id, delivery.webhook)
+            log.exception("delivery_render_failed", id=delivery.id, webhook=delivery.webhook)
             return Attempt(Outcome.dead, None, f"cannot render {webhook.format}: {exc}")
         secret = webhook.secret.get_secret_value() if webhook.secret else None
         headers = {**webhook.headers, **webhook_headers(delivery.id, int(time.time()), body, secret)}
@@ -204,25 +231,25 @@ class Deliverer:
         common = {"last_status": attempt.status, "last_error": attempt.error}
         if attempt.outcome is Outcome.delivered:
             self.store.finish(delivery.id, delivery.webhook, state=State.delivered, delivered_at=now, **common)
-            log.info("delivery_succeeded id=%s webhook=%s attempts=%s", delivery.id, delivery.webhook, done)
+            log.info("delivery_succeeded", id=delivery.id, webhook=delivery.webhook, attempts=done)
             return Outcome.delivered
         if attempt.outcome is Outcome.disabled:
             self.store.set_webhook_disabled(delivery.webhook, True, attempt.error)
             self.store.finish(delivery.id, delivery.webhook, state=State.pending, due_at=now, **common)
-            log.error("webhook_disabled webhook=%s reason=%s", delivery.webhook, attempt.error)
+            log.error("webhook_disabled", webhook=delivery.webhook, reason=attempt.error)
             return Outcome.disabled
         delay = next_delay(webhook, done, attempt.retry_after) if webhook and attempt.outcome is Outcome.retry else None
         if delay is None:
             self.store.finish(delivery.id, delivery.webhook, state=State.dead, **common)
-            log.error("delivery_dead id=%s webhook=%s error=%s", delivery.id, delivery.webhook, attempt.error)
+            log.error("delivery_dead", id=delivery.id, webhook=delivery.webhook, error=attempt.error)
             return Outcome.dead
         self.store.finish(delivery.id, delivery.webhook, state=State.retrying, due_at=now + delay, **common)
         log.warning(
-            "delivery_failed id=%s webhook=%s attempt=%s error=%s retry_in=%.1fs",
-            delivery.id,
-            delivery.webhook,
-            done,
-            attempt.error,
-            delay,
+            "delivery_failed",
+            id=delivery.id,
+            webhook=delivery.webhook,
+            attempt=done,
+            error=attempt.error,
+            retry_in=round(delay, 3),
         )
         return Outcome.retry
