@@ -11,6 +11,7 @@ Files in hidden folders are ignored, as the scan skips them; a name renamed away
 from __future__ import annotations
 
 import asyncio
+import errno
 import fnmatch
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -114,8 +115,25 @@ class Watcher:
     def start(self) -> None:
         for folder in self.folders:
             folder.mkdir(parents=True, exist_ok=True)
-        self.observer = self._observer()
-        self.observer.start()
+        try:  # watchdog makes its inotify instance in schedule() or start(), depending on the version
+            self.observer = self._observer()
+            self.observer.start()
+        except OSError as exc:
+            if self.polling or exc.errno not in (errno.ENOSPC, errno.EMFILE):
+                raise
+            # The kernel's inotify limits are per user: say which one and how to raise it, then poll.
+            setting = "max_user_watches" if exc.errno == errno.ENOSPC else "max_user_instances"
+            log.error(
+                "watch_limit_reached",
+                error=exc.strerror,
+                fallback="polling",
+                fix=f"raise it: sysctl fs.inotify.{setting}=<larger>, or set watch.observer: polling",
+            )
+            if self.observer is not None:
+                self.observer.stop()
+            self.polling = True
+            self.observer = self._observer()
+            self.observer.start()
 
     def _observer(self) -> BaseObserver:
         observer: BaseObserver = PollingObserver(timeout=1) if self.polling else Observer()

@@ -194,16 +194,32 @@ def test_a_full_queue_loses_nothing(receiver: Receiver, daemon_factory) -> None:
 
 
 QUEUED_EVENTS = Path("/proc/sys/fs/inotify/max_queued_events")
+INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
 
 
 @contextmanager
-def inotify_queue_of(size: int):
-    old = QUEUED_EVENTS.read_text()
-    QUEUED_EVENTS.write_text(str(size))
+def sysctl(path: Path, value: int):
+    """A kernel setting changed for the moment the daemon starts (CI runs the tests one at a time)."""
+    old = path.read_text()
+    path.write_text(str(value))
     try:
         yield
     finally:
-        QUEUED_EVENTS.write_text(old)
+        path.write_text(old)
+
+
+@pytest.mark.skipif(not os.access(INSTANCES, os.W_OK), reason="needs write access to fs.inotify.max_user_instances")
+def test_inotify_limit_falls_back_to_polling_with_a_clear_message(receiver: Receiver, daemon_factory) -> None:
+    daemon = daemon_factory(
+        rules_for(receiver.url, ("hoogverraad", "*hoogverraad*")), settings={"watch": {"settle": "0.3s"}}
+    )
+    with sysctl(INSTANCES, 0):  # no inotify instance can be made
+        daemon.start()
+    (daemon.watched / "polled.txt").write_text(GOOD.format(i=1), encoding="utf-8")
+    assert receiver.wait_for(lambda got: len(got) == 1, timeout=30)
+    assert daemon.stop() == 0
+    log = daemon.log.read_text()
+    assert '"event": "watch_limit_reached"' in log and "fs.inotify.max_user_instances" in log
 
 
 @pytest.mark.skipif(not os.access(QUEUED_EVENTS, os.W_OK), reason="needs write access to fs.inotify.max_queued_events")
@@ -212,7 +228,7 @@ def test_kernel_queue_overflow_loses_nothing(receiver: Receiver, daemon_factory)
         rules_for(receiver.url, ("hoogverraad", "*hoogverraad*")),
         settings={"watch": {"reconcile_interval": "2s", "settle": "0.2s"}},
     )
-    with inotify_queue_of(16):  # read by the kernel when the daemon's inotify instance is made
+    with sysctl(QUEUED_EVENTS, 16):  # read by the kernel when the daemon's inotify instance is made
         daemon.start()
     names = []
     for i in range(300):
