@@ -3,6 +3,10 @@
 Ids are deterministic: an alert's id comes from (rule, article hash) and a delivery's from (alert, webhook)
 or, for a digest, from (rule, webhook, schedule time). Inserting an id twice is a no-op, so a repeated
 flush or a crash between steps can never queue a second delivery of the same thing.
+
+Several replicas may flush the same digest time at once: each flush first claims (rule, time) in
+`digest_claims` within its transaction, and only the one whose claim took effect builds the digest, so no
+flush can mark alerts as sent that went into no digest.
 """
 
 from __future__ import annotations
@@ -11,16 +15,16 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import Connection, exists, select, update
+from sqlalchemy import ColumnElement, Connection, and_, exists, select, update
 
 from monitor.articles import Article
 from monitor.matching.engine import Match
 from monitor.rules import Rule, RuleSet
-from monitor.store import State, Store, alerts, articles, deliveries, insert_ignore
+from monitor.store import State, Store, alerts, articles, deliveries, digest_claims, insert_ignore
 
 _LOOKBACK = (
     timedelta(hours=1),
@@ -80,7 +84,7 @@ def queue_article(
             "claimed_at": now,
         }
         claimed = insert_ignore(conn, articles, [claim]) == 1
-        outcome = "accepted" if claimed else "duplicate"
+        outcome = "accepted" if claimed or _claimed_path(conn, article) == article.path else "duplicate"
         store.record_file(conn, article.path, *stat, outcome=outcome, content_hash=article.content_hash)
         if not claimed:
             return Queued(False, 0, 0)
@@ -88,6 +92,12 @@ def queue_article(
         for match in matches:
             queued += _queue_match(conn, ruleset, ruleset.rule(match.rule), article, match, now, send)
     return Queued(True, len(matches), queued)
+
+
+def _claimed_path(conn: Connection, article: Article) -> str | None:
+    """The file whose content claimed this article: the same path when another replica read it first."""
+    query = select(articles.c.path).where(articles.c.content_hash == article.content_hash)
+    return conn.execute(query).scalar()
 
 
 def _queue_match(
@@ -152,15 +162,20 @@ def _recent(conn: Connection, rule: str, key: str, since: float) -> bool:
 
 
 def flush_digest(store: Store, ruleset: RuleSet, rule: Rule, slot: datetime, now: float | None = None) -> int:
-    """Queue one digest delivery per webhook with the rule's pending alerts up to `slot`."""
+    """Queue one digest delivery per webhook with the rule's pending alerts up to `slot`; 0 when another
+    flush (another replica, or an earlier run) has claimed this schedule time."""
     now = time.time() if now is None else now
     with store.begin() as conn:
-        pending = conn.execute(
-            select(alerts.c.id, alerts.c.payload)
-            .where(alerts.c.rule == rule.name, alerts.c.digest_pending.is_(True))
-            .where(alerts.c.created_at <= slot.timestamp())
-            .order_by(alerts.c.created_at, alerts.c.id)
-        ).all()
+        if not rule.send_empty and not conn.execute(select(exists().where(_pending(rule, slot)))).scalar():
+            return 0
+        claim = {"rule": rule.name, "slot": slot.astimezone(UTC).isoformat(), "flushed_at": now}
+        if insert_ignore(conn, digest_claims, [claim]) == 0:
+            return 0
+        query = select(alerts.c.id, alerts.c.payload).where(_pending(rule, slot))
+        query = query.order_by(alerts.c.created_at, alerts.c.id)
+        if conn.dialect.name == "postgresql":  # a flush of a later time waits, then skips what this one sends
+            query = query.with_for_update()
+        pending = conn.execute(query).all()
         if not pending and not rule.send_empty:
             return 0
         items = [json.loads(payload) for _, payload in pending]
@@ -174,6 +189,10 @@ def flush_digest(store: Store, ruleset: RuleSet, rule: Rule, slot: datetime, now
         if ids:
             conn.execute(update(alerts).where(alerts.c.id.in_(ids)).values(digest_pending=False))
     return queued
+
+
+def _pending(rule: Rule, slot: datetime) -> ColumnElement[bool]:
+    return and_(alerts.c.rule == rule.name, alerts.c.digest_pending.is_(True), alerts.c.created_at <= slot.timestamp())
 
 
 def latest_fire(trigger: CronTrigger, now: datetime) -> datetime | None:

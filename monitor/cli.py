@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from monitor.articles import read_article
+from monitor.dbcli import db_app
 from monitor.errors import ArticleError, MonitorError
 from monitor.evaluation import run_examples
 from monitor.logs import configure
@@ -29,6 +30,7 @@ from monitor.store import State, Store
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="News-monitoring alert daemon.")
 webhooks_app = typer.Typer(no_args_is_help=True, help="Webhook state.")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(db_app, name="db")
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 

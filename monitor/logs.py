@@ -65,5 +65,5 @@ def configure(level: str = "INFO", fmt: LogFormat = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "apscheduler", "watchdog"):
+    for noisy in ("httpx", "httpcore", "apscheduler", "watchdog", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -3,6 +3,11 @@
 SQLite (WAL, synchronous=NORMAL) by default. In WAL mode a committed transaction survives a crash of the
 process; a power loss can lose the last transactions committed before it (not a corrupt database).
 Times are stored as UNIX seconds (float). All writes of one article happen in one transaction.
+
+PostgreSQL (`postgresql+psycopg://...`) takes the same code path, for several replicas on one database:
+articles are claimed by unique key, due deliveries are leased with FOR UPDATE SKIP LOCKED, digest times
+are claimed in `digest_claims`. The schema is migrated with Alembic (monitor/migrations): `create()`
+upgrades an empty database and refuses one at another revision.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Connection,
@@ -36,7 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from monitor.errors import StoreError
 
@@ -47,8 +53,8 @@ files = Table(
     "files",
     metadata,
     Column("path", Text, primary_key=True),
-    Column("size", Integer, nullable=False),
-    Column("mtime_ns", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
     Column("content_hash", String(64)),
     Column("outcome", String(16), nullable=False),  # accepted | duplicate | rejected
     Column("code", String(32)),
@@ -61,7 +67,7 @@ articles = Table(
     Column("content_hash", String(64), primary_key=True),
     Column("path", Text, nullable=False),
     Column("article_date", String(40), nullable=False),
-    Column("size", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),
     Column("matches", Integer, nullable=False),
     Column("claimed_at", Float, nullable=False),
 )
@@ -105,6 +111,13 @@ webhook_state = Table(
     Column("last_delivery_at", Float),
     Column("last_error", Text),
     Column("last_error_at", Float),
+)
+digest_claims = Table(
+    "digest_claims",
+    metadata,
+    Column("rule", String(80), primary_key=True),
+    Column("slot", String(40), primary_key=True),  # the schedule time, ISO 8601 in UTC
+    Column("flushed_at", Float, nullable=False),
 )
 meta = Table("meta", metadata, Column("key", String(40), primary_key=True), Column("value", Text, nullable=False))
 
@@ -152,7 +165,10 @@ class Store:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         try:
             self.engine: Engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
-        except (SQLAlchemyError, ImportError, ValueError) as exc:
+        except ImportError as exc:
+            hint = " (pip install 'psycopg[binary]')" if "psycopg" in str(exc) else ""
+            raise StoreError(f"cannot open state store {redact(url)}: {exc}{hint}") from None
+        except (SQLAlchemyError, ValueError) as exc:
             raise StoreError(f"cannot open state store {redact(url)}: {exc}") from None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -162,16 +178,57 @@ class Store:
         return self.engine.dialect.name
 
     def create(self) -> None:
-        """Create the schema if it is missing; refuse a schema of another version."""
+        """Give an empty database the schema of this code; accept one at it; refuse any other revision."""
+        from monitor import migrations  # Alembic: loaded by the commands that open the store, not by imports
+
+        with self._schema() as conn:
+            found, head = migrations.revision(conn), migrations.head()
+            if found is None:
+                migrations.upgrade(conn)
+            elif found != head:
+                where = f"state store {redact(self.url)}"
+                if not migrations.known(found):
+                    raise StoreError(
+                        f"{where} has schema revision {found}, newer than this news-monitor (which knows up to"
+                        f" {head}): run the news-monitor that upgraded it (`news-monitor db upgrade` only goes forward)"
+                    )
+                raise StoreError(
+                    f"{where} has schema revision {found}, this news-monitor needs {head}:"
+                    " run `news-monitor db upgrade` (with the same settings) once, then start again"
+                )
+
+    def upgrade(self, target: str = "head") -> tuple[str | None, str | None]:
+        """Migrate the schema forward to `target`: (revision before, revision after)."""
+        from monitor import migrations
+
+        with self._schema() as conn:
+            before = migrations.revision(conn)
+            if before is not None and not migrations.known(before):
+                raise StoreError(
+                    f"state store {redact(self.url)} has schema revision {before}, newer than this news-monitor"
+                    f" (which knows up to {migrations.head()}): nothing to upgrade"
+                )
+            migrations.upgrade(conn, target)
+            return before, migrations.revision(conn)
+
+    def revision(self) -> str | None:
+        """The schema revision of the database (None: empty)."""
+        from monitor import migrations
+
+        with self._schema() as conn:
+            return migrations.revision(conn)
+
+    @contextmanager
+    def _schema(self) -> Iterator[Connection]:
+        """A transaction that holds the schema lock; database errors become a StoreError."""
+        from monitor import migrations
+
         try:
-            metadata.create_all(self.engine)
             with self.engine.begin() as conn:
-                insert_ignore(conn, meta, [{"key": "schema", "value": SCHEMA_VERSION}])
-                found = conn.execute(select(meta.c.value).where(meta.c.key == "schema")).scalar_one()
-        except OperationalError as exc:
+                migrations.lock(conn)
+                yield conn
+        except DBAPIError as exc:
             raise StoreError(f"state store {redact(self.url)} is not usable: {exc.orig}") from None
-        if found != SCHEMA_VERSION:
-            raise StoreError(f"state store schema is version {found}, this news-monitor needs {SCHEMA_VERSION}")
 
     def lock(self) -> None:
         """Make this process the only daemon on a SQLite file (an exclusive flock beside it)."""
@@ -347,11 +404,14 @@ def to_delivery(row: Any) -> Delivery:
 
 
 def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
-    """Insert rows, skipping those whose primary key exists; returns how many were inserted."""
+    """Insert rows, skipping those whose primary key exists; returns how many were inserted.
+
+    One multi-row INSERT; SQLAlchemy keeps an INSERT's rowcount only when asked (`preserve_rowcount`)."""
     if not rows:
         return 0
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    result = conn.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
+    statement = dialect.insert(table).values(rows).on_conflict_do_nothing()
+    result = conn.execute(statement.execution_options(preserve_rowcount=True))
     return int(result.rowcount)
 
 

@@ -23,7 +23,16 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   fi
 fi
 
-.venv/bin/ruff check monitor tests benchmarks
-.venv/bin/ruff format --check monitor tests benchmarks
+# A throwaway PostgreSQL for tests/test_postgres.py and the PostgreSQL half of tests/test_migrations.py.
+if [ -z "${MONITOR_TEST_PG_URL:-}" ]; then
+  if MONITOR_TEST_PG_URL="$(bash scripts/postgres.sh)"; then
+    export MONITOR_TEST_PG_URL
+  else
+    echo "warning: no PostgreSQL (scripts/postgres.sh failed); the PostgreSQL tests will be skipped"
+  fi
+fi
+
+.venv/bin/ruff check monitor tests benchmarks scripts
+.venv/bin/ruff format --check monitor tests benchmarks scripts
 .venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,184 @@
+"""Schema migrations on SQLite and PostgreSQL: from an empty database, from the previous revision, from a
+database made before migrations existed; refusals of an older or newer schema, by the store and the daemon.
+
+The PostgreSQL cases need MONITOR_TEST_PG_URL (see tests/test_postgres.py); without it they are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import func, select, text
+
+from monitor import migrations
+from monitor.errors import StoreError
+from monitor.store import Store, deliveries, files, metadata
+from tests.test_postgres import NO_PG, PG_URL, fresh_database
+
+HEAD = migrations.head()
+PREVIOUS = ScriptDirectory.from_config(migrations.config()).get_revision(HEAD).down_revision
+assert isinstance(PREVIOUS, str), "the tests expect a linear history of at least two revisions"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state' / 'monitor.db'}"
+        return
+    if not PG_URL:
+        pytest.skip(NO_PG)
+    with fresh_database("migrations") as fresh:
+        yield fresh
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[Store]:
+    store = Store(url)
+    yield store
+    store.close()
+
+
+def differences(store: Store) -> list[object]:
+    """What differs between the database's schema and the tables the code uses (empty: nothing)."""
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return list(compare_metadata(context, metadata))
+
+
+def add_rows(store: Store) -> None:
+    with store.begin() as conn:
+        conn.execute(
+            files.insert().values(path="a.txt", size=3, mtime_ns=1_700_000_000_123_456_789, outcome="ok", seen_at=1)
+        )
+        conn.execute(
+            deliveries.insert().values(
+                id="d1",
+                webhook="w",
+                kind="alert",
+                rule="r",
+                payload="{}",
+                state="pending",
+                attempts=0,
+                due_at=1,
+                created_at=1,
+            )
+        )
+
+
+def cli(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "monitor.yaml"
+    config.write_text(json.dumps({"state": {"url": url}}))
+    command = [sys.executable, "-m", "monitor", *args, "--config", str(config)]
+    return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+
+def test_an_empty_database_gets_the_schema_of_the_code(store: Store) -> None:
+    assert store.revision() is None
+    store.create()
+    assert store.revision() == HEAD
+    assert differences(store) == []
+    store.create()  # at head: accepted as it is
+    add_rows(store)  # 64-bit sizes and nanosecond times fit
+
+
+def test_upgrade_from_the_previous_revision_keeps_the_data(store: Store, url: str, tmp_path: Path) -> None:
+    assert store.upgrade(PREVIOUS) == (None, PREVIOUS)
+    add_rows(store)
+    with pytest.raises(
+        StoreError, match=f"revision {PREVIOUS}, this news-monitor needs {HEAD}.*news-monitor db upgrade"
+    ):
+        store.create()
+    assert cli(url, tmp_path, "db", "current").returncode == 1
+    upgraded = cli(url, tmp_path, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert f"from revision {PREVIOUS} to {HEAD}" in upgraded.stdout
+    store.create()
+    assert differences(store) == []
+    with store.engine.connect() as conn:
+        assert conn.execute(select(files.c.mtime_ns)).scalar_one() == 1_700_000_000_123_456_789
+        assert conn.execute(select(func.count()).select_from(deliveries)).scalar_one() == 1
+    again = cli(url, tmp_path, "db", "upgrade")
+    assert again.returncode == 0 and f"already at revision {HEAD}" in again.stdout
+
+
+def test_a_database_made_before_migrations_counts_as_the_baseline(store: Store) -> None:
+    store.upgrade(migrations.BASELINE)
+    with store.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))  # what create_all made: our tables, no version table
+    assert store.revision() == migrations.BASELINE
+    with pytest.raises(StoreError, match="news-monitor db upgrade"):
+        store.create()
+    assert store.upgrade() == (migrations.BASELINE, HEAD)
+    store.create()
+    assert differences(store) == []
+
+
+def test_a_newer_schema_is_refused(store: Store) -> None:
+    store.create()
+    with store.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(StoreError, match="revision 9999, newer than this news-monitor"):
+        store.create()
+    with pytest.raises(StoreError, match="newer than this news-monitor"):
+        store.upgrade()
+
+
+@pytest.mark.e2e
+def test_the_daemon_refuses_an_old_schema_until_db_upgrade(url: str, daemon_factory, receiver, tmp_path) -> None:
+    old = Store(url)
+    old.upgrade(PREVIOUS)
+    old.close()
+    rules = {"version": 1, "webhooks": {"hook": {"url": receiver.url}}, "rules": [{"name": "r", "query": "x"}]}
+    daemon = daemon_factory(rules, settings={"state": {"url": url}})
+    daemon.start(ready=False)
+    assert daemon.proc is not None
+    assert daemon.proc.wait(60) == 1
+    log = " ".join(daemon.log.read_text().split())  # the message as one line, however the console wrapped it
+    assert f"schema revision {PREVIOUS}" in log and "news-monitor db upgrade" in log
+    assert "Traceback" not in log
+    upgraded = cli(url, tmp_path, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    daemon.start()
+    assert daemon.stop() == 0
+
+
+def create_when_all_are_ready(url: str, ready: Any, errors: Any) -> None:
+    """One replica's start-up in a process of its own (Alembic's context is global to a process)."""
+    store = Store(url)
+    migrations.head()  # loaded before the start line, so that the creates really run together
+    ready.wait(30)
+    try:
+        store.create()
+    except Exception as exc:
+        errors.put(f"{type(exc).__name__}: {exc}")
+    finally:
+        store.close()
+
+
+def test_replicas_starting_together_on_an_empty_postgresql_take_turns() -> None:
+    if not PG_URL:
+        pytest.skip(NO_PG)
+    spawn = multiprocessing.get_context("spawn")
+    with fresh_database("race") as url:
+        ready, errors = spawn.Barrier(4), spawn.Queue()
+        processes = [spawn.Process(target=create_when_all_are_ready, args=(url, ready, errors)) for _ in range(4)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(60)
+        assert [p.exitcode for p in processes] == [0, 0, 0, 0]
+        failures = [errors.get(timeout=1) for _ in range(errors.qsize())]
+        assert failures == []
+        check = Store(url)
+        assert check.revision() == HEAD
+        check.close()

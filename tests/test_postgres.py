@@ -1,0 +1,325 @@
+"""Several replicas on one PostgreSQL, end to end: real daemon processes, one shared folder watched with the
+polling observer, a real receiver on 127.0.0.1, kill -9 in the middle, digests flushed by exactly one replica.
+
+Needs a real PostgreSQL: `export MONITOR_TEST_PG_URL="$(scripts/postgres.sh)"` (scripts/test.sh does it).
+Each test gets a database of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+from monitor.alerts import flush_digest
+from monitor.receiver import Received, Receiver
+from monitor.rules import load_rules
+from monitor.store import OPEN_STATES, Store, alerts, articles, deliveries, files
+from tests.conftest import SECRET, DaemonProcess, wait_until
+
+PG_URL = os.environ.get("MONITOR_TEST_PG_URL", "")
+NO_PG = (
+    "MONITOR_TEST_PG_URL is not set: these tests need a real PostgreSQL; start a throwaway one with "
+    '`export MONITOR_TEST_PG_URL="$(scripts/postgres.sh)"` (scripts/test.sh does this when it may)'
+)
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not PG_URL, reason=NO_PG)]
+
+REPLICAS = 3
+CONCURRENCY = 4  # delivery.concurrency of each replica: at most this many attempts in flight per replica
+TOTAL = 1000
+FAST = ["0.2s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s"]
+
+
+@contextmanager
+def fresh_database(label: str) -> Iterator[str]:
+    """A new, empty database on the MONITOR_TEST_PG_URL server; its URL. Dropped on exit."""
+    name = f"nm_{label}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with fresh_database("replicas") as url:
+        yield url
+
+
+def rules(url: str, **rule: Any) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "webhooks": {"hook": {"url": url, "secret": SECRET, "retry_schedule": FAST}},
+        "rules": [{"name": "hoogverraad", "query": "hoogverraad", **rule}],
+    }
+
+
+def matches(i: int) -> bool:
+    return i % 7 == 0  # the known subset: 143 of 1,000
+
+
+def write_articles(folder: Path, numbers: range, pause: float = 0.0) -> list[str]:
+    names = []
+    for i in numbers:
+        topic = "verdachte opgepakt wegens hoogverraad" if matches(i) else "het weer blijft wisselvallig"
+        (folder / f"article-{i:04d}.txt").write_text(f"date 2022-01-{1 + i % 28:02d} Bericht {i}: {topic}.\n")
+        names.append(f"article-{i:04d}.txt")
+        if pause and i % 100 == 99:
+            time.sleep(pause)  # a steady arrival rate, the scenario rather than a wait
+    return names
+
+
+def start_replicas(
+    factory: Callable[..., DaemonProcess], url: str, folder: Path, rules_of: Callable[[int], dict[str, Any]]
+) -> list[Any]:
+    """Replica n has its own rules file, where the webhook may name it (receiver path /replica<n>)."""
+    settings = {
+        "watch": {"folders": [str(folder)], "observer": "polling", "settle": "0.3s"},
+        "state": {"url": url},
+        "delivery": {"concurrency": CONCURRENCY, "lease": "3s", "shutdown_grace": "5s"},
+    }
+    replicas = [factory(rules_of(n), name=f"replica{n}", settings=settings) for n in range(REPLICAS)]
+    for replica in replicas:
+        replica.state_url = url
+        replica.start(ready=False)  # all at once: they race to create the schema of the empty database
+    for replica in replicas:
+        replica.wait_ready()
+    return replicas
+
+
+def by_id(received: list[Received]) -> dict[str, Any]:
+    return {r.headers["webhook-id"]: r.json()["data"] for r in received}
+
+
+def settled(url: str, names: int) -> bool:
+    """Every file is in the ledger and no delivery is open (the digest test: no alert waits either)."""
+    store = Store(url)
+    try:
+        with store.engine.connect() as conn:
+            seen = conn.execute(select(func.count()).select_from(files)).scalar_one()
+            open_ = conn.execute(select(func.count()).where(deliveries.c.state.in_(OPEN_STATES))).scalar_one()
+            waiting = conn.execute(select(func.count()).where(alerts.c.digest_pending.is_(True))).scalar_one()
+    finally:
+        store.close()
+    return seen >= names and open_ == 0 and waiting == 0
+
+
+def claims_in_logs(replica: DaemonProcess) -> int:
+    """How many articles this replica claimed (article_read events with outcome accepted)."""
+    count = 0
+    for line in replica.log.read_text().splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        count += event.get("event") == "article_read" and event.get("outcome") == "accepted"
+    return count
+
+
+class Gate:
+    """The receiver's answers: after a moment (so that attempts are in flight), and, while `holding`,
+    never for replica 0 (its requests wait): a replica that dies then has CONCURRENCY attempts in flight."""
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.held = 0
+        self.released = threading.Event()
+        self._lock = threading.Lock()
+
+    def respond(self, request: Received) -> tuple[int, dict[str, str]]:
+        time.sleep(0.02)
+        if self.holding and request.path == "/replica0":
+            with self._lock:
+                self.held += 1
+            self.released.wait(30)
+        return 200, {}
+
+
+def run_replicas(
+    receiver: Receiver, factory: Callable[..., DaemonProcess], url: str, tmp_path: Path, kill: bool
+) -> None:
+    gate = Gate()
+    receiver.respond = gate.respond
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    replicas = start_replicas(factory, url, folder, lambda n: rules(f"{receiver.url}/replica{n}"))
+    writer = threading.Thread(target=write_articles, args=(folder, range(TOTAL), 0.2), daemon=True)
+    writer.start()
+    expected = {f"article-{i:04d}.txt" for i in range(TOTAL) if matches(i)}
+    killed = 0
+    if kill:
+        assert receiver.wait_for(lambda got: len(by_id(got)) >= len(expected) // 4, timeout=60)
+        gate.holding = True
+        wait_until(lambda: gate.held >= CONCURRENCY, 30, "replica 0 to have all its attempts in flight")
+        replicas[0].kill()  # SIGKILL: its leased deliveries are taken over when the lease (3 s) expires
+        killed = 1
+        gate.released.set()
+    writer.join(30)
+    assert receiver.wait_for(lambda got: len(by_id(got)) >= len(expected), timeout=60), "alerts missing"
+    wait_until(lambda: settled(url, TOTAL), 60, "every file read and every delivery done")
+    for replica in replicas[killed:]:
+        assert replica.stop() == 0
+    unique = by_id(receiver.received)
+    assert {Path(data["article"]["path"]).name for data in unique.values()} == expected
+    duplicates = len(receiver.received) - len(unique)
+    claims = [claims_in_logs(replica) for replica in replicas]
+    sent = Counter(request.path for request in receiver.received)
+    print(f"{REPLICAS} replicas, kill -9 x{killed}: {len(receiver.received)} requests for {len(expected)} alerts,")
+    print(f"  {duplicates} duplicates (bound {CONCURRENCY * killed}), articles claimed per replica {claims},")
+    print(f"  requests sent per replica {dict(sorted(sent.items()))}")
+    assert duplicates <= CONCURRENCY * killed  # only attempts in flight in a killed replica are repeated
+    assert len(sent) == REPLICAS  # every replica delivered a share
+    if not kill:  # a killed replica's log may lack its last claims; its claims are counted in the database
+        assert sum(claims) == TOTAL  # every article claimed by exactly one replica
+    store = Store(url)
+    try:
+        with store.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(articles)).scalar_one() == TOTAL
+            outcomes = dict(conn.execute(select(files.c.outcome, func.count()).group_by(files.c.outcome)).all())
+            states = dict(conn.execute(select(deliveries.c.state, func.count()).group_by(deliveries.c.state)).all())
+    finally:
+        store.close()
+    assert outcomes == {"accepted": TOTAL}  # a replica that lost the claim does not relabel the file
+    assert states == {"delivered": len(expected)}
+
+
+def test_three_replicas_deliver_every_alert_once(receiver: Receiver, daemon_factory, pg_url: str, tmp_path) -> None:
+    run_replicas(receiver, daemon_factory, pg_url, tmp_path, kill=False)
+
+
+def test_replica_killed_mid_way_loses_nothing(receiver: Receiver, daemon_factory, pg_url: str, tmp_path) -> None:
+    run_replicas(receiver, daemon_factory, pg_url, tmp_path, kill=True)
+
+
+def test_each_digest_time_is_flushed_by_one_replica(receiver: Receiver, daemon_factory, pg_url: str, tmp_path) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    replicas = start_replicas(daemon_factory, pg_url, folder, lambda _n: rules(receiver.url, schedule="*/3 * * * * *"))
+    numbers = range(210)  # 30 match, written over about 7 s: the alerts of three or four digest times
+    for start in numbers[::30]:
+        write_articles(folder, range(start, start + 30))
+        time.sleep(1.0)  # the arrival pattern of the scenario, not a wait for the daemons
+    wanted = sum(1 for i in numbers if matches(i))
+    assert receiver.wait_for(lambda got: sum(r.json()["data"]["count"] for r in got) >= wanted, timeout=40)
+    wait_until(lambda: settled(pg_url, len(numbers)), 30, "every alert in a digest and every digest delivered")
+    for replica in replicas:
+        assert replica.stop() == 0
+    digests = [r.json()["data"] for r in receiver.received]
+    per_time = Counter(d["slot"] for d in digests)
+    alert_ids = [a["alert_id"] for d in digests for a in d["alerts"]]
+    flushes = [line for r in replicas for line in r.log.read_text().splitlines() if '"event": "digest_flushed"' in line]
+    print(f"digests per time {dict(per_time)}; {len(flushes)} flush wake-ups in {REPLICAS} replicas")
+    assert len(per_time) >= 2 and set(per_time.values()) == {1}  # exactly one digest per schedule time
+    assert len(by_id(receiver.received)) == len(receiver.received)
+    assert len(alert_ids) == len(set(alert_ids)) == wanted  # every alert in exactly one digest
+
+
+def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args, "--config", str(config)],
+        cwd=config.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_every_command_works_on_postgresql(receiver: Receiver, pg_url: str, tmp_path: Path) -> None:
+    folder = tmp_path / "old"
+    folder.mkdir()
+    write_articles(folder, range(14))  # two match
+    (tmp_path / "rules.yaml").write_text(json.dumps(rules(receiver.url)))
+    config = tmp_path / "monitor.yaml"
+    config.write_text(json.dumps({"rules_file": str(tmp_path / "rules.yaml"), "state": {"url": pg_url}}))
+    assert "empty" in cli(config, "db", "current").stdout
+    backfill = cli(config, "backfill", str(folder))
+    assert backfill.returncode == 0, backfill.stderr
+    assert "accepted 14" in backfill.stdout
+    assert "up to date" in cli(config, "db", "current").stdout
+    queued = json.loads(cli(config, "deliveries", "--json").stdout)
+    assert [d["state"] for d in queued] == ["pending", "pending"]
+    assert cli(config, "webhooks", "disable", "hook").returncode == 0
+    assert cli(config, "redeliver", queued[0]["id"]).stdout.strip() == "queued 1 deliveries again"
+    status = json.loads(cli(config, "status", "--json").stdout)
+    assert status["files"] == {"accepted": 14} and status["outbox"] == {"pending": 2}
+    assert [(w["name"], w["disabled"]) for w in status["webhooks"]] == [("hook", True)]
+    assert cli(config, "webhooks", "enable", "hook").returncode == 0
+    assert "already at revision" in cli(config, "db", "upgrade").stdout
+
+
+def add_alert(store: Store, alert_id: str, created_at: float) -> None:
+    row = {
+        "id": alert_id,
+        "rule": "hoogverraad",
+        "content_hash": alert_id,
+        "payload": json.dumps({"alert_id": alert_id}),
+    }
+    row |= {"realert_key": "", "suppressed": False, "digest_pending": True, "created_at": created_at}
+    with store.begin() as conn:
+        conn.execute(alerts.insert().values(**row))
+
+
+def lock_waits(store: Store) -> int:
+    """Backends of this database that wait for a row or transaction lock."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    with store.engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def test_concurrent_flushes_of_one_time_lose_no_alert(pg_url: str, tmp_path: Path) -> None:
+    """Replica A flushes a digest time and is held up mid-way; an alert arrives; replica B flushes the same
+    time. B must not send (or mark as sent) the late alert under the digest id that A's digest holds."""
+    (tmp_path / "rules.yaml").write_text(json.dumps(rules("http://127.0.0.1:9/", schedule="0 * * * *")))
+    ruleset = load_rules(tmp_path / "rules.yaml")
+    rule = ruleset.rule("hoogverraad")
+    store = Store(pg_url)
+    store.create()
+    slot = datetime.now(UTC).replace(microsecond=0)
+    for n in range(3):
+        add_alert(store, f"early-{n}", slot.timestamp() - 10)
+    results: dict[str, int] = {}
+
+    def flush(name: str) -> None:
+        results[name] = flush_digest(store, ruleset, rule, slot)
+
+    with store.engine.connect() as holder:  # holds one pending alert's row lock: A stops there
+        holder.execute(select(alerts.c.id).where(alerts.c.id == "early-0").with_for_update())
+        first = threading.Thread(target=flush, args=("a",))
+        first.start()
+        wait_until(lambda: lock_waits(store) == 1, 10, "replica A to wait in its flush")
+        add_alert(store, "late", slot.timestamp() - 1)  # committed while A's flush runs
+        second = threading.Thread(target=flush, args=("b",))
+        second.start()
+        wait_until(lambda: lock_waits(store) == 2, 10, "replica B to wait behind A")
+        holder.rollback()
+    first.join(10)
+    second.join(10)
+    with store.engine.connect() as conn:
+        sent = [json.loads(p) for (p,) in conn.execute(select(deliveries.c.payload))]
+        pending = {i for (i,) in conn.execute(select(alerts.c.id).where(alerts.c.digest_pending.is_(True)))}
+    store.close()
+    assert sorted(results.values()) == [0, 1] and len(sent) == 1  # one digest for the time, by one replica
+    in_digest = [a["alert_id"] for a in sent[0]["alerts"]]
+    assert sorted(in_digest) == ["early-0", "early-1", "early-2"]
+    assert pending == {"late"}  # not lost: it waits for the next digest time
