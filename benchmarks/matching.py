@@ -10,11 +10,12 @@ wildcards, boolean mixes with NOT, proximity, hyphenated compounds) with terms d
 200,000 words: the content words of the text (function words left out), plus compounds of two of them, which
 is how Dutch makes new words and which almost never occur. Each run prints, for each rule count:
 - build: seconds to compile every query and build the engine; RSS: the process's resident memory after it;
-- engine: MB/s of `Engine.match_text` over the text (best of five passes, taking turns with the bare scan);
+- engine: MB/s of `Engine.match_text` over the text, the match decisions (best of five passes, taking turns
+  with the other runs); +hits: the same with every match's hits read (offsets mapped back, snippets cut);
 - bare scan: MB/s of the floor, one pyahocorasick pass over the lower-cased text with the same fragments;
 - naive: MB/s of one compiled regular expression per rule, `search`ed in each article (up to 1,000 rules);
 - cand/art, match/art: rules evaluated and rules fired per article;
-then each target with its measured value.
+then each target with its measured value, for the decisions and for the decisions with their hits.
 """
 
 from __future__ import annotations
@@ -182,6 +183,15 @@ def bare_scan(engine: Engine) -> Callable[[str], object]:
     return scan
 
 
+def with_hits(engine: Engine) -> Callable[[str], object]:
+    """The engine's matches with every hit read: what a caller that alerts on every match pays."""
+
+    def run(text: str) -> int:
+        return sum(len(match.hits) for match in engine.match_text(text))
+
+    return run
+
+
 def naive(queries: Sequence[str]) -> Callable[[str], object]:
     """One regex per rule: its positive terms as whole words, searched case-insensitively (no boolean logic)."""
     patterns = []
@@ -212,8 +222,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     print(f"one core (pinned), CPU time; Python {sys.version.split()[0]}, pyahocorasick {version('pyahocorasick')}")
     print(f"process RSS before any rules: {rss_mb():.0f} MB\n")
-    header = f"{'rules':>8} {'build s':>8} {'RSS MB':>7} {'engine MB/s':>12} {'bare MB/s':>10} {'eng/bare':>9}"
-    print(header + f" {'naive MB/s':>11} {'eng/naive':>10} {'cand/art':>9} {'match/art':>10}")
+    header = f"{'rules':>8} {'build s':>8} {'RSS MB':>7} {'engine MB/s':>12} {'+hits MB/s':>11} {'bare MB/s':>10}"
+    print(
+        header
+        + f" {'eng/bare':>9} {'+hits/bare':>10} {'naive MB/s':>11} {'eng/naive':>10} {'cand/art':>9} {'match/art':>10}"
+    )
     results: dict[int, dict[str, float]] = {}
     for count in counts:
         queries = RuleMaker(words).rules(count)
@@ -221,10 +234,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         memory = rss_mb()
         sample = texts[:50]
         matched = sum(len(engine.match_text(t)) for t in sample) / len(sample)
-        candidates = sum(len(engine._candidates(engine._doc(t))) for t in sample) / len(sample)
-        speed, floor = throughput(texts, engine.match_text, bare_scan(engine))
-        row = {"build": seconds, "rss": memory, "engine": speed, "bare": floor}
-        line = f"{count:>8,} {seconds:>8.2f} {memory:>7.0f} {speed:>12.2f} {floor:>10.2f} {speed / floor:>9.2f}"
+        candidates = sum(len(engine.candidates(t)) for t in sample) / len(sample)
+        speed, full, floor = throughput(texts, engine.match_text, with_hits(engine), bare_scan(engine))
+        row = {"build": seconds, "rss": memory, "engine": speed, "hits": full, "bare": floor}
+        line = f"{count:>8,} {seconds:>8.2f} {memory:>7.0f} {speed:>12.2f} {full:>11.2f} {floor:>10.2f}"
+        line += f" {speed / floor:>9.2f} {full / floor:>10.2f}"
         if count <= NAIVE_LIMIT:
             (slow,) = throughput(naive_texts, naive(queries), passes=1)
             row["naive"] = slow
@@ -239,38 +253,28 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def targets(results: dict[int, dict[str, float]]) -> None:
+    """Each target, measured on the decisions (engine) and on the decisions with every hit read (+hits)."""
     checks = []
+    for key, label in (("engine", "engine"), ("hits", "+hits")):
+        if 10_000 in results:
+            r = results[10_000]
+            ratio = r[key] / r["bare"]
+            checks.append((f"{label} / bare scan at 10,000 rules", ratio, 0.5, f"{ratio:.2f}", ">= 0.50"))
+        if 1_000 in results and "naive" in results[1_000]:
+            ratio = results[1_000][key] / results[1_000]["naive"]
+            checks.append((f"{label} / naive at 1,000 rules", ratio / 100, 1.0, f"{ratio:.0f}x", ">= 100x"))
+        if 100_000 in results and 100 in results:
+            ratio = results[100_000][key] / results[100][key]
+            checks.append((f"{label}: throughput 100,000 / 100 rules", ratio, 0.5, f"{ratio:.2f}", ">= 0.50"))
     if 10_000 in results:
-        r = results[10_000]
-        checks.append(
-            (
-                "engine / bare scan at 10,000 rules",
-                r["engine"] / r["bare"],
-                0.5,
-                f"{r['engine'] / r['bare']:.2f}",
-                ">= 0.50",
-            )
-        )
-        checks.append(("build of 10,000 rules (s)", 2.0 / r["build"], 1.0, f"{r['build']:.2f}", "< 2"))
-    if 1_000 in results and "naive" in results[1_000]:
-        r = results[1_000]
-        checks.append(
-            (
-                "engine / naive at 1,000 rules",
-                r["engine"] / r["naive"] / 100,
-                1.0,
-                f"{r['engine'] / r['naive']:.0f}x",
-                ">= 100x",
-            )
-        )
-    if 100_000 in results and 100 in results:
-        ratio = results[100_000]["engine"] / results[100]["engine"]
-        checks.append(("throughput 100,000 / 100 rules", ratio, 0.5, f"{ratio:.2f}", ">= 0.50"))
+        seconds = results[10_000]["build"]
+        checks.append(("build of 10,000 rules (s)", 2.0 / seconds, 1.0, f"{seconds:.2f}", "< 2"))
+    if 100_000 in results:
         memory = results[100_000]["rss"]
         checks.append(("RSS with 100,000 rules (MB)", 500 / memory, 1.0, f"{memory:.0f}", "< 500"))
-    print(f"{'target':<38} {'measured':>9} {'target':>8}  {'of target':>9}  met")
+    print(f"{'target':<42} {'measured':>9} {'target':>8}  {'of target':>9}  met")
     for name, ratio, goal, measured, wanted in checks:
-        print(f"{name:<38} {measured:>9} {wanted:>8}  {ratio / goal:>9.2f}  {'yes' if ratio >= goal else 'NO'}")
+        print(f"{name:<42} {measured:>9} {wanted:>8}  {ratio / goal:>9.2f}  {'yes' if ratio >= goal else 'NO'}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import time
@@ -38,6 +39,7 @@ class Daemon:
         self.settings = settings
         self.store = Store(settings.state.url)
         self.ruleset: RuleSet = load_rules(settings.rules_file)
+        gc.freeze()  # the compiled rules live as long as the process: keep them out of every collection
         self._rules_mtime = _mtime(settings.rules_file)
         self.pipeline = Pipeline(self.store, lambda: self.ruleset, settings.watch.max_article_bytes)
         self.stop = asyncio.Event()
@@ -264,6 +266,7 @@ class Daemon:
             log.error("rules_reload_failed", why=why, problems=[str(p) for p in exc.problems])
             return False
         self.ruleset = ruleset
+        gc.freeze()
         self.schedule.digests(self._digest_schedules(), self.flush_digest)
         log.info("rules_reloaded", why=why, rules=len(ruleset.rules))
         self.deliverer.wake()

@@ -51,10 +51,15 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length)
+                if len(body) < length:  # the sender died mid-request: incomplete, as any server would refuse
+                    self.send_response(400)
+                    self.end_headers()
+                    return
                 request = Received(
                     self.path,
                     {k.lower(): v for k, v in self.headers.items()},
-                    self.rfile.read(length),
+                    body,
                     time.time(),
                 )
                 status, headers = receiver.respond(request)

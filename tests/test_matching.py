@@ -3,6 +3,7 @@ the shipped rules' concepts with their traps."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from monitor.articles import Article, parse_date
 from monitor.matching.analysis import _COMMON, _fold_mapped, fold, fold_char
-from monitor.matching.engine import Engine, Match, MatchRule
+from monitor.matching.engine import Engine, Hit, Match, MatchRule
 from monitor.matching.query import Compiler
 from monitor.rules import load_rules, stemmer_for
 
@@ -453,3 +454,63 @@ def test_fold_keeps_offsets_consistent(text: str) -> None:
     for word in re.finditer(r"\w+", folded.text):
         start, end = folded.to_original(word.start()), folded.to_original(word.end())
         assert fold(text[start:end]).text == word.group()
+
+
+# The engine's fast paths: exact words through the article's tokens, wildcards through the automaton and
+# regexes, decisions without hits, and hits worked out only when read.
+@pytest.mark.parametrize(
+    ("query", "text", "expected"),
+    [
+        pytest.param("hoogverraad", SEED, True, id="word-through-tokens"),
+        pytest.param("masimov knb", SEED, True, id="and-of-words-all-tokens"),
+        pytest.param("masimov tokajev", SEED, False, id="and-of-words-one-missing"),
+        pytest.param("masimov -knb", SEED, False, id="not-word-is-a-token-too"),
+        pytest.param("hoogverraad*", SEED, True, id="prefix-star-certain"),
+        pytest.param("*verraad", SEED, True, id="suffix-star-certain"),
+        pytest.param("*verraad", "verraad", True, id="suffix-star-whole-word"),
+        pytest.param("?oogverraad", SEED, True, id="leading-question-mark"),
+        pytest.param("hoog*raad", SEED, True, id="inner-star-regex"),
+        pytest.param("hoog*raad", "hoog raad", False, id="inner-star-one-word"),
+        pytest.param("*arresta*", "massa-arrestaties", True, id="middle-piece"),
+        pytest.param("dode?tal", "het dodental", True, id="question-both-pieces"),
+        pytest.param("dode?tal", "de dode tal van", False, id="question-pieces-in-two-words"),
+        pytest.param("dode?tal", "dodenstal en dode", False, id="question-one-piece"),
+        pytest.param("(tokajev OR hoog*) AND knb -landverraad", SEED, True, id="mix-wildcard-side"),
+        pytest.param("(tokajev OR hoog?) AND knb", SEED, False, id="mix-no-side"),
+    ],
+)
+def test_fast_paths(query: str, text: str, expected: bool) -> None:
+    assert matches(query, text) == expected
+
+
+def test_candidates_need_every_piece_of_a_wildcard() -> None:
+    rules = engine("dode?tal")
+    assert rules.candidates("het dodental") == {0}
+    assert rules.candidates("de dode van") == set()
+
+
+@pytest.mark.parametrize(
+    ("query", "text"),
+    [
+        pytest.param("masimov OR hoogverraad", SEED, id="or"),
+        pytest.param("arrest* OR opgepakt", "Arrestaties; ze zijn opgepakt en gearresteerd.", id="wildcard"),
+        pytest.param('"hoge raad" OR arrest', "Het arrest van de Hoge Raad, het arrest.", id="phrase"),
+        pytest.param("dodental", "doden\u00adtal en dodental", id="mapped-offsets"),
+    ],
+)
+def test_lazy_hits_equal_eager_ones(query: str, text: str) -> None:
+    (lazy,) = engine(query).match_text(text)
+    (eager,) = engine(query, min_hits=2).match_text(text)  # min_hits counts hits: worked out at once
+    assert lazy == eager
+    assert (lazy.rule, lazy.clause, lazy.hits) == (eager.rule, eager.clause, eager.hits)
+    assert repr(lazy) == repr(eager) and hash(lazy) == hash(eager)
+    assert [dataclasses.asdict(hit) for hit in lazy.hits] == [dataclasses.asdict(hit) for hit in eager.hits]
+
+
+def test_match_built_by_hand_and_read_only() -> None:
+    hit = Hit("masimov", "Masimov", 0, 7, "[[Masimov]]")
+    built = Match("rule", (hit,), "masimov")
+    assert (built.rule, built.hits, built.clause) == ("rule", (hit,), "masimov")
+    assert built == Match("rule", (hit,), "masimov") != Match("other", (hit,), "masimov")
+    with pytest.raises(AttributeError):
+        built.rule = "other"  # type: ignore[misc]

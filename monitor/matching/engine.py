@@ -1,28 +1,27 @@
 """All rules compiled into one engine: `engine.match(article) -> list[Match]`.
 
-One pass of an Aho-Corasick automaton over the folded text finds every fragment of every term. A rule is a
-candidate only when a fragment of one of its required terms occurs (see `query.required`); only candidates
-are evaluated, and each distinct term's spans are worked out at most once per article, however many rules
-share it.
+Per article: fold the text (C speed), intersect the words of all rules with the article's words (one C set
+operation) and run one automaton pass for the wildcards that rules need; from these `Presearch` gives the
+candidate rules. Only candidates are decided (`Decisions`), most by set lookups alone. Each distinct term's
+spans are worked out at most once per article, however many rules share it.
 
-Fragments, in the padded folded text `" " + folded + " "` where every non-word character is a space:
-- word `w`: ` w `, so an automaton hit is already a whole-word hit;
-- wildcard: its longest literal piece, with a space on the side where the pattern starts or ends;
-- phrase and proximity: the fragments of their words;
-- stem: no fragment; the article's tokens are stemmed once when any rule stems.
+A `Match` works out its hits (offsets in the original text, snippets) and its clause only when they are
+first read: deciding costs microseconds, explaining costs more, and a caller may drop matches unread.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from monitor.articles import Article, ArticleDate
 from monitor.matching.analysis import fold, snippet
-from monitor.matching.query import All, Any, Node, Not, Stemmer, Term, positive_terms, render, required, terms
-from monitor.matching.spans import Doc, Span, TermSpans, fragment
+from monitor.matching.decide import Decisions
+from monitor.matching.presearch import Presearch
+from monitor.matching.query import All, Any, Node, Not, Term, positive_terms, render, required, terms
+from monitor.matching.spans import Doc, Span, TermSpans
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +44,57 @@ class Hit:
     snippet: str  # the hit in context, marked [[like this]]
 
 
-@dataclass(frozen=True, slots=True)
+Explain = Callable[[], tuple[tuple[Hit, ...], str]]
+
+
 class Match:
-    rule: str
-    hits: tuple[Hit, ...]
-    clause: str  # the part of the query that made the rule fire
+    """A rule that fired: its name, the `hits` and the `clause` that made it fire.
+
+    The engine's matches work `hits` and `clause` out when first read (once; safe between threads, where at
+    worst two threads work out the same values). Equal when rule, hits and clause are.
+    """
+
+    __slots__ = ("_clause", "_explain", "_hits", "_rule")
+
+    def __init__(self, rule: str, hits: tuple[Hit, ...] = (), clause: str = "", explain: Explain | None = None):
+        self._rule = rule
+        self._hits = hits
+        self._clause = clause
+        self._explain = explain
+
+    @property
+    def rule(self) -> str:
+        return self._rule
+
+    @property
+    def hits(self) -> tuple[Hit, ...]:
+        if self._explain is not None:
+            self._materialise()
+        return self._hits
+
+    @property
+    def clause(self) -> str:
+        """The part of the query that made the rule fire."""
+        if self._explain is not None:
+            self._materialise()
+        return self._clause
+
+    def _materialise(self) -> None:
+        explain = self._explain
+        if explain is not None:
+            self._hits, self._clause = explain()
+            self._explain = None  # last: another thread sees either the function or both values
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Match):
+            return NotImplemented
+        return (self.rule, self.hits, self.clause) == (other.rule, other.hits, other.clause)
+
+    def __hash__(self) -> int:
+        return hash((self.rule, self.hits, self.clause))
+
+    def __repr__(self) -> str:
+        return f"Match(rule={self.rule!r}, hits={self.hits!r}, clause={self.clause!r})"
 
 
 Outcome = tuple[list[tuple[Term, list[Span]]], str] | None  # (each term's spans, the clause)
@@ -62,26 +107,14 @@ class Engine:
         self.rules = tuple(rules)
         self._by_name = {rule.name: rule for rule in self.rules}
         self._spans = TermSpans()
-        self._fragment_rules: dict[int, list[int]] = defaultdict(list)
-        self._stem_rules: dict[Stemmer, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        self._presearch = Presearch()
+        for rule in self.rules:
+            for term in terms(rule.node):
+                self._spans.add(term)
         for index, rule in enumerate(self.rules):
-            self._add(index, rule)
-        self._fragment_rules = dict(self._fragment_rules)
-        self._stem_rules = {stemmer: dict(stems) for stemmer, stems in self._stem_rules.items()}
-        self._automaton = self._spans.automaton()
-
-    def _add(self, index: int, rule: MatchRule) -> None:
-        for term in terms(rule.node):
-            self._spans.add(term)
-        for term in _unique(required(rule.node)):
-            if term.kind == "stem" and term.stemmer is not None:
-                self._stem_rules[term.stemmer][term.stem or ""].append(index)
-                continue
-            # Every word of a phrase must occur: the longest one's fragment is the most selective.
-            word = max(term.words, key=lambda w: len(fragment(w)))
-            rules = self._fragment_rules[self._spans.fragment_id(fragment(word))]
-            if not rules or rules[-1] != index:
-                rules.append(index)
+            self._presearch.add(index, terms(rule.node), _unique(required(rule.node)))
+        self._presearch.freeze()
+        self._decisions = Decisions([rule.node for rule in self.rules], self._spans)
 
     def match(self, article: Article, now: datetime | None = None) -> list[Match]:
         """The matches of every rule whose `max_age` the article's date is within."""
@@ -98,47 +131,47 @@ class Engine:
         groups = [(t, self._spans.spans(t, doc)) for t in positive_terms(self._by_name[rule_name].node)]
         return list(self._hits(groups, doc))
 
+    def candidates(self, text: str) -> set[int]:
+        """The numbers of the rules that would be decided on this text (for benchmarks and tests)."""
+        return self._presearch.candidates(self._doc(text))
+
     def _doc(self, text: str) -> Doc:
         folded = fold(text)
-        ends: dict[int, list[int]] = defaultdict(list)
-        if self._automaton is not None:
-            for end, fid in self._automaton.iter(" " + folded.text + " "):
-                ends[fid].append(end)
-        return Doc(folded, ends)
+        return Doc(folded, self._presearch.tokens(folded.text))
 
     def _matches(self, text: str, keep: Callable[[MatchRule], bool] | None) -> list[Match]:
-        """The matches in the order of the rules; `keep` says which candidates to evaluate at all."""
+        """The matches in the order of the rules; `keep` says which candidates to decide at all."""
         doc = self._doc(text)
+        rules, holds = self.rules, self._decisions.holds
         matches = []
-        for index in sorted(self._candidates(doc)):
-            rule = self.rules[index]
-            if keep is None or keep(rule):
-                found = self._evaluate(rule, doc)
+        for index in sorted(self._presearch.candidates(doc)):
+            rule = rules[index]
+            if keep is not None and not keep(rule):
+                continue
+            if holds(index, doc):
+                found = self._match(rule, doc)
                 if found is not None:
                     matches.append(found)
         return matches
 
-    def _candidates(self, doc: Doc) -> set[int]:
-        """The rules one of whose required terms may occur: only these are evaluated."""
-        candidates: set[int] = set()
-        fragment_rules = self._fragment_rules
-        for fid in doc.fragment_ends:
-            rules = fragment_rules.get(fid)
-            if rules is not None:
-                candidates.update(rules)
-        for stemmer, by_stem in self._stem_rules.items():
-            for stem in doc.stems(stemmer).keys() & by_stem.keys():
-                candidates.update(by_stem[stem])
-        return candidates
-
-    def _evaluate(self, rule: MatchRule, doc: Doc) -> Match | None:
+    def _match(self, rule: MatchRule, doc: Doc) -> Match | None:
+        """The match of a rule whose tree holds: lazy, unless `min_hits` needs the hits counted now."""
+        if rule.min_hits <= 1:
+            return Match(rule.name, explain=partial(self._explain, rule.node, doc))
         outcome = self._node(rule.node, doc)
         if outcome is None:
             return None
         groups, clause = outcome
-        if rule.min_hits > 1 and len({span for _, spans in groups for span in spans}) < rule.min_hits:
+        if len({span for _, spans in groups for span in spans}) < rule.min_hits:
             return None
         return Match(rule.name, self._hits(groups, doc), clause)
+
+    def _explain(self, node: Node, doc: Doc) -> tuple[tuple[Hit, ...], str]:
+        outcome = self._node(node, doc)
+        if outcome is None:  # cannot happen: `Decisions.holds` found the node true
+            return (), ""
+        groups, clause = outcome
+        return self._hits(groups, doc), clause
 
     def _hits(self, groups: Iterable[tuple[Term, list[Span]]], doc: Doc) -> tuple[Hit, ...]:
         """Hits in text order, each (term, place) once; equal hits are shared between rules."""

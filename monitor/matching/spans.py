@@ -1,8 +1,13 @@
 """Where each term occurs in one article: `TermSpans.spans(term, doc) -> list[Span]`.
 
 Terms are interned by what they match (`Term.key`), so a term shared by many rules is worked out once per
-article. Word and wildcard spans come straight from the automaton's fragment hits; a phrase is its words'
-spans, each next to the one before; proximity is the smallest windows that hold every word.
+article. In folded text every non-word character is a space, so a whole word `w` is the substring ` w ` of
+`" " + folded + " "`: an exact word is present when it is one of the article's tokens (the words of the
+article that are words of some term, `Presearch.tokens`) and its spans are a `str.find` loop. A wildcard's
+spans come from a `str.find` loop for its longest literal piece (`fragment`), each place widened to the
+enclosing word and, unless the pattern is one literal piece and a `*` (`arrest*`, `*verraad`: every place is
+a match), checked by a regex. Only the terms of candidate rules are worked out, each once per article. A
+phrase is its words' spans, each next to the one before; proximity is the smallest windows that hold every word.
 """
 
 from __future__ import annotations
@@ -13,32 +18,24 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-import ahocorasick
-
 from monitor.matching.analysis import WORD, Folded, keep_case
 from monitor.matching.query import Stemmer, Term, word_regex
 
 Span = tuple[int, int]  # folded-text offsets, end exclusive
 _SPACES = re.compile(" *")
+_WILDCARDS = re.compile(r"[*?]")
+
+
+def is_wildcard(pattern: str) -> bool:
+    return "*" in pattern or "?" in pattern
 
 
 def fragment(pattern: str) -> str:
-    """The automaton pattern for one folded word pattern (see the engine's docstring)."""
-    pieces = re.split(r"[*?]", pattern)
+    """What identifies a folded word pattern in the padded folded text: its longest literal piece, with a
+    space on the side where the pattern starts or ends (` w ` for an exact word `w`)."""
+    pieces = _WILDCARDS.split(pattern)
     best = max(range(len(pieces)), key=lambda i: len(pieces[i]))
-    literal = pieces[best]
-    if best == 0:
-        literal = " " + literal
-    if best == len(pieces) - 1:
-        literal = literal + " "
-    return literal
-
-
-def _pieces(pattern: str) -> list[str]:
-    """The fragments of every literal piece of a wildcard pattern of two letters or more."""
-    pieces = re.split(r"[*?]", pattern)
-    last = len(pieces) - 1
-    return [(" " if i == 0 else "") + p + (" " if i == last else "") for i, p in enumerate(pieces) if len(p) >= 2]
+    return (" " if best == 0 else "") + pieces[best] + (" " if best == len(pieces) - 1 else "")
 
 
 @dataclass(slots=True)
@@ -46,15 +43,23 @@ class Doc:
     """One article's text while it is matched; every expensive view is computed once, on demand."""
 
     folded: Folded
-    fragment_ends: dict[int, list[int]]  # fragment id -> end offsets (inclusive) in the padded text
+    tokens: set[str]  # the folded text's words that are words of some term (`Presearch.tokens`)
     cache: dict[int, list[Span]] = field(default_factory=dict)
     hits: dict[tuple[int, int, str], Any] = field(default_factory=dict)  # (start, end, term) -> engine.Hit
+    _padded: str | None = None
     _word_starts: list[int] | None = None
     _stems: dict[Stemmer, dict[str, list[Span]]] = field(default_factory=dict)
 
     @property
     def text(self) -> str:
         return self.folded.text
+
+    @property
+    def padded(self) -> str:
+        """`" " + text + " "`: a whole word `w` is the substring ` w `."""
+        if self._padded is None:
+            self._padded = " " + self.folded.text + " "
+        return self._padded
 
     def word_index(self, offset: int) -> int:
         if self._word_starts is None:
@@ -72,29 +77,26 @@ class Doc:
 
 @dataclass(frozen=True, slots=True)
 class _Word:
-    """One word pattern: its fragment's id and length; for wildcards, the regex and its other pieces' fragments."""
+    """One word pattern: an exact word, or a wildcard with its fragment, (unless every place of the fragment
+    is a match) its regex for one word, and (when it starts with a letter) its regex for the padded text, which
+    finds it in one C call (`re` looks for the literal start first, as fast as `str.find`)."""
 
-    fid: int
-    length: int
-    regex: str | None
-    others: tuple[int, ...] = ()  # fragment ids of the other literal pieces: all must occur
+    text: str
+    fragment: str | None = None
+    regex: str | None = None
+    search: str | None = None
+    others: tuple[str, ...] = ()  # the fragments of its other literal pieces of two letters or more
 
 
 class TermSpans:
-    """The interned terms of an engine and the fragments the automaton looks for."""
+    """The interned terms of an engine."""
 
     def __init__(self) -> None:
-        self._fragments: dict[str, int] = {}
         self._ids: dict[tuple[object, ...], int] = {}
         self._of: dict[Term, int] = {}  # identity: Term compares by identity
         self._words: list[tuple[_Word, ...]] = []
+        self._plain: list[str | None] = []  # per term id: the word of a plain word term (a token test suffices)
         self._compiled: dict[str, re.Pattern[str]] = {}
-
-    def fragment_id(self, text: str) -> int:
-        fid = self._fragments.get(text)
-        if fid is None:
-            fid = self._fragments[text] = len(self._fragments)
-        return fid
 
     def add(self, term: Term) -> int:
         tid = self._ids.get(term.key)
@@ -102,24 +104,52 @@ class TermSpans:
             tid = self._ids[term.key] = len(self._words)
             words = () if term.kind == "stem" else term.words
             self._words.append(tuple(self._word(w) for w in words))
+            plain = term.kind == "word" and not term.case_sensitive
+            self._plain.append(term.words[0] if plain else None)
         self._of[term] = tid
         return tid
 
     def _word(self, pattern: str) -> _Word:
+        if not is_wildcard(pattern):
+            return _Word(pattern)
         text = fragment(pattern)
-        if "*" not in pattern and "?" not in pattern:
-            return _Word(self.fragment_id(text), len(text), None)
-        others = tuple(self.fragment_id(piece) for piece in _pieces(pattern) if piece != text)
-        return _Word(self.fragment_id(text), len(text), word_regex(pattern), others)
+        simple = pattern.count("*") == 1 and "?" not in pattern and pattern.strip("*") == text.strip()
+        others = tuple(piece for piece in pieces(pattern) if piece != text and len(piece.strip()) >= 2)
+        search = None if pattern[0] in "*?" else f" {word_regex(pattern)}(?= )"
+        return _Word(pattern, text, None if simple else word_regex(pattern), search, others)
 
-    def automaton(self) -> ahocorasick.Automaton | None:
-        if not self._fragments:
-            return None
-        automaton = ahocorasick.Automaton()
-        for text, fid in self._fragments.items():
-            automaton.add_word(text, fid)
-        automaton.make_automaton()
-        return automaton
+    def certain(self, term: Term) -> bool:
+        """Whether the term occurs exactly when its presearch key does (see `presearch`): a plain word, or a
+        wildcard that is one literal piece and a `*`, whose every fragment is a match."""
+        words = self._words[self._of[term]]
+        if term.case_sensitive or term.kind not in ("word", "wildcard") or len(words) != 1:
+            return False
+        return words[0].fragment is None or words[0].regex is None
+
+    def present(self, term: Term, doc: Doc) -> bool:
+        """Whether the term occurs: a set lookup for plain words, else whether it has spans."""
+        tid = self._of[term]
+        plain = self._plain[tid]
+        if plain is not None:
+            return plain in doc.tokens
+        words = self._words[tid]
+        for word in words:  # cheap tests first: each exact word occurs, each wildcard's pieces
+            if word.fragment is None:
+                if word.text not in doc.tokens:
+                    return False
+            elif word.others and not all(piece in doc.padded for piece in word.others):
+                return False
+        if len(words) == 1 and words[0].fragment is not None and not term.case_sensitive:
+            return self._wildcard_present(words[0], doc)
+        return bool(self.spans(term, doc))
+
+    def _wildcard_present(self, word: _Word, doc: Doc) -> bool:
+        """Whether a wildcard occurs, without working out all its places."""
+        if word.regex is None:
+            return word.fragment is not None and word.fragment in doc.padded
+        if word.search is not None:
+            return self._regex(word.search).search(doc.padded) is not None
+        return bool(self._wildcard_spans(word, doc))
 
     def spans(self, term: Term, doc: Doc) -> list[Span]:
         tid = self._of[term]
@@ -144,34 +174,32 @@ class TermSpans:
         return self._word_spans(words[0], written[0], doc)
 
     def _word_spans(self, word: _Word, written: str | None, doc: Doc) -> list[Span]:
-        ends = doc.fragment_ends.get(word.fid)
-        if not ends:
-            return []
-        for other in word.others:
-            if other not in doc.fragment_ends:
-                return []
-        length = word.length
-        if word.regex is None:
-            spans = [(end - length + 1, end - 1) for end in ends]
+        if word.fragment is None:
+            spans = _word_spans(word.text, doc) if word.text in doc.tokens else []
         else:
-            spans = self._wildcard_spans(self._regex(word.regex), length, ends, doc.text)
-        if written is not None:
+            spans = self._wildcard_spans(word, doc)
+        if written is not None and spans:
             regex = self._regex(word_regex(written))
             spans = [span for span in spans if regex.fullmatch(_written(doc, span))]
         return spans
 
-    @staticmethod
-    def _wildcard_spans(regex: re.Pattern[str], length: int, ends: list[int], text: str) -> list[Span]:
-        spans = set()
-        for end in ends:
-            # Padded end (inclusive) -> folded offsets of the literal, then out to the enclosing word.
-            start = end - length
-            word_start = text.rfind(" ", 0, max(start + 1, 0)) + 1
-            word_end = text.find(" ", end - 1)
-            word_end = len(text) if word_end < 0 else word_end
-            if regex.fullmatch(text, word_start, word_end):
-                spans.add((word_start, word_end))
-        return sorted(spans)
+    def _wildcard_spans(self, word: _Word, doc: Doc) -> list[Span]:
+        """The words that match a wildcard, in order."""
+        if word.search is not None:  # the match starts at the space before the word and ends before the one after
+            return [(m.start(), m.end() - 1) for m in self._regex(word.search).finditer(doc.padded)]
+        regex = self._regex(word.regex) if word.regex is not None else None
+        needle = word.fragment or ""
+        padded, text, size = doc.padded, doc.text, len(needle)
+        spans: list[Span] = []
+        at = padded.find(needle)
+        while at >= 0:  # the fragment is text[at - 1 : at - 1 + size]: out to the enclosing word
+            start = text.rfind(" ", 0, max(at, 0)) + 1
+            end = text.find(" ", at + size - 2)
+            end = len(text) if end < 0 else end
+            if (regex is None or regex.fullmatch(text, start, end)) and (not spans or spans[-1][0] != start):
+                spans.append((start, end))
+            at = padded.find(needle, at + 1)
+        return spans
 
     def _phrase(self, words: tuple[_Word, ...], written: tuple[str | None, ...], doc: Doc) -> list[Span]:
         per_word = []
@@ -215,6 +243,24 @@ class TermSpans:
         """The same case as written, as far as the stem goes."""
         common = _common_prefix(term.stem or "", term.words[0])
         return _written(doc, span)[:common] == term.written[0][:common]
+
+
+def pieces(pattern: str) -> list[str]:
+    """The fragments of every literal piece of a wildcard pattern: with a space on the side of an end."""
+    pieces = _WILDCARDS.split(pattern)
+    last = len(pieces) - 1
+    return [(" " if i == 0 else "") + piece + (" " if i == last else "") for i, piece in enumerate(pieces) if piece]
+
+
+def _word_spans(word: str, doc: Doc) -> list[Span]:
+    """Every place of the exact word `word` (one of the doc's tokens), by `str.find` in the padded text."""
+    padded, needle, size = doc.padded, f" {word} ", len(word)
+    spans = []
+    at = padded.find(needle)
+    while at >= 0:  # padded offset of the space before = folded offset of the word
+        spans.append((at, at + size))
+        at = padded.find(needle, at + size + 1)
+    return spans
 
 
 def _written(doc: Doc, span: Span) -> str:

@@ -1,0 +1,104 @@
+"""Which rules to evaluate on one article: `Presearch.candidates(doc) -> set[int]`.
+
+`Presearch.vocabulary` holds every exact word (no wildcard) of every term; `tokens(folded)` intersects it with
+the article's words in C (`keys & text.split()`, one hash lookup per word of the article, whatever the number
+of rules), which gives every word the engine can ask about that occurs: what decides most rules.
+
+A rule is a candidate only when one of its required terms (`query.required`) may occur. Each required term is
+indexed by one key, its most selective word, so that finding the candidates costs about the same for 100 rules
+as for 100,000:
+- a term with an exact word: the longest one, among those tokens;
+- a term of wildcards only: the longest fragment of its words (`spans.fragment`), found with one
+  pyahocorasick pass over the padded folded text, and that word's other literal pieces (`dode?tal` needs
+  " dode" and "tal "). The automaton holds only these fragments, far fewer than the words and wildcards of
+  all rules;
+- a stemmed term: its stem, among the article's tokens stemmed once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from operator import itemgetter
+
+import ahocorasick
+
+from monitor.matching.query import Stemmer, Term
+from monitor.matching.spans import Doc, fragment, is_wildcard, pieces
+
+
+class Presearch:
+    """The index from keys to rule numbers; `add` every rule, then `freeze` once."""
+
+    def __init__(self) -> None:
+        self._words: dict[str, list[int]] = defaultdict(list)  # every exact word -> the rules it is a key of
+        self.vocabulary: dict[str, tuple[int, ...]] = {}  # the same, frozen
+        # (the longest fragment, the word's other pieces) -> rules: a wildcard occurs only where all occur
+        self._fragments: dict[tuple[str, frozenset[str]], list[int]] = defaultdict(list)
+        self._automaton: ahocorasick.Automaton | None = None  # every fragment -> itself
+        self._groups: dict[str, list[tuple[frozenset[str], tuple[int, ...]]]] = {}  # longest -> (others, rules)
+        self._stems: dict[Stemmer, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+
+    def add(self, index: int, terms: Iterable[Term], required: Iterable[Term]) -> None:
+        """Rule `index` has these terms; it is a candidate when one of the `required` terms' keys occurs."""
+        words = self._words
+        for term in terms:
+            if term.kind != "stem":
+                for word in term.words:
+                    if not is_wildcard(word) and word not in words:
+                        words[word] = []
+        for term in required:
+            rules = self._rules_of(term)
+            if not rules or rules[-1] != index:
+                rules.append(index)
+
+    def _rules_of(self, term: Term) -> list[int]:
+        if term.kind == "stem" and term.stemmer is not None:
+            return self._stems[term.stemmer][term.stem or ""]
+        exact = [word for word in term.words if not is_wildcard(word)]
+        if exact:  # every word of a phrase must occur: the longest is likely the rarest
+            return self._words[max(exact, key=len)]
+        word = max(term.words, key=lambda w: len(fragment(w)))
+        main = fragment(word)
+        return self._fragments[main, frozenset(p for p in pieces(word) if p != main and len(p.strip()) >= 2)]
+
+    def freeze(self) -> None:
+        """Plain dicts: a lookup of a missing key must not add it."""
+        self.vocabulary = {word: tuple(rules) for word, rules in self._words.items()}
+        self._words = {}
+        groups: dict[str, list[tuple[frozenset[str], tuple[int, ...]]]] = defaultdict(list)
+        for (main, others), rules in self._fragments.items():
+            groups[main].append((others, tuple(rules)))
+            for other in others:
+                groups.setdefault(other, [])
+        if groups:
+            self._automaton = ahocorasick.Automaton()
+            for text in groups:
+                self._automaton.add_word(text, text)
+            self._automaton.make_automaton()
+        self._groups = {main: found for main, found in groups.items() if found}
+        self._fragments = {}
+        self._stems = {stemmer: dict(stems) for stemmer, stems in self._stems.items()}
+
+    def tokens(self, folded: str) -> set[str]:
+        """The words of the vocabulary that occur in the folded text."""
+        return self.vocabulary.keys() & folded.split()
+
+    def candidates(self, doc: Doc) -> set[int]:
+        found: set[int] = set()
+        words = self.vocabulary
+        for word in doc.tokens:
+            rules = words[word]
+            if rules:
+                found.update(rules)
+        if self._automaton is not None:
+            seen = set(map(itemgetter(1), self._automaton.iter(doc.padded)))
+            groups = self._groups
+            for text in seen:
+                for others, rules in groups.get(text, ()):
+                    if others <= seen:
+                        found.update(rules)
+        for stemmer, by_stem in self._stems.items():
+            for stem in doc.stems(stemmer).keys() & by_stem.keys():
+                found.update(by_stem[stem])
+        return found
