@@ -49,11 +49,16 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real receivers do
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
                 if len(body) < length:  # the sender died mid-request: incomplete, as any server would refuse
+                    self.close_connection = True
                     self.send_response(400)
+                    self.send_header("content-length", "0")
+                    self.send_header("connection", "close")
                     self.end_headers()
                     return
                 request = Received(
