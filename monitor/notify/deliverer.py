@@ -133,6 +133,7 @@ class Deliverer:
             await self._wait(stop, None)  # a finished attempt wakes us
             return
         due = await asyncio.to_thread(self.store.take_due, time.time(), free, self.lease)
+        started = 0
         for delivery in due:
             wait = self._throttled(delivery.webhook)
             if wait is not None:  # over the webhook's max_per_minute: it waits its turn, it is not dropped
@@ -141,7 +142,8 @@ class Deliverer:
             task = asyncio.create_task(self.deliver(delivery), name=f"deliver {delivery.id}")
             self._tasks[delivery.id] = task
             task.add_done_callback(functools.partial(self._done, delivery.id))
-        if len(due) == free:
+            started += 1
+        if started:  # each finished attempt wakes the loop, which then looks for more: no need to ask when
             await self._wait(stop, None)
             return
         next_due = await asyncio.to_thread(self.store.next_due)
