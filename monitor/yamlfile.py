@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
@@ -28,6 +29,19 @@ def load_yaml(path: Path) -> Any:
         mark = exc.problem_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
         raise YamlProblem(f"invalid YAML: {exc.problem}", line, column) from None
+
+
+def load_yaml_fast(path: Path) -> Any:
+    """Plain dicts and lists, parsed by libyaml when available; no line numbers (see `load_yaml`)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+    except OSError as exc:
+        raise YamlProblem(f"cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise YamlProblem(f"not UTF-8 (byte {exc.start})") from None
+    except yaml.YAMLError:
+        return load_yaml(path)  # to say where the error is
 
 
 def locate(raw: Any, loc: tuple[int | str, ...]) -> tuple[int | None, int | None]:
