@@ -1,0 +1,128 @@
+"""Start-up and memory with 100, 10,000 and 100,000 rules.
+
+For each rule count, the real daemon is started on a generated rules file (the four shipped rules plus
+generated ones of the shapes users write: words, phrases, wildcards, boolean mixes with NOT, proximity,
+list references, a few stemmed, digest and realert rules, over a Dutch vocabulary). Measured: the time
+from starting the process to the first 200 from /readyz, the RSS at idle (2 s after ready), and the RSS
+after a burst of articles dropped with one `cp -r` (read, matched and delivered to a real receiver).
+
+    /work/venv/bin/python benchmarks/startup.py [--quick] [--rules 100,10000,100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from common import (
+    HOOK_PATH,
+    Corpus,
+    Daemon,
+    Row,
+    arguments,
+    command_line,
+    generated_rules_text,
+    print_table,
+    progress,
+    receiver,
+    scratch,
+    summarize_profile,
+    wait_until,
+    write_articles,
+)
+
+from monitor.receiver import Receiver
+
+# Articles in the burst after start-up, by rule count: more rules raise more alerts per article.
+BURST = {"quick": 300, "full": 1000}
+
+
+def _extra(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rules", help="comma-separated rule counts (default 100,10000,100000; quick 100,10000)")
+
+
+def measure(
+    home: Path, server: Receiver, rules: int, source: Path, articles: int, profile: Path | None
+) -> dict[str, Any]:
+    daemon = Daemon(home, generated_rules_text(rules, server.url + HOOK_PATH), profile=profile)
+    size_mb = (home / "rules.yaml").stat().st_size / 1e6
+    out: dict[str, Any] = {"rules": rules, "size": size_mb}
+    try:
+        if profile is not None:  # record the start-up itself: py-spy starts the daemon
+            daemon.start_recorded()
+        out["ready"] = daemon.start() if profile is None else daemon.wait_ready()
+        progress(f"{rules} rules: ready in {out['ready']:.2f}s")
+        time.sleep(2.0)
+        out["idle"], _ = daemon.rss_mb()
+        before = len(server.received)
+        start = time.time()
+        subprocess.run(["cp", "-r", str(source), str(daemon.watched)], check=True)
+        out["finished"] = wait_until(
+            lambda: daemon.ledger_count() >= articles and daemon.open_deliveries() == 0, 600, interval=0.2
+        )
+        last = max((r.at for r in server.received[before:]), default=start)
+        seen = float(daemon.query("SELECT max(seen_at) FROM files") or start)
+        out["burst_seconds"] = max(last, seen) - start
+        out["alerts"] = len(server.received) - before
+        out["after"], out["peak"] = daemon.rss_mb()
+    finally:
+        out["status"] = daemon.stop(timeout=120)
+        out["problems"] = len(daemon.log_problems())
+    return out
+
+
+def main() -> None:
+    args = arguments(__doc__.splitlines()[0], _extra)
+    counts = (
+        [int(n) for n in args.rules.split(",")]
+        if args.rules
+        else ([100, 10_000] if args.quick else [100, 10_000, 100_000])
+    )
+    articles = BURST["quick" if args.quick else "full"]
+    corpus = Corpus()
+    results = []
+    with scratch("startup", args.keep) as home, receiver() as server:
+        source = home / "src" / "burst"
+        write_articles(corpus, source, articles, "s")
+        for rules in counts:
+            profile = None
+            if args.profile:
+                args.profile.mkdir(parents=True, exist_ok=True)
+                profile = args.profile / f"startup-{rules}-rules.raw"
+            results.append(measure(home / f"r{rules}", server, rules, source, articles, profile))
+            if profile is not None:
+                print(summarize_profile(profile))
+    rows = []
+    for r in results:
+        n = r["rules"]
+        tag = f"{n:,} rules"
+        bounded = n == 10_000
+        rows += [
+            Row(
+                f"{tag}: start to ready", r["ready"], "s", 2 if bounded else None, note=f"rules file {r['size']:.1f} MB"
+            ),
+            Row(f"{tag}: RSS idle", r["idle"], "MB", 200 if bounded else None),
+            Row(
+                f"{tag}: RSS after the burst",
+                r["after"],
+                "MB",
+                200 if bounded else None,
+                note=f"peak {r['peak']:.0f} MB",
+            ),
+            Row(
+                f"{tag}: burst of {articles} articles",
+                articles / r["burst_seconds"] if r["finished"] else None,
+                "articles/s",
+                note=f"{r['alerts']} alerts delivered in {r['burst_seconds']:.1f}s"
+                + ("" if r["finished"] else " (did NOT finish)")
+                + (f"; exit {r['status']}, {r['problems']} warning log lines" if r["status"] or r["problems"] else ""),
+            ),
+        ]
+    print_table("Start-up and memory by rule count", rows, command_line())
+
+
+if __name__ == "__main__":
+    main()
