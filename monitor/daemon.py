@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
 import signal
 import time
@@ -32,6 +33,19 @@ from monitor.store import Delivery, Store
 from monitor.watch import Watcher, scan
 
 log = structlog.get_logger(__name__)
+INGEST_BATCH = 64  # paths taken from the queue per hop to the worker thread
+
+
+class _OverflowAlarm(logging.Handler):
+    """watchdog drops the events of an overflowed inotify queue and only logs it: scan at once then."""
+
+    def __init__(self, alarm: Callable[[], object]) -> None:
+        super().__init__(logging.WARNING)
+        self.alarm = alarm
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage():
+            self.alarm()
 
 
 class Daemon:
@@ -101,6 +115,10 @@ class Daemon:
             suffixes=settings.watch.suffixes,
         )
         self.watcher.start()
+        alarm = _OverflowAlarm(lambda: loop.call_soon_threadsafe(self.request_reconcile, 0.0))
+        inotify_log = logging.getLogger("watchdog.observers.inotify_c")
+        inotify_log.addHandler(alarm)
+        stack.callback(inotify_log.removeHandler, alarm)
         stack.callback(self.watcher.stop)
         self.request_reconcile(0)  # in the background: a large backlog must not delay readiness
         await self.catch_up_digests()
@@ -138,23 +156,38 @@ class Daemon:
         self._queued.add(path)
 
     async def _ingest(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            path = await self.queue.get()
-            self._queued.discard(path)
+            paths = [await self.queue.get()]
+            while len(paths) < INGEST_BATCH and not self.queue.empty():
+                paths.append(self.queue.get_nowait())
+            self._queued.difference_update(paths)
             self._busy = True
             try:
-                result = await asyncio.to_thread(self.pipeline.process, path)
-            except Exception:  # the store failed: the file stays unseen, the next reconcile retries it
-                log.exception("article_failed", path=path)
-                self._count("articles_failed")
-                continue
+                results = await asyncio.to_thread(self._process_batch, paths, loop)
             finally:
                 self._busy = False
-            self._record(result)
+            for result in results:
+                self._record(result)
+                if self.on_processed is not None:
+                    self.on_processed(result)
+
+    def _process_batch(self, paths: list[str], loop: asyncio.AbstractEventLoop) -> list[Processed]:
+        """In a worker thread: the queued paths one after another, one hop to the thread for all of them."""
+        results = []
+        for path in paths:
+            if self.stop.is_set():  # shutting down: the rest stays unseen; the next start's reconcile reads it
+                break
+            try:
+                result = self.pipeline.process(path)
+            except Exception:  # the store failed: the file stays unseen, the next reconcile retries it
+                log.exception("article_failed", path=path)
+                loop.call_soon_threadsafe(self._count, "articles_failed")
+                continue
             if result.deliveries:
-                self.deliverer.wake()
-            if self.on_processed is not None:
-                self.on_processed(result)
+                loop.call_soon_threadsafe(self.deliverer.wake)
+            results.append(result)
+        return results
 
     async def _stop_ingest(self, task: asyncio.Task[None]) -> None:
         deadline = time.monotonic() + self.settings.delivery.shutdown_grace.total_seconds()

@@ -11,7 +11,7 @@ import base64
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 from pathlib import Path
@@ -139,9 +139,14 @@ class RuleSet:
     webhooks: Mapping[str, Webhook]
     engine: Engine
     loaded_at: datetime
+    by_name: Mapping[str, Rule] = field(default_factory=dict)  # every rule by its name, for `rule()`
+
+    def __post_init__(self) -> None:
+        if not self.by_name:
+            object.__setattr__(self, "by_name", {rule.name: rule for rule in self.rules})
 
     def rule(self, name: str) -> Rule:
-        return next(r for r in self.rules if r.name == name)
+        return self.by_name[name]
 
     def targets(self, rule: Rule) -> list[str]:
         return list(self.webhooks) if rule.notify is None else rule.notify

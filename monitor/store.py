@@ -16,7 +16,7 @@ import enum
 import fcntl
 import json
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +34,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     event,
     func,
@@ -130,6 +131,25 @@ class State(enum.StrEnum):
 
 
 OPEN_STATES = (State.pending.value, State.retrying.value)
+_SEEN = select(files.c.size, files.c.mtime_ns).where(files.c.path == bindparam("path"))
+_DISABLED = select(webhook_state.c.name).where(webhook_state.c.disabled.is_(True))
+_DUE = (
+    select(deliveries)
+    .where(deliveries.c.state.in_(OPEN_STATES), deliveries.c.due_at <= bindparam("now"))
+    .where((deliveries.c.lease_until.is_(None)) | (deliveries.c.lease_until < bindparam("now")))
+    .where(deliveries.c.webhook.not_in(_DISABLED))
+    .order_by(deliveries.c.due_at)
+    .limit(bindparam("limit"))
+)
+_DUE_FOR_UPDATE = _DUE.with_for_update(skip_locked=True)
+_LEASE = (
+    update(deliveries)
+    .where(deliveries.c.id.in_(bindparam("ids", expanding=True)))
+    .values(lease_until=bindparam("until"))
+)
+_NEXT_DUE = select(func.min(func.coalesce(deliveries.c.lease_until, deliveries.c.due_at))).where(
+    deliveries.c.state.in_(OPEN_STATES), deliveries.c.webhook.not_in(_DISABLED)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +290,7 @@ class Store:
 
     def seen(self, path: str, size: int, mtime_ns: int) -> bool:
         with self.engine.connect() as conn:
-            row = conn.execute(select(files.c.size, files.c.mtime_ns).where(files.c.path == path)).first()
+            row = conn.execute(_SEEN, {"path": path}).first()
         return row is not None and tuple(row) == (size, mtime_ns)
 
     def record_file(self, conn: Connection, path: str, size: int, mtime_ns: int, **values: Any) -> None:
@@ -283,42 +303,31 @@ class Store:
     # -- the outbox -----------------------------------------------------------------------------------
     def take_due(self, now: float, limit: int, lease: float) -> list[Delivery]:
         """Lease up to `limit` due deliveries of enabled webhooks, oldest first."""
-        disabled = select(webhook_state.c.name).where(webhook_state.c.disabled.is_(True))
-        query = (
-            select(deliveries)
-            .where(deliveries.c.state.in_(OPEN_STATES), deliveries.c.due_at <= now)
-            .where((deliveries.c.lease_until.is_(None)) | (deliveries.c.lease_until < now))
-            .where(deliveries.c.webhook.not_in(disabled))
-            .order_by(deliveries.c.due_at)
-            .limit(limit)
-        )
-        if self.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
+        query = _DUE_FOR_UPDATE if self.dialect == "postgresql" else _DUE
         with self.engine.begin() as conn:
-            rows = conn.execute(query).mappings().all()
+            rows = conn.execute(query, {"now": now, "limit": limit}).mappings().all()
             if rows:
-                ids = [row["id"] for row in rows]
-                conn.execute(update(deliveries).where(deliveries.c.id.in_(ids)).values(lease_until=now + lease))
+                conn.execute(_LEASE, {"ids": [row["id"] for row in rows], "until": now + lease})
         return [to_delivery(row) for row in rows]
 
     def next_due(self) -> float | None:
-        disabled = select(webhook_state.c.name).where(webhook_state.c.disabled.is_(True))
-        query = select(func.min(func.coalesce(deliveries.c.lease_until, deliveries.c.due_at))).where(
-            deliveries.c.state.in_(OPEN_STATES), deliveries.c.webhook.not_in(disabled)
-        )
         with self.engine.connect() as conn:
-            value = conn.execute(query).scalar()
+            value = conn.execute(_NEXT_DUE).scalar()
         return float(value) if value is not None else None
 
     def finish(self, delivery_id: str, webhook: str, **values: Any) -> None:
         """Store an attempt's outcome: `state`, `due_at`, `last_status`, `last_error`, `delivered_at`."""
         now = time.time()
         with self.engine.begin() as conn:
-            conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == delivery_id)
-                .values(attempts=deliveries.c.attempts + 1, lease_until=None, **values)
+            statement = _statement(
+                ("finish", tuple(values)),
+                lambda: (
+                    update(deliveries)
+                    .where(deliveries.c.id == bindparam("delivery_id"))
+                    .values(attempts=deliveries.c.attempts + 1, lease_until=None, **{k: bindparam(k) for k in values})
+                ),
             )
+            conn.execute(statement, {"delivery_id": delivery_id, **values})
             status: dict[str, Any] = {"name": webhook}
             if values.get("state") == State.delivered:
                 status["last_delivery_at"] = now
@@ -403,23 +412,40 @@ def to_delivery(row: Any) -> Delivery:
     )
 
 
-def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
-    """Insert rows, skipping those whose primary key exists; returns how many were inserted.
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
 
-    One multi-row INSERT; SQLAlchemy keeps an INSERT's rowcount only when asked (`preserve_rowcount`)."""
-    if not rows:
-        return 0
+
+def _statement(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    """Build a statement once and reuse the object: SQLAlchemy then finds its compiled SQL in the cache
+    instead of building, keying and (for multi-VALUES inserts, which it never caches) compiling it anew."""
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        statement = _STATEMENTS[key] = build()
+    return statement
+
+
+def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
+    """Insert rows, skipping those whose primary key exists; returns how many were inserted."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).values(rows).on_conflict_do_nothing()
-    result = conn.execute(statement.execution_options(preserve_rowcount=True))
-    return int(result.rowcount)
+    inserted = 0
+    for row in rows:
+        statement = _statement(
+            ("ignore", dialect.__name__, table.name, tuple(row)),
+            lambda: dialect.insert(table).on_conflict_do_nothing().execution_options(preserve_rowcount=True),
+        )
+        inserted += int(conn.execute(statement, row).rowcount)
+    return inserted
 
 
 def upsert(conn: Connection, table: Table, row: dict[str, Any], key: str) -> None:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).values(**row)
-    changes = {k: v for k, v in row.items() if k != key}
-    conn.execute(statement.on_conflict_do_update(index_elements=[key], set_=changes))
+
+    def build() -> Any:
+        statement = dialect.insert(table)
+        changes = {k: statement.excluded[k] for k in row if k != key}
+        return statement.on_conflict_do_update(index_elements=[key], set_=changes)
+
+    conn.execute(_statement(("upsert", dialect.__name__, table.name, key, tuple(row)), build), row)
 
 
 def redact(url: str) -> str:
