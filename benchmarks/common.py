@@ -596,6 +596,13 @@ def _tree() -> str:
 _TREE_AT_START = _tree()
 
 
+def _monitor_changed(start: str) -> bool:
+    """Whether `monitor/` now differs from commit `start` (committed since, or uncommitted)."""
+    return (
+        subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", start, "--", "monitor"], check=False).returncode != 0
+    )
+
+
 def machine() -> str:
     model = "unknown CPU"
     with contextlib.suppress(OSError):
@@ -604,8 +611,8 @@ def machine() -> str:
                 model = line.split(":", 1)[1].strip()
                 break
     tree, now = _TREE_AT_START, _tree()
-    if now != tree:
-        tree += f" (the tree changed to {now} during the run)"
+    if now != tree and "+" not in tree and _monitor_changed(tree):
+        tree += f" (monitor/ changed, now {now}, during the run)"
     source = "" if source_root() == ROOT else f", daemon from BENCH_SOURCE={source_root()}"
     return (
         f"nproc {os.cpu_count()}, {model}, Python {platform.python_version()}, {platform.system()}, git {tree}{source}"
