@@ -627,7 +627,7 @@ def print_table(title: str, rows: Sequence[Row], command: str) -> None:
     print(f"## {title}")
     print(f"machine: {machine()}")
     load = f"load average (1 min) at start {_LOAD_AT_START}, at end {load_average()}"
-    print(f"{load} (above nproc: other work shared the CPUs)")
+    print(f"{load} (a load above nproc means other work shared the CPUs)")
     print(f"command: {command}")
     print()
     for n, line in enumerate(table):

@@ -73,24 +73,38 @@ def queue_article(
     send: bool = True,
 ) -> Queued:
     """Claim the article and queue its alerts, all in one transaction (`send=False`: record them only)."""
-    now = time.time() if now is None else now
     with store.begin() as conn:
-        claim = {
-            "content_hash": article.content_hash,
-            "path": article.path,
-            "article_date": article.date.isoformat(),
-            "size": article.size,
-            "matches": len(matches),
-            "claimed_at": now,
-        }
-        claimed = insert_ignore(conn, articles, [claim]) == 1
-        outcome = "accepted" if claimed or _claimed_path(conn, article) == article.path else "duplicate"
-        store.record_file(conn, article.path, *stat, outcome=outcome, content_hash=article.content_hash)
-        if not claimed:
-            return Queued(False, 0, 0)
-        queued = 0
-        for match in matches:
-            queued += _queue_match(conn, ruleset, ruleset.rule(match.rule), article, match, now, send)
+        return queue_in(conn, store, ruleset, article, matches, stat, now, send)
+
+
+def queue_in(
+    conn: Connection,
+    store: Store,
+    ruleset: RuleSet,
+    article: Article,
+    matches: list[Match],
+    stat: tuple[int, int],
+    now: float | None = None,
+    send: bool = True,
+) -> Queued:
+    """`queue_article` within the caller's transaction (which may hold other articles too)."""
+    now = time.time() if now is None else now
+    claim = {
+        "content_hash": article.content_hash,
+        "path": article.path,
+        "article_date": article.date.isoformat(),
+        "size": article.size,
+        "matches": len(matches),
+        "claimed_at": now,
+    }
+    claimed = insert_ignore(conn, articles, [claim]) == 1
+    outcome = "accepted" if claimed or _claimed_path(conn, article) == article.path else "duplicate"
+    store.record_file(conn, article.path, *stat, outcome=outcome, content_hash=article.content_hash)
+    if not claimed:
+        return Queued(False, 0, 0)
+    queued = 0
+    for match in matches:
+        queued += _queue_match(conn, ruleset, ruleset.rule(match.rule), article, match, now, send)
     return Queued(True, len(matches), queued)
 
 

@@ -173,20 +173,12 @@ class Daemon:
                     self.on_processed(result)
 
     def _process_batch(self, paths: list[str], loop: asyncio.AbstractEventLoop) -> list[Processed]:
-        """In a worker thread: the queued paths one after another, one hop to the thread for all of them."""
-        results = []
-        for path in paths:
-            if self.stop.is_set():  # shutting down: the rest stays unseen; the next start's reconcile reads it
-                break
-            try:
-                result = self.pipeline.process(path)
-            except Exception:  # the store failed: the file stays unseen, the next reconcile retries it
-                log.exception("article_failed", path=path)
-                loop.call_soon_threadsafe(self._count, "articles_failed")
-                continue
-            if result.deliveries:
-                loop.call_soon_threadsafe(self.deliverer.wake)
-            results.append(result)
+        """In a worker thread: the queued paths in one batch (one hop to the thread, one transaction)."""
+        if self.stop.is_set():  # shutting down: the paths stay unseen; the next start's reconcile reads them
+            return []
+        results = self.pipeline.process_many(paths)
+        if any(result.deliveries for result in results):
+            loop.call_soon_threadsafe(self.deliverer.wake)
         return results
 
     async def _stop_ingest(self, task: asyncio.Task[None]) -> None:

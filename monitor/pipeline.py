@@ -1,22 +1,25 @@
-"""One file through read -> match -> claim and queue: `Pipeline.process(path) -> Processed`.
+"""Files through read -> match -> claim and queue: `Pipeline.process_many(paths) -> [Processed]`.
 
 Blocking; the daemon runs it in a worker thread. Every failure to read a file becomes a recorded
-rejection with its reason code; nothing raised here stops the daemon.
+rejection with its reason code. A batch is read and matched first, then written in one transaction
+(ledger rows, claims, alerts, outbox rows): one commit for many articles, and still no article is
+half-recorded.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
 import structlog
 
-from monitor.alerts import queue_article
-from monitor.articles import read_article
+from monitor.alerts import Queued, queue_in
+from monitor.articles import Article, read_article
 from monitor.errors import ArticleError
+from monitor.matching.engine import Match
 from monitor.rules import RuleSet
 from monitor.store import Store
 
@@ -26,7 +29,7 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True, slots=True)
 class Processed:
     path: str
-    outcome: str  # accepted | duplicate | rejected | seen | skipped
+    outcome: str  # accepted | duplicate | rejected | seen | skipped | failed
     alerts: int = 0
     deliveries: int = 0
     reason: str | None = None
@@ -53,35 +56,93 @@ class Pipeline:
     def process(self, path: Path | str, send: bool = True, since: date | None = None) -> Processed:
         """Read, match, claim and queue one file; `send=False` records alerts without delivering them;
         articles dated before `since` are skipped (and not recorded, so a later run can take them)."""
-        real = str(path)
-        path = ledger_key(real)
+        return self._batch([str(path)], send, since)[0]
+
+    def process_many(
+        self, paths: Sequence[Path | str], send: bool = True, since: date | None = None
+    ) -> list[Processed]:
+        """`process` for several files with one ledger lookup and one transaction for all of them. If the
+        transaction fails, each file is tried alone, so one file the store refuses cannot hold back the
+        others; a file that fails alone is `failed` and stays unseen (the next reconcile tries it again)."""
+        batch = [str(path) for path in paths]
+        try:
+            return self._batch(batch, send, since)
+        except Exception:
+            if len(batch) == 1:
+                return [self._failed(batch[0])]
+        results = []
+        for path in batch:
+            try:
+                results.append(self._batch([path], send, since)[0])
+            except Exception:
+                results.append(self._failed(path))
+        return results
+
+    def _batch(self, paths: list[str], send: bool, since: date | None) -> list[Processed]:
+        ruleset = self.rules()
+        paths = list(dict.fromkeys(paths))  # a path twice in one batch is read once
+        keys = [ledger_key(real) for real in paths]
+        known = self.store.seen_many(keys)
+        steps: list[_Step] = []
+        for real, path in zip(paths, keys, strict=True):
+            steps.append(self._read(real, path, known.get(path), ruleset, since))
+        with self.store.begin() as conn:
+            for step in steps:
+                if step.error is not None:
+                    self.store.record_file(
+                        conn, step.path, *step.stat, outcome="rejected", code=step.error.code, reason=step.error.reason
+                    )
+                elif step.article is not None:
+                    step.queued = queue_in(conn, self.store, ruleset, step.article, step.matches, step.stat, send=send)
+        return [self._done(step) for step in steps]
+
+    def _read(self, real: str, path: str, known: tuple[int, int] | None, ruleset: RuleSet, since: date | None) -> _Step:
+        """Stat, read and match one file, outside the transaction."""
         try:
             info = os.stat(real, follow_symlinks=False)
         except FileNotFoundError:
-            return self._reject(path, (0, 0), ArticleError(path, "file vanished before it was read", "vanished"))
+            return _Step(path, (0, 0), error=ArticleError(path, "file vanished before it was read", "vanished"))
         except OSError as exc:
-            return self._reject(path, (0, 0), ArticleError(path, f"cannot stat: {exc.strerror}", "unreadable"))
+            return _Step(path, (0, 0), error=ArticleError(path, f"cannot stat: {exc.strerror}", "unreadable"))
         stat = (info.st_size, info.st_mtime_ns)
-        if self.store.seen(path, *stat):
-            return Processed(path, "seen")
+        if known == stat:
+            return _Step(path, stat, outcome="seen")
         try:
             article = replace(read_article(real, self.max_bytes), path=path)
         except ArticleError as exc:
-            return self._reject(path, stat, exc)
+            return _Step(path, stat, error=exc)
         if since is not None and article.date.latest().date() < since:
-            return Processed(path, "skipped")
-        ruleset = self.rules()
-        matches = ruleset.engine.match(article)
-        queued = queue_article(self.store, ruleset, article, matches, stat, send=send)
-        outcome = "accepted" if queued.claimed else "duplicate"
-        log.info(
-            "article_read", path=path, outcome=outcome, date=article.date.isoformat(), matches=[m.rule for m in matches]
-        )
-        rules = tuple(m.rule for m in matches) if queued.claimed else ()
-        return Processed(path, outcome, queued.alerts, queued.deliveries, rules=rules, mtime=info.st_mtime)
+            return _Step(path, stat, outcome="skipped")
+        return _Step(path, stat, article=article, matches=ruleset.engine.match(article), mtime=info.st_mtime)
 
-    def _reject(self, path: str, stat: tuple[int, int], error: ArticleError) -> Processed:
-        with self.store.begin() as conn:
-            self.store.record_file(conn, path, *stat, outcome="rejected", code=error.code, reason=error.reason)
-        log.warning("article_rejected", path=path, code=error.code, reason=error.reason)
-        return Processed(path, "rejected", reason=error.reason, code=error.code)
+    def _done(self, step: _Step) -> Processed:
+        """The result of a step whose transaction committed, logged."""
+        if step.error is not None:
+            log.warning("article_rejected", path=step.path, code=step.error.code, reason=step.error.reason)
+            return Processed(step.path, "rejected", reason=step.error.reason, code=step.error.code)
+        if step.article is None or step.queued is None:
+            return Processed(step.path, step.outcome)
+        article, queued = step.article, step.queued
+        outcome = "accepted" if queued.claimed else "duplicate"
+        matched = [m.rule for m in step.matches]
+        log.info("article_read", path=step.path, outcome=outcome, date=article.date.isoformat(), matches=matched)
+        rules = tuple(matched) if queued.claimed else ()
+        return Processed(step.path, outcome, queued.alerts, queued.deliveries, rules=rules, mtime=step.mtime)
+
+    def _failed(self, real: str) -> Processed:
+        log.exception("article_failed", path=real)
+        return Processed(ledger_key(real), "failed", reason="the state store failed; tried again by the next scan")
+
+
+@dataclass(slots=True)
+class _Step:
+    """One file on its way through a batch: read and matched before the transaction, queued in it."""
+
+    path: str
+    stat: tuple[int, int]
+    outcome: str = "pending"
+    error: ArticleError | None = None
+    article: Article | None = None
+    matches: list[Match] = field(default_factory=list)
+    mtime: float | None = None
+    queued: Queued | None = None

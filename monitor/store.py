@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import enum
 import fcntl
+import functools
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,7 +132,7 @@ class State(enum.StrEnum):
 
 
 OPEN_STATES = (State.pending.value, State.retrying.value)
-_SEEN = select(files.c.size, files.c.mtime_ns).where(files.c.path == bindparam("path"))
+_SEEN = select(files.c.path, files.c.size, files.c.mtime_ns).where(files.c.path.in_(bindparam("paths", expanding=True)))
 _DISABLED = select(webhook_state.c.name).where(webhook_state.c.disabled.is_(True))
 _DUE = (
     select(deliveries)
@@ -289,9 +290,13 @@ class Store:
             return {path: (size, mtime) for path, size, mtime in rows}
 
     def seen(self, path: str, size: int, mtime_ns: int) -> bool:
+        return self.seen_many([path]).get(path) == (size, mtime_ns)
+
+    def seen_many(self, paths: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """The (size, mtime_ns) the ledger holds for each of the paths it knows."""
         with self.engine.connect() as conn:
-            row = conn.execute(_SEEN, {"path": path}).first()
-        return row is not None and tuple(row) == (size, mtime_ns)
+            rows = conn.execute(_SEEN, {"paths": list(paths)})
+            return {path: (size, mtime) for path, size, mtime in rows}
 
     def record_file(self, conn: Connection, path: str, size: int, mtime_ns: int, **values: Any) -> None:
         row = {"path": path, "size": size, "mtime_ns": mtime_ns, "seen_at": time.time(), **values}
@@ -317,23 +322,23 @@ class Store:
 
     def finish(self, delivery_id: str, webhook: str, **values: Any) -> None:
         """Store an attempt's outcome: `state`, `due_at`, `last_status`, `last_error`, `delivered_at`."""
+        self.finish_many([(delivery_id, webhook, values)])
+
+    def finish_many(self, outcomes: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
+        """Store attempts' outcomes (delivery id, webhook, values as for `finish`) in one transaction."""
         now = time.time()
+        hooks: dict[str, dict[str, Any]] = {}
         with self.engine.begin() as conn:
-            statement = _statement(
-                ("finish", tuple(values)),
-                lambda: (
-                    update(deliveries)
-                    .where(deliveries.c.id == bindparam("delivery_id"))
-                    .values(attempts=deliveries.c.attempts + 1, lease_until=None, **{k: bindparam(k) for k in values})
-                ),
-            )
-            conn.execute(statement, {"delivery_id": delivery_id, **values})
-            status: dict[str, Any] = {"name": webhook}
-            if values.get("state") == State.delivered:
-                status["last_delivery_at"] = now
-            elif values.get("last_error"):
-                status |= {"last_error": values["last_error"], "last_error_at": now}
-            upsert(conn, webhook_state, status, key="name")
+            for delivery_id, webhook, values in outcomes:
+                statement = _statement(("finish", tuple(values)), functools.partial(_finish_statement, tuple(values)))
+                conn.execute(statement, {"delivery_id": delivery_id, **values})
+                status = hooks.setdefault(webhook, {"name": webhook})
+                if values.get("state") == State.delivered:
+                    status["last_delivery_at"] = now
+                elif values.get("last_error"):
+                    status |= {"last_error": values["last_error"], "last_error_at": now}
+            for status in hooks.values():
+                upsert(conn, webhook_state, status, key="name")
 
     def release_all(self) -> int:
         """Give back every lease: at start-up on SQLite, where this process is the only deliverer."""
@@ -422,6 +427,14 @@ def _statement(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
     if statement is None:
         statement = _STATEMENTS[key] = build()
     return statement
+
+
+def _finish_statement(keys: tuple[str, ...]) -> Any:
+    return (
+        update(deliveries)
+        .where(deliveries.c.id == bindparam("delivery_id"))
+        .values(attempts=deliveries.c.attempts + 1, lease_until=None, **{k: bindparam(k) for k in keys})
+    )
 
 
 def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:

@@ -11,19 +11,34 @@ Files in hidden folders are ignored, as the scan skips them; a name renamed away
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import fnmatch
 import os
+import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import structlog
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    FileClosedEvent,
+    FileClosedNoWriteEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    FileOpenedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 log = structlog.get_logger(__name__)
+# watchdog warns when a subfolder made by `mkdir -p` gets its watch from both the parent's scan and its
+# own creation event; it keeps the one callback. Harmless, and not for the daemon's log.
+warnings.filterwarnings("ignore", "Callback with id", RuntimeWarning, "watchdog")
 IGNORED = (".*", "*.tmp", "*.part", "*.partial", "*~", "*.swp", "*.crdownload", "#*#")
 # Event type -> the Watcher method that runs on the loop (for a move: with the new name).
 _ACTIONS = {
@@ -34,6 +49,15 @@ _ACTIONS = {
     "opened": "opened",
     "closed_no_write": "closed",
 }
+# What the native observer asks the kernel for: every kind above but "modified" (open and close say more).
+_NATIVE_EVENTS: list[type[FileSystemEvent]] = [
+    FileClosedEvent,
+    FileMovedEvent,
+    FileCreatedEvent,
+    FileOpenedEvent,
+    FileClosedNoWriteEvent,
+    FileDeletedEvent,
+]
 
 
 def wanted(path: str | Path, suffixes: Sequence[str]) -> bool:
@@ -78,14 +102,13 @@ class _Handler(FileSystemEventHandler):
         if event.is_directory:
             return
         kind = event.event_type
-        call = self.watcher.loop.call_soon_threadsafe
         if kind in ("moved", "deleted"):  # the old name is gone: no settle timer may submit it
-            call(self.watcher.forget, os.fsdecode(event.src_path))
+            self.watcher.post("forget", os.fsdecode(event.src_path))
         path = os.fsdecode(event.dest_path if kind == "moved" else event.src_path)
         action = _ACTIONS.get(kind)
         if action is None or not wanted(path, self.watcher.suffixes) or hidden_below(path, self.root):
             return
-        call(getattr(self.watcher, action), path)
+        self.watcher.post(action, path)
 
 
 class Watcher:
@@ -111,6 +134,9 @@ class Watcher:
         self.restarts = 0
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._open: dict[str, int] = {}
+        self._events: list[tuple[str, str]] = []  # (Watcher method, path) from the observer thread
+        self._posted = False  # a drain of `_events` is scheduled on the loop
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         for folder in self.folders:
@@ -137,8 +163,10 @@ class Watcher:
 
     def _observer(self) -> BaseObserver:
         observer: BaseObserver = PollingObserver(timeout=1) if self.polling else Observer()
+        # inotify tells open and close: modification events add nothing, so the kernel is not asked for them
+        kinds = None if self.polling else _NATIVE_EVENTS
         for folder in self.folders:
-            observer.schedule(_Handler(self, folder), str(folder), recursive=True)
+            observer.schedule(_Handler(self, folder), str(folder), recursive=True, event_filter=kinds)
         return observer
 
     def alive(self) -> bool:
@@ -164,7 +192,24 @@ class Watcher:
                 self.observer.join(timeout=5)
             self.observer = None
 
+    def post(self, action: str, path: str) -> None:
+        """From the observer thread: queue a call for the loop; one wake-up of the loop takes all queued."""
+        with self._lock:
+            self._events.append((action, path))
+            if self._posted:
+                return
+            self._posted = True
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the daemon is gone
+            self.loop.call_soon_threadsafe(self._drain)
+
     # -- on the loop ----------------------------------------------------------------------------------
+    def _drain(self) -> None:
+        with self._lock:
+            events, self._events = self._events, []
+            self._posted = False
+        for action, path in events:
+            getattr(self, action)(path)
+
     def complete(self, path: str) -> None:
         self.closed(path)
         self._cancel(path)

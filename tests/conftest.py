@@ -48,6 +48,15 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interva
 
 
 @pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A real SQLite state file, migrated, in the test's folder."""
+    store = Store(f"sqlite:///{tmp_path / 'state' / 'monitor.db'}")
+    store.create()
+    yield store
+    store.close()
+
+
+@pytest.fixture
 def receiver() -> Iterator[Receiver]:
     server = Receiver().start()
     yield server

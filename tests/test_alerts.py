@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,14 +17,6 @@ from monitor.schedule import cron
 from monitor.store import Store, alerts, deliveries
 
 HOOKS = {"a": {"url": "http://127.0.0.1:9/a"}, "b": {"url": "http://127.0.0.1:9/b"}}
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(f"sqlite:///{tmp_path / 'state.db'}")
-    store.create()
-    yield store
-    store.close()
 
 
 def ruleset(tmp_path: Path, **rule: Any) -> RuleSet:

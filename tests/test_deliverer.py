@@ -11,7 +11,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -36,14 +35,6 @@ Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
 
 
 # -- fixtures ----------------------------------------------------------------------------------------------
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(f"sqlite:///{tmp_path / 'state' / 'monitor.db'}")
-    store.create()
-    yield store
-    store.close()
-
-
 def hook(*schedule: str, **values: Any) -> Webhook:
     return Webhook.model_validate({"url": URL, "secret": SECRET, "retry_schedule": schedule or ("10s", "1m"), **values})
 
@@ -565,23 +556,51 @@ async def test_run_survives_a_failing_store(
 
 
 @pytest.mark.asyncio
-async def test_an_attempt_whose_outcome_cannot_be_stored_is_sent_again_after_its_lease(
+async def test_an_outcome_that_cannot_be_stored_is_kept_until_the_store_recovers(
+    setup: MakeSetup,
+    running: Callable[[Deliverer], asyncio.Event],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = setup(lease=60)
+    add(s.store, "msg_1")
+    original = s.store.finish_many
+    failures = {"left": 1}
+
+    def flaky(outcomes: Any) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("UPDATE", {}, Exception("disk I/O error"))
+        original(outcomes)
+
+    monkeypatch.setattr(s.store, "finish_many", flaky)
+    with capture_logs() as logs:
+        running(s.deliverer)
+        await until(lambda: states(s.store) == {"msg_1": "delivered"}, "the outcome stored after the failure")
+    assert failures["left"] == 0, "the first store of the outcome failed"
+    assert "delivery_poll_failed" in [entry["event"] for entry in logs]
+    assert [r.headers["webhook-id"] for r in s.receiver.requests] == ["msg_1"], "not sent again"
+    assert row(s.store, "msg_1")["attempts"] == 1
+
+
+@pytest.mark.asyncio
+async def test_an_attempt_that_crashes_is_sent_again_after_its_lease(
     setup: MakeSetup,
     running: Callable[[Deliverer], asyncio.Event],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     s = setup(lease=0.5)
     add(s.store, "msg_1")
-    original = s.store.finish
+    original = s.deliverer._post
     failures = {"left": 1}
 
-    def flaky(*args: Any, **values: Any) -> None:
+    async def crashing(webhook: Webhook, delivery: Delivery) -> Any:
+        attempt = await original(webhook, delivery)
         if failures["left"]:
             failures["left"] -= 1
-            raise OperationalError("UPDATE", {}, Exception("disk I/O error"))
-        original(*args, **values)
+            raise RuntimeError("a bug after the POST")
+        return attempt
 
-    monkeypatch.setattr(s.store, "finish", flaky)
+    monkeypatch.setattr(s.deliverer, "_post", crashing)
     with capture_logs() as logs:
         running(s.deliverer)
         await until(lambda: states(s.store) == {"msg_1": "delivered"}, "the second attempt after the lease")

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
+from typing import Any
 
 import httpx
 import structlog
@@ -105,7 +106,8 @@ class Deliverer:
         self.lease = lease
         self._concurrency = concurrency
         self._wake = asyncio.Event()
-        self._tasks: dict[str, asyncio.Task[Outcome]] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._posted: list[_Posted] = []  # attempts made whose outcomes are not stored yet
         self._sent: dict[str, deque[float]] = {}  # per webhook: start times of attempts in the last minute
         self.on_outcome: Callable[[Delivery, Attempt], None] | None = None
 
@@ -114,7 +116,8 @@ class Deliverer:
 
     @property
     def in_flight(self) -> int:
-        return len(self._tasks)
+        """Attempts started whose outcome is not stored yet."""
+        return len(self._tasks) + len(self._posted)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; then return without starting new attempts."""
@@ -127,27 +130,52 @@ class Deliverer:
                 await self._wait(stop, STORE_RETRY)
 
     async def _step(self, stop: asyncio.Event) -> None:
-        """Start the due deliveries that fit; then wait for a free slot, a wake-up or the next due time."""
+        """Store the outcomes of finished attempts and start the due deliveries that fit, in one hop to a
+        worker thread; then wait for a free slot, a wake-up or the next due time."""
+        posted, self._posted = self._posted, []
         free = self._concurrency - len(self._tasks)
+        if not posted and free <= 0:
+            await self._wait(stop, None)  # a finished attempt wakes us
+            return
+        try:
+            outcomes, due = await asyncio.to_thread(self._exchange, posted, time.time(), free)
+        except BaseException:
+            self._posted[:0] = posted  # not stored: kept for the next step (their leases still hold them)
+            raise
+        self._report(posted, outcomes)
         if free <= 0:
             await self._wait(stop, None)  # a finished attempt wakes us
             return
-        due = await asyncio.to_thread(self.store.take_due, time.time(), free, self.lease)
         started = 0
         for delivery in due:
             wait = self._throttled(delivery.webhook)
             if wait is not None:  # over the webhook's max_per_minute: it waits its turn, it is not dropped
                 await asyncio.to_thread(self._defer, delivery.id, time.time() + wait)
                 continue
-            task = asyncio.create_task(self.deliver(delivery), name=f"deliver {delivery.id}")
+            task = asyncio.create_task(self._attempt(delivery), name=f"deliver {delivery.id}")
             self._tasks[delivery.id] = task
             task.add_done_callback(functools.partial(self._done, delivery.id))
             started += 1
-        if started:  # each finished attempt wakes the loop, which then looks for more: no need to ask when
+        if started or self._posted:  # each finished attempt wakes the loop, which then looks for more
             await self._wait(stop, None)
             return
         next_due = await asyncio.to_thread(self.store.next_due)
         await self._wait(stop, IDLE_POLL if next_due is None else min(IDLE_POLL, max(0.0, next_due - time.time())))
+
+    def _exchange(self, posted: list[_Posted], now: float, free: int) -> tuple[list[Outcome], list[Delivery]]:
+        """In a worker thread: store finished attempts (one transaction), then lease what is due."""
+        outcomes = self._store_outcomes(posted) if posted else []
+        due = self.store.take_due(now, free, self.lease) if free > 0 else []
+        return outcomes, due
+
+    async def _attempt(self, delivery: Delivery) -> None:
+        """A task of the loop: POST, and leave the outcome for the loop's next step to store."""
+        webhook = self.webhooks().get(delivery.webhook)
+        if webhook is None:
+            attempt = Attempt(Outcome.dead, None, f"webhook {delivery.webhook!r} is not in the rules file")
+        else:
+            attempt = await self._post(webhook, delivery)
+        self._posted.append(_Posted(webhook, delivery, attempt))
 
     def _throttled(self, webhook: str) -> float | None:
         """Seconds until the webhook may take another attempt, or None to go now (the attempt is counted)."""
@@ -169,11 +197,18 @@ class Deliverer:
             conn.execute(query.values(due_at=until, lease_until=None))
         log.info("delivery_throttled", id=delivery_id, until=round(until, 3))
 
-    def _done(self, key: str, task: asyncio.Task[Outcome]) -> None:
+    def _done(self, key: str, task: asyncio.Task[None]) -> None:
         self._tasks.pop(key, None)
         self._wake.set()
         if not task.cancelled() and (error := task.exception()) is not None:  # its lease expires: retried then
             log.error("delivery_crashed", id=key, error=repr(error), exc_info=error)
+
+    def _report(self, posted: list[_Posted], outcomes: list[Outcome]) -> None:
+        """On the loop, after the outcomes are stored: tell the daemon (metrics)."""
+        if self.on_outcome is None:
+            return
+        for item, outcome in zip(posted, outcomes, strict=True):
+            self.on_outcome(item.delivery, dataclasses.replace(item.attempt, outcome=outcome))
 
     async def _wait(self, stop: asyncio.Event, timeout: float | None) -> None:
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
@@ -184,28 +219,33 @@ class Deliverer:
                 waiter.cancel()
 
     async def drain(self, grace: float) -> None:
-        """Let in-flight attempts finish within `grace` seconds; cancel the rest (they stay due)."""
+        """Let in-flight attempts finish within `grace` seconds; cancel the rest (they stay due); store
+        the outcomes of the finished ones."""
         tasks = list(self._tasks.values())
-        if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=grace)
-        leftover = [key for key, task in self._tasks.items() if task in pending]
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        leftover: list[str] = []
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            leftover = [key for key, task in self._tasks.items() if task in pending]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        posted, self._posted = self._posted, []
+        if posted:
+            self._report(posted, await asyncio.to_thread(self._store_outcomes, posted))
         if leftover:
             await asyncio.to_thread(self.store.release, leftover)
 
     async def deliver(self, delivery: Delivery) -> Outcome:
+        """One attempt of one delivery, outside the loop: POST and store its outcome."""
         webhook = self.webhooks().get(delivery.webhook)
         if webhook is None:
             attempt = Attempt(Outcome.dead, None, f"webhook {delivery.webhook!r} is not in the rules file")
         else:
             attempt = await self._post(webhook, delivery)
-        outcome = await asyncio.to_thread(self._store_outcome, webhook, delivery, attempt)
-        if self.on_outcome is not None:
-            self.on_outcome(delivery, dataclasses.replace(attempt, outcome=outcome))
-        return outcome
+        posted = [_Posted(webhook, delivery, attempt)]
+        outcomes = await asyncio.to_thread(self._store_outcomes, posted)
+        self._report(posted, outcomes)
+        return outcomes[0]
 
     async def _post(self, webhook: Webhook, delivery: Delivery) -> Attempt:
         try:
@@ -226,32 +266,58 @@ class Deliverer:
             return Attempt(Outcome.retry, None, f"{type(exc).__name__}: {exc}".rstrip(": "))
         return classify(response)
 
-    def _store_outcome(self, webhook: Webhook | None, delivery: Delivery, attempt: Attempt) -> Outcome:
-        """Store the attempt; the outcome is final: a retry without an attempt left is dead."""
+    def _store_outcomes(self, posted: list[_Posted]) -> list[Outcome]:
+        """Store attempts in one transaction; each outcome is final: a retry without an attempt left is dead."""
         now = time.time()
-        done = delivery.attempts + 1
-        common = {"last_status": attempt.status, "last_error": attempt.error}
+        decided = [self._decide(item, now) for item in posted]
+        for item, (outcome, _) in zip(posted, decided, strict=True):
+            if outcome is Outcome.disabled:
+                self.store.set_webhook_disabled(item.delivery.webhook, True, item.attempt.error)
+        pairs = list(zip(posted, decided, strict=True))
+        self.store.finish_many([(item.delivery.id, item.delivery.webhook, values) for item, (_, values) in pairs])
+        for item, (outcome, values) in zip(posted, decided, strict=True):
+            _log_outcome(item, outcome, values, now)
+        return [outcome for outcome, _ in decided]
+
+    @staticmethod
+    def _decide(item: _Posted, now: float) -> tuple[Outcome, dict[str, Any]]:
+        """The final outcome of an attempt and the values to store."""
+        delivery, attempt, webhook = item.delivery, item.attempt, item.webhook
+        common: dict[str, Any] = {"last_status": attempt.status, "last_error": attempt.error}
         if attempt.outcome is Outcome.delivered:
-            self.store.finish(delivery.id, delivery.webhook, state=State.delivered, delivered_at=now, **common)
-            log.info("delivery_succeeded", id=delivery.id, webhook=delivery.webhook, attempts=done)
-            return Outcome.delivered
+            return Outcome.delivered, {"state": State.delivered, "delivered_at": now, **common}
         if attempt.outcome is Outcome.disabled:
-            self.store.set_webhook_disabled(delivery.webhook, True, attempt.error)
-            self.store.finish(delivery.id, delivery.webhook, state=State.pending, due_at=now, **common)
-            log.error("webhook_disabled", webhook=delivery.webhook, reason=attempt.error)
-            return Outcome.disabled
-        delay = next_delay(webhook, done, attempt.retry_after) if webhook and attempt.outcome is Outcome.retry else None
+            return Outcome.disabled, {"state": State.pending, "due_at": now, **common}
+        retry = webhook is not None and attempt.outcome is Outcome.retry
+        delay = next_delay(webhook, delivery.attempts + 1, attempt.retry_after) if retry and webhook else None
         if delay is None:
-            self.store.finish(delivery.id, delivery.webhook, state=State.dead, **common)
-            log.error("delivery_dead", id=delivery.id, webhook=delivery.webhook, error=attempt.error)
-            return Outcome.dead
-        self.store.finish(delivery.id, delivery.webhook, state=State.retrying, due_at=now + delay, **common)
+            return Outcome.dead, {"state": State.dead, **common}
+        return Outcome.retry, {"state": State.retrying, "due_at": now + delay, **common}
+
+
+@dataclass(frozen=True, slots=True)
+class _Posted:
+    """An attempt made, its outcome not yet stored."""
+
+    webhook: Webhook | None
+    delivery: Delivery
+    attempt: Attempt
+
+
+def _log_outcome(item: _Posted, outcome: Outcome, values: Mapping[str, Any], now: float) -> None:
+    delivery, error = item.delivery, item.attempt.error
+    if outcome is Outcome.delivered:
+        log.info("delivery_succeeded", id=delivery.id, webhook=delivery.webhook, attempts=delivery.attempts + 1)
+    elif outcome is Outcome.disabled:
+        log.error("webhook_disabled", webhook=delivery.webhook, reason=error)
+    elif outcome is Outcome.dead:
+        log.error("delivery_dead", id=delivery.id, webhook=delivery.webhook, error=error)
+    else:
         log.warning(
             "delivery_failed",
             id=delivery.id,
             webhook=delivery.webhook,
-            attempt=done,
-            error=attempt.error,
-            retry_in=round(delay, 3),
+            attempt=delivery.attempts + 1,
+            error=error,
+            retry_in=round(values["due_at"] - now, 3),
         )
-        return Outcome.retry

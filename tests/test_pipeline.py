@@ -1,0 +1,141 @@
+"""The pipeline on real files and a real SQLite file: a batch is read and matched, then written in one
+transaction; every file gets its own outcome, and a file the store refuses cannot hold back the others."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+from sqlalchemy import func, select
+from structlog.testing import capture_logs
+
+from monitor import pipeline as pipeline_module
+from monitor.pipeline import Pipeline
+from monitor.rules import load_rules
+from monitor.store import Store, alerts, deliveries, files
+
+MATCH = "date 2022-01-08 Een officier wordt verdacht van hoogverraad.\n"
+PLAIN = "date 2022-01-09 De winkels gingen weer open.\n"
+
+
+@pytest.fixture
+def pipeline(store: Store, tmp_path: Path) -> Pipeline:
+    data = {
+        "version": 1,
+        "webhooks": {"a": {"url": "http://127.0.0.1:9/a"}},
+        "rules": [{"name": "hv", "query": "hoogverraad"}],
+    }
+    YAML(typ="safe").dump(data, tmp_path / "rules.yaml")
+    ruleset = load_rules(tmp_path / "rules.yaml")
+    return Pipeline(store, lambda: ruleset, 1 << 20)
+
+
+def write(folder: Path, files_: dict[str, str | bytes]) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in files_.items():
+        path = folder / name
+        path.write_bytes(text.encode() if isinstance(text, str) else text)
+        paths.append(str(path))
+    return paths
+
+
+def count(store: Store, table: Any) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def test_a_batch_gives_each_file_its_outcome_in_order(pipeline: Pipeline, store: Store, tmp_path: Path) -> None:
+    paths = write(
+        tmp_path / "in",
+        {"a.txt": MATCH, "b.txt": "geen datum hier\n", "c.txt": MATCH, "d.txt": PLAIN, "e.txt": b"\x00\x01binary"},
+    )
+    gone = str(tmp_path / "in" / "gone.txt")
+    results = pipeline.process_many([*paths, gone, paths[0]])
+    assert [(Path(r.path).name, r.outcome, r.code) for r in results] == [
+        ("a.txt", "accepted", None),
+        ("b.txt", "rejected", "no_date"),
+        ("c.txt", "duplicate", None),  # the same text as a.txt, in the same batch
+        ("d.txt", "accepted", None),
+        ("e.txt", "rejected", "binary"),
+        ("gone.txt", "rejected", "vanished"),
+    ], "a path twice in one batch is read once"
+    assert (results[0].alerts, results[0].deliveries, results[0].rules) == (1, 1, ("hv",))
+    assert count(store, alerts) == 1 and count(store, deliveries) == 1
+    outcomes = {Path(p).name: o for p, o in _ledger(store)}
+    assert outcomes == {
+        "a.txt": "accepted",
+        "b.txt": "rejected",
+        "c.txt": "duplicate",
+        "d.txt": "accepted",
+        "e.txt": "rejected",
+        "gone.txt": "rejected",
+    }
+
+
+def test_a_second_run_sees_every_file_it_recorded(pipeline: Pipeline, tmp_path: Path) -> None:
+    paths = write(tmp_path / "in", {"a.txt": MATCH, "b.txt": "geen datum\n", "d.txt": PLAIN})
+    pipeline.process_many(paths)
+    assert [r.outcome for r in pipeline.process_many(paths)] == ["seen", "seen", "seen"]
+    Path(paths[2]).write_text(PLAIN + "Een nieuwe alinea.\n")
+    assert [r.outcome for r in pipeline.process_many(paths)] == ["seen", "seen", "accepted"], "a changed file"
+
+
+def test_articles_before_since_are_skipped_and_not_recorded(pipeline: Pipeline, store: Store, tmp_path: Path) -> None:
+    paths = write(tmp_path / "in", {"a.txt": MATCH, "d.txt": PLAIN})
+    results = pipeline.process_many(paths, since=date(2022, 1, 9))
+    assert [r.outcome for r in results] == ["skipped", "accepted"]
+    assert {Path(p).name for p, _ in _ledger(store)} == {"d.txt"}
+
+
+def test_send_false_records_alerts_without_deliveries(pipeline: Pipeline, store: Store, tmp_path: Path) -> None:
+    results = pipeline.process_many(write(tmp_path / "in", {"a.txt": MATCH}), send=False)
+    assert (results[0].outcome, results[0].alerts, results[0].deliveries) == ("accepted", 1, 0)
+    assert count(store, alerts) == 1 and count(store, deliveries) == 0
+
+
+def test_a_file_the_store_refuses_does_not_hold_back_the_others(
+    pipeline: Pipeline, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = write(tmp_path / "in", {"a.txt": MATCH, "bad.txt": PLAIN, "d.txt": PLAIN.replace("09", "10")})
+    original = pipeline_module.queue_in
+
+    def refusing(conn: Any, store_: Store, ruleset: Any, article: Any, *args: Any, **kwargs: Any) -> Any:
+        if article.path.endswith("bad.txt"):
+            raise RuntimeError("constraint failed")
+        return original(conn, store_, ruleset, article, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, "queue_in", refusing)
+    with capture_logs() as logs:
+        results = pipeline.process_many(paths)
+    assert [(Path(r.path).name, r.outcome) for r in results] == [
+        ("a.txt", "accepted"),
+        ("bad.txt", "failed"),
+        ("d.txt", "accepted"),
+    ]
+    assert {Path(p).name for p, _ in _ledger(store)} == {"a.txt", "d.txt"}, "the failed file stays unseen"
+    assert [e["path"] for e in logs if e["event"] == "article_failed"] == [paths[1]]
+    assert count(store, deliveries) == 1, "the batch's first try left nothing behind"
+    monkeypatch.setattr(pipeline_module, "queue_in", original)
+    assert [r.outcome for r in pipeline.process_many(paths)] == ["seen", "accepted", "seen"], "tried again later"
+
+
+def test_a_name_that_is_not_utf8_is_stored_with_escapes(pipeline: Pipeline, store: Store, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    raw = os.path.join(os.fsencode(folder), b"caf\xe9.txt")
+    with open(raw, "wb") as handle:
+        handle.write(PLAIN.encode())
+    result = pipeline.process_many([os.fsdecode(raw)])[0]
+    assert result.outcome == "accepted"
+    assert result.path.endswith("caf\\xe9.txt")
+    assert pipeline.process_many([os.fsdecode(raw)])[0].outcome == "seen"
+
+
+def _ledger(store: Store) -> list[tuple[str, str]]:
+    with store.engine.connect() as conn:
+        return [(path, outcome) for path, outcome in conn.execute(select(files.c.path, files.c.outcome))]
