@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +25,19 @@ from sqlalchemy import ColumnElement, Connection, and_, exists, select, update
 from monitor.articles import Article
 from monitor.matching.engine import Match
 from monitor.rules import Rule, RuleSet
-from monitor.store import State, Store, alerts, articles, deliveries, digest_claims, insert_ignore
+from monitor.store import (
+    State,
+    Store,
+    alerts,
+    articles,
+    deliveries,
+    digest_claims,
+    file_row,
+    files,
+    insert_ignore,
+    insert_returning,
+    upsert_many,
+)
 
 _LOOKBACK = (
     timedelta(hours=1),
@@ -74,38 +87,57 @@ def queue_article(
 ) -> Queued:
     """Claim the article and queue its alerts, all in one transaction (`send=False`: record them only)."""
     with store.begin() as conn:
-        return queue_in(conn, store, ruleset, article, matches, stat, now, send)
+        return queue_many(conn, ruleset, [(article, matches, stat)], now, send)[0]
 
 
-def queue_in(
+def queue_many(
     conn: Connection,
-    store: Store,
     ruleset: RuleSet,
-    article: Article,
-    matches: list[Match],
-    stat: tuple[int, int],
+    items: Sequence[tuple[Article, list[Match], tuple[int, int]]],
     now: float | None = None,
     send: bool = True,
-) -> Queued:
-    """`queue_article` within the caller's transaction (which may hold other articles too)."""
+) -> list[Queued]:
+    """`queue_article` for several articles within the caller's transaction, with one statement per table
+    for all of them (claims, ledger rows, alerts, deliveries). The first article of a content claims it;
+    the others with that content are duplicates, as if they had come one after another."""
     now = time.time() if now is None else now
-    claim = {
+    first: dict[str, int] = {}
+    for index, (article, _, _) in enumerate(items):
+        first.setdefault(article.content_hash, index)
+    claims = [_claim(items[index][0], len(items[index][1]), now) for index in first.values()]
+    claimed = set(insert_returning(conn, articles, claims, articles.c.content_hash))
+    ledger, alert_rows, delivery_rows, results = [], [], [], []
+    batch = _Recent()
+    for index, (article, matches, stat) in enumerate(items):
+        won = article.content_hash in claimed and first[article.content_hash] == index
+        outcome = "accepted" if won or _claimed_path(conn, article) == article.path else "duplicate"
+        ledger.append(file_row(article.path, *stat, outcome=outcome, content_hash=article.content_hash))
+        if not won:
+            results.append(Queued(False, 0, 0))
+            continue
+        queued = 0
+        for match in matches:
+            rule = ruleset.rule(match.rule)
+            alert, due = _alert(conn, batch, ruleset, rule, article, match, now, send)
+            alert_rows.append(alert)
+            delivery_rows += due
+            queued += len(due)
+        results.append(Queued(True, len(matches), queued))
+    upsert_many(conn, files, ledger, key="path")
+    insert_returning(conn, alerts, alert_rows, alerts.c.id)
+    insert_returning(conn, deliveries, delivery_rows, deliveries.c.id)
+    return results
+
+
+def _claim(article: Article, matches: int, now: float) -> dict[str, Any]:
+    return {
         "content_hash": article.content_hash,
         "path": article.path,
         "article_date": article.date.isoformat(),
         "size": article.size,
-        "matches": len(matches),
+        "matches": matches,
         "claimed_at": now,
     }
-    claimed = insert_ignore(conn, articles, [claim]) == 1
-    outcome = "accepted" if claimed or _claimed_path(conn, article) == article.path else "duplicate"
-    store.record_file(conn, article.path, *stat, outcome=outcome, content_hash=article.content_hash)
-    if not claimed:
-        return Queued(False, 0, 0)
-    queued = 0
-    for match in matches:
-        queued += _queue_match(conn, ruleset, ruleset.rule(match.rule), article, match, now, send)
-    return Queued(True, len(matches), queued)
 
 
 def _claimed_path(conn: Connection, article: Article) -> str | None:
@@ -114,12 +146,31 @@ def _claimed_path(conn: Connection, article: Article) -> str | None:
     return conn.execute(query).scalar()
 
 
-def _queue_match(
-    conn: Connection, ruleset: RuleSet, rule: Rule, article: Article, match: Match, now: float, send: bool
-) -> int:
+class _Recent:
+    """Alerts not suppressed earlier in this batch, per (rule, realert key): not in the table yet."""
+
+    def __init__(self) -> None:
+        self.sent: set[tuple[str, str]] = set()
+
+
+def _alert(
+    conn: Connection,
+    batch: _Recent,
+    ruleset: RuleSet,
+    rule: Rule,
+    article: Article,
+    match: Match,
+    now: float,
+    send: bool,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The alert row of a match of a newly claimed article, and its immediate delivery rows."""
     alert_id = make_id(rule.name, article.content_hash)
     key = _realert_key(rule, article, match)
-    suppressed = rule.realert is not None and _recent(conn, rule.name, key, now - rule.realert.total_seconds())
+    suppressed = rule.realert is not None and (
+        (rule.name, key) in batch.sent or _recent(conn, rule.name, key, now - rule.realert.total_seconds())
+    )
+    if not suppressed:
+        batch.sent.add((rule.name, key))
     payload = alert_payload(alert_id, article, match)
     row = {
         "id": alert_id,
@@ -131,12 +182,10 @@ def _queue_match(
         "digest_pending": send and rule.schedule is not None and not suppressed,
         "created_at": now,
     }
-    if insert_ignore(conn, alerts, [row]) == 0 or suppressed or not send or rule.schedule is not None:
-        return 0
-    rows = [
-        _delivery(make_id(alert_id, hook), hook, "alert", rule.name, payload, now) for hook in ruleset.targets(rule)
-    ]
-    return insert_ignore(conn, deliveries, rows)
+    if suppressed or not send or rule.schedule is not None:
+        return row, []
+    hooks = ruleset.targets(rule)
+    return row, [_delivery(make_id(alert_id, hook), hook, "alert", rule.name, payload, now) for hook in hooks]
 
 
 def _delivery(

@@ -24,6 +24,7 @@ import structlog
 from monitor.alerts import flush_digest, latest_fire, oldest_pending
 from monitor.errors import RulesError
 from monitor.notify.deliverer import Attempt, Deliverer, Outcome
+from monitor.notify.transport import Transport
 from monitor.ops import Health, HealthServer, Metrics
 from monitor.pipeline import Pipeline, Processed, ledger_key
 from monitor.rules import RuleSet, load_rules
@@ -92,7 +93,7 @@ class Daemon:
             released = await asyncio.to_thread(self.store.release_all)
             if released:
                 log.warning("leases_released", deliveries=released, why="the previous run did not stop cleanly")
-        client = await stack.enter_async_context(httpx.AsyncClient(follow_redirects=False))
+        client = await stack.enter_async_context(httpx.AsyncClient(follow_redirects=False, transport=Transport()))
         self.deliverer = Deliverer(
             self.store,
             lambda: self.ruleset.webhooks,

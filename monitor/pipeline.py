@@ -16,7 +16,7 @@ from pathlib import Path
 
 import structlog
 
-from monitor.alerts import Queued, queue_in
+from monitor.alerts import Queued, queue_many
 from monitor.articles import Article, read_article
 from monitor.errors import ArticleError
 from monitor.matching.engine import Match
@@ -86,14 +86,16 @@ class Pipeline:
         steps: list[_Step] = []
         for real, path in zip(paths, keys, strict=True):
             steps.append(self._read(real, path, known.get(path), ruleset, since))
+        read = [step for step in steps if step.article is not None]
         with self.store.begin() as conn:
             for step in steps:
                 if step.error is not None:
                     self.store.record_file(
                         conn, step.path, *step.stat, outcome="rejected", code=step.error.code, reason=step.error.reason
                     )
-                elif step.article is not None:
-                    step.queued = queue_in(conn, self.store, ruleset, step.article, step.matches, step.stat, send=send)
+            items = [(step.article, step.matches, step.stat) for step in read if step.article is not None]
+            for step, queued in zip(read, queue_many(conn, ruleset, items, send=send), strict=True):
+                step.queued = queued
         return [self._done(step) for step in steps]
 
     def _read(self, real: str, path: str, known: tuple[int, int] | None, ruleset: RuleSet, since: date | None) -> _Step:

@@ -299,17 +299,24 @@ class Store:
             return {path: (size, mtime) for path, size, mtime in rows}
 
     def record_file(self, conn: Connection, path: str, size: int, mtime_ns: int, **values: Any) -> None:
-        row = {"path": path, "size": size, "mtime_ns": mtime_ns, "seen_at": time.time(), **values}
-        row.setdefault("content_hash", None)
-        row.setdefault("code", None)
-        row.setdefault("reason", None)
-        upsert(conn, files, row, key="path")
+        upsert(conn, files, file_row(path, size, mtime_ns, **values), key="path")
 
     # -- the outbox -----------------------------------------------------------------------------------
     def take_due(self, now: float, limit: int, lease: float) -> list[Delivery]:
         """Lease up to `limit` due deliveries of enabled webhooks, oldest first."""
-        query = _DUE_FOR_UPDATE if self.dialect == "postgresql" else _DUE
+        return self.exchange((), now, limit, lease)
+
+    def exchange(
+        self, outcomes: Sequence[tuple[str, str, Mapping[str, Any]]], now: float, limit: int, lease: float
+    ) -> list[Delivery]:
+        """The deliverer's one transaction per turn: store attempts' outcomes (as `finish_many`), then lease
+        up to `limit` due deliveries (as `take_due`)."""
         with self.engine.begin() as conn:
+            if outcomes:
+                _finish(conn, outcomes)
+            if limit <= 0:
+                return []
+            query = _DUE_FOR_UPDATE if self.dialect == "postgresql" else _DUE
             rows = conn.execute(query, {"now": now, "limit": limit}).mappings().all()
             if rows:
                 conn.execute(_LEASE, {"ids": [row["id"] for row in rows], "until": now + lease})
@@ -326,19 +333,8 @@ class Store:
 
     def finish_many(self, outcomes: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
         """Store attempts' outcomes (delivery id, webhook, values as for `finish`) in one transaction."""
-        now = time.time()
-        hooks: dict[str, dict[str, Any]] = {}
         with self.engine.begin() as conn:
-            for delivery_id, webhook, values in outcomes:
-                statement = _statement(("finish", tuple(values)), functools.partial(_finish_statement, tuple(values)))
-                conn.execute(statement, {"delivery_id": delivery_id, **values})
-                status = hooks.setdefault(webhook, {"name": webhook})
-                if values.get("state") == State.delivered:
-                    status["last_delivery_at"] = now
-                elif values.get("last_error"):
-                    status |= {"last_error": values["last_error"], "last_error_at": now}
-            for status in hooks.values():
-                upsert(conn, webhook_state, status, key="name")
+            _finish(conn, outcomes)
 
     def release_all(self) -> int:
         """Give back every lease: at start-up on SQLite, where this process is the only deliverer."""
@@ -400,6 +396,21 @@ class Store:
             }
 
 
+def _finish(conn: Connection, outcomes: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
+    now = time.time()
+    hooks: dict[str, dict[str, Any]] = {}
+    for delivery_id, webhook, values in outcomes:
+        statement = _statement(("finish", tuple(values)), functools.partial(_finish_statement, tuple(values)))
+        conn.execute(statement, {"delivery_id": delivery_id, **values})
+        status = hooks.setdefault(webhook, {"name": webhook})
+        if values.get("state") == State.delivered:
+            status["last_delivery_at"] = now
+        elif values.get("last_error"):
+            status |= {"last_error": values["last_error"], "last_error_at": now}
+    for status in hooks.values():  # one row per webhook: its latest delivery and latest error
+        upsert(conn, webhook_state, status, key="name")
+
+
 def to_delivery(row: Any) -> Delivery:
     return Delivery(
         row["id"],
@@ -448,6 +459,47 @@ def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) ->
         )
         inserted += int(conn.execute(statement, row).rowcount)
     return inserted
+
+
+def insert_returning(conn: Connection, table: Table, rows: list[dict[str, Any]], column: Column[Any]) -> list[Any]:
+    """Insert rows in one statement (SQLAlchemy batches them), skipping those whose primary key exists;
+    returns `column` of the rows inserted."""
+    if not rows:
+        return []
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = _statement(
+        ("returning", dialect.__name__, table.name, column.name, tuple(rows[0])),
+        lambda: dialect.insert(table).on_conflict_do_nothing().returning(column),
+    )
+    return list(conn.execute(statement, rows).scalars())
+
+
+def upsert_many(conn: Connection, table: Table, rows: list[dict[str, Any]], key: str) -> None:
+    """`upsert` of several rows with the same keys, in one executemany."""
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+
+    def build() -> Any:
+        statement = dialect.insert(table)
+        changes = {k: statement.excluded[k] for k in rows[0] if k != key}
+        return statement.on_conflict_do_update(index_elements=[key], set_=changes)
+
+    conn.execute(_statement(("upsert", dialect.__name__, table.name, key, tuple(rows[0])), build), rows)
+
+
+def file_row(path: str, size: int, mtime_ns: int, **values: Any) -> dict[str, Any]:
+    """A ledger row with every column, so that rows of different outcomes share one statement."""
+    return {
+        "path": path,
+        "size": size,
+        "mtime_ns": mtime_ns,
+        "seen_at": time.time(),
+        "content_hash": values.get("content_hash"),
+        "outcome": values["outcome"],
+        "code": values.get("code"),
+        "reason": values.get("reason"),
+    }
 
 
 def upsert(conn: Connection, table: Table, row: dict[str, Any], key: str) -> None:

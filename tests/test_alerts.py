@@ -10,7 +10,7 @@ import pytest
 from ruamel.yaml import YAML
 from sqlalchemy import select
 
-from monitor.alerts import flush_digest, latest_fire, make_id, queue_article
+from monitor.alerts import flush_digest, latest_fire, make_id, queue_article, queue_many
 from monitor.articles import parse_article
 from monitor.rules import RuleSet, load_rules
 from monitor.schedule import cron
@@ -73,12 +73,25 @@ def test_send_false_records_alerts_without_deliveries(store: Store, tmp_path: Pa
     ],
     ids=["rule-suppresses", "date-differs", "date-same", "term-differs", "term-same-casefolded"],
 )
-def test_realert_keys(store: Store, tmp_path: Path, key: str, second: str, sent: int) -> None:
+@pytest.mark.parametrize("together", [False, True], ids=["one-by-one", "in-one-batch"])
+def test_realert_keys(store: Store, tmp_path: Path, key: str, second: str, sent: int, together: bool) -> None:
     rules = ruleset(tmp_path, realert="1h", realert_key=key, notify=["a"])
-    queue(store, rules, "1.txt", "date 2022-01 Over hoogverraad.", now=1000.0)
-    queue(store, rules, "2.txt", second, now=1100.0)
+    first = "date 2022-01 Over hoogverraad."
+    if together:  # the second sees the first although it is not in the table yet
+        items = [item(rules, "1.txt", first), item(rules, "2.txt", second)]
+        with store.begin() as conn:
+            queued = queue_many(conn, rules, items, now=1100.0)
+        assert [q.deliveries for q in queued] == [1, sent - 1]
+    else:
+        queue(store, rules, "1.txt", first, now=1000.0)
+        queue(store, rules, "2.txt", second, now=1100.0)
     assert len(rows(store, deliveries)) == sent
     assert len(rows(store, alerts)) == 2  # recorded either way
+
+
+def item(rules: RuleSet, path: str, text: str) -> Any:
+    article = parse_article(path, text, len(text))
+    return (article, rules.engine.match(article), (len(text), 1))
 
 
 def test_realert_window_ends(store: Store, tmp_path: Path) -> None:

@@ -516,7 +516,7 @@ async def test_a_saturated_loop_waits_instead_of_polling(
     running(s.deliverer)
     await until(lambda: len(s.receiver.requests) == 1, "the first request")
     calls = {"n": 0}
-    for name in ("take_due", "next_due"):
+    for name in ("exchange", "next_due"):
         original = getattr(s.store, name)
 
         def counted(*args: Any, _original: Callable[..., Any] = original) -> Any:
@@ -539,16 +539,16 @@ async def test_run_survives_a_failing_store(
 ) -> None:
     s = setup()
     add(s.store, "msg_1")
-    original = s.store.take_due
+    original = s.store.exchange
     failures = {"left": 1}
 
-    def flaky(now: float, limit: int, lease: float) -> list[Delivery]:
+    def flaky(outcomes: Any, now: float, limit: int, lease: float) -> list[Delivery]:
         if failures["left"]:
             failures["left"] -= 1
             raise OperationalError("SELECT", {}, Exception("database is locked"))
-        return original(now, limit, lease)
+        return original(outcomes, now, limit, lease)
 
-    monkeypatch.setattr(s.store, "take_due", flaky)
+    monkeypatch.setattr(s.store, "exchange", flaky)
     with capture_logs() as logs:
         running(s.deliverer)
         await until(lambda: states(s.store) == {"msg_1": "delivered"}, "delivery after the store recovered")
@@ -563,16 +563,16 @@ async def test_an_outcome_that_cannot_be_stored_is_kept_until_the_store_recovers
 ) -> None:
     s = setup(lease=60)
     add(s.store, "msg_1")
-    original = s.store.finish_many
+    original = s.store.exchange
     failures = {"left": 1}
 
-    def flaky(outcomes: Any) -> None:
-        if failures["left"]:
+    def flaky(outcomes: Any, now: float, limit: int, lease: float) -> list[Delivery]:
+        if failures["left"] and outcomes:
             failures["left"] -= 1
             raise OperationalError("UPDATE", {}, Exception("disk I/O error"))
-        original(outcomes)
+        return original(outcomes, now, limit, lease)
 
-    monkeypatch.setattr(s.store, "finish_many", flaky)
+    monkeypatch.setattr(s.store, "exchange", flaky)
     with capture_logs() as logs:
         running(s.deliverer)
         await until(lambda: states(s.store) == {"msg_1": "delivered"}, "the outcome stored after the failure")
@@ -660,6 +660,31 @@ async def test_drain_finishes_quick_attempts_and_cancels_the_rest(
         assert stored["lease_until"] is None, "a cancelled attempt gives its lease back"
         assert stored["attempts"] == 0, "a cancelled attempt is not counted"
     assert sorted(d.id for d in s.store.take_due(time.time(), 10, 60)) == ["msg_stuck_1", "msg_stuck_2"]
+
+
+@pytest.mark.asyncio
+async def test_drain_gives_back_leased_deliveries_not_yet_started(
+    setup: MakeSetup, running: Callable[[Deliverer], asyncio.Event]
+) -> None:
+    never = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await never.wait()
+        return httpx.Response(200)
+
+    s = setup(concurrency=1)
+    s.receiver.handler = handler
+    for n in range(4):
+        add(s.store, f"msg_{n}", due_at=time.time() - 10 + n)
+    stop = running(s.deliverer)
+    await until(lambda: len(s.receiver.requests) == 1, "the first request")
+    leased = {d.id for d in s.store.deliveries() if row(s.store, d.id)["lease_until"] is not None}
+    assert leased == {"msg_0", "msg_1"}, "the slot's delivery and one round more are leased"
+    stop.set()
+    await asyncio.wait_for(s.deliverer.drain(grace=0.1), WAIT)
+    assert [r.headers["webhook-id"] for r in s.receiver.requests] == ["msg_0"]
+    assert all(row(s.store, f"msg_{n}")["lease_until"] is None for n in range(4))
+    assert sorted(d.id for d in s.store.take_due(time.time(), 10, 60)) == [f"msg_{n}" for n in range(4)]
 
 
 @pytest.mark.asyncio

@@ -33,6 +33,7 @@ log = structlog.get_logger(__name__)
 RETRY_AFTER_CAP = 6 * 3600.0
 IDLE_POLL = 30.0  # seconds between looks at the outbox when nothing wakes the deliverer
 STORE_RETRY = 1.0  # seconds before trying the store again after it failed
+FLUSH_EVERY = 16  # finished attempts stored together at the latest (and whenever the loop leases more)
 
 
 class Outcome(enum.StrEnum):
@@ -108,6 +109,7 @@ class Deliverer:
         self._wake = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._posted: list[_Posted] = []  # attempts made whose outcomes are not stored yet
+        self._ready: deque[Delivery] = deque()  # leased, not started yet
         self._sent: dict[str, deque[float]] = {}  # per webhook: start times of attempts in the last minute
         self.on_outcome: Callable[[Delivery, Attempt], None] | None = None
 
@@ -130,24 +132,33 @@ class Deliverer:
                 await self._wait(stop, STORE_RETRY)
 
     async def _step(self, stop: asyncio.Event) -> None:
-        """Store the outcomes of finished attempts and start the due deliveries that fit, in one hop to a
-        worker thread; then wait for a free slot, a wake-up or the next due time."""
-        posted, self._posted = self._posted, []
+        """One turn: start leased deliveries while slots are free; when the leased ones cannot fill the free
+        slots, or finished attempts have piled up, store those outcomes and lease more, in one hop to a
+        worker thread and one transaction; then wait for a finished attempt, a wake-up or the next due time."""
+        await self._start_ready()
         free = self._concurrency - len(self._tasks)
-        if not posted and free <= 0:
-            await self._wait(stop, None)  # a finished attempt wakes us
+        short = free > len(self._ready)
+        if short or (self._posted and (not self._tasks or len(self._posted) >= FLUSH_EVERY)):
+            posted, self._posted = self._posted, []
+            limit = free + self._concurrency - len(self._ready) if short else 0  # the free slots and one round more
+            try:
+                outcomes, due = await asyncio.to_thread(self._exchange, posted, time.time(), limit)
+            except BaseException:
+                self._posted[:0] = posted  # not stored: kept for the next turn (their leases still hold them)
+                raise
+            self._report(posted, outcomes)
+            self._ready.extend(due)
+            await self._start_ready()
+        if self._tasks or self._posted:  # each finished attempt wakes the loop, which then looks for more
+            await self._wait(stop, None)
             return
-        try:
-            outcomes, due = await asyncio.to_thread(self._exchange, posted, time.time(), free)
-        except BaseException:
-            self._posted[:0] = posted  # not stored: kept for the next step (their leases still hold them)
-            raise
-        self._report(posted, outcomes)
-        if free <= 0:
-            await self._wait(stop, None)  # a finished attempt wakes us
-            return
-        started = 0
-        for delivery in due:
+        next_due = await asyncio.to_thread(self.store.next_due)
+        await self._wait(stop, IDLE_POLL if next_due is None else min(IDLE_POLL, max(0.0, next_due - time.time())))
+
+    async def _start_ready(self) -> None:
+        """Start leased deliveries while slots are free (those over their webhook's rate wait their turn)."""
+        while self._ready and len(self._tasks) < self._concurrency:
+            delivery = self._ready.popleft()
             wait = self._throttled(delivery.webhook)
             if wait is not None:  # over the webhook's max_per_minute: it waits its turn, it is not dropped
                 await asyncio.to_thread(self._defer, delivery.id, time.time() + wait)
@@ -155,18 +166,19 @@ class Deliverer:
             task = asyncio.create_task(self._attempt(delivery), name=f"deliver {delivery.id}")
             self._tasks[delivery.id] = task
             task.add_done_callback(functools.partial(self._done, delivery.id))
-            started += 1
-        if started or self._posted:  # each finished attempt wakes the loop, which then looks for more
-            await self._wait(stop, None)
-            return
-        next_due = await asyncio.to_thread(self.store.next_due)
-        await self._wait(stop, IDLE_POLL if next_due is None else min(IDLE_POLL, max(0.0, next_due - time.time())))
 
-    def _exchange(self, posted: list[_Posted], now: float, free: int) -> tuple[list[Outcome], list[Delivery]]:
-        """In a worker thread: store finished attempts (one transaction), then lease what is due."""
-        outcomes = self._store_outcomes(posted) if posted else []
-        due = self.store.take_due(now, free, self.lease) if free > 0 else []
-        return outcomes, due
+    def _exchange(self, posted: list[_Posted], now: float, limit: int) -> tuple[list[Outcome], list[Delivery]]:
+        """In a worker thread: store finished attempts and lease what is due, in one transaction."""
+        decided = [self._decide(item, now) for item in posted]
+        for item, (outcome, _) in zip(posted, decided, strict=True):
+            if outcome is Outcome.disabled:
+                self.store.set_webhook_disabled(item.delivery.webhook, True, item.attempt.error)
+        pairs = list(zip(posted, decided, strict=True))
+        rows = [(item.delivery.id, item.delivery.webhook, values) for item, (_, values) in pairs]
+        due = self.store.exchange(rows, now, limit, self.lease)
+        for item, (outcome, values) in pairs:
+            _log_outcome(item, outcome, values, now)
+        return [outcome for outcome, _ in decided], due
 
     async def _attempt(self, delivery: Delivery) -> None:
         """A task of the loop: POST, and leave the outcome for the loop's next step to store."""
@@ -232,6 +244,8 @@ class Deliverer:
         posted, self._posted = self._posted, []
         if posted:
             self._report(posted, await asyncio.to_thread(self._store_outcomes, posted))
+        leftover += [delivery.id for delivery in self._ready]
+        self._ready.clear()
         if leftover:
             await asyncio.to_thread(self.store.release, leftover)
 
@@ -268,16 +282,7 @@ class Deliverer:
 
     def _store_outcomes(self, posted: list[_Posted]) -> list[Outcome]:
         """Store attempts in one transaction; each outcome is final: a retry without an attempt left is dead."""
-        now = time.time()
-        decided = [self._decide(item, now) for item in posted]
-        for item, (outcome, _) in zip(posted, decided, strict=True):
-            if outcome is Outcome.disabled:
-                self.store.set_webhook_disabled(item.delivery.webhook, True, item.attempt.error)
-        pairs = list(zip(posted, decided, strict=True))
-        self.store.finish_many([(item.delivery.id, item.delivery.webhook, values) for item, (_, values) in pairs])
-        for item, (outcome, values) in zip(posted, decided, strict=True):
-            _log_outcome(item, outcome, values, now)
-        return [outcome for outcome, _ in decided]
+        return self._exchange(posted, time.time(), 0)[0]
 
     @staticmethod
     def _decide(item: _Posted, now: float) -> tuple[Outcome, dict[str, Any]]:

@@ -1,0 +1,173 @@
+"""The deliverer's transport (httpx over httpcore on asyncio streams) against real servers on 127.0.0.1:
+plain HTTP with keep-alive, TLS with a test CA, refused connections, timeouts, and a server that closes an
+idle kept-alive connection."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import threading
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+import trustme
+
+from monitor.notify.transport import AsyncioBackend, Transport
+
+WAIT = 10.0
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.server.seen.append((self.client_address[1], body))
+        close = self.server.close_after_reply
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        if close:
+            self.send_header("connection", "close")
+        self.end_headers()
+        self.wfile.write(body)  # echo
+        if close:
+            self.close_connection = True
+
+    def setup(self) -> None:
+        self.timeout = self.server.idle_timeout  # a kept-alive connection idle this long is closed
+        super().setup()
+
+    def finish(self) -> None:
+        super().finish()
+        self.server.closed.set()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, context: ssl.SSLContext | None = None) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.seen: list[tuple[int, bytes]] = []
+        self.close_after_reply = False
+        self.idle_timeout: float | None = None
+        self.closed = threading.Event()  # the server closed a connection
+        if context is not None:
+            self.socket = context.wrap_socket(self.socket, server_side=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
+@pytest.fixture
+def server() -> Iterator[_Server]:
+    yield from _serve(None)
+
+
+def _serve(context: ssl.SSLContext | None) -> Iterator[_Server]:
+    server = _Server(context)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest_asyncio.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=Transport(), follow_redirects=False) as client:
+        yield client
+
+
+@pytest.mark.asyncio
+async def test_posts_keep_one_connection_alive(client: httpx.AsyncClient, server: _Server) -> None:
+    for n in range(3):
+        response = await asyncio.wait_for(client.post(server.url, content=b"alert %d" % n), WAIT)
+        assert (response.status_code, response.content) == (200, b"alert %d" % n)
+    assert [body for _, body in server.seen] == [b"alert 0", b"alert 1", b"alert 2"]
+    assert len({port for port, _ in server.seen}) == 1, "one kept-alive connection"
+
+
+@pytest.mark.asyncio
+async def test_the_pool_runs_on_the_asyncio_backend(monkeypatch: pytest.MonkeyPatch, server: _Server) -> None:
+    connects: list[tuple[str, int]] = []
+    original = AsyncioBackend.connect_tcp
+
+    async def counted(self: AsyncioBackend, host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        connects.append((host, port))
+        return await original(self, host, port, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncioBackend, "connect_tcp", counted)
+    async with httpx.AsyncClient(transport=Transport()) as client:
+        assert (await asyncio.wait_for(client.post(server.url, content=b"x"), WAIT)).status_code == 200
+    assert connects == [("127.0.0.1", server.server_address[1])]
+
+
+@pytest.mark.asyncio
+async def test_a_kept_alive_connection_the_server_closed_is_not_reused(
+    client: httpx.AsyncClient, server: _Server
+) -> None:
+    server.idle_timeout = 0.2
+    first = await asyncio.wait_for(client.post(server.url, content=b"one"), WAIT)
+    assert await asyncio.to_thread(server.closed.wait, WAIT), "the server closes the idle connection"
+    second = await asyncio.wait_for(client.post(server.url, content=b"two"), WAIT)
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert len({port for port, _ in server.seen}) == 2, "the second request on a new connection"
+
+
+@pytest.mark.asyncio
+async def test_connection_close_from_the_server_is_honoured(client: httpx.AsyncClient, server: _Server) -> None:
+    server.close_after_reply = True
+    first = await asyncio.wait_for(client.post(server.url, content=b"one"), WAIT)
+    server.close_after_reply = False
+    second = await asyncio.wait_for(client.post(server.url, content=b"two"), WAIT)
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert len({port for port, _ in server.seen}) == 2
+
+
+@pytest.mark.asyncio
+async def test_tls_with_a_trusted_certificate() -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    for server in _serve(server_context):
+        url = server.url.replace("http://", "https://")
+        async with httpx.AsyncClient(transport=Transport(verify=client_context)) as client:
+            response = await asyncio.wait_for(client.post(url, content=b"secret alert"), WAIT)
+            assert (response.status_code, response.content) == (200, b"secret alert")
+            assert response.extensions["http_version"] == b"HTTP/1.1"
+        async with httpx.AsyncClient(transport=Transport()) as untrusting:
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await asyncio.wait_for(untrusting.post(url, content=b"x"), WAIT)
+
+
+@pytest.mark.asyncio
+async def test_a_refused_connection_is_a_connect_error(client: httpx.AsyncClient) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with pytest.raises(httpx.ConnectError):
+        await asyncio.wait_for(client.post(f"http://127.0.0.1:{port}/hook", content=b"x"), WAIT)
+
+
+@pytest.mark.asyncio
+async def test_a_silent_server_is_a_read_timeout(client: httpx.AsyncClient) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/hook"
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        with pytest.raises(httpx.ReadTimeout):
+            await asyncio.wait_for(client.post(url, content=b"x", timeout=0.3), WAIT)
+        assert 0.25 <= loop.time() - start < 5
