@@ -11,6 +11,7 @@ import functools
 import logging
 import re
 import sys
+import threading
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -45,6 +46,32 @@ def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mutable
     return event
 
 
+class _Line:
+    """Writes each rendered event as one line to the current stderr; knows the name it was asked for
+    (`get_logger(__name__)`), for `logger` in events. A failed write is dropped, as `logging` does: a log
+    line is never worth stopping the daemon for."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def msg(self, message: str) -> None:
+        stream = sys.stderr
+        with self._lock:
+            try:
+                stream.write(message + "\n")
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+def _line(*args: Any) -> _Line:
+    return _Line(str(args[0]) if args else "")
+
+
 def configure(level: str = "INFO", fmt: LogFormat = "auto") -> None:
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     shared: list[Any] = [
@@ -55,11 +82,13 @@ def configure(level: str = "INFO", fmt: LogFormat = "auto") -> None:
         redact,
     ]
     renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)
+    # Our own events go straight to stderr (a per-article event through the standard library's logging
+    # costs several times more); the standard library's records go through the same processors below.
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        logger_factory=_line,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        cache_logger_on_first_use=False,  # a later configure() (tests, commands) applies to every logger
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
