@@ -15,6 +15,7 @@ import contextlib
 import errno
 import fnmatch
 import os
+import re
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -60,12 +61,15 @@ _NATIVE_EVENTS: list[type[FileSystemEvent]] = [
 ]
 
 
+_IGNORED = re.compile("|".join(fnmatch.translate(pattern) for pattern in IGNORED))  # one match per name
+
+
 def wanted(path: str | Path, suffixes: Sequence[str]) -> bool:
     """Whether a file name is an article candidate: not temporary or hidden, and of a wanted suffix."""
     name = os.path.basename(path)
-    if any(fnmatch.fnmatchcase(name, pattern) for pattern in IGNORED):
+    if _IGNORED.match(name):
         return False
-    return not suffixes or any(name.endswith(suffix) for suffix in suffixes)
+    return not suffixes or name.endswith(tuple(suffixes))
 
 
 def scan(folders: Sequence[Path], suffixes: Sequence[str]) -> Iterator[os.DirEntry[str]]:
@@ -87,6 +91,9 @@ def scan(folders: Sequence[Path], suffixes: Sequence[str]) -> Iterator[os.DirEnt
 
 def hidden_below(path: str | Path, root: str | Path) -> bool:
     """Whether a folder between `root` and the file is hidden, as the scan skips such folders."""
+    path, root = str(path), str(root)
+    if path.startswith(root) and os.sep + "." not in path[len(root) :]:  # the common case, without relpath
+        return False
     folders = os.path.relpath(path, root).split(os.sep)[:-1]
     return any(part.startswith(".") and part not in (".", "..") for part in folders)
 
