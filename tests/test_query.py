@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+import random
+import re
+import sys
+from pathlib import Path
 
+import pytest
+import yaml
+from luqum import tree
+from luqum.parser import parser
+
+from monitor.matching import lucene
+from monitor.matching.analysis import fold, fold_term
 from monitor.matching.query import All, Any, Compiler, Not, QueryError, Term, render, required, terms
 from monitor.rules import stemmer_for
 
@@ -157,6 +167,47 @@ def test_case_sensitive_terms_keep_the_written_form() -> None:
     assert all(t.case_sensitive for t in terms(node))
 
 
+def test_ascii_terms_fold_as_the_pieces_do() -> None:
+    """`fold_term` takes ASCII terms at once: the same as folding each piece between wildcards."""
+    rng = random.Random(3)
+    characters = [chr(c) for c in range(128)]
+    for term in ["Masimov", "CSTO-troepen", "dode?tal", "*Arresta*", "a_b", "x\ty\r", "arres-\ntaties", "A-\nB"] + [
+        "".join(rng.choice(characters) for _ in range(rng.randint(0, 12))) for _ in range(3000)
+    ]:
+        pieces = re.split(r"([*?])", term)
+        assert fold_term.__wrapped__(term) == "".join(p if p in "*?" else fold(p).text for p in pieces), term
+
+
+def full(node: object) -> object:
+    """Everything a compiled tree holds, for comparing two compilations of one query."""
+    if isinstance(node, Term):
+        return (node.text, node.kind, node.words, node.slop, node.case_sensitive, node.stem, node.stemmer, node.written)
+    if isinstance(node, Not):
+        return ("NOT", full(node.child))
+    assert isinstance(node, All | Any)
+    return (type(node).__name__, getattr(node, "label", ""), *(full(c) for c in node.children))
+
+
+def leaves(item: tree.Item) -> list[tuple[str, object, int | None]]:
+    """The items of a luqum tree whose positions the compiler reads, with those positions."""
+    found = [(type(item).__name__, getattr(item, "value", None), item.pos)] if not item.children else []
+    if isinstance(item, tree.Proximity | tree.Not | tree.Group):
+        found.append((type(item).__name__, None, item.pos))
+    return found + [leaf for child in item.children for leaf in leaves(child)]
+
+
+def assert_same_as_luqum(query: str, lists: dict[str, list[str]] = LISTS) -> None:
+    """The fast parser gives luqum's tree (positions too), and the compiler the same terms from both."""
+    fast = lucene.parse(query)
+    assert fast is not None, f"{query!r} is left to luqum"
+    slow = parser.parse(query)
+    assert fast == slow
+    assert leaves(fast) == leaves(slow)
+    for options in ({}, {"case_sensitive": True}, {"stemmer": stemmer_for("nl")}):
+        compiler = Compiler(lists, **options)  # type: ignore[arg-type]
+        assert full(compiler._fast(query)) == full(compiler._parsed(query))
+
+
 @pytest.mark.parametrize(
     "query",
     [
@@ -166,23 +217,109 @@ def test_case_sensitive_terms_keep_the_written_form() -> None:
         "arrest*",
         "*verraad",
         "dode?tal",
-        "masimov hoogverraad",
         "masimov hoogverraad landverraad",
         "masimov OR tokajev OR nazarbajev",
         "masimov AND tokajev AND CSTO-troepen",
         "  masimov   OR\ttokajev ",
+        '"Hoge Raad"',
+        '"hoge raad"~5',
+        '"hoge raad"~',
+        '"hoge raad"~0',
+        '"hoge raad"~05 masimov',
+        '"hoge raad"~5masimov',
+        "a1 OR b2 AND c3",
+        "a1 AND b2 OR c3 AND d4",
+        "a1 b2 OR c3",
+        "a1 OR b2 c3 OR d4",
+        "a1 AND b2 c3",
+        "NOT a1 b2",
+        "a1 NOT b2",
+        "a1 AND NOT b2 OR c3",
+        "NOT NOT a1 b2",
+        "a1 OR NOT (b2 AND c3)",
+        "(a1)",
+        "((a1 OR b2)) c3",
+        "(a1 OR b2) OR c3",
+        "a1 AND (b2 AND c3)",
+        '("hoge raad" OR arrest*) AND NOT (voetbal OR Amsterdam)',
+        "@arrest AND Utrecht",
+        "@outer OR masimov",
+        "a'b c\"d e=f g&h",
+        "Ĳsselmeer OR café",
     ],
 )
-def test_plain_queries_skip_luqum_with_the_same_tree(query: str) -> None:
-    compiler = Compiler(LISTS)
-    flat = compiler._flat(query)
-    assert flat is not None
-    assert shape(flat) == shape(compiler._parsed(query))
+def test_fast_parser_gives_luqums_tree(query: str) -> None:
+    assert_same_as_luqum(query)
 
 
 @pytest.mark.parametrize(
     "query",
-    ["a1 OR b2 AND c3", "a1 b2 OR c3", "NOT a1 b2", "a1 -b2", "@arrest", '"a1 b2"', "a1 TO b2", "(a1)", "a1 OR"],
+    [
+        "+a1 b2",
+        "a1 -b2",
+        "a1 OR b2 -c3",
+        "title:masimov",
+        "masimov^2",
+        "(a1 OR b2)^2",
+        "masimov~2",
+        '"hoge raad"~1.5',
+        "[a TO b]",
+        "a1 TO b2",
+        "/ma.*/",
+        "masimov\\ tokajev",
+        '"hoge \\"raad"',
+        "T12:30",
+        "a1 {b2}",
+        "<a1",
+        "'a1'",
+        'masimov "hoog',
+        "masimov AND )",
+        "(masimov OR tokajev",
+        "masimov AND",
+        "a1 OR OR b2",
+        "AND a1",
+        "()",
+        '"a"~2~3',
+        "",
+        "   ",
+    ],
 )
-def test_other_queries_go_to_luqum(query: str) -> None:
-    assert Compiler(LISTS)._flat(query) is None
+def test_fast_parser_leaves_the_rest_to_luqum(query: str) -> None:
+    assert lucene.parse(query) is None
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["masimov && tokajev", "masimov and tokajev", "masimov @nope", "masimov @loop", "masimov d?", 'masimov ""'],
+)
+def test_queries_that_do_not_compile_are_compiled_again_by_luqum(query: str) -> None:
+    assert lucene.parse(query) is not None
+    assert Compiler(LISTS)._fast(query) is None
+
+
+def test_fast_parser_on_random_queries() -> None:
+    """Every query the fast parser takes, of thousands put together from tokens, gives luqum's tree."""
+    rng = random.Random(5)
+    tokens = ["a1", "b2", "c3*", "@arrest", '"x y"', '"z"', "AND", "OR", "NOT", "(", ")", "~2", "~"]
+    others = ["+", "-", "TO", "x:y", "^2", "\\", "[", "}", "/r/", "'", '"', "~1.5", "&&", "and"]
+    taken = 0
+    for _ in range(4000):
+        pool = tokens + (others if rng.random() < 0.3 else [])
+        words = [rng.choice(pool) for _ in range(rng.randint(1, 8))]
+        query = "".join(word + rng.choice([" ", " ", "  ", ""]) for word in words)
+        if lucene.parse(query) is None:
+            continue
+        taken += 1
+        assert lucene.parse(query) == parser.parse(query), query
+        assert leaves(lucene.parse(query)) == leaves(parser.parse(query)), query
+    assert taken > 500
+
+
+def test_fast_parser_on_the_benchmark_rules() -> None:
+    """The generated rules of benchmarks/common.py: every shape users write takes the fast path."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from common import generated_rules_text  # type: ignore[import-not-found]
+
+    document = yaml.safe_load(generated_rules_text(1000, "http://127.0.0.1:9/hooks"))
+    for rule in document["rules"]:
+        assert_same_as_luqum(rule["query"], document["lists"])

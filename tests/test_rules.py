@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
+import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
+from monitor import rules as rules_module
 from monitor.cli import app
 from monitor.errors import ConfigError, RulesError
 from monitor.evaluation import evaluate, run_examples
 from monitor.rules import RuleSet, load_rules
+from monitor.yamlfile import load_yaml, load_yaml_fast
 
 HEADER = "version: 1\nlists:\n  arrest: [arrest*, opgepakt]\n  bad: ['a*']\nrules:\n"
 
@@ -128,6 +135,83 @@ def test_shipped_rules_examples_all_pass() -> None:
     failures = [r for r in run_examples(rules) if not r.passed]
     assert failures == []
     assert {r.rule for r in run_examples(rules)} == {"hoogverraad", "arrestaties", "csto", "dodental"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(HEADER + "  - name: r\n    query: 'a AND \"b c\"'\n    notify: [x]\n", id="rules"),
+        pytest.param("a: 1\nb: [1, 2.5, true, null, ~, 'x', \"y\", '', yes, 0x1F, 1_000, .inf]\n", id="scalars"),
+        pytest.param("a: 2001-12-14\nb: !!binary aGVsbG8=\nc: !!set {x, y}\n", id="other-tags"),
+        pytest.param("base: &b {x: 1}\nother:\n  <<: *b\n  y: 2\n", id="merge-key"),
+        pytest.param("a: 1\na: 2\n=: 3\n1: one\n", id="duplicate-and-odd-keys"),
+        pytest.param("- 1\n- - 2\n  - {k: [v]}\n", id="nested"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_fast_yaml_is_what_pyyaml_makes(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "file.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert load_yaml_fast(path) == yaml.safe_load(text)
+
+
+def test_fast_yaml_keeps_aliases_and_leaves_errors_to_ruamel(tmp_path: Path) -> None:
+    path = tmp_path / "file.yaml"
+    path.write_text("a: &l [1, 2]\nb: *l\n", encoding="utf-8")
+    loaded = load_yaml_fast(path)
+    assert loaded["a"] is loaded["b"]
+    path.write_text("? [1, 2]\n: x\n", encoding="utf-8")  # PyYAML: unhashable key; ruamel takes it
+    assert load_yaml_fast(path) == load_yaml(path)
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["enabled", "disabled"])
+@pytest.mark.parametrize(
+    "body", ["  - name: r\n    query: masimov\n", "  - name: r\n    query: a1 AND\n"], ids=["ok", "error"]
+)
+def test_the_collector_is_as_it_was_after_loading(tmp_path: Path, enabled: bool, body: str) -> None:
+    (gc.enable if enabled else gc.disable)()
+    try:
+        with contextlib.suppress(RulesError):
+            load(tmp_path, body)
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
+
+
+def test_the_collector_stays_off_until_the_last_load_ends(tmp_path: Path) -> None:
+    gc.enable()
+    with rules_module._collector_paused:  # another load, in another thread
+        load(tmp_path, "  - name: r\n    query: masimov\n")
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_the_collector_is_enabled_after_loads_in_threads(tmp_path: Path) -> None:
+    path = write_rules(tmp_path, "".join(f"  - name: r{i}\n    query: a{i} OR b{i}\n" for i in range(300)))
+    errors: list[Any] = []
+
+    def load_some() -> None:
+        try:
+            for _ in range(5):
+                load_rules(path, environ={})
+        except Exception as exc:  # pragma: no cover: reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load_some) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert gc.isenabled()
+
+
+def test_what_a_load_made_skips_the_young_collections(tmp_path: Path) -> None:
+    """After loading, every object is in the oldest generation (unless something is frozen: left as is)."""
+    if gc.get_freeze_count():
+        pytest.skip("something froze objects")
+    load(tmp_path, "".join(f"  - name: r{i}\n    query: a{i} OR b{i}\n" for i in range(300)))
+    assert gc.get_count()[0] < 100
 
 
 # Scoring rules on labelled articles: `news-monitor evaluate`.

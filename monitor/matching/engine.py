@@ -108,11 +108,12 @@ class Engine:
         self._by_name = {rule.name: rule for rule in self.rules}
         self._spans = TermSpans()
         self._presearch = Presearch()
-        for rule in self.rules:
-            for term in terms(rule.node):
+        leaves = [terms(rule.node) for rule in self.rules]
+        for found in leaves:
+            for term in found:
                 self._spans.add(term)
         for index, rule in enumerate(self.rules):
-            self._presearch.add(index, terms(rule.node), _unique(required(rule.node)))
+            self._presearch.add(index, leaves[index], _unique(required(rule.node)))
         self._presearch.freeze()
         self._decisions = Decisions([rule.node for rule in self.rules], self._spans)
 

@@ -97,11 +97,13 @@ class TermSpans:
         self._words: list[tuple[_Word, ...]] = []
         self._plain: list[str | None] = []  # per term id: the word of a plain word term (a token test suffices)
         self._compiled: dict[str, re.Pattern[str]] = {}
+        self._patterns: dict[str, _Word] = {}  # many terms share words
 
     def add(self, term: Term) -> int:
-        tid = self._ids.get(term.key)
+        key = term.key
+        tid = self._ids.get(key)
         if tid is None:
-            tid = self._ids[term.key] = len(self._words)
+            tid = self._ids[key] = len(self._words)
             words = () if term.kind == "stem" else term.words
             self._words.append(tuple(self._word(w) for w in words))
             plain = term.kind == "word" and not term.case_sensitive
@@ -110,13 +112,19 @@ class TermSpans:
         return tid
 
     def _word(self, pattern: str) -> _Word:
+        found = self._patterns.get(pattern)
+        if found is not None:
+            return found
         if not is_wildcard(pattern):
-            return _Word(pattern)
-        text = fragment(pattern)
-        simple = pattern.count("*") == 1 and "?" not in pattern and pattern.strip("*") == text.strip()
-        others = tuple(piece for piece in pieces(pattern) if piece != text and len(piece.strip()) >= 2)
-        search = None if pattern[0] in "*?" else f" {word_regex(pattern)}(?= )"
-        return _Word(pattern, text, None if simple else word_regex(pattern), search, others)
+            found = _Word(pattern)
+        else:
+            text = fragment(pattern)
+            simple = pattern.count("*") == 1 and "?" not in pattern and pattern.strip("*") == text.strip()
+            others = tuple(piece for piece in pieces(pattern) if piece != text and len(piece.strip()) >= 2)
+            search = None if pattern[0] in "*?" else f" {word_regex(pattern)}(?= )"
+            found = _Word(pattern, text, None if simple else word_regex(pattern), search, others)
+        self._patterns[pattern] = found
+        return found
 
     def certain(self, term: Term) -> bool:
         """Whether the term occurs exactly when its presearch key does (see `presearch`): a plain word, or a
