@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -21,7 +22,6 @@ from rich.text import Text
 from monitor.articles import read_article
 from monitor.dbcli import db_app
 from monitor.errors import ArticleError, MonitorError
-from monitor.evaluation import run_examples
 from monitor.logs import configure
 from monitor.rules import RuleSet, load_rules
 from monitor.settings import Settings, load_settings
@@ -57,6 +57,7 @@ def _settings(config: Path | None, **overrides: object) -> Settings:
 @app.command()
 def run(config: ConfigOption = None) -> None:
     """Run the daemon until SIGTERM or SIGINT."""
+    gc.disable()  # until the rules are loaded and frozen (Daemon): nothing made before then is garbage
     from monitor.daemon import Daemon
 
     settings = _settings(config)
@@ -151,6 +152,8 @@ def _check_one(ruleset: RuleSet, path: Path, max_bytes: int) -> dict[str, Any]:
 @app.command()
 def validate(config: ConfigOption = None) -> None:
     """Check settings and rules (and run the rules' examples). Exit status 1 on any problem."""
+    from monitor.evaluation import run_examples
+
     settings = _settings(config)
     ruleset = load_rules(settings.rules_file)
     failures = [r for r in run_examples(ruleset) if not r.passed]
@@ -165,6 +168,8 @@ def validate(config: ConfigOption = None) -> None:
 @app.command("test-rules")
 def test_rules(config: ConfigOption = None) -> None:
     """Run every rule's examples; a table with pass/fail per rule. Exit status 1 if any fails."""
+    from monitor.evaluation import run_examples
+
     ruleset = load_rules(_settings(config).rules_file)
     results = run_examples(ruleset)
     table = Table("rule", "examples", "passed", "failed")

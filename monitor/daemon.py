@@ -55,6 +55,7 @@ class Daemon:
         self.store = Store(settings.state.url)
         self.ruleset: RuleSet = load_rules(settings.rules_file)
         gc.freeze()  # the compiled rules live as long as the process: keep them out of every collection
+        gc.enable()  # `run` starts with the collector off: imports and rules make objects that all stay
         self._rules_mtime = _mtime(settings.rules_file)
         self.pipeline = Pipeline(self.store, lambda: self.ruleset, settings.watch.max_article_bytes)
         self.stop = asyncio.Event()
