@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import ColumnElement, Connection, and_, exists, select, update
+from sqlalchemy import ColumnElement, Connection, and_, exists, func, select, update
 
 from monitor.articles import Article
 from monitor.matching.engine import Match
@@ -272,7 +272,8 @@ def latest_fire(trigger: CronTrigger, now: datetime) -> datetime | None:
     return None
 
 
-def oldest_pending(store: Store, rule: str) -> float | None:
-    with store.begin() as conn:
-        query = select(alerts.c.created_at).where(alerts.c.rule == rule, alerts.c.digest_pending.is_(True))
-        return conn.execute(query.order_by(alerts.c.created_at).limit(1)).scalar()
+def oldest_pending(store: Store) -> dict[str, float]:
+    """Per rule, the creation time of its oldest alert waiting for a digest (rules with none are absent)."""
+    with store.engine.connect() as conn:
+        query = select(alerts.c.rule, func.min(alerts.c.created_at)).where(alerts.c.digest_pending.is_(True))
+        return {rule: float(oldest) for rule, oldest in conn.execute(query.group_by(alerts.c.rule))}

@@ -260,10 +260,11 @@ class Daemon:
     async def catch_up_digests(self) -> None:
         """Digest times missed while the daemon was down: one coalesced digest per rule, never twice."""
         now = datetime.now(self.settings.zone)
+        pending = await asyncio.to_thread(oldest_pending, self.store)  # one query for all rules
         for rule in self.ruleset.rules:
-            if rule.schedule is None:
+            oldest = pending.get(rule.name)
+            if rule.schedule is None or oldest is None:
                 continue
-            oldest = await asyncio.to_thread(oldest_pending, self.store, rule.name)
             slot = latest_fire(cron(rule.schedule, self.settings.zone), now)
             if oldest is not None and slot is not None and oldest <= slot.timestamp():
                 await self.flush_digest(rule.name)

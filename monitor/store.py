@@ -44,7 +44,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -455,9 +455,18 @@ def _finish_statement(keys: tuple[str, ...]) -> Any:
     )
 
 
+def _dialect(conn: Connection) -> Any:
+    """The module with the dialect's INSERT .. ON CONFLICT (PostgreSQL's imported only when used: 45 ms)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql
+    return sqlite
+
+
 def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
     """Insert rows, skipping those whose primary key exists; returns how many were inserted."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    dialect = _dialect(conn)
     inserted = 0
     for row in rows:
         statement = _statement(
@@ -473,7 +482,7 @@ def insert_returning(conn: Connection, table: Table, rows: list[dict[str, Any]],
     returns `column` of the rows inserted."""
     if not rows:
         return []
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    dialect = _dialect(conn)
     statement = _statement(
         ("returning", dialect.__name__, table.name, column.name, tuple(rows[0])),
         lambda: dialect.insert(table).on_conflict_do_nothing().returning(column),
@@ -485,7 +494,7 @@ def upsert_many(conn: Connection, table: Table, rows: list[dict[str, Any]], key:
     """`upsert` of several rows with the same keys, in one executemany."""
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    dialect = _dialect(conn)
 
     def build() -> Any:
         statement = dialect.insert(table)
@@ -510,7 +519,7 @@ def file_row(path: str, size: int, mtime_ns: int, **values: Any) -> dict[str, An
 
 
 def upsert(conn: Connection, table: Table, row: dict[str, Any], key: str) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    dialect = _dialect(conn)
 
     def build() -> Any:
         statement = dialect.insert(table)
