@@ -531,6 +531,23 @@ async def test_a_saturated_loop_waits_instead_of_polling(
     await until(lambda: set(states(s.store).values()) == {"delivered"}, "both deliveries")
 
 
+def fail_exchange_once(
+    monkeypatch: pytest.MonkeyPatch, store: Store, error: str, storing: bool = False
+) -> dict[str, int]:
+    """Make the deliverer's next store call fail (with `storing`: the next one that stores outcomes)."""
+    original = store.exchange
+    failures = {"left": 1}
+
+    def flaky(outcomes: Any, now: float, limit: int, lease: float) -> list[Delivery]:
+        if failures["left"] and (outcomes or not storing):
+            failures["left"] -= 1
+            raise OperationalError("UPDATE", {}, Exception(error))
+        return original(outcomes, now, limit, lease)
+
+    monkeypatch.setattr(store, "exchange", flaky)
+    return failures
+
+
 @pytest.mark.asyncio
 async def test_run_survives_a_failing_store(
     setup: MakeSetup,
@@ -539,19 +556,11 @@ async def test_run_survives_a_failing_store(
 ) -> None:
     s = setup()
     add(s.store, "msg_1")
-    original = s.store.exchange
-    failures = {"left": 1}
-
-    def flaky(outcomes: Any, now: float, limit: int, lease: float) -> list[Delivery]:
-        if failures["left"]:
-            failures["left"] -= 1
-            raise OperationalError("SELECT", {}, Exception("database is locked"))
-        return original(outcomes, now, limit, lease)
-
-    monkeypatch.setattr(s.store, "exchange", flaky)
+    failures = fail_exchange_once(monkeypatch, s.store, "database is locked")
     with capture_logs() as logs:
         running(s.deliverer)
         await until(lambda: states(s.store) == {"msg_1": "delivered"}, "delivery after the store recovered")
+    assert failures["left"] == 0, "the store failed once"
     assert "delivery_poll_failed" in [entry["event"] for entry in logs]
 
 
@@ -563,16 +572,7 @@ async def test_an_outcome_that_cannot_be_stored_is_kept_until_the_store_recovers
 ) -> None:
     s = setup(lease=60)
     add(s.store, "msg_1")
-    original = s.store.exchange
-    failures = {"left": 1}
-
-    def flaky(outcomes: Any, now: float, limit: int, lease: float) -> list[Delivery]:
-        if failures["left"] and outcomes:
-            failures["left"] -= 1
-            raise OperationalError("UPDATE", {}, Exception("disk I/O error"))
-        return original(outcomes, now, limit, lease)
-
-    monkeypatch.setattr(s.store, "exchange", flaky)
+    failures = fail_exchange_once(monkeypatch, s.store, "disk I/O error", storing=True)
     with capture_logs() as logs:
         running(s.deliverer)
         await until(lambda: states(s.store) == {"msg_1": "delivered"}, "the outcome stored after the failure")

@@ -182,12 +182,15 @@ class Deliverer:
 
     async def _attempt(self, delivery: Delivery) -> None:
         """A task of the loop: POST, and leave the outcome for the loop's next step to store."""
+        self._posted.append(await self._try(delivery))
+
+    async def _try(self, delivery: Delivery) -> _Posted:
         webhook = self.webhooks().get(delivery.webhook)
         if webhook is None:
             attempt = Attempt(Outcome.dead, None, f"webhook {delivery.webhook!r} is not in the rules file")
         else:
             attempt = await self._post(webhook, delivery)
-        self._posted.append(_Posted(webhook, delivery, attempt))
+        return _Posted(webhook, delivery, attempt)
 
     def _throttled(self, webhook: str) -> float | None:
         """Seconds until the webhook may take another attempt, or None to go now (the attempt is counted)."""
@@ -251,12 +254,7 @@ class Deliverer:
 
     async def deliver(self, delivery: Delivery) -> Outcome:
         """One attempt of one delivery, outside the loop: POST and store its outcome."""
-        webhook = self.webhooks().get(delivery.webhook)
-        if webhook is None:
-            attempt = Attempt(Outcome.dead, None, f"webhook {delivery.webhook!r} is not in the rules file")
-        else:
-            attempt = await self._post(webhook, delivery)
-        posted = [_Posted(webhook, delivery, attempt)]
+        posted = [await self._try(delivery)]
         outcomes = await asyncio.to_thread(self._store_outcomes, posted)
         self._report(posted, outcomes)
         return outcomes[0]
