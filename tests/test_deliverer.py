@@ -500,6 +500,25 @@ async def test_run_delivers_everything_due_within_the_concurrency_bound(
 
 
 @pytest.mark.asyncio
+async def test_an_attempt_that_ends_after_the_loop_stored_others_is_stored_too(
+    setup: MakeSetup, running: Callable[[Deliverer], asyncio.Event]
+) -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.headers["webhook-id"] == "msg_1":  # still in flight while the loop stores msg_2's outcome
+            await until(lambda: states(s.store)["msg_2"] == "delivered", "msg_2 stored first")
+        return httpx.Response(200)
+
+    s = setup(concurrency=2)
+    s.receiver.handler = handler
+    add(s.store, "msg_1", due_at=time.time() - 2)
+    add(s.store, "msg_2", due_at=time.time() - 1)
+    running(s.deliverer)
+    await until(lambda: states(s.store) == {"msg_1": "delivered", "msg_2": "delivered"}, "both outcomes stored")
+    assert sorted(r.headers["webhook-id"] for r in s.receiver.requests) == ["msg_1", "msg_2"]
+    assert s.deliverer.in_flight == 0
+
+
+@pytest.mark.asyncio
 async def test_a_saturated_loop_waits_instead_of_polling(
     setup: MakeSetup, running: Callable[[Deliverer], asyncio.Event], monkeypatch: pytest.MonkeyPatch
 ) -> None:

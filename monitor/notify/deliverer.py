@@ -182,7 +182,8 @@ class Deliverer:
 
     async def _attempt(self, delivery: Delivery) -> None:
         """A task of the loop: POST, and leave the outcome for the loop's next step to store."""
-        self._posted.append(await self._try(delivery))
+        posted = await self._try(delivery)
+        self._posted.append(posted)  # the list of now: a step may have taken the one of the start
 
     async def _try(self, delivery: Delivery) -> _Posted:
         webhook = self.webhooks().get(delivery.webhook)
