@@ -33,7 +33,6 @@ log = structlog.get_logger(__name__)
 RETRY_AFTER_CAP = 6 * 3600.0
 IDLE_POLL = 30.0  # seconds between looks at the outbox when nothing wakes the deliverer
 STORE_RETRY = 1.0  # seconds before trying the store again after it failed
-FLUSH_EVERY = 16  # finished attempts stored together at the latest (and whenever the loop leases more)
 
 
 class Outcome(enum.StrEnum):
@@ -136,9 +135,9 @@ class Deliverer:
         slots, or finished attempts have piled up, store those outcomes and lease more, in one hop to a
         worker thread and one transaction; then wait for a finished attempt, a wake-up or the next due time."""
         await self._start_ready()
-        free = self._concurrency - len(self._tasks)
+        free = self._concurrency - self.in_flight
         short = free > len(self._ready)
-        if short or (self._posted and (not self._tasks or len(self._posted) >= FLUSH_EVERY)):
+        if short or self._posted:  # outcomes are stored at once: a crash repeats at most `concurrency` attempts
             posted, self._posted = self._posted, []
             limit = free + self._concurrency - len(self._ready) if short else 0  # the free slots and one round more
             try:
@@ -157,7 +156,7 @@ class Deliverer:
 
     async def _start_ready(self) -> None:
         """Start leased deliveries while slots are free (those over their webhook's rate wait their turn)."""
-        while self._ready and len(self._tasks) < self._concurrency:
+        while self._ready and self.in_flight < self._concurrency:  # sent and not stored counts as in flight
             delivery = self._ready.popleft()
             wait = self._throttled(delivery.webhook)
             if wait is not None:  # over the webhook's max_per_minute: it waits its turn, it is not dropped
