@@ -107,7 +107,7 @@ def queue_many(
     claims = [_claim(items[index][0], len(items[index][1]), now) for index in first.values()]
     claimed = set(insert_returning(conn, articles, claims, articles.c.content_hash))
     ledger, alert_rows, delivery_rows, results = [], [], [], []
-    batch = _Recent()
+    sent: set[tuple[str, str]] = set()  # (rule, realert key) alerted earlier in this batch: not in the table yet
     for index, (article, matches, stat) in enumerate(items):
         won = article.content_hash in claimed and first[article.content_hash] == index
         outcome = "accepted" if won or _claimed_path(conn, article) == article.path else "duplicate"
@@ -118,7 +118,7 @@ def queue_many(
         queued = 0
         for match in matches:
             rule = ruleset.rule(match.rule)
-            alert, due = _alert(conn, batch, ruleset, rule, article, match, now, send)
+            alert, due = _alert(conn, sent, ruleset, rule, article, match, now, send)
             alert_rows.append(alert)
             delivery_rows += due
             queued += len(due)
@@ -146,16 +146,9 @@ def _claimed_path(conn: Connection, article: Article) -> str | None:
     return conn.execute(query).scalar()
 
 
-class _Recent:
-    """Alerts not suppressed earlier in this batch, per (rule, realert key): not in the table yet."""
-
-    def __init__(self) -> None:
-        self.sent: set[tuple[str, str]] = set()
-
-
 def _alert(
     conn: Connection,
-    batch: _Recent,
+    sent: set[tuple[str, str]],
     ruleset: RuleSet,
     rule: Rule,
     article: Article,
@@ -167,10 +160,10 @@ def _alert(
     alert_id = make_id(rule.name, article.content_hash)
     key = _realert_key(rule, article, match)
     suppressed = rule.realert is not None and (
-        (rule.name, key) in batch.sent or _recent(conn, rule.name, key, now - rule.realert.total_seconds())
+        (rule.name, key) in sent or _recent(conn, rule.name, key, now - rule.realert.total_seconds())
     )
     if not suppressed:
-        batch.sent.add((rule.name, key))
+        sent.add((rule.name, key))
     payload = alert_payload(alert_id, article, match)
     row = {
         "id": alert_id,

@@ -296,9 +296,6 @@ class Store:
             rows = conn.execute(select(files.c.path, files.c.size, files.c.mtime_ns))
             return {path: (size, mtime) for path, size, mtime in rows}
 
-    def seen(self, path: str, size: int, mtime_ns: int) -> bool:
-        return self.seen_many([path]).get(path) == (size, mtime_ns)
-
     def seen_many(self, paths: Sequence[str]) -> dict[str, tuple[int, int]]:
         """The (size, mtime_ns) the ledger holds for each of the paths it knows."""
         with self.engine.connect() as conn:
@@ -316,8 +313,9 @@ class Store:
     def exchange(
         self, outcomes: Sequence[tuple[str, str, Mapping[str, Any]]], now: float, limit: int, lease: float
     ) -> list[Delivery]:
-        """The deliverer's one transaction per turn: store attempts' outcomes (as `finish_many`), then lease
-        up to `limit` due deliveries (as `take_due`)."""
+        """The deliverer's one transaction per turn: store attempts' outcomes, each (delivery id, webhook,
+        values of `state`, `due_at`, `last_status`, `last_error`, `delivered_at`), then lease up to `limit`
+        due deliveries of enabled webhooks, oldest first."""
         with self.begin() as conn:
             if outcomes:
                 _finish(conn, outcomes)
@@ -333,15 +331,6 @@ class Store:
         with self.engine.connect() as conn:
             value = conn.execute(_NEXT_DUE).scalar()
         return float(value) if value is not None else None
-
-    def finish(self, delivery_id: str, webhook: str, **values: Any) -> None:
-        """Store an attempt's outcome: `state`, `due_at`, `last_status`, `last_error`, `delivered_at`."""
-        self.finish_many([(delivery_id, webhook, values)])
-
-    def finish_many(self, outcomes: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
-        """Store attempts' outcomes (delivery id, webhook, values as for `finish`) in one transaction."""
-        with self.begin() as conn:
-            _finish(conn, outcomes)
 
     def release_all(self) -> int:
         """Give back every lease: at start-up on SQLite, where this process is the only deliverer."""
