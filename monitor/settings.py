@@ -55,6 +55,16 @@ class HttpSettings(_Section):
     port: int = Field(default=8787, ge=0, le=65535)
 
 
+class LimitsSettings(_Section):
+    """Bounds on what one article may cost and produce (docs/formats.md, "Caps")."""
+
+    max_hits: int = Field(default=20, ge=1, le=10_000)  # hits kept per match; `hits_total` counts them all
+    hit_chars: int = Field(default=200, ge=20, le=100_000)  # a hit's text longer than this is cut around its middle
+    max_payload_bytes: int = Field(default=65_536, ge=4_096, le=16 * 1024 * 1024)  # an alert's JSON payload
+    match_budget: Duration = timedelta(seconds=30)  # CPU time one article may take to match: past it `too_costly`
+    large_article_bytes: int = Field(default=1024 * 1024, ge=1)  # articles this large are read in their own lane
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: LogFormat = "auto"
@@ -71,6 +81,7 @@ class Settings(BaseSettings):
     state: StateSettings = StateSettings()
     delivery: DeliverySettings = DeliverySettings()
     http: HttpSettings = HttpSettings()
+    limits: LimitsSettings = LimitsSettings()
     log: LogSettings = LogSettings()
 
     @field_validator("timezone")
