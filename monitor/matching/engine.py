@@ -73,6 +73,11 @@ class Match:
         return self._hits
 
     @property
+    def hits_total(self) -> int:
+        """How many distinct hits the match has, however many `hits` keeps."""
+        return len(self.hits)
+
+    @property
     def clause(self) -> str:
         """The part of the query that made the rule fire."""
         if self._explain is not None:
