@@ -6,6 +6,8 @@ moved in from an unwatched folder), which skips files that are still open for wr
 thread never runs our logic: it only calls `loop.call_soon_threadsafe`. A full queue is not an error:
 the path is dropped and a reconcile scan is requested, which finds every file the ledger has not seen.
 Files in hidden folders are ignored, as the scan skips them; a name renamed away or deleted is forgotten.
+Neither observer nor the scan follows a symbolic link to a folder (and the reader opens every file beneath
+its watched folder without following links: `articles.read_article(..., root=)`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserver
+from watchdog.observers.polling import PollingObserverVFS
 
 log = structlog.get_logger(__name__)
 # watchdog warns when a subfolder made by `mkdir -p` gets its watch from both the parent's scan and its
@@ -169,7 +171,10 @@ class Watcher:
             self.observer.start()
 
     def _observer(self) -> BaseObserver:
-        observer: BaseObserver = PollingObserver(timeout=1) if self.polling else Observer()
+        # The polling observer's snapshots lstat: a symbolic link to a folder (or to `.`) is not walked into.
+        observer: BaseObserver = Observer()
+        if self.polling:
+            observer = PollingObserverVFS(os.lstat, os.scandir, polling_interval=1)
         # inotify tells open and close: modification events add nothing, so the kernel is not asked for them
         kinds = None if self.polling else _NATIVE_EVENTS
         for folder in self.folders:

@@ -6,6 +6,7 @@ import codecs
 import contextlib
 import hashlib
 import os
+import resource
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -191,7 +192,9 @@ REFUSALS = [
     pytest.param(b"date 2022-01-08\n" + b"\x1b[31m" * 10, "binary", id="escape-sequences"),
     pytest.param(b"date 2022-01-08\n\x81\x8d\x8f", "encoding", id="not-utf8-not-cp1252"),
     pytest.param(codecs.BOM_UTF8 + b"date 2022-01-08\nCaf\xe9", "encoding", id="bom-then-invalid-utf8"),
-    pytest.param("date 2022-01-08\nBody.".encode("utf-16"), "binary", id="utf-16"),
+    pytest.param("date 2022-01-08\nBody.".encode("utf-16-le"), "encoding", id="utf-16-without-bom"),
+    pytest.param("date 2022-01-08\nBody.".encode("utf-32-be"), "encoding", id="utf-32-without-bom"),
+    pytest.param(codecs.BOM_UTF16_LE + b"d\x00a\x00\x00\xd8", "encoding", id="utf-16-bom-then-invalid"),
 ]
 
 
@@ -364,6 +367,14 @@ LATEST = [
 ]
 
 
+LATEST += [
+    pytest.param(
+        datetime(9999, 12, 1, tzinfo=UTC), Precision.month, datetime.max.replace(tzinfo=UTC), id="month-9999-12"
+    ),
+    pytest.param(datetime(9999, 12, 31, tzinfo=UTC), Precision.day, datetime.max.replace(tzinfo=UTC), id="day-9999"),
+]
+
+
 @pytest.mark.parametrize(("value", "precision", "latest"), LATEST)
 def test_latest(value: datetime, precision: Precision, latest: datetime) -> None:
     assert ArticleDate(value, precision).latest() == latest
@@ -379,3 +390,67 @@ def test_latest(value: datetime, precision: Precision, latest: datetime) -> None
 )
 def test_latest_of_a_read_article(tmp_path: Path, header: str, latest: datetime) -> None:
     assert read_article(write(tmp_path, f"date {header}\nBody.".encode())).date.latest() == latest
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32", "utf-32-be"])
+def test_utf16_and_utf32_with_their_byte_order_mark_are_read(tmp_path: Path, encoding: str) -> None:
+    text = "date 2022-01-08\nBijna achtduizend mensen zijn gearresteerd in Almaty — één bericht."
+    data = text.encode(encoding)
+    if not encoding.endswith(("16", "32")):  # the -be codecs write no mark: put it there as editors do
+        data = (codecs.BOM_UTF16_BE if "16" in encoding else codecs.BOM_UTF32_BE) + data
+    article = read_article(write(tmp_path, data))
+    assert article.text == text.split("\n", 1)[1]
+    assert article.size == len(data)
+
+
+def test_far_future_dates_are_read(tmp_path: Path) -> None:
+    article = read_article(write(tmp_path, b"date 9999-12 Bijna achtduizend mensen zijn gearresteerd."))
+    assert article.date.isoformat() == "9999-12"
+    assert article.date.latest() == datetime.max.replace(tzinfo=UTC)
+
+
+# -- beneath the watched folder ---------------------------------------------------------------------------
+def test_read_beneath_its_folder(tmp_path: Path) -> None:
+    (tmp_path / "feed" / "deep").mkdir(parents=True)
+    path = write(tmp_path / "feed" / "deep", b"date 2022-01-08\nBody.")
+    assert read_article(path, root=tmp_path).text == "Body."
+
+
+def test_a_symlinked_folder_on_the_path_is_not_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "secret"
+    outside.mkdir()
+    write(outside, b"date 2022-01-08\nPrivate text.", "private.txt")
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    (watched / "feed").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ArticleError) as caught:
+        read_article(watched / "feed" / "private.txt", root=watched)
+    assert caught.value.code == "symlink"
+    assert read_article(watched / "feed" / "private.txt").text == "Private text."  # without a root: followed
+
+
+def test_a_path_outside_the_folder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "watched").mkdir()
+    path = write(tmp_path, b"date 2022-01-08\nBody.")
+    with pytest.raises(ArticleError) as caught:
+        read_article(path, root=tmp_path / "watched")
+    assert caught.value.code == "outside"
+
+
+def test_out_of_file_descriptors_is_transient(tmp_path: Path, article: Path) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    held = []
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(os.open(os.devnull, os.O_RDONLY))
+        with pytest.raises(ArticleError) as caught:
+            read_article(article)
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert caught.value.code == "transient"
+    assert "tried again later" in caught.value.reason
+    assert read_article(article).text == "Body."

@@ -348,3 +348,22 @@ def test_scan_survives_a_missing_folder(tmp_path: Path) -> None:
         found = [entry.name for entry in scan([tmp_path / "missing", tmp_path], (".txt",))]
     assert found == ["a.txt"]
     assert [(e["event"], str(e["folder"])) for e in logs] == [("scan_failed", str(tmp_path / "missing"))]
+
+
+@pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
+@pytest.mark.asyncio
+async def test_symlinked_folders_are_not_followed(watch: WatchFactory, tmp_path: Path, polling: bool) -> None:
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "private.txt").write_bytes(b"date 2022-01-08\nPrivate.")
+    folder = watch(polling=polling)
+    (folder.path / "feed").symlink_to(secret, target_is_directory=True)
+    (folder.path / "self").symlink_to(".", target_is_directory=True)  # a loop: polling once grew without bound
+    (folder.path / "again").symlink_to(".", target_is_directory=True)
+    await folder.barrier()
+    (secret / "later.txt").write_bytes(b"date 2022-01-09\nPrivate too.")
+    path = folder.path / "article.txt"
+    path.write_bytes(b"date 2022-01-08\nBody.")
+    await folder.inbox.wait_for(path)
+    await folder.barrier()
+    assert folder.submitted() == ["article.txt"]
