@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.reader import ReaderError
 
 
 class YamlProblem(Exception):
@@ -20,11 +21,16 @@ class YamlProblem(Exception):
 def load_yaml(path: Path) -> Any:
     """The round-trip tree of a YAML file (dicts and lists that know their lines)."""
     try:
-        return YAML(typ="rt").load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        return YAML(typ="rt").load(text)
     except OSError as exc:
         raise YamlProblem(f"cannot read: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise YamlProblem(f"not UTF-8 (byte {exc.start})") from None
+    except ReaderError as exc:  # a character YAML does not allow (a NUL byte, other control characters)
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise YamlProblem(f"invalid YAML: character U+{exc.character:04X} is not allowed", line, column) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)

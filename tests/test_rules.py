@@ -327,3 +327,14 @@ def test_evaluate_command_prints_json_and_table() -> None:
     assert table.exit_code == 0, table.output
     assert "false negative arrestaties 13_aangehouden.txt" in table.output
     assert "0.95" in table.output
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x07"], ids=["nul", "bell"])
+def test_a_character_yaml_forbids_is_a_rules_error_with_its_place(tmp_path: Path, char: str) -> None:
+    path = write_rules(tmp_path, f"  - name: good\n    query: mas{char}imov\n")
+    with pytest.raises(RulesError) as caught:
+        load_rules(path, environ={})
+    (problem,) = caught.value.problems
+    line = HEADER.count("\n") + 2
+    assert (problem.line, problem.column) == (line, len("    query: mas") + 1)
+    assert f"U+{ord(char):04X} is not allowed" in problem.message
