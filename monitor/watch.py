@@ -100,6 +100,14 @@ def hidden_below(path: str | Path, root: str | Path) -> bool:
     return any(part.startswith(".") and part not in (".", "..") for part in folders)
 
 
+def _identity(folder: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
 class _Handler(FileSystemEventHandler):
     """Runs in the observer thread: translate events into calls on the loop, nothing else."""
 
@@ -141,6 +149,7 @@ class Watcher:
         self.suffixes = tuple(suffixes)
         self.observer: BaseObserver | None = None
         self.restarts = 0
+        self._identity: list[tuple[int, int] | None] = []  # each folder's (device, inode) when watched
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._open: dict[str, int] = {}
         self._events: list[tuple[str, str]] = []  # (Watcher method, path) from the observer thread
@@ -150,6 +159,7 @@ class Watcher:
     def start(self) -> None:
         for folder in self.folders:
             folder.mkdir(parents=True, exist_ok=True)
+        self._identity = [_identity(folder) for folder in self.folders]
         try:  # watchdog makes its inotify instance in schedule() or start(), depending on the version
             self.observer = self._observer()
             self.observer.start()
@@ -182,9 +192,13 @@ class Watcher:
         return observer
 
     def alive(self) -> bool:
-        """The observer thread runs, and so does each folder's emitter (it stops when its folder is removed)."""
+        """The observer thread runs, so does each folder's emitter (it stops when its folder is removed), and
+        each folder is still the one it watches: a folder deleted and made again is another folder, which the
+        old watch never reports on (and whose emitter may live on while a file of the old one is held open)."""
         observer = self.observer
         if observer is None or not observer.is_alive():
+            return False
+        if [_identity(folder) for folder in self.folders] != self._identity:
             return False
         return bool(observer.emitters) and all(emitter.is_alive() for emitter in observer.emitters)
 

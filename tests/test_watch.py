@@ -367,3 +367,28 @@ async def test_symlinked_folders_are_not_followed(watch: WatchFactory, tmp_path:
     await folder.inbox.wait_for(path)
     await folder.barrier()
     assert folder.submitted() == ["article.txt"]
+
+
+@pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
+@pytest.mark.asyncio
+async def test_a_folder_deleted_and_made_again_is_noticed(watch: WatchFactory, polling: bool) -> None:
+    folder = watch(polling=polling)
+    watcher = folder.watcher
+    assert watcher is not None
+    held = (folder.path / "held.txt").open("wb")  # a file of the old folder stays open meanwhile
+    try:
+        shutil.rmtree(folder.path)
+        folder.path.mkdir()
+
+        async def noticed() -> None:
+            while watcher.alive():
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(noticed(), WAIT)
+    finally:
+        held.close()
+    watcher.restart()
+    assert watcher.alive()
+    path = folder.path / "after.txt"
+    path.write_bytes(b"date 2022-01-08\nBody.")
+    await folder.inbox.wait_for(path)
