@@ -33,11 +33,13 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
     bindparam,
+    cast,
     create_engine,
     event,
     func,
@@ -51,6 +53,8 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from monitor.errors import StoreError
 
 SCHEMA_VERSION = "1"
+DIGEST_REFS = "alert_ids"  # a digest part's stored payload lists its alerts by id; `Delivery.payload` has them
+_CHUNK = 500  # ids per IN (...) when the alerts' payloads are read
 metadata = MetaData()
 
 files = Table(
@@ -81,7 +85,7 @@ alerts = Table(
     Column("id", String(64), primary_key=True),
     Column("rule", String(80), nullable=False),
     Column("content_hash", String(64), nullable=False),
-    Column("payload", Text, nullable=False),  # JSON of the match: rule, article, hits, clause
+    Column("payload", Text, nullable=False),  # JSON of the match: rule, article, hits, clause (monitor.payload)
     Column("realert_key", Text, nullable=False),
     Column("suppressed", Boolean, nullable=False),
     Column("digest_pending", Boolean, nullable=False),
@@ -95,7 +99,8 @@ deliveries = Table(
     Column("webhook", String(80), nullable=False),
     Column("kind", String(16), nullable=False),  # alert | digest
     Column("rule", String(80), nullable=False),
-    Column("payload", Text, nullable=False),  # JSON: the data the formats render
+    Column("alert_id", String(64)),  # an alert's delivery: the alert whose payload it sends
+    Column("payload", Text),  # JSON: a digest part's, with alert ids (DIGEST_REFS); a full payload in older rows
     Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("due_at", Float, nullable=False),
@@ -325,7 +330,7 @@ class Store:
             rows = conn.execute(query, {"now": now, "limit": limit}).mappings().all()
             if rows:
                 conn.execute(_LEASE, {"ids": [row["id"] for row in rows], "until": now + lease})
-        return [to_delivery(row) for row in rows]
+            return compose(conn, rows)
 
     def next_due(self) -> float | None:
         with self.engine.connect() as conn:
@@ -359,7 +364,7 @@ class Store:
         if states:
             query = query.where(deliveries.c.state.in_(list(states)))
         with self.engine.connect() as conn:
-            return [to_delivery(row) for row in conn.execute(query).mappings()]
+            return compose(conn, conn.execute(query).mappings().all())
 
     def requeue(self, ids: Sequence[str] | None) -> int:
         """Queue deliveries again under their original ids; None: every dead one."""
@@ -407,13 +412,53 @@ def _finish(conn: Connection, outcomes: Sequence[tuple[str, str, Mapping[str, An
         upsert(conn, webhook_state, status, key="name")
 
 
-def to_delivery(row: Any) -> Delivery:
+def compose(conn: Connection, rows: Sequence[Any]) -> list[Delivery]:
+    """Deliveries of outbox rows, with their payloads as the formats read them: an alert's from its alert
+    row, a digest part's with its alerts' payloads in place of their ids, an older row's as stored."""
+    stored = [json.loads(row["payload"]) if row["payload"] is not None else None for row in rows]
+    wanted = {row["alert_id"] for row in rows if row["alert_id"] is not None}
+    for payload in stored:
+        if payload is not None and DIGEST_REFS in payload:
+            wanted.update(payload[DIGEST_REFS])
+    found = alert_payloads(conn, sorted(wanted))
+    return [to_delivery(row, _payload(row, payload, found)) for row, payload in zip(rows, stored, strict=True)]
+
+
+def alert_payloads(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The payloads of the alerts with these ids (absent ids are left out)."""
+    found: dict[str, dict[str, Any]] = {}
+    for at in range(0, len(ids), _CHUNK):
+        query = select(alerts.c.id, alerts.c.payload).where(alerts.c.id.in_(ids[at : at + _CHUNK]))
+        found.update((alert_id, json.loads(payload)) for alert_id, payload in conn.execute(query))
+    return found
+
+
+def _payload(row: Any, stored: dict[str, Any] | None, found: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    if row["alert_id"] is not None:
+        return found.get(row["alert_id"]) or {"alert_id": row["alert_id"]}
+    if stored is None:
+        return {}
+    if DIGEST_REFS not in stored:
+        return stored
+    part = {key: value for key, value in stored.items() if key != DIGEST_REFS}
+    return part | {"alerts": [found.get(alert_id) or {"alert_id": alert_id} for alert_id in stored[DIGEST_REFS]]}
+
+
+def octets(conn: Connection, column: Column[Any]) -> Any:
+    """SQL for the length of a text column in bytes (UTF-8)."""
+    if conn.dialect.name == "postgresql":
+        return func.octet_length(column)
+    return func.length(cast(column, LargeBinary))
+
+
+def to_delivery(row: Any, payload: dict[str, Any] | None = None) -> Delivery:
+    """A delivery of an outbox row; `payload` as `compose` makes it (default: the row's own, parsed)."""
     return Delivery(
         row["id"],
         row["webhook"],
         row["kind"],
         row["rule"],
-        json.loads(row["payload"]),
+        payload if payload is not None else json.loads(row["payload"] or "{}"),
         State(row["state"]),
         row["attempts"],
         row["due_at"],
