@@ -54,5 +54,5 @@ def _full(conn: sa.Connection, part: dict[str, Any]) -> dict[str, Any]:
     """A digest part as revision 0002 stored it: its alerts' payloads in full."""
     ids = part.pop("alert_ids")
     query = sa.text("SELECT id, payload FROM alerts WHERE id IN :ids").bindparams(sa.bindparam("ids", expanding=True))
-    found: dict[str, str] = dict(conn.execute(query, {"ids": ids}).tuples().all()) if ids else {}
+    found: dict[str, str] = {i: p for i, p in conn.execute(query, {"ids": ids})} if ids else {}
     return part | {"alerts": [json.loads(found[i]) if i in found else {"alert_id": i} for i in ids]}
