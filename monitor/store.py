@@ -142,14 +142,15 @@ OPEN_STATES = (State.pending.value, State.retrying.value)
 _SEEN = select(files.c.path, files.c.size, files.c.mtime_ns).where(files.c.path.in_(bindparam("paths", expanding=True)))
 _DISABLED = select(webhook_state.c.name).where(webhook_state.c.disabled.is_(True))
 _DUE = (
-    select(deliveries)
+    select(deliveries, alerts.c.payload.label("alert_payload"))  # an alert delivery's payload, in the same query
+    .select_from(deliveries.outerjoin(alerts, alerts.c.id == deliveries.c.alert_id))
     .where(deliveries.c.state.in_(OPEN_STATES), deliveries.c.due_at <= bindparam("now"))
     .where((deliveries.c.lease_until.is_(None)) | (deliveries.c.lease_until < bindparam("now")))
     .where(deliveries.c.webhook.not_in(_DISABLED))
     .order_by(deliveries.c.due_at)
     .limit(bindparam("limit"))
 )
-_DUE_FOR_UPDATE = _DUE.with_for_update(skip_locked=True)
+_DUE_FOR_UPDATE = _DUE.with_for_update(skip_locked=True, of=deliveries)
 _LEASE = (
     update(deliveries)
     .where(deliveries.c.id.in_(bindparam("ids", expanding=True)))
@@ -414,34 +415,40 @@ def _finish(conn: Connection, outcomes: Sequence[tuple[str, str, Mapping[str, An
 
 def compose(conn: Connection, rows: Sequence[Any]) -> list[Delivery]:
     """Deliveries of outbox rows, with their payloads as the formats read them: an alert's from its alert
-    row, a digest part's with its alerts' payloads in place of their ids, an older row's as stored."""
+    row (as `alert_payload` when the query joined it), a digest part's with its alerts' payloads in place
+    of their ids, an older row's as stored. Each delivery gets payload objects of its own."""
     stored = [json.loads(row["payload"]) if row["payload"] is not None else None for row in rows]
-    wanted = {row["alert_id"] for row in rows if row["alert_id"] is not None}
+    wanted = {row["alert_id"] for row in rows if row["alert_id"] is not None and not row.get("alert_payload")}
     for payload in stored:
         if payload is not None and DIGEST_REFS in payload:
             wanted.update(payload[DIGEST_REFS])
-    found = alert_payloads(conn, sorted(wanted))
+    found = alert_payloads(conn, sorted(wanted)) if wanted else {}
     return [to_delivery(row, _payload(row, payload, found)) for row, payload in zip(rows, stored, strict=True)]
 
 
-def alert_payloads(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The payloads of the alerts with these ids (absent ids are left out)."""
-    found: dict[str, dict[str, Any]] = {}
+def alert_payloads(conn: Connection, ids: Sequence[str]) -> dict[str, str]:
+    """The stored payloads (JSON) of the alerts with these ids; absent ids are left out."""
+    found: dict[str, str] = {}
     for at in range(0, len(ids), _CHUNK):
         query = select(alerts.c.id, alerts.c.payload).where(alerts.c.id.in_(ids[at : at + _CHUNK]))
-        found.update((alert_id, json.loads(payload)) for alert_id, payload in conn.execute(query))
+        found.update((alert_id, payload) for alert_id, payload in conn.execute(query))
     return found
 
 
-def _payload(row: Any, stored: dict[str, Any] | None, found: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+def _payload(row: Any, stored: dict[str, Any] | None, found: Mapping[str, str]) -> dict[str, Any]:
     if row["alert_id"] is not None:
-        return found.get(row["alert_id"]) or {"alert_id": row["alert_id"]}
+        return _alert(row["alert_id"], row.get("alert_payload") or found.get(row["alert_id"]))
     if stored is None:
         return {}
     if DIGEST_REFS not in stored:
         return stored
     part = {key: value for key, value in stored.items() if key != DIGEST_REFS}
-    return part | {"alerts": [found.get(alert_id) or {"alert_id": alert_id} for alert_id in stored[DIGEST_REFS]]}
+    return part | {"alerts": [_alert(alert_id, found.get(alert_id)) for alert_id in stored[DIGEST_REFS]]}
+
+
+def _alert(alert_id: str, payload: str | None) -> dict[str, Any]:
+    """An alert's payload; only its id if the alert row is gone (alerts are never deleted today)."""
+    return json.loads(payload) if payload is not None else {"alert_id": alert_id}
 
 
 def octets(conn: Connection, column: Column[Any]) -> Any:
