@@ -141,16 +141,26 @@ class State(enum.StrEnum):
 OPEN_STATES = (State.pending.value, State.retrying.value)
 _SEEN = select(files.c.path, files.c.size, files.c.mtime_ns).where(files.c.path.in_(bindparam("paths", expanding=True)))
 _DISABLED = select(webhook_state.c.name).where(webhook_state.c.disabled.is_(True))
-_DUE = (
-    select(deliveries, alerts.c.payload.label("alert_payload"))  # an alert delivery's payload, in the same query
-    .select_from(deliveries.outerjoin(alerts, alerts.c.id == deliveries.c.alert_id))
+_DUE_ROWS = (
+    select(deliveries)
     .where(deliveries.c.state.in_(OPEN_STATES), deliveries.c.due_at <= bindparam("now"))
     .where((deliveries.c.lease_until.is_(None)) | (deliveries.c.lease_until < bindparam("now")))
     .where(deliveries.c.webhook.not_in(_DISABLED))
     .order_by(deliveries.c.due_at)
     .limit(bindparam("limit"))
 )
-_DUE_FOR_UPDATE = _DUE.with_for_update(skip_locked=True, of=deliveries)
+
+
+def _with_alert_payload(due: Any) -> Any:
+    """The due rows, each alert delivery with its alert's payload: joined after the limit, so that only
+    the rows taken are looked up (and the sort does not carry payloads)."""
+    rows = due.subquery("due")
+    joined = rows.outerjoin(alerts, alerts.c.id == rows.c.alert_id)
+    return select(rows, alerts.c.payload.label("alert_payload")).select_from(joined).order_by(rows.c.due_at)
+
+
+_DUE = _with_alert_payload(_DUE_ROWS)
+_DUE_FOR_UPDATE = _with_alert_payload(_DUE_ROWS.with_for_update(skip_locked=True))
 _LEASE = (
     update(deliveries)
     .where(deliveries.c.id.in_(bindparam("ids", expanding=True)))
