@@ -1,8 +1,14 @@
 """Matches become alerts and outbox rows, in the same transaction as the article's claim.
 
+`prepare` builds each match's bounded payload (monitor.payload) before the transaction: that works out
+the match's hits, the costly part, which must not hold the write lock. The transaction (`queue_prepared`)
+stores each payload once, in the alert row; the alert's deliveries refer to it by `alert_id`.
+
 Ids are deterministic: an alert's id comes from (rule, article hash) and a delivery's from (alert, webhook)
-or, for a digest, from (rule, webhook, schedule time). Inserting an id twice is a no-op, so a repeated
-flush or a crash between steps can never queue a second delivery of the same thing.
+or, for a digest, from (rule, webhook, schedule time, and the part's number after the first). Inserting
+an id twice is a no-op, so a repeated flush or a crash between steps can never queue a second delivery of
+the same thing. A digest over `max_payload_bytes` is queued as several parts, all in the flush's one
+transaction, each part's delivery listing its alerts by id.
 
 Several replicas may flush the same digest time at once: each flush first claims (rule, time) in
 `digest_claims` within its transaction, and only the one whose claim took effect builds the digest, so no
@@ -40,8 +46,6 @@ from monitor.store import (
     octets,
     upsert_many,
 )
-
-__all__ = ["Queued", "alert_payload", "flush_digest", "make_id", "prepare", "queue_article", "queue_many"]
 
 _LOOKBACK = (
     timedelta(hours=1),
