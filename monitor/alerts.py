@@ -1,8 +1,14 @@
 """Matches become alerts and outbox rows, in the same transaction as the article's claim.
 
+`prepare` builds each match's bounded payload (monitor.payload) before the transaction: that works out
+the match's hits, the costly part, which must not hold the write lock. The transaction (`queue_prepared`)
+stores each payload once, in the alert row; the alert's deliveries refer to it by `alert_id`.
+
 Ids are deterministic: an alert's id comes from (rule, article hash) and a delivery's from (alert, webhook)
-or, for a digest, from (rule, webhook, schedule time). Inserting an id twice is a no-op, so a repeated
-flush or a crash between steps can never queue a second delivery of the same thing.
+or, for a digest, from (rule, webhook, schedule time, and the part's number after the first). Inserting
+an id twice is a no-op, so a repeated flush or a crash between steps can never queue a second delivery of
+the same thing. A digest over `max_payload_bytes` is queued as several parts, all in the flush's one
+transaction, each part's delivery listing its alerts by id.
 
 Several replicas may flush the same digest time at once: each flush first claims (rule, time) in
 `digest_claims` within its transaction, and only the one whose claim took effect builds the digest, so no
@@ -12,10 +18,9 @@ flush can mark alerts as sent that went into no digest.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +29,9 @@ from sqlalchemy import ColumnElement, Connection, and_, exists, func, select, up
 
 from monitor.articles import Article
 from monitor.matching.engine import Match
+from monitor.payload import alert_payload, digest_parts, dumps
 from monitor.rules import Rule, RuleSet
+from monitor.settings import LimitsSettings
 from monitor.store import (
     State,
     Store,
@@ -36,6 +43,7 @@ from monitor.store import (
     files,
     insert_ignore,
     insert_returning,
+    octets,
     upsert_many,
 )
 
@@ -55,25 +63,40 @@ class Queued:
     deliveries: int  # immediate deliveries queued now
 
 
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A match made ready for the outbox: its alert id, payload (JSON) and realert key."""
+
+    rule: str
+    alert_id: str
+    payload: str
+    realert_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An article with its matches as drafts, built before the write transaction."""
+
+    article: Article
+    stat: tuple[int, int]
+    drafts: tuple[Draft, ...]
+
+
 def make_id(*parts: str) -> str:
     return "msg_" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
-def alert_payload(alert_id: str, article: Article, match: Match) -> dict[str, Any]:
-    return {
-        "alert_id": alert_id,
-        "rule": match.rule,
-        "clause": match.clause,
-        "article": {
-            "path": article.path,
-            "date": article.date.isoformat(),
-            "date_precision": article.date.precision.value,
-            "content_hash": article.content_hash,
-            "size": article.size,
-            "lead": " ".join(article.text[:280].split()),
-        },
-        "hits": [asdict(hit) for hit in match.hits],
-    }
+def prepare(
+    ruleset: RuleSet, article: Article, matches: Sequence[Match], stat: tuple[int, int], limits: LimitsSettings | None
+) -> Prepared:
+    """Work out the matches' hits and bounded payloads (the costly part): outside any transaction."""
+    drafts = []
+    for match in matches:
+        rule = ruleset.rule(match.rule)
+        alert_id = make_id(rule.name, article.content_hash)
+        payload = dumps(alert_payload(alert_id, article, match, limits))
+        drafts.append(Draft(rule.name, alert_id, payload, _realert_key(rule, article, match)))
+    return Prepared(article, stat, tuple(drafts))
 
 
 def queue_article(
@@ -84,10 +107,13 @@ def queue_article(
     stat: tuple[int, int],
     now: float | None = None,
     send: bool = True,
+    limits: LimitsSettings | None = None,
 ) -> Queued:
-    """Claim the article and queue its alerts, all in one transaction (`send=False`: record them only)."""
+    """Claim the article and queue its alerts, all in one transaction (`send=False`: record them only);
+    the payloads are built before it."""
+    prepared = prepare(ruleset, article, matches, stat, limits)
     with store.begin() as conn:
-        return queue_many(conn, ruleset, [(article, matches, stat)], now, send)[0]
+        return queue_prepared(conn, ruleset, [prepared], now, send)[0]
 
 
 def queue_many(
@@ -96,33 +122,43 @@ def queue_many(
     items: Sequence[tuple[Article, list[Match], tuple[int, int]]],
     now: float | None = None,
     send: bool = True,
+    limits: LimitsSettings | None = None,
+) -> list[Queued]:
+    """`queue_prepared` of articles not prepared yet: their payloads are built within the caller's
+    transaction (a caller holding a write lock should `prepare` first, as the pipeline does)."""
+    prepared = [prepare(ruleset, article, matches, stat, limits) for article, matches, stat in items]
+    return queue_prepared(conn, ruleset, prepared, now, send)
+
+
+def queue_prepared(
+    conn: Connection, ruleset: RuleSet, items: Sequence[Prepared], now: float | None = None, send: bool = True
 ) -> list[Queued]:
     """`queue_article` for several articles within the caller's transaction, with one statement per table
     for all of them (claims, ledger rows, alerts, deliveries). The first article of a content claims it;
     the others with that content are duplicates, as if they had come one after another."""
     now = time.time() if now is None else now
     first: dict[str, int] = {}
-    for index, (article, _, _) in enumerate(items):
-        first.setdefault(article.content_hash, index)
-    claims = [_claim(items[index][0], len(items[index][1]), now) for index in first.values()]
+    for index, item in enumerate(items):
+        first.setdefault(item.article.content_hash, index)
+    claims = [_claim(items[index].article, len(items[index].drafts), now) for index in first.values()]
     claimed = set(insert_returning(conn, articles, claims, articles.c.content_hash))
     ledger, alert_rows, delivery_rows, results = [], [], [], []
     sent: set[tuple[str, str]] = set()  # (rule, realert key) alerted earlier in this batch: not in the table yet
-    for index, (article, matches, stat) in enumerate(items):
+    for index, item in enumerate(items):
+        article = item.article
         won = article.content_hash in claimed and first[article.content_hash] == index
         outcome = "accepted" if won or _claimed_path(conn, article) == article.path else "duplicate"
-        ledger.append(file_row(article.path, *stat, outcome=outcome, content_hash=article.content_hash))
+        ledger.append(file_row(article.path, *item.stat, outcome=outcome, content_hash=article.content_hash))
         if not won:
             results.append(Queued(False, 0, 0))
             continue
         queued = 0
-        for match in matches:
-            rule = ruleset.rule(match.rule)
-            alert, due = _alert(conn, sent, ruleset, rule, article, match, now, send)
+        for draft in item.drafts:
+            alert, due = _alert(conn, sent, ruleset, ruleset.rule(draft.rule), article, draft, now, send)
             alert_rows.append(alert)
             delivery_rows += due
             queued += len(due)
-        results.append(Queued(True, len(matches), queued))
+        results.append(Queued(True, len(item.drafts), queued))
     upsert_many(conn, files, ledger, key="path")
     insert_returning(conn, alerts, alert_rows, alerts.c.id)
     insert_returning(conn, deliveries, delivery_rows, deliveries.c.id)
@@ -152,24 +188,23 @@ def _alert(
     ruleset: RuleSet,
     rule: Rule,
     article: Article,
-    match: Match,
+    draft: Draft,
     now: float,
     send: bool,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The alert row of a match of a newly claimed article, and its immediate delivery rows."""
-    alert_id = make_id(rule.name, article.content_hash)
-    key = _realert_key(rule, article, match)
+    """The alert row of a match of a newly claimed article, and its immediate delivery rows: they refer
+    to the alert, whose row holds the payload once."""
+    alert_id, key = draft.alert_id, draft.realert_key
     suppressed = rule.realert is not None and (
         (rule.name, key) in sent or _recent(conn, rule.name, key, now - rule.realert.total_seconds())
     )
     if not suppressed:
         sent.add((rule.name, key))
-    payload = alert_payload(alert_id, article, match)
     row = {
         "id": alert_id,
         "rule": rule.name,
         "content_hash": article.content_hash,
-        "payload": json.dumps(payload, ensure_ascii=False),
+        "payload": draft.payload,
         "realert_key": key,
         "suppressed": suppressed,
         "digest_pending": send and rule.schedule is not None and not suppressed,
@@ -178,18 +213,26 @@ def _alert(
     if suppressed or not send or rule.schedule is not None:
         return row, []
     hooks = ruleset.targets(rule)
-    return row, [_delivery(make_id(alert_id, hook), hook, "alert", rule.name, payload, now) for hook in hooks]
+    return row, [_delivery(make_id(alert_id, hook), hook, "alert", rule.name, now, alert_id=alert_id) for hook in hooks]
 
 
 def _delivery(
-    delivery_id: str, webhook: str, kind: str, rule: str, payload: dict[str, Any], now: float
+    delivery_id: str,
+    webhook: str,
+    kind: str,
+    rule: str,
+    now: float,
+    payload: str | None = None,
+    alert_id: str | None = None,
 ) -> dict[str, Any]:
+    """An outbox row: an alert's refers to its alert (`alert_id`), a digest's holds its compact payload."""
     return {
         "id": delivery_id,
         "webhook": webhook,
         "kind": kind,
         "rule": rule,
-        "payload": json.dumps(payload, ensure_ascii=False),
+        "alert_id": alert_id,
+        "payload": payload,
         "state": State.pending.value,
         "attempts": 0,
         "due_at": now,
@@ -217,34 +260,49 @@ def _recent(conn: Connection, rule: str, key: str, since: float) -> bool:
     return bool(conn.execute(query).scalar())
 
 
-def flush_digest(store: Store, ruleset: RuleSet, rule: Rule, slot: datetime, now: float | None = None) -> int:
-    """Queue one digest delivery per webhook with the rule's pending alerts up to `slot`; 0 when another
+def flush_digest(
+    store: Store,
+    ruleset: RuleSet,
+    rule: Rule,
+    slot: datetime,
+    now: float | None = None,
+    limits: LimitsSettings | None = None,
+) -> int:
+    """Queue the rule's pending alerts up to `slot` as a digest for each webhook: one delivery per webhook
+    and part, each part within `limits.max_payload_bytes`. Returns the deliveries queued: 0 when another
     flush (another replica, or an earlier run) has claimed this schedule time."""
     now = time.time() if now is None else now
+    budget = (limits or LimitsSettings()).max_payload_bytes
     with store.begin() as conn:
         if not rule.send_empty and not conn.execute(select(exists().where(_pending(rule, slot)))).scalar():
             return 0
         claim = {"rule": rule.name, "slot": slot.astimezone(UTC).isoformat(), "flushed_at": now}
         if insert_ignore(conn, digest_claims, [claim]) == 0:
             return 0
-        query = select(alerts.c.id, alerts.c.payload).where(_pending(rule, slot))
+        query = select(alerts.c.id, octets(conn, alerts.c.payload)).where(_pending(rule, slot))
         query = query.order_by(alerts.c.created_at, alerts.c.id)
         if conn.dialect.name == "postgresql":  # a flush of a later time waits, then skips what this one sends
             query = query.with_for_update()
-        pending = conn.execute(query).all()
+        pending = [(alert_id, int(size)) for alert_id, size in conn.execute(query)]
         if not pending and not rule.send_empty:
             return 0
-        items = [json.loads(payload) for _, payload in pending]
-        payload = {"rule": rule.name, "slot": slot.isoformat(), "count": len(items), "alerts": items}
+        parts = digest_parts(rule.name, slot.isoformat(), pending, budget)
         rows = [
-            _delivery(make_id("digest", rule.name, hook, slot.isoformat()), hook, "digest", rule.name, payload, now)
+            _delivery(_digest_id(rule, hook, slot, number), hook, "digest", rule.name, now, payload=dumps(part))
             for hook in ruleset.targets(rule)
+            for number, part in enumerate(parts, 1)
         ]
         queued = insert_ignore(conn, deliveries, rows)
         ids = [alert_id for alert_id, _ in pending]
         if ids:
             conn.execute(update(alerts).where(alerts.c.id.in_(ids)).values(digest_pending=False))
     return queued
+
+
+def _digest_id(rule: Rule, hook: str, slot: datetime, number: int) -> str:
+    """Part 1 has the id a digest had before digests had parts; part k > 1 adds k."""
+    parts = ("digest", rule.name, hook, slot.isoformat())
+    return make_id(*parts) if number == 1 else make_id(*parts, str(number))
 
 
 def _pending(rule: Rule, slot: datetime) -> ColumnElement[bool]:

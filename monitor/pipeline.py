@@ -1,9 +1,9 @@
 """Files through read -> match -> claim and queue: `Pipeline.process_many(paths) -> [Processed]`.
 
 Blocking; the daemon runs it in a worker thread. Every failure to read a file becomes a recorded
-rejection with its reason code. A batch is read and matched first, then written in one transaction
-(ledger rows, claims, alerts, outbox rows): one commit for many articles, and still no article is
-half-recorded.
+rejection with its reason code. A batch is read, matched and its alert payloads built first (the costly
+part, outside any lock), then written in one transaction (ledger rows, claims, alerts, outbox rows): one
+commit for many articles, and still no article is half-recorded.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from pathlib import Path
 
 import structlog
 
-from monitor.alerts import Queued, queue_many
+from monitor.alerts import Prepared, Queued, prepare, queue_prepared
 from monitor.articles import Article, read_article
 from monitor.errors import ArticleError
 from monitor.matching.engine import Match
 from monitor.rules import RuleSet
+from monitor.settings import LimitsSettings
 from monitor.store import Store
 
 log = structlog.get_logger(__name__)
@@ -48,10 +49,13 @@ def ledger_key(path: str) -> str:
 
 
 class Pipeline:
-    def __init__(self, store: Store, rules: Callable[[], RuleSet], max_bytes: int) -> None:
+    def __init__(
+        self, store: Store, rules: Callable[[], RuleSet], max_bytes: int, limits: LimitsSettings | None = None
+    ) -> None:
         self.store = store
         self.rules = rules  # the rules in force now: reloads swap what this returns
         self.max_bytes = max_bytes
+        self.limits = limits or LimitsSettings()
 
     def process(self, path: Path | str, send: bool = True, since: date | None = None) -> Processed:
         """Read, match, claim and queue one file; `send=False` records alerts without delivering them;
@@ -86,20 +90,20 @@ class Pipeline:
         steps: list[_Step] = []
         for real, path in zip(paths, keys, strict=True):
             steps.append(self._read(real, path, known.get(path), ruleset, since))
-        read = [step for step in steps if step.article is not None]
+        read = [step for step in steps if step.prepared is not None]
+        items = [step.prepared for step in read if step.prepared is not None]
         with self.store.begin() as conn:
             for step in steps:
                 if step.error is not None:
                     self.store.record_file(
                         conn, step.path, *step.stat, outcome="rejected", code=step.error.code, reason=step.error.reason
                     )
-            items = [(step.article, step.matches, step.stat) for step in read if step.article is not None]
-            for step, queued in zip(read, queue_many(conn, ruleset, items, send=send), strict=True):
+            for step, queued in zip(read, queue_prepared(conn, ruleset, items, send=send), strict=True):
                 step.queued = queued
         return [self._done(step) for step in steps]
 
     def _read(self, real: str, path: str, known: tuple[int, int] | None, ruleset: RuleSet, since: date | None) -> _Step:
-        """Stat, read and match one file, outside the transaction."""
+        """Stat, read and match one file and build its alerts' payloads, outside the transaction."""
         try:
             info = os.stat(real, follow_symlinks=False)
         except FileNotFoundError:
@@ -115,7 +119,9 @@ class Pipeline:
             return _Step(path, stat, error=exc)
         if since is not None and article.date.latest().date() < since:
             return _Step(path, stat, outcome="skipped")
-        return _Step(path, stat, article=article, matches=ruleset.engine.match(article), mtime=info.st_mtime)
+        matches = ruleset.engine.match(article)
+        prepared = prepare(ruleset, article, matches, stat, self.limits)
+        return _Step(path, stat, article=article, matches=matches, mtime=info.st_mtime, prepared=prepared)
 
     def _done(self, step: _Step) -> Processed:
         """The result of a step whose transaction committed, logged."""
@@ -138,7 +144,7 @@ class Pipeline:
 
 @dataclass(slots=True)
 class _Step:
-    """One file on its way through a batch: read and matched before the transaction, queued in it."""
+    """One file on its way through a batch: read, matched and prepared before the transaction, queued in it."""
 
     path: str
     stat: tuple[int, int]
@@ -147,4 +153,5 @@ class _Step:
     article: Article | None = None
     matches: list[Match] = field(default_factory=list)
     mtime: float | None = None
+    prepared: Prepared | None = None
     queued: Queued | None = None

@@ -33,11 +33,13 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
     bindparam,
+    cast,
     create_engine,
     event,
     func,
@@ -51,6 +53,8 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from monitor.errors import StoreError
 
 SCHEMA_VERSION = "1"
+DIGEST_REFS = "alert_ids"  # a digest part's stored payload lists its alerts by id; `Delivery.payload` has them
+_CHUNK = 500  # ids per IN (...) when the alerts' payloads are read
 metadata = MetaData()
 
 files = Table(
@@ -81,7 +85,7 @@ alerts = Table(
     Column("id", String(64), primary_key=True),
     Column("rule", String(80), nullable=False),
     Column("content_hash", String(64), nullable=False),
-    Column("payload", Text, nullable=False),  # JSON of the match: rule, article, hits, clause
+    Column("payload", Text, nullable=False),  # JSON of the match: rule, article, hits, clause (monitor.payload)
     Column("realert_key", Text, nullable=False),
     Column("suppressed", Boolean, nullable=False),
     Column("digest_pending", Boolean, nullable=False),
@@ -95,7 +99,8 @@ deliveries = Table(
     Column("webhook", String(80), nullable=False),
     Column("kind", String(16), nullable=False),  # alert | digest
     Column("rule", String(80), nullable=False),
-    Column("payload", Text, nullable=False),  # JSON: the data the formats render
+    Column("alert_id", String(64)),  # an alert's delivery: the alert whose payload it sends
+    Column("payload", Text),  # JSON: a digest part's, with alert ids (DIGEST_REFS); a full payload in older rows
     Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("due_at", Float, nullable=False),
@@ -136,7 +141,7 @@ class State(enum.StrEnum):
 OPEN_STATES = (State.pending.value, State.retrying.value)
 _SEEN = select(files.c.path, files.c.size, files.c.mtime_ns).where(files.c.path.in_(bindparam("paths", expanding=True)))
 _DISABLED = select(webhook_state.c.name).where(webhook_state.c.disabled.is_(True))
-_DUE = (
+_DUE_ROWS = (
     select(deliveries)
     .where(deliveries.c.state.in_(OPEN_STATES), deliveries.c.due_at <= bindparam("now"))
     .where((deliveries.c.lease_until.is_(None)) | (deliveries.c.lease_until < bindparam("now")))
@@ -144,7 +149,18 @@ _DUE = (
     .order_by(deliveries.c.due_at)
     .limit(bindparam("limit"))
 )
-_DUE_FOR_UPDATE = _DUE.with_for_update(skip_locked=True)
+
+
+def _with_alert_payload(due: Any) -> Any:
+    """The due rows, each alert delivery with its alert's payload: joined after the limit, so that only
+    the rows taken are looked up (and the sort does not carry payloads)."""
+    rows = due.subquery("due")
+    joined = rows.outerjoin(alerts, alerts.c.id == rows.c.alert_id)
+    return select(rows, alerts.c.payload.label("alert_payload")).select_from(joined).order_by(rows.c.due_at)
+
+
+_DUE = _with_alert_payload(_DUE_ROWS)
+_DUE_FOR_UPDATE = _with_alert_payload(_DUE_ROWS.with_for_update(skip_locked=True))
 _LEASE = (
     update(deliveries)
     .where(deliveries.c.id.in_(bindparam("ids", expanding=True)))
@@ -325,7 +341,7 @@ class Store:
             rows = conn.execute(query, {"now": now, "limit": limit}).mappings().all()
             if rows:
                 conn.execute(_LEASE, {"ids": [row["id"] for row in rows], "until": now + lease})
-        return [to_delivery(row) for row in rows]
+            return compose(conn, rows)
 
     def next_due(self) -> float | None:
         with self.engine.connect() as conn:
@@ -359,7 +375,7 @@ class Store:
         if states:
             query = query.where(deliveries.c.state.in_(list(states)))
         with self.engine.connect() as conn:
-            return [to_delivery(row) for row in conn.execute(query).mappings()]
+            return compose(conn, conn.execute(query).mappings().all())
 
     def requeue(self, ids: Sequence[str] | None) -> int:
         """Queue deliveries again under their original ids; None: every dead one."""
@@ -407,13 +423,59 @@ def _finish(conn: Connection, outcomes: Sequence[tuple[str, str, Mapping[str, An
         upsert(conn, webhook_state, status, key="name")
 
 
-def to_delivery(row: Any) -> Delivery:
+def compose(conn: Connection, rows: Sequence[Any]) -> list[Delivery]:
+    """Deliveries of outbox rows, with their payloads as the formats read them: an alert's from its alert
+    row (as `alert_payload` when the query joined it), a digest part's with its alerts' payloads in place
+    of their ids, an older row's as stored. Each delivery gets payload objects of its own."""
+    stored = [json.loads(row["payload"]) if row["payload"] is not None else None for row in rows]
+    wanted = {row["alert_id"] for row in rows if row["alert_id"] is not None and not row.get("alert_payload")}
+    for payload in stored:
+        if payload is not None and DIGEST_REFS in payload:
+            wanted.update(payload[DIGEST_REFS])
+    found = alert_payloads(conn, sorted(wanted)) if wanted else {}
+    return [to_delivery(row, _payload(row, payload, found)) for row, payload in zip(rows, stored, strict=True)]
+
+
+def alert_payloads(conn: Connection, ids: Sequence[str]) -> dict[str, str]:
+    """The stored payloads (JSON) of the alerts with these ids; absent ids are left out."""
+    found: dict[str, str] = {}
+    for at in range(0, len(ids), _CHUNK):
+        query = select(alerts.c.id, alerts.c.payload).where(alerts.c.id.in_(ids[at : at + _CHUNK]))
+        found.update((alert_id, payload) for alert_id, payload in conn.execute(query))
+    return found
+
+
+def _payload(row: Any, stored: dict[str, Any] | None, found: Mapping[str, str]) -> dict[str, Any]:
+    if row["alert_id"] is not None:
+        return _alert(row["alert_id"], row.get("alert_payload") or found.get(row["alert_id"]))
+    if stored is None:
+        return {}
+    if DIGEST_REFS not in stored:
+        return stored
+    part = {key: value for key, value in stored.items() if key != DIGEST_REFS}
+    return part | {"alerts": [_alert(alert_id, found.get(alert_id)) for alert_id in stored[DIGEST_REFS]]}
+
+
+def _alert(alert_id: str, payload: str | None) -> dict[str, Any]:
+    """An alert's payload; only its id if the alert row is gone (alerts are never deleted today)."""
+    return json.loads(payload) if payload is not None else {"alert_id": alert_id}
+
+
+def octets(conn: Connection, column: Column[Any]) -> Any:
+    """SQL for the length of a text column in bytes (UTF-8)."""
+    if conn.dialect.name == "postgresql":
+        return func.octet_length(column)
+    return func.length(cast(column, LargeBinary))
+
+
+def to_delivery(row: Any, payload: dict[str, Any] | None = None) -> Delivery:
+    """A delivery of an outbox row; `payload` as `compose` makes it (default: the row's own, parsed)."""
     return Delivery(
         row["id"],
         row["webhook"],
         row["kind"],
         row["rule"],
-        json.loads(row["payload"]),
+        payload if payload is not None else json.loads(row["payload"] or "{}"),
         State(row["state"]),
         row["attempts"],
         row["due_at"],

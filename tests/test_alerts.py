@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from monitor import alerts as alerts_module
 from monitor.alerts import flush_digest, latest_fire, make_id, queue_article, queue_many
 from monitor.articles import parse_article
+from monitor.payload import alert_budget, json_size
 from monitor.rules import RuleSet, load_rules
 from monitor.schedule import cron
+from monitor.settings import LimitsSettings
 from monitor.store import Store, alerts, deliveries
 
 HOOKS = {"a": {"url": "http://127.0.0.1:9/a"}, "b": {"url": "http://127.0.0.1:9/b"}}
@@ -25,9 +31,12 @@ def ruleset(tmp_path: Path, **rule: Any) -> RuleSet:
     return load_rules(tmp_path / "rules.yaml")
 
 
-def queue(store: Store, rules: RuleSet, path: str, text: str, now: float = 1000.0, send: bool = True) -> Any:
+def queue(
+    store: Store, rules: RuleSet, path: str, text: str, now: float = 1000.0, send: bool = True, **limits: Any
+) -> Any:
     article = parse_article(path, text, len(text))
-    return queue_article(store, rules, article, rules.engine.match(article), (len(text), 1), now=now, send=send)
+    matches = rules.engine.match(article)
+    return queue_article(store, rules, article, matches, (len(text), 1), now, send, LimitsSettings(**limits))
 
 
 def rows(store: Store, table: Any) -> list[Any]:
@@ -110,11 +119,103 @@ def test_digest_flush_is_once_per_slot_and_takes_only_alerts_up_to_it(store: Sto
     assert rows(store, deliveries) == []  # a digest rule sends nothing at once
     assert flush_digest(store, rules, rule, slot) == 1
     assert flush_digest(store, rules, rule, slot) == 0  # the same slot again: nothing new
-    digest = rows(store, deliveries)[0]
-    assert digest["kind"] == "digest" and digest["id"] == make_id("digest", "hv", "a", slot.isoformat())
-    assert '"count": 1' in digest["payload"]
+    [digest] = store.deliveries()
+    assert digest.kind == "digest" and digest.id == make_id("digest", "hv", "a", slot.isoformat())
+    assert (digest.payload["count"], digest.payload["part"], digest.payload["parts"]) == (1, 1, 1)
+    assert [alert["article"]["path"] for alert in digest.payload["alerts"]] == ["1.txt"]
     assert flush_digest(store, rules, rule, slot + timedelta(hours=1)) == 1  # the later alert, next slot
     assert flush_digest(store, rules, rule, slot + timedelta(hours=2)) == 0  # empty: not sent
+
+
+def test_an_alert_is_stored_once_and_its_deliveries_refer_to_it(store: Store, tmp_path: Path) -> None:
+    rules = ruleset(tmp_path)
+    queue(store, rules, "x.txt", "date 2022-01 Verdacht van hoogverraad.")
+    [alert] = rows(store, alerts)
+    assert [(d["alert_id"], d["payload"]) for d in rows(store, deliveries)] == [(alert["id"], None)] * 2
+    handed = store.take_due(2000.0, 10, 60.0)
+    assert [d.payload for d in handed] == [json.loads(alert["payload"])] * 2
+    assert handed[0].payload["hits_total"] == 1 and handed[0].payload["truncated"] is False
+
+
+def test_a_hostile_article_costs_the_state_one_bounded_payload(store: Store, tmp_path: Path) -> None:
+    """The issue's article, 100 KB of it: 8,000 hits. One alert payload within the cap, none in the outbox."""
+    rules = ruleset(tmp_path)
+    queue(store, rules, "x.txt", "date 2022-01 " + "hoogverraad " * 8000)
+    [alert] = rows(store, alerts)
+    payload = json.loads(alert["payload"])
+    assert len(alert["payload"].encode()) <= alert_budget(LimitsSettings())
+    assert (payload["hits_total"], len(payload["hits"]), payload["truncated"]) == (8000, 20, True)
+    with store.engine.connect() as conn:
+        stored = conn.execute(select(func.sum(func.length(deliveries.c.payload)))).scalar()
+    assert stored is None, "the outbox holds no copy of it"
+
+
+def test_outbox_rows_written_before_revision_0003_still_deliver(store: Store) -> None:
+    """An alert delivery with its payload and no alert_id, a digest with its alerts in full."""
+    alert = {"alert_id": "msg_old", "rule": "hv", "hits": [{"term": "hoogverraad", "snippet": "[[hoogverraad]]"}]}
+    digest = {"rule": "hv", "slot": "2025-01-01T12:00:00+00:00", "count": 1, "alerts": [alert]}
+    row = {"webhook": "a", "rule": "hv", "state": "pending", "attempts": 0, "due_at": 1.0, "created_at": 1.0}
+    with store.begin() as conn:
+        conn.execute(deliveries.insert().values(id="d1", kind="alert", payload=json.dumps(alert), **row))
+        conn.execute(deliveries.insert().values(id="d2", kind="digest", payload=json.dumps(digest), **row))
+    assert {d.id: d.payload for d in store.take_due(2.0, 10, 60.0)} == {"d1": alert, "d2": digest}
+    assert {d.id: d.payload for d in store.deliveries()} == {"d1": alert, "d2": digest}
+
+
+def test_a_digest_over_the_cap_goes_out_in_parts_with_every_alert_once(store: Store, tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, schedule="0 * * * *")
+    slot = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    text = "date 2022-01 nummer {}: " + "hoogverraad " * 30
+    for n in range(40):
+        queue(store, rules, f"{n}.txt", text.format(n), now=slot.timestamp() - 60, max_payload_bytes=4096)
+    limits = LimitsSettings(max_payload_bytes=4096)
+    queued = flush_digest(store, rules, rules.rule("hv"), slot, limits=limits)
+    assert flush_digest(store, rules, rules.rule("hv"), slot, limits=limits) == 0
+    sent = store.deliveries()
+    parts = sent[0].payload["parts"]
+    assert parts > 1 and queued == len(sent) == 2 * parts
+    for hook in "ab":
+        mine = sorted((d for d in sent if d.webhook == hook), key=lambda d: d.payload["part"])
+        base = ("digest", "hv", hook, slot.isoformat())
+        assert [d.id for d in mine] == [make_id(*base)] + [make_id(*base, str(k)) for k in range(2, parts + 1)]
+        paths = [alert["article"]["path"] for d in mine for alert in d.payload["alerts"]]
+        assert sorted(paths) == sorted(f"{n}.txt" for n in range(40)), "every alert once"
+        assert all(d.payload["total"] == 40 and d.payload["count"] == len(d.payload["alerts"]) for d in mine)
+        assert max(json_size(d.payload) for d in mine) <= 4096
+
+
+@contextmanager
+def watching_transactions(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
+    """Record, for every payload built, whether a write transaction was open at that moment."""
+    inside = [False]
+    built: list[bool] = []
+    begin, payload = store.begin, alerts_module.alert_payload
+
+    @contextmanager
+    def begin_() -> Iterator[Any]:
+        inside[0] = True
+        try:
+            with begin() as conn:
+                yield conn
+        finally:
+            inside[0] = False
+
+    def payload_(*args: Any, **kwargs: Any) -> Any:
+        built.append(inside[0])
+        return payload(*args, **kwargs)
+
+    monkeypatch.setattr(store, "begin", begin_)
+    monkeypatch.setattr(alerts_module, "alert_payload", payload_)
+    yield built
+
+
+def test_payloads_are_built_before_the_write_transaction(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = ruleset(tmp_path)
+    with watching_transactions(store, monkeypatch) as built:
+        queue(store, rules, "x.txt", "date 2022-01 Verdacht van hoogverraad.")
+    assert built == [False]
 
 
 def test_empty_digest_only_when_asked(store: Store, tmp_path: Path) -> None:

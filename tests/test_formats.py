@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, get_args
 
@@ -32,8 +33,11 @@ from monitor.notify.formats.text import (
     join_within,
     marked,
 )
+from monitor.payload import digest_parts, json_size
 from monitor.rules import Format, Webhook
-from monitor.store import Delivery, State
+from monitor.settings import LimitsSettings
+from monitor.store import DIGEST_REFS, Delivery, State
+from tests.test_payload import CappedMatch
 
 GOLDEN = Path(__file__).parent / "golden"
 TEMPLATE = GOLDEN / "template.json.j2"
@@ -64,6 +68,14 @@ def make_alert(rule: str, article: Article, hits: list[Hit], clause: str | None 
     return alert_payload(make_id(rule, article.content_hash), article, match)
 
 
+def old_alert(rule: str, article: Article, hits: list[Hit], clause: str | None = None) -> dict[str, Any]:
+    """An alert as versions before the caps stored it: every hit, whole, and no hits_total or truncated."""
+    payload = make_alert(rule, article, [], clause)
+    del payload["hits_total"], payload["truncated"]
+    payload["clause"], payload["article"]["path"] = clause or rule, article.path
+    return payload | {"hits": [asdict(hit) for hit in hits]}
+
+
 def make_delivery(kind: str, rule: str, payload: dict[str, Any]) -> Delivery:
     return Delivery(
         id=make_id(kind, rule, "newsroom"),
@@ -81,8 +93,10 @@ def make_delivery(kind: str, rule: str, payload: dict[str, Any]) -> Delivery:
     )
 
 
-def digest_payload(rule: str, alerts: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"rule": rule, "slot": "2024-05-01T12:00:00+02:00", "count": len(alerts), "alerts": alerts}
+def digest_payload(rule: str, alerts: list[dict[str, Any]], part: int = 1, parts: int = 1) -> dict[str, Any]:
+    """A digest part as the store hands it out."""
+    head = {"rule": rule, "slot": "2024-05-01T12:00:00+02:00", "part": part, "parts": parts, "total": len(alerts)}
+    return head | {"count": len(alerts), "alerts": alerts}
 
 
 def alert_delivery() -> Delivery:
@@ -275,7 +289,7 @@ CHECKS = {
 LIMITED = list(CHECKS)
 
 
-def many_hits(count: int = 200) -> Delivery:
+def many_hits(count: int = 200, build: Any = old_alert) -> Delivery:
     hits = [
         make_hit(
             "hoogverraad",
@@ -285,14 +299,14 @@ def many_hits(count: int = 200) -> Delivery:
         for i in range(count)
     ]
     article = make_article("many.txt")
-    return make_delivery("alert", "hoogverraad", make_alert("hoogverraad", article, hits))
+    return make_delivery("alert", "hoogverraad", build("hoogverraad", article, hits))
 
 
 def huge_snippet() -> Delivery:
     context = "📰 tekst & <ruis> " * 1400  # about 25,000 characters each side, astral characters included
     hit = make_hit("hoogverraad", f"{context}[[hoogverraad]] {context}", start=25_000)
     article = make_article("huge.txt")
-    payload = make_alert("hoogverraad", article, [hit], clause="hoogverraad OR " * 700 + "verraad")
+    payload = old_alert("hoogverraad", article, [hit], clause="hoogverraad OR " * 700 + "verraad")
     payload["article"]["path"] = "/srv/" + "diep/" * 1000 + "huge.txt"
     return make_delivery("alert", "hoogverraad", payload)
 
@@ -308,7 +322,7 @@ def long_everything() -> Delivery:
 
 def big_digest(count: int = 500) -> Delivery:
     alerts = [
-        make_alert(
+        old_alert(
             "arrestaties",
             make_article(f"{i:04d}_{'x' * 40}.txt", f"tekst {i}"),
             [make_hit("opgepakt", f"…{i} demonstranten zijn [[opgepakt]] in Almaty 📰 & <meer>…")] * (1 + i % 3),
@@ -322,7 +336,7 @@ def long_digest() -> Delivery:
     """Fewer alerts, each with a snippet longer than any one field."""
     context = "📰 tekst & <ruis> " * 300
     alerts = [
-        make_alert("arrestaties", make_article(f"{i}.txt", f"t{i}"), [make_hit("opgepakt", f"{context}[[opgepakt]]")])
+        old_alert("arrestaties", make_article(f"{i}.txt", f"t{i}"), [make_hit("opgepakt", f"{context}[[opgepakt]]")])
         for i in range(60)
     ]
     return make_delivery("digest", "arrestaties", digest_payload("arrestaties", alerts))
@@ -368,6 +382,88 @@ def test_the_checks_catch_an_oversized_payload(fmt: str) -> None:
     else:
         body["attachments"][0]["content"]["body"].append({"type": "TextBlock", "text": flood})
     assert CHECKS[fmt](body) != []
+
+
+# Caps: the largest payloads the caps let through (docs/formats.md, "Caps") -------------------------------
+
+LIMITS = LimitsSettings()
+ENVELOPE = 200  # generic's {type, timestamp, data} around the payload
+
+
+def maximal_alert(number: int = 0, total: int = 806_595) -> dict[str, Any]:
+    """An alert at its caps: 20 hits of 200-character texts in astral and escaped characters, ~320-character
+    snippets, a 4 KB path, a 10,000-character clause, an 80-character rule, and 806,595 hits in all."""
+    word = ("📰" * 18 + " *_<@everyone>& ") * 20
+    context = ("📰" * 16 + " *_<@here>& ") * 10
+    hits = tuple(
+        Hit(word, word, i * 400, i * 400 + len(word), f"{context}[[{' '.join(word.split())}]]{context}")
+        for i in range(20)
+    )
+    article = make_article(f"{number:04d}_{'📰' * 40}.txt", f"{TEXT} {number}")
+    article = replace(article, path="/srv/" + "diep/📰/" * 600 + article.path.rsplit("/", 1)[1])
+    rule = "r" * 80
+    match = CappedMatch(rule, hits, " OR ".join(["hoogverraad"] * 800), total)
+    return alert_payload(make_id(rule, article.content_hash), article, match, LIMITS)
+
+
+def maximal_parts(count: int = 30) -> list[Delivery]:
+    """A digest of maximal alerts, in parts as the store hands them out."""
+    alerts = {payload["alert_id"]: payload for payload in (maximal_alert(n) for n in range(count))}
+    sizes = [(alert_id, json_size(payload)) for alert_id, payload in alerts.items()]
+    parts = digest_parts("r" * 80, "2024-05-01T12:00:00+02:00", sizes, LIMITS.max_payload_bytes)
+    composed = [
+        {k: v for k, v in part.items() if k != DIGEST_REFS} | {"alerts": [alerts[i] for i in part[DIGEST_REFS]]}
+        for part in parts
+    ]
+    return [make_delivery("digest", "r" * 80, payload) for payload in composed]
+
+
+def test_the_maximal_alert_is_at_its_caps() -> None:
+    payload = maximal_alert()
+    assert (len(payload["hits"]), payload["hits_total"], payload["truncated"]) == (20, 806_595, True)
+    assert {len(hit["text"]) for hit in payload["hits"]} == {LIMITS.hit_chars}
+    assert 300 <= min(len(hit["snippet"]) for hit in payload["hits"]) <= 330
+    assert len(payload["article"]["path"]) == 1024 and len(payload["clause"]) == 1000
+    assert 40_000 < json_size(payload) <= LIMITS.max_payload_bytes - 512
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_maximal_alert_stays_within_every_limit(fmt: str) -> None:
+    delivery = make_delivery("alert", "r" * 80, maximal_alert())
+    body = render(webhook(fmt), delivery)
+    assert len(body) <= LIMITS.max_payload_bytes + ENVELOPE
+    if fmt in CHECKS:
+        assert CHECKS[fmt](json.loads(body)) == []
+    if fmt == "generic":
+        assert json.loads(body)["data"] == delivery.payload, "generic sends the payload whole"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_part_of_a_maximal_digest_stays_within_every_limit(fmt: str) -> None:
+    parts = maximal_parts()
+    assert len(parts) >= 10 and sum(len(p.payload["alerts"]) for p in parts) == 30
+    for delivery in parts:
+        body = render(webhook(fmt), delivery)
+        assert len(body) <= LIMITS.max_payload_bytes + ENVELOPE
+        if fmt in CHECKS:
+            assert CHECKS[fmt](json.loads(body)) == []
+
+
+@pytest.mark.parametrize("fmt", LIMITED)
+def test_a_part_says_which_part_it_is(fmt: str) -> None:
+    parts = maximal_parts()
+    text = json.dumps(rendered(fmt, parts[1]), ensure_ascii=False)
+    assert f"(part 2 of {len(parts)})" in text
+
+
+@pytest.mark.parametrize("fmt", LIMITED)
+def test_hits_a_capped_payload_left_out_are_counted(fmt: str) -> None:
+    text = json.dumps(rendered(fmt, many_hits(build=make_alert)), ensure_ascii=False)
+    found = re.search(r"… and (\d+) more hits", text)
+    assert found, text[-300:]
+    shown = text.count(BOLD[fmt] + " 📰")
+    assert 0 < shown <= LIMITS.max_hits
+    assert shown + int(found.group(1)) == 200, "the hits the payload left out are counted with the others"
 
 
 BOLD = {

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import func, select, text
+from sqlalchemy import Connection, func, select, text
 
 from monitor import migrations
 from monitor.errors import StoreError
@@ -109,6 +110,49 @@ def test_upgrade_from_the_previous_revision_keeps_the_data(store: Store, url: st
         assert conn.execute(select(func.count()).select_from(deliveries)).scalar_one() == 1
     again = cli(url, tmp_path, "db", "upgrade")
     assert again.returncode == 0 and f"already at revision {HEAD}" in again.stdout
+
+
+OLD_ALERT = {"alert_id": "msg_a", "rule": "r", "hits": [{"term": "x", "snippet": "[[x]]"}]}
+OLD_DIGEST = {"rule": "r", "slot": "2025-01-01T12:00:00+00:00", "count": 1, "alerts": [OLD_ALERT]}
+
+
+def add_old_outbox(conn: Connection) -> None:
+    """Rows as revision 0002 wrote them: every delivery with its full payload."""
+    alert = {"id": "msg_a", "rule": "r", "content_hash": "h", "payload": json.dumps(OLD_ALERT), "realert_key": ""}
+    conn.execute(
+        text("INSERT INTO alerts VALUES (:id, :rule, :content_hash, :payload, :realert_key, false, false, 1)"), alert
+    )
+    for delivery_id, kind, payload in (("d-alert", "alert", OLD_ALERT), ("d-digest", "digest", OLD_DIGEST)):
+        conn.execute(
+            text(
+                "INSERT INTO deliveries (id, webhook, kind, rule, payload, state, attempts, due_at, created_at)"
+                " VALUES (:id, 'w', :kind, 'r', :payload, 'pending', 0, 1, 1)"
+            ),
+            {"id": delivery_id, "kind": kind, "payload": json.dumps(payload)},
+        )
+
+
+def test_outbox_rows_of_revision_0002_still_deliver_after_0003(store: Store) -> None:
+    store.upgrade("0002")
+    with store.begin() as conn:
+        add_old_outbox(conn)
+    store.upgrade("0003")
+    assert {d.id: d.payload for d in store.take_due(2.0, 10, 60.0)} == {"d-alert": OLD_ALERT, "d-digest": OLD_DIGEST}
+
+
+def test_0003_downgrades_with_the_payloads_copied_back(store: Store, tmp_path: Path) -> None:
+    """A row that refers to its alert, and a digest part, get their full payloads back in 0002's shape."""
+    store.upgrade("0003")
+    with store.begin() as conn:
+        add_old_outbox(conn)
+        conn.execute(text("UPDATE deliveries SET payload = NULL, alert_id = 'msg_a' WHERE id = 'd-alert'"))
+        part = {"rule": "r", "slot": OLD_DIGEST["slot"], "count": 1, "alert_ids": ["msg_a"]}
+        conn.execute(text("UPDATE deliveries SET payload = :p WHERE id = 'd-digest'"), {"p": json.dumps(part)})
+    with store.engine.begin() as conn:
+        command.downgrade(migrations.config(conn), "0002")
+    with store.engine.connect() as conn:
+        stored = {i: json.loads(p) for i, p in conn.execute(text("SELECT id, payload FROM deliveries"))}
+    assert stored == {"d-alert": OLD_ALERT, "d-digest": OLD_DIGEST}
 
 
 def test_a_database_made_before_migrations_counts_as_the_baseline(store: Store) -> None:

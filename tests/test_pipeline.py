@@ -17,6 +17,7 @@ from monitor import pipeline as pipeline_module
 from monitor.pipeline import Pipeline
 from monitor.rules import load_rules
 from monitor.store import Store, alerts, deliveries, files
+from tests.test_alerts import watching_transactions
 
 MATCH = "date 2022-01-08 Een officier wordt verdacht van hoogverraad.\n"
 PLAIN = "date 2022-01-09 De winkels gingen weer open.\n"
@@ -102,14 +103,14 @@ def test_a_file_the_store_refuses_does_not_hold_back_the_others(
     pipeline: Pipeline, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     paths = write(tmp_path / "in", {"a.txt": MATCH, "bad.txt": PLAIN, "d.txt": PLAIN.replace("09", "10")})
-    original = pipeline_module.queue_many
+    original = pipeline_module.queue_prepared
 
     def refusing(conn: Any, ruleset: Any, items: Any, *args: Any, **kwargs: Any) -> Any:
-        if any(article.path.endswith("bad.txt") for article, _, _ in items):
+        if any(item.article.path.endswith("bad.txt") for item in items):
             raise RuntimeError("constraint failed")
         return original(conn, ruleset, items, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline_module, "queue_many", refusing)
+    monkeypatch.setattr(pipeline_module, "queue_prepared", refusing)
     with capture_logs() as logs:
         results = pipeline.process_many(paths)
     assert [(Path(r.path).name, r.outcome) for r in results] == [
@@ -120,8 +121,20 @@ def test_a_file_the_store_refuses_does_not_hold_back_the_others(
     assert {Path(p).name for p, _ in _ledger(store)} == {"a.txt", "d.txt"}, "the failed file stays unseen"
     assert [e["path"] for e in logs if e["event"] == "article_failed"] == [paths[1]]
     assert count(store, deliveries) == 1, "the batch's first try left nothing behind"
-    monkeypatch.setattr(pipeline_module, "queue_many", original)
+    monkeypatch.setattr(pipeline_module, "queue_prepared", original)
     assert [r.outcome for r in pipeline.process_many(paths)] == ["seen", "accepted", "seen"], "tried again later"
+
+
+def test_payloads_are_built_before_the_write_transaction(
+    pipeline: Pipeline, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Building a payload works out the match's hits: the costly part must not hold the write lock."""
+    paths = write(tmp_path / "in", {"a.txt": MATCH, "b.txt": MATCH.replace("08", "09"), "d.txt": PLAIN})
+    with watching_transactions(store, monkeypatch) as built:
+        results = pipeline.process_many(paths)
+    assert [r.outcome for r in results] == ["accepted"] * 3
+    assert built == [False, False], "two payloads, both built outside the transaction"
+    assert count(store, alerts) == 2
 
 
 def test_a_name_that_is_not_utf8_is_stored_with_escapes(pipeline: Pipeline, store: Store, tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ def render(webhook: Webhook, delivery: Delivery) -> Any:
     room = min(DESCRIPTION, EMBED_TOTAL - embed_chars(embed))
     if isinstance(shown, AlertView):
         lines = ["> " + MARKDOWN.fit(hit, min(LINE, room)) for hit in shown.hits]
-        embed["description"] = join_within(lines, room, lambda n: f"*{more_hits(n)}*")
+        embed["description"] = join_within(lines, room, lambda n: f"*{more_hits(n)}*", hidden=shown.unshown)
     else:
         lines = ["- " + MARKDOWN.fit(alert.summary(), min(LINE, room)) for alert in shown.alerts]
         embed["description"] = join_within(lines, room, lambda n: f"*{more_alerts(n)}*")
@@ -63,7 +63,7 @@ def embed_chars(embed: dict[str, Any]) -> int:
 
 def _content(shown: AlertView | DigestView) -> str:
     if isinstance(shown, AlertView):
-        count = len(shown.hits)
+        count = shown.hits_total
         spans = (Span(shown.rule, True), Span(f": {count} {plural(count, 'hit')} in {shown.name}"))
     else:
         spans = (Span(shown.rule, True), Span(f": digest of {shown.count} {plural(shown.count, 'alert')}"))

@@ -27,7 +27,7 @@ def render(webhook: Webhook, delivery: Delivery) -> Any:
     room = TEXT - units(top) - units(foot) - 4  # the two blank lines around the list
     if isinstance(shown, AlertView):
         lines = ["> " + MARKDOWN.fit(hit, LINE) for hit in shown.hits]
-        body = join_within(lines, room, lambda n: f"_{more_hits(n)}_")
+        body = join_within(lines, room, lambda n: f"_{more_hits(n)}_", hidden=shown.unshown)
     else:
         lines = ["- " + MARKDOWN.fit(alert.summary(), LINE) for alert in shown.alerts]
         body = join_within(lines, room, lambda n: f"_{more_alerts(n)}_")

@@ -39,10 +39,10 @@ def render(webhook: Webhook, delivery: Delivery) -> Any:
 
 
 def _alert(shown: AlertView) -> list[dict[str, Any]]:
-    if not shown.hits:
+    if not shown.hits and not shown.unshown:
         return []
     lines = ["> " + SLACK.fit(hit, LINE) for hit in shown.hits]
-    return [_section(join_within(lines, SECTION, lambda n: f"_{more_hits(n)}_"))]
+    return [_section(join_within(lines, SECTION, lambda n: f"_{more_hits(n)}_", hidden=shown.unshown))]
 
 
 def _digest(shown: DigestView, room: int) -> list[dict[str, Any]]:
@@ -56,7 +56,7 @@ def _digest(shown: DigestView, room: int) -> list[dict[str, Any]]:
 
 def _fallback(shown: AlertView | DigestView) -> str:
     if isinstance(shown, AlertView):
-        return f"{shown.title} ({len(shown.hits)} {plural(len(shown.hits), 'hit')})"
+        return f"{shown.title} ({shown.hits_total} {plural(shown.hits_total, 'hit')})"
     return shown.title
 
 

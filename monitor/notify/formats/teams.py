@@ -7,6 +7,7 @@ item by item while the whole body stays within BUDGET bytes; what does not fit i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from monitor.notify.formats.text import TEAMS, Rich, json_size, plain
@@ -31,23 +32,29 @@ def render(webhook: Webhook, delivery: Delivery) -> Any:
         {"type": "FactSet", "facts": facts},
     ]
     foot = [_block(plain(f"news-monitor · {delivery.id} · {timestamp(delivery)}")) | {"size": "Small"}]
+    hidden = 0
     if isinstance(shown, AlertView):
         items = [_block(hit) for hit in shown.hits]
-        more = more_hits
+        more, hidden = more_hits, shown.unshown
     else:
         items = [_block(alert.summary()) | {"separator": True} for alert in shown.alerts]
         more = more_alerts
-    room = BUDGET - json_size(card(head + foot))
+    kept = _within(items, BUDGET - json_size(card(head + foot)), more, hidden)
+    return card(head + kept + foot)
+
+
+def _within(items: list[dict[str, Any]], room: int, more: Callable[[int], str], hidden: int) -> list[dict[str, Any]]:
+    """The first items that fit `room` bytes, then a note counting those left out (and `hidden` ones)."""
     kept: list[dict[str, Any]] = []
     for index, item in enumerate(items):
-        left = len(items) - index - 1
+        left = len(items) - index - 1 + hidden
         reserve = json_size(_note(more(left))) + 1 if left else 0
         if json_size(item) + 1 + reserve > room:  # + 1: the comma before it
-            kept.append(_note(more(len(items) - index)))
             break
         kept.append(item)
         room -= json_size(item) + 1
-    return card(head + kept + foot)
+    left = len(items) - len(kept) + hidden
+    return [*kept, _note(more(left))] if left else kept
 
 
 def card(body: list[dict[str, Any]]) -> dict[str, Any]:

@@ -143,24 +143,31 @@ class Markup:
 
 
 def join_within(
-    parts: Sequence[str], limit: int, more: Callable[[int], str], sep: str = "\n", measure: Measure = units
+    parts: Sequence[str],
+    limit: int,
+    more: Callable[[int], str],
+    sep: str = "\n",
+    measure: Measure = units,
+    hidden: int = 0,
 ) -> str:
     """Join `parts` with `sep`; if that exceeds `limit`, keep the first parts that fit and end with
-    `more(number left out)`. Each part must already be within `limit`."""
+    `more(number left out)`. `hidden` counts items left out before (a capped payload's other hits): when
+    there are any, the `more` line is always there and counts them too. Each part must be within `limit`."""
     whole = sep.join(parts)
-    if measure(whole) <= limit:
+    if not hidden and measure(whole) <= limit:
         return whole
     kept: list[str] = []
     used = 0
     for index, part in enumerate(parts):
         step = measure(part) + (measure(sep) if kept else 0)
-        reserve = measure(sep) + measure(more(len(parts) - index - 1))
+        left = len(parts) - index - 1 + hidden
+        reserve = measure(sep) + measure(more(left)) if left else 0
         if used + step + reserve > limit:
             break
         kept.append(part)
         used += step
-    kept.append(more(len(parts) - len(kept)))
-    return sep.join(kept)
+    left = len(parts) - len(kept) + hidden
+    return sep.join([*kept, more(left)] if left else kept)
 
 
 def take(

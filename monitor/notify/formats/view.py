@@ -1,7 +1,8 @@
 """What every chat format says about a delivery, before layout: `view(delivery) -> AlertView | DigestView`.
 
-The payload is the one `monitor.alerts` stores (an alert, or a digest of alerts). Reading it tolerates
-missing keys, so a delivery queued by an older version still renders.
+The payload is the one `monitor.alerts` stores (an alert, or a part of a digest of alerts). Reading it
+tolerates missing keys, so a delivery queued by an older version still renders. An alert's `hits` may be
+fewer than its `hits_total` (the caps of monitor.payload): the formats count the others as left out.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ class AlertView:
     date: str
     clause: str
     hits: tuple[Rich, ...]  # one marked snippet per hit
+    hits_total: int  # the match's hits, of which the payload holds the first
+
+    @property
+    def unshown(self) -> int:
+        """Hits the payload left out."""
+        return max(self.hits_total - len(self.hits), 0)
 
     @property
     def name(self) -> str:
@@ -41,7 +48,7 @@ class AlertView:
             ("Article", self.path),
             ("Date", self.date),
             ("Matched", self.clause),
-            ("Hits", str(len(self.hits))),
+            ("Hits", str(self.hits_total)),
         ]
 
     def summary(self) -> Rich:
@@ -49,7 +56,7 @@ class AlertView:
         head: Rich = (Span(self.name, True), Span(f" ({self.date})"))
         if not self.hits:
             return head
-        more = len(self.hits) - 1
+        more = max(self.hits_total, len(self.hits)) - 1
         tail: Rich = (Span(f" (+{more} more {plural(more, 'hit')})"),) if more else ()
         return (*head, Span(": "), *self.hits[0], *tail)
 
@@ -60,22 +67,36 @@ class DigestView:
     slot: str
     count: int
     alerts: tuple[AlertView, ...]
+    part: int = 1  # a digest over the payload cap goes out in parts, numbered from 1
+    parts: int = 1
+    total: int = 0  # the alerts of all parts
 
     @property
     def title(self) -> str:
-        return f"{self.rule}: {self.count} {plural(self.count, 'alert')}"
+        title = f"{self.rule}: {self.count} {plural(self.count, 'alert')}"
+        return title if self.parts == 1 else f"{title} (part {self.part} of {self.parts})"
 
     @property
     def facts(self) -> list[tuple[str, str]]:
-        return [("Rule", self.rule), ("Digest time", self.slot), ("Alerts", str(self.count))]
+        facts = [("Rule", self.rule), ("Digest time", self.slot), ("Alerts", str(self.count))]
+        if self.parts > 1:
+            facts.append(("Part", f"{self.part} of {self.parts} ({self.total} alerts in all)"))
+        return facts
 
 
 def view(delivery: Delivery) -> AlertView | DigestView:
     payload = delivery.payload
     if delivery.kind == "digest":
         alerts = tuple(alert_view(item, delivery.rule) for item in payload.get("alerts", []))
+        count = int(payload.get("count", 0))
         return DigestView(
-            str(payload.get("rule", delivery.rule)), str(payload.get("slot", "")), int(payload.get("count", 0)), alerts
+            str(payload.get("rule", delivery.rule)),
+            str(payload.get("slot", "")),
+            count,
+            alerts,
+            int(payload.get("part", 1)),
+            int(payload.get("parts", 1)),
+            int(payload.get("total", count)),
         )
     return alert_view(payload, delivery.rule)
 
@@ -83,9 +104,8 @@ def view(delivery: Delivery) -> AlertView | DigestView:
 def alert_view(payload: dict[str, Any], rule: str) -> AlertView:
     article = payload.get("article", {})
     date = str(article.get("date", ""))
-    hits = tuple(
-        clip_start(marked(str(hit.get("snippet", "")), hit.get("text")), BEFORE_HIT) for hit in payload.get("hits", [])
-    )
+    given = payload.get("hits", [])
+    hits = tuple(clip_start(marked(str(hit.get("snippet", "")), hit.get("text")), BEFORE_HIT) for hit in given)
     return AlertView(
         str(payload.get("alert_id", "")),
         str(payload.get("rule", rule)),
@@ -93,6 +113,7 @@ def alert_view(payload: dict[str, Any], rule: str) -> AlertView:
         date,
         str(payload.get("clause", "")),
         tuple(hit for hit in hits if hit),
+        int(payload.get("hits_total", len(given))),
     )
 
 
