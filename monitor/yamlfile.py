@@ -28,9 +28,10 @@ def load_yaml(path: Path) -> Any:
     except UnicodeDecodeError as exc:
         raise YamlProblem(f"not UTF-8 (byte {exc.start})") from None
     except ReaderError as exc:  # a character YAML does not allow (a NUL byte, other control characters)
-        line = text.count("\n", 0, exc.position) + 1
-        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-        raise YamlProblem(f"invalid YAML: character U+{exc.character:04X} is not allowed", line, column) from None
+        at_line = text.count("\n", 0, exc.position) + 1
+        at_column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        message = f"invalid YAML: character U+{exc.character:04X} is not allowed"
+        raise YamlProblem(message, at_line, at_column) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
