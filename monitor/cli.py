@@ -210,7 +210,7 @@ def backfill(
         raise MonitorError(f"{folder}: not a folder")
     ruleset = load_rules(settings.rules_file)
     store = _store(config)
-    pipeline = Pipeline(store, lambda: ruleset, settings.watch.max_article_bytes, settings.limits)
+    pipeline = Pipeline(store, lambda: ruleset, settings.watch.max_article_bytes, settings.limits, roots=[folder])
     paths = sorted(entry.path for entry in scan([folder], settings.watch.suffixes))
     counts: dict[str, int] = {}
     with Progress(console=err, transient=False) as progress:

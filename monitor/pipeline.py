@@ -1,7 +1,9 @@
 """Files through read -> match -> claim and queue: `Pipeline.process_many(paths) -> [Processed]`.
 
 Blocking; the daemon runs it in a worker thread. Every failure to read a file becomes a recorded
-rejection with its reason code. A batch is read, matched and its alert payloads built first (the costly
+rejection with its reason code, except a transient one (no file descriptors or memory, an I/O error): that
+file is `failed`, not recorded, and tried again. A file below one of `roots` (the watched folders) is read
+beneath that folder, through no symbolic link. A batch is read, matched and its alert payloads built first (the costly
 part, outside any lock), then written in one transaction (ledger rows, claims, alerts, outbox rows): one
 commit for many articles, and still no article is half-recorded.
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 import structlog
 
 from monitor.alerts import Prepared, Queued, prepare, queue_prepared
-from monitor.articles import Article, read_article
+from monitor.articles import Article, read_article, unavailable
 from monitor.errors import ArticleError
 from monitor.matching.engine import Match
 from monitor.rules import RuleSet
@@ -50,12 +52,24 @@ def ledger_key(path: str) -> str:
 
 class Pipeline:
     def __init__(
-        self, store: Store, rules: Callable[[], RuleSet], max_bytes: int, limits: LimitsSettings | None = None
+        self,
+        store: Store,
+        rules: Callable[[], RuleSet],
+        max_bytes: int,
+        limits: LimitsSettings | None = None,
+        roots: Sequence[Path | str] = (),
     ) -> None:
         self.store = store
         self.rules = rules  # the rules in force now: reloads swap what this returns
         self.max_bytes = max_bytes
         self.limits = limits or LimitsSettings()
+        # Longest first: a file is read beneath the innermost watched folder that holds it.
+        self.roots = sorted((os.path.abspath(root) for root in roots), key=len, reverse=True)
+
+    def root_of(self, path: str) -> str | None:
+        """The watched folder a path is in (None: not in one, read as it is, e.g. by `check`)."""
+        absolute = os.path.abspath(path)
+        return next((root for root in self.roots if absolute.startswith(root + os.sep)), None)
 
     def process(self, path: Path | str, send: bool = True, since: date | None = None) -> Processed:
         """Read, match, claim and queue one file; `send=False` records alerts without delivering them;
@@ -94,7 +108,7 @@ class Pipeline:
         items = [step.prepared for step in read if step.prepared is not None]
         with self.store.begin() as conn:
             for step in steps:
-                if step.error is not None:
+                if step.error is not None and step.error.code != "transient":
                     self.store.record_file(
                         conn, step.path, *step.stat, outcome="rejected", code=step.error.code, reason=step.error.reason
                     )
@@ -109,12 +123,12 @@ class Pipeline:
         except FileNotFoundError:
             return _Step(path, (0, 0), error=ArticleError(path, "file vanished before it was read", "vanished"))
         except OSError as exc:
-            return _Step(path, (0, 0), error=ArticleError(path, f"cannot stat: {exc.strerror}", "unreadable"))
+            return _Step(path, (0, 0), error=unavailable(path, "stat", exc))
         stat = (info.st_size, info.st_mtime_ns)
         if known == stat:
             return _Step(path, stat, outcome="seen")
         try:
-            article = replace(read_article(real, self.max_bytes), path=path)
+            article = replace(read_article(real, self.max_bytes, self.root_of(real)), path=path)
         except ArticleError as exc:
             return _Step(path, stat, error=exc)
         if since is not None and article.date.latest().date() < since:
@@ -125,6 +139,9 @@ class Pipeline:
 
     def _done(self, step: _Step) -> Processed:
         """The result of a step whose transaction committed, logged."""
+        if step.error is not None and step.error.code == "transient":
+            log.warning("article_deferred", path=step.path, reason=step.error.reason)
+            return Processed(step.path, "failed", reason=step.error.reason, code=step.error.code)
         if step.error is not None:
             log.warning("article_rejected", path=step.path, code=step.error.code, reason=step.error.reason)
             return Processed(step.path, "rejected", reason=step.error.reason, code=step.error.code)

@@ -152,3 +152,33 @@ def test_a_name_that_is_not_utf8_is_stored_with_escapes(pipeline: Pipeline, stor
 def _ledger(store: Store) -> list[tuple[str, str]]:
     with store.engine.connect() as conn:
         return [(path, outcome) for path, outcome in conn.execute(select(files.c.path, files.c.outcome))]
+
+
+def test_a_file_through_a_symlinked_folder_is_refused(store: Store, pipeline: Pipeline, tmp_path: Path) -> None:
+    watched = tmp_path / "watched"
+    [secret] = write(tmp_path / "secret", {"private.txt": MATCH})
+    watched.mkdir()
+    (watched / "feed").symlink_to(tmp_path / "secret", target_is_directory=True)
+    beneath = Pipeline(store, pipeline.rules, 1 << 20, roots=[watched])
+    [result] = beneath.process_many([str(watched / "feed" / "private.txt")])
+    assert (result.outcome, result.code) == ("rejected", "symlink")
+    assert count(store, alerts) == 0
+    assert pipeline.process_many([secret])[0].outcome == "accepted"  # outside any root: read as it is
+
+
+def test_a_transient_failure_is_not_recorded_and_the_file_is_read_later(
+    pipeline: Pipeline, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [path] = write(tmp_path / "in", {"a.txt": MATCH})
+    real_open = os.open
+
+    def no_descriptors(*args: Any, **kwargs: Any) -> int:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(os, "open", no_descriptors)
+    [result] = pipeline.process_many([path])
+    assert (result.outcome, result.code) == ("failed", "transient")
+    assert count(store, files) == 0  # not a rejection: nothing in the ledger
+    monkeypatch.setattr(os, "open", real_open)
+    assert pipeline.process_many([path])[0].outcome == "accepted"
+    assert count(store, alerts) == 1
