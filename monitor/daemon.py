@@ -38,6 +38,7 @@ from monitor.watch import Watcher, scan
 
 log = structlog.get_logger(__name__)
 INGEST_BATCH = 64  # paths taken from the main lane's queue per hop to its thread
+SLOW_BATCH = 1.0  # seconds: a main-lane batch still running after this is left to finish in a thread of its own
 LEASE_MARGIN = timedelta(seconds=10)  # on top of two attempts: rendering, storing the outcome, a slow store
 
 
@@ -66,9 +67,10 @@ class Daemon:
         self.pipeline = Pipeline(self.store, lambda: self.ruleset, settings.watch.max_article_bytes)
         self.stop = asyncio.Event()
         size = settings.watch.queue_size
+        calls = (self._process_batch, self._processed, self._taken, self.submit)  # what a lane calls back
         self.lanes = {  # ordinary files in batches; large ones alone, so that one cannot hold up the others
-            "main": Lane("main", size, INGEST_BATCH, self._process_batch, self._processed, self._taken),
-            "large": Lane("large", size, 1, self._process_batch, self._processed, self._taken),
+            "main": Lane("main", size, INGEST_BATCH, *calls, slow=SLOW_BATCH),
+            "large": Lane("large", size, 1, *calls),  # one at a time, even when slow
         }
         self._queued: set[str] = set()
         self._reconcile_lock = asyncio.Lock()

@@ -18,8 +18,12 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import structlog
+
 from monitor.pipeline import Processed
 
+log = structlog.get_logger(__name__)
+MAX_SLOW = 2  # batches of a lane left running in threads of their own at once; past that the lane waits
 T = TypeVar("T")
 Call = tuple[Callable[..., Any], tuple[Any, ...], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
 
@@ -73,7 +77,13 @@ def _settle_soon(
 
 class Lane:
     """A queue of paths and its worker: `run` takes up to `batch` queued paths at a time and hands them to
-    `process` in the lane's thread, then each result to `done` on the loop."""
+    `process` in the lane's thread, then each result to `done` on the loop.
+
+    With `slow` (seconds), a batch still running after that long is left to finish in its thread and the
+    lane goes on in a new thread (at most MAX_SLOW batches left running at once): a small file that is
+    slow to match holds up the files of its own batch, not the queue. A path queued again while its batch
+    runs waits for that batch (a path is never read by two threads at once), then is `resubmit`ted.
+    """
 
     def __init__(
         self,
@@ -83,34 +93,77 @@ class Lane:
         process: Callable[[list[str]], list[Processed]],
         done: Callable[[Processed], None],
         taken: Callable[[list[str]], None],
+        resubmit: Callable[[str], None],
+        slow: float | None = None,
     ) -> None:
         self.name = name
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=size)
         self.batch = batch
-        self.busy = False
+        self.slow = slow
         self._process = process
         self._done = done
         self._taken = taken
+        self._resubmit = resubmit
+        self._running: dict[asyncio.Task[list[Processed]], list[str]] = {}
+        self._in_flight: set[str] = set()
+        self._held: set[str] = set()
+
+    @property
+    def busy(self) -> bool:
+        """A batch is being read, matched or written."""
+        return bool(self._running)
 
     async def run(self) -> None:
         """Until cancelled: take a batch, process it in the lane's thread, report its results."""
-        self._worker = WorkerThread(f"ingest-{self.name}")
+        worker = WorkerThread(f"ingest-{self.name}")
         try:
             while True:
                 paths = await self._take()
-                self.busy = True
-                try:
-                    results = await self._worker.call(self._process, paths)
-                finally:
-                    self.busy = False
-                for result in results:
-                    self._done(result)
+                if not paths:
+                    continue
+                call = asyncio.create_task(worker.call(self._process, paths), name=f"ingest-{self.name}-batch")
+                self._running[call] = paths
+                self._in_flight.update(paths)
+                call.add_done_callback(self._finished)
+                if await self._outlived(call):
+                    worker.close()  # it ends after the slow batch
+                    worker = WorkerThread(f"ingest-{self.name}")
         finally:
-            self._worker.close()
+            worker.close()
+            for call in list(self._running):
+                call.cancel()
 
     async def _take(self) -> list[str]:
+        """The next batch, without the paths whose earlier batch still runs (held until it ends)."""
         paths = [await self.queue.get()]
         while len(paths) < self.batch and not self.queue.empty():
             paths.append(self.queue.get_nowait())
         self._taken(paths)
-        return paths
+        held = self._in_flight.intersection(paths)
+        self._held |= held
+        return [path for path in paths if path not in held] if held else paths
+
+    async def _outlived(self, call: asyncio.Task[list[Processed]]) -> bool:
+        """Wait for the batch; True if it still runs after `slow` seconds and may be left running."""
+        left = len(self._running) - 1  # batches left running earlier
+        timeout = self.slow if self.slow is not None and left < MAX_SLOW else None
+        done, _ = await asyncio.wait({call}, timeout=timeout)
+        if done:
+            return False
+        log.warning("ingest_batch_slow", lane=self.name, files=len(self._running[call]), after=timeout, left=left + 1)
+        return True
+
+    def _finished(self, call: asyncio.Task[list[Processed]]) -> None:
+        paths = self._running.pop(call)
+        self._in_flight.difference_update(paths)
+        again = self._held.intersection(paths)
+        self._held -= again
+        if call.cancelled():
+            return
+        if (error := call.exception()) is not None:  # the paths stay unseen: a later reconcile tries them again
+            log.error("ingest_batch_failed", lane=self.name, files=len(paths), error=repr(error), exc_info=error)
+        else:
+            for result in call.result():
+                self._done(result)
+        for path in sorted(again):
+            self._resubmit(path)

@@ -1,6 +1,7 @@
-"""Isolation end to end: what one article or one delivery costs must not hold up the others.
+"""Isolation: what one article or one delivery costs must not hold up the others.
 
-Through the real daemon: a 10 MB article that is slow to match beside ordinary ones (they are alerted at
+The ingest lane on its own (slow batches left running, paths held while their batch runs), then through
+the real daemon: a 10 MB article that is slow to match beside ordinary ones (they are alerted at
 once, `/healthz` keeps answering), a receiver that drips its response (the attempt ends at the webhook's
 timeout), one that sends a huge body (not read), a slow receiver under a short lease (no id twice), and
 a lease too short for a webhook's timeout (refused at start-up and on reload).
@@ -8,27 +9,146 @@ a lease too short for a webhook's timeout (refused at start-up and on reload).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import select
 import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
+from monitor.daemon import SLOW_BATCH
+from monitor.lanes import MAX_SLOW, Lane
+from monitor.pipeline import Processed
 from monitor.receiver import Received, Receiver
 from tests.conftest import SECRET, DaemonProcess, shipped_rules, wait_until
 
-pytestmark = pytest.mark.e2e
 GOOD = "date 2022-01-08 Bericht {i}: oud-premier opgepakt op verdenking van hoogverraad.\n"
+WAIT = 10.0
 HOSTILE_BYTES = 10_000_000  # under watch.max_article_bytes (10 MiB), far over limits.large_article_bytes
 
 
+# -- the lane on its own --------------------------------------------------------------------------------
+@dataclass
+class Batches:
+    """A lane's `process`: records each batch; a batch with a path in `blocked` waits for `release`."""
+
+    blocked: set[str] = field(default_factory=set)
+    release: threading.Event = field(default_factory=threading.Event)
+    seen: list[list[str]] = field(default_factory=list)
+    threads: list[int] = field(default_factory=list)
+
+    def __call__(self, paths: list[str]) -> list[Processed]:
+        self.seen.append(paths)
+        self.threads.append(threading.get_ident())
+        if self.blocked.intersection(paths):
+            assert self.release.wait(WAIT)
+        if "broken" in paths:
+            raise RuntimeError("the store is gone")
+        return [Processed(path, "accepted") for path in paths]
+
+
+async def eventually(predicate: Callable[[], bool], what: str) -> None:
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.wait_for(poll(), WAIT)
+    except TimeoutError:
+        raise AssertionError(f"timed out after {WAIT}s waiting for {what}") from None
+
+
+@asynccontextmanager
+async def running(batches: Batches, slow: float | None) -> AsyncIterator[tuple[Lane, list[str], list[str]]]:
+    """A lane of batches of up to 8 paths; yields it, the paths reported done and those resubmitted."""
+    done: list[str] = []
+    resubmitted: list[str] = []
+    lane = Lane("test", 100, 8, batches, lambda r: done.append(r.path), lambda _: None, resubmitted.append, slow)
+    task = asyncio.create_task(lane.run())
+    try:
+        yield lane, done, resubmitted
+    finally:
+        batches.release.set()
+        task.cancel()
+        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), WAIT)
+
+
+@pytest.mark.asyncio
+async def test_a_slow_batch_is_left_running_and_the_lane_goes_on_in_a_new_thread() -> None:
+    batches = Batches(blocked={"slow"})
+    async with running(batches, slow=0.1) as (lane, done, _):
+        lane.queue.put_nowait("slow")
+        await eventually(lambda: len(batches.seen) == 1, "the slow batch to start")
+        lane.queue.put_nowait("fast")
+        await eventually(lambda: done == ["fast"], "the fast file behind the slow one")
+        assert lane.busy and batches.threads[0] != batches.threads[1]
+        batches.release.set()
+        await eventually(lambda: done == ["fast", "slow"], "the slow batch to finish")
+        await eventually(lambda: not lane.busy, "the lane to be idle")
+
+
+@pytest.mark.asyncio
+async def test_without_slow_a_lane_takes_one_batch_at_a_time() -> None:
+    batches = Batches(blocked={"big"})
+    async with running(batches, slow=None) as (lane, done, _):
+        lane.queue.put_nowait("big")
+        await eventually(lambda: len(batches.seen) == 1, "the batch to start")
+        lane.queue.put_nowait("next")
+        await asyncio.sleep(0.2)  # the scenario: time in which a second batch would have started
+        assert batches.seen == [["big"]] and lane.busy
+        batches.release.set()
+        await eventually(lambda: done == ["big", "next"], "both, in turn")
+
+
+@pytest.mark.asyncio
+async def test_a_path_queued_again_while_its_batch_runs_waits_for_it() -> None:
+    batches = Batches(blocked={"slow"})
+    async with running(batches, slow=0.1) as (lane, done, resubmitted):
+        lane.queue.put_nowait("slow")
+        await eventually(lambda: len(batches.seen) == 1, "the slow batch to start")
+        lane.queue.put_nowait("slow")  # written again while being read
+        lane.queue.put_nowait("other")
+        await eventually(lambda: done == ["other"], "the other file")
+        assert batches.seen == [["slow"], ["other"]], "never read by two threads at once"
+        batches.release.set()
+        await eventually(lambda: resubmitted == ["slow"], "the held path to be queued again")
+
+
+@pytest.mark.asyncio
+async def test_no_more_than_max_slow_batches_are_left_running() -> None:
+    batches = Batches(blocked={f"slow-{i}" for i in range(MAX_SLOW + 1)})
+    async with running(batches, slow=0.05) as (lane, done, _):
+        for i in range(MAX_SLOW + 1):
+            lane.queue.put_nowait(f"slow-{i}")
+            await eventually(lambda i=i: len(batches.seen) == i + 1, f"slow batch {i} to start")
+        lane.queue.put_nowait("waits")
+        await asyncio.sleep(0.3)  # the scenario: time in which the lane would have gone on
+        assert len(batches.seen) == MAX_SLOW + 1, "the lane waits for its latest batch"
+        batches.release.set()
+        await eventually(lambda: "waits" in done, "the last file once the slow ones ended")
+
+
+@pytest.mark.asyncio
+async def test_a_failing_batch_is_logged_and_the_lane_goes_on() -> None:
+    batches = Batches()
+    with capture_logs() as logs:
+        async with running(batches, slow=None) as (lane, done, _):
+            lane.queue.put_nowait("broken")
+            await eventually(lambda: any(e["event"] == "ingest_batch_failed" for e in logs), "the failure logged")
+            lane.queue.put_nowait("fine")
+            await eventually(lambda: done == ["fine"], "the next batch")
+
+
+# -- through the daemon -----------------------------------------------------------------------------------
 def hostile(path: Path, repeats: int = 30_000) -> None:
     """An article that is slow to match on the engine of this writing (a long run of a prefix of a rule's
     term: about 10 s of CPU for 30,000 repeats), padded with plain words to 10 MB."""
@@ -80,6 +200,7 @@ class Prober:
         return answer
 
 
+@pytest.mark.e2e
 def test_a_slow_large_article_holds_up_neither_ordinary_articles_nor_health(
     receiver: Receiver, daemon_factory: Callable[..., DaemonProcess]
 ) -> None:
@@ -114,6 +235,26 @@ def test_a_slow_large_article_holds_up_neither_ordinary_articles_nor_health(
     assert daemon.stop() == 0  # the large lane is still busy: abandoned after the grace period (5 s)
     assert time.monotonic() - started < 10
     assert "ingest_abandoned" in daemon.log.read_text()
+
+
+@pytest.mark.e2e
+def test_a_small_article_slow_to_match_holds_up_the_others_no_longer_than_slow_batch(
+    receiver: Receiver, daemon_factory: Callable[..., DaemonProcess]
+) -> None:
+    daemon = daemon_factory(shipped_rules(receiver.url)).start()
+    slow = daemon.watched / "slow.txt"
+    slow.write_text("date 2022-01 " + "arresta" * 25_000, encoding="utf-8")  # 175 KB, seconds to match
+    time.sleep(1.0)  # the scenario: an ordinary article written while the slow one is being matched
+    (daemon.watched / "ordinary.txt").write_text(GOOD.format(i=0), encoding="utf-8")
+    written = time.time()
+    assert receiver.wait_for(lambda got: len(got) >= 1, timeout=20), daemon.log.read_text()[-3000:]
+    first = receiver.received[0]
+    delay = first.at - written
+    print(f"ordinary article alerted {delay:.3f} s after it was written (SLOW_BATCH {SLOW_BATCH} s)")
+    assert Path(first.json()["data"]["article"]["path"]).name == "ordinary.txt"
+    assert delay < SLOW_BATCH + 1.0
+    assert "ingest_batch_slow" in daemon.log.read_text()
+    assert daemon.stop() == 0
 
 
 class Dripper:
@@ -207,6 +348,7 @@ def dripper() -> Iterator[Callable[[Callable[[socket.socket], int]], Dripper]]:
         server.close()
 
 
+@pytest.mark.e2e
 def test_an_attempt_ends_at_the_webhook_timeout_however_the_receiver_drips(
     dripper: Callable[..., Dripper], daemon_factory: Callable[..., DaemonProcess]
 ) -> None:
@@ -227,6 +369,7 @@ def peak_rss_kib(pid: int) -> int:
     raise AssertionError("no VmHWM")
 
 
+@pytest.mark.e2e
 def test_a_huge_response_body_is_not_read(
     dripper: Callable[..., Dripper], daemon_factory: Callable[..., DaemonProcess]
 ) -> None:
@@ -244,6 +387,7 @@ def test_a_huge_response_body_is_not_read(
     assert daemon.stop() == 0
 
 
+@pytest.mark.e2e
 def test_a_slow_receiver_never_gets_an_id_twice_under_a_short_lease(
     receiver: Receiver, daemon_factory: Callable[..., DaemonProcess]
 ) -> None:
@@ -265,6 +409,7 @@ def test_a_slow_receiver_never_gets_an_id_twice_under_a_short_lease(
     assert daemon.stop() == 0
 
 
+@pytest.mark.e2e
 def test_a_lease_too_short_for_a_timeout_is_refused_at_start_and_on_reload(
     receiver: Receiver, daemon_factory: Callable[..., DaemonProcess]
 ) -> None:
