@@ -18,13 +18,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import httpx
 import structlog
 
 from monitor.alerts import flush_digest, latest_fire, oldest_pending
-from monitor.errors import RuleProblem, RulesError
+from monitor.errors import RulesError
 from monitor.lanes import Lane
 from monitor.notify.deliverer import Attempt, Deliverer, Outcome
 from monitor.notify.transport import Transport
@@ -39,7 +38,6 @@ from monitor.watch import Watcher, scan
 log = structlog.get_logger(__name__)
 INGEST_BATCH = 64  # paths taken from the main lane's queue per hop to its thread
 SLOW_BATCH = 1.0  # seconds: a main-lane batch still running after this is left to finish in a thread of its own
-LEASE_MARGIN = timedelta(seconds=10)  # on top of two attempts: rendering, storing the outcome, a slow store
 
 
 class _OverflowAlarm(logging.Handler):
@@ -59,7 +57,7 @@ class Daemon:
         self.settings = settings
         self.store = Store(settings.state.url)
         self.ruleset: RuleSet = load_rules(settings.rules_file)
-        if problems := lease_problems(self.ruleset, settings.delivery.lease, settings.rules_file):
+        if problems := settings.delivery.lease_problems(self.ruleset.webhooks, settings.rules_file):
             raise RulesError(problems)
         gc.freeze()  # the compiled rules live as long as the process: keep them out of every collection
         gc.enable()  # `run` starts with the collector off: imports and rules make objects that all stay
@@ -309,7 +307,7 @@ class Daemon:
         """Load the rules file again; an invalid file is refused and the rules in force stay."""
         try:
             ruleset = await asyncio.to_thread(load_rules, self.settings.rules_file)
-            if problems := lease_problems(ruleset, self.settings.delivery.lease, self.settings.rules_file):
+            if problems := self.settings.delivery.lease_problems(ruleset.webhooks, self.settings.rules_file):
                 raise RulesError(problems)
         except RulesError as exc:
             self.metrics.reload_failures.inc()
@@ -343,27 +341,6 @@ class Daemon:
 
     def _count(self, key: str) -> None:
         self.counts[key] = self.counts.get(key, 0) + 1
-
-
-def lease_problems(ruleset: RuleSet, lease: timedelta, rules_file: Path | str) -> list[RuleProblem]:
-    """The lease must outlast the longest wait of a leased delivery: one attempt ahead of it for a slot
-    (the deliverer leases one round more than its free slots), its own attempt, and a margin for rendering
-    and storing the outcome. Attempts end at their webhook's timeout (an overall deadline)."""
-    if not ruleset.webhooks:
-        return []
-    name, webhook = max(sorted(ruleset.webhooks.items()), key=lambda item: item[1].timeout)
-    needed = 2 * webhook.timeout + LEASE_MARGIN
-    if lease >= needed:
-        return []
-    message = (
-        f"webhook {name!r}: timeout {_seconds(webhook.timeout)} needs delivery.lease of at least "
-        f"{_seconds(needed)} (2 x timeout + {_seconds(LEASE_MARGIN)}), but it is {_seconds(lease)}"
-    )
-    return [RuleProblem(rules_file, None, message)]
-
-
-def _seconds(duration: timedelta) -> str:
-    return f"{duration.total_seconds():g}s"
 
 
 def _size(path: str) -> int:

@@ -10,9 +10,12 @@ a lease too short for a webhook's timeout (refused at start-up and on reload).
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import select
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -29,7 +32,7 @@ from monitor.daemon import SLOW_BATCH
 from monitor.lanes import MAX_SLOW, Lane
 from monitor.pipeline import Processed
 from monitor.receiver import Received, Receiver
-from tests.conftest import SECRET, DaemonProcess, shipped_rules, wait_until
+from tests.conftest import ROOT, SECRET, DaemonProcess, shipped_rules, wait_until
 
 GOOD = "date 2022-01-08 Bericht {i}: oud-premier opgepakt op verdenking van hoogverraad.\n"
 WAIT = 10.0
@@ -419,6 +422,16 @@ def test_a_lease_too_short_for_a_timeout_is_refused_at_start_and_on_reload(
     assert short.proc.wait(30) == 1
     expected = "webhook 'hook': timeout 10s needs delivery.lease of at least 30s (2 x timeout + 10s), but it is 25s"
     assert expected in " ".join(short.log.read_text().split())  # one line, wrapped by the terminal's width
+    validate = subprocess.run(
+        [sys.executable, "-m", "monitor", "validate", "--config", str(short.home / "monitor.yaml")],
+        cwd=short.home,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert validate.returncode == 1
+    assert expected in " ".join(validate.stderr.split())
     daemon = daemon_factory(one_hook(receiver.url, timeout="5s"), settings={"delivery": {"lease": "25s"}}).start()
     daemon.write_rules(one_hook(receiver.url, timeout="10s"))
     wait_until(lambda: "rules_reload_failed" in daemon.log.read_text(), 20, "the reload to be refused")
