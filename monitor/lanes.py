@@ -36,12 +36,12 @@ class WorkerThread:
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
-    async def call(self, function: Callable[..., T], *args: Any) -> T:
-        """Run `function(*args)` in the thread; its result or exception here."""
+    def submit(self, function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run `function(*args)` in the thread; the future of its result (or exception) on the loop."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._calls.put((function, args, loop, future))
-        return await future
+        return future
 
     def close(self) -> None:
         """The thread ends after the call in progress (if any)."""
@@ -104,7 +104,7 @@ class Lane:
         self._done = done
         self._taken = taken
         self._resubmit = resubmit
-        self._running: dict[asyncio.Task[list[Processed]], list[str]] = {}
+        self._running: dict[asyncio.Future[list[Processed]], list[str]] = {}
         self._in_flight: set[str] = set()
         self._held: set[str] = set()
 
@@ -121,7 +121,7 @@ class Lane:
                 paths = await self._take()
                 if not paths:
                     continue
-                call = asyncio.create_task(worker.call(self._process, paths), name=f"ingest-{self.name}-batch")
+                call = worker.submit(self._process, paths)
                 self._running[call] = paths
                 self._in_flight.update(paths)
                 call.add_done_callback(self._finished)
@@ -143,7 +143,7 @@ class Lane:
         self._held |= held
         return [path for path in paths if path not in held] if held else paths
 
-    async def _outlived(self, call: asyncio.Task[list[Processed]]) -> bool:
+    async def _outlived(self, call: asyncio.Future[list[Processed]]) -> bool:
         """Wait for the batch; True if it still runs after `slow` seconds and may be left running."""
         left = len(self._running) - 1  # batches left running earlier
         timeout = self.slow if self.slow is not None and left < MAX_SLOW else None
@@ -153,7 +153,7 @@ class Lane:
         log.warning("ingest_batch_slow", lane=self.name, files=len(self._running[call]), after=timeout, left=left + 1)
         return True
 
-    def _finished(self, call: asyncio.Task[list[Processed]]) -> None:
+    def _finished(self, call: asyncio.Future[list[Processed]]) -> None:
         paths = self._running.pop(call)
         self._in_flight.difference_update(paths)
         again = self._held.intersection(paths)
