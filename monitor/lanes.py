@@ -1,9 +1,10 @@
-"""Ingest lanes: each a bounded queue of paths and a worker thread of its own, one batch at a time.
+"""Ingest lanes: each a bounded queue of paths and a worker thread of its own that takes batches in turn.
 
 The daemon runs two: `main` for ordinary files (up to 64 per batch) and `large` for files of at least
 `limits.large_article_bytes` (one at a time), so that an article that is slow to read and match holds up
 only the large files queued behind it, never the ordinary ones. The lane is decided by the file's size
-when it is queued; a file that changes size later is a new version and is queued again.
+when it is queued; a file that changes size later is a new version and is queued again. The main lane
+also leaves a batch that is still running after `slow` seconds to its thread and goes on in a new one.
 
 A lane's thread is a daemon thread: a match in progress at shutdown (past the grace period) does not
 keep the process alive; its batch is not written, and the next start's reconcile reads the file again.
