@@ -21,7 +21,7 @@ from rich.text import Text
 
 from monitor.articles import read_article
 from monitor.dbcli import db_app
-from monitor.errors import ArticleError, MonitorError
+from monitor.errors import ArticleError, MonitorError, RulesError
 from monitor.logs import configure
 from monitor.rules import RuleSet, load_rules
 from monitor.settings import Settings, load_settings
@@ -156,6 +156,8 @@ def validate(config: ConfigOption = None) -> None:
 
     settings = _settings(config)
     ruleset = load_rules(settings.rules_file)
+    if problems := settings.delivery.lease_problems(ruleset.webhooks, settings.rules_file):
+        raise RulesError(problems)
     failures = [r for r in run_examples(ruleset) if not r.passed]
     for failure in failures:
         what = "should match" if failure.expected else "should not match"

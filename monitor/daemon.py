@@ -1,8 +1,9 @@
 """The daemon: starts the stages in order, runs until SIGTERM/SIGINT, reloads rules, shuts down gracefully.
 
-Start-up: state store, rules, HTTP client and deliverer, ingest worker, observers, a reconcile scan, the
-digest catch-up, the scheduler, the health server. Shutdown: stop intake (observers, scheduler), let the
-article in progress finish, give in-flight deliveries `shutdown_grace` to finish, close the store.
+Start-up: state store, rules, HTTP client and deliverer, the ingest lanes (`monitor.lanes`: ordinary and
+large files), observers, a reconcile scan, the digest catch-up, the scheduler, the health server. Shutdown:
+stop intake (observers, scheduler), give the batches in progress and in-flight deliveries `shutdown_grace`
+to finish, close the store.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import structlog
 
 from monitor.alerts import flush_digest, latest_fire, oldest_pending
 from monitor.errors import RulesError
+from monitor.lanes import Lane
 from monitor.notify.deliverer import Attempt, Deliverer, Outcome
 from monitor.notify.transport import Transport
 from monitor.ops import Health, HealthServer, Metrics
@@ -34,7 +36,8 @@ from monitor.store import Delivery, Store
 from monitor.watch import Watcher, scan
 
 log = structlog.get_logger(__name__)
-INGEST_BATCH = 64  # paths taken from the queue per hop to the worker thread
+INGEST_BATCH = 64  # paths taken from the main lane's queue per hop to its thread
+SLOW_BATCH = 1.0  # seconds: a main-lane batch still running after this is left to finish in a thread of its own
 
 
 class _OverflowAlarm(logging.Handler):
@@ -54,17 +57,24 @@ class Daemon:
         self.settings = settings
         self.store = Store(settings.state.url)
         self.ruleset: RuleSet = load_rules(settings.rules_file)
+        if problems := settings.delivery.lease_problems(self.ruleset.webhooks, settings.rules_file):
+            raise RulesError(problems)
         gc.freeze()  # the compiled rules live as long as the process: keep them out of every collection
         gc.enable()  # `run` starts with the collector off: imports and rules make objects that all stay
         self._rules_mtime = _mtime(settings.rules_file)
         self.pipeline = Pipeline(self.store, lambda: self.ruleset, settings.watch.max_article_bytes)
         self.stop = asyncio.Event()
-        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=settings.watch.queue_size)
+        size = settings.watch.queue_size
+        calls = (self._process_batch, self._processed, self._taken, self.submit)  # what a lane calls back
+        self.lanes = {  # ordinary files in batches; large ones alone, so that one cannot hold up the others
+            "main": Lane("main", size, INGEST_BATCH, *calls, slow=SLOW_BATCH),
+            "large": Lane("large", size, 1, *calls),  # one at a time, even when slow
+        }
         self._queued: set[str] = set()
         self._reconcile_lock = asyncio.Lock()
         self._reconcile_pending = False
         self._background: set[asyncio.Future[None]] = set()
-        self._busy = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.counts: dict[str, int] = {}
         self.metrics = Metrics()
         self._written_at: OrderedDict[str, float] = OrderedDict()  # path -> mtime, for the latency histogram
@@ -106,8 +116,9 @@ class Daemon:
         deliver_stop = asyncio.Event()
         deliver_task = asyncio.create_task(self.deliverer.run(deliver_stop), name="deliverer")
         stack.push_async_callback(self._stop_delivery, deliver_stop, deliver_task)
-        ingest_task = asyncio.create_task(self._ingest(), name="ingest")
-        stack.push_async_callback(self._stop_ingest, ingest_task)
+        self._loop = loop
+        tasks = [asyncio.create_task(lane.run(), name=f"ingest-{lane.name}") for lane in self.lanes.values()]
+        stack.push_async_callback(self._stop_ingest, tasks)
         self.watcher = Watcher(
             settings.watch.folders,
             self.submit,
@@ -145,11 +156,11 @@ class Daemon:
 
     # -- intake ---------------------------------------------------------------------------------------
     def submit(self, path: str) -> None:
-        """Queue a path for the ingest worker (on the loop); a full queue asks for a reconcile scan."""
+        """Queue a path in its lane (on the loop); a full queue asks for a reconcile scan."""
         if path in self._queued or self.stop.is_set():
             return
         try:
-            self.queue.put_nowait(path)
+            self._lane(_size(path)).queue.put_nowait(path)
         except asyncio.QueueFull:
             self._count("queue_overflows")
             self.metrics.queue_overflows.inc()
@@ -157,38 +168,43 @@ class Daemon:
             return
         self._queued.add(path)
 
-    async def _ingest(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            paths = [await self.queue.get()]
-            while len(paths) < INGEST_BATCH and not self.queue.empty():
-                paths.append(self.queue.get_nowait())
-            self._queued.difference_update(paths)
-            self._busy = True
-            try:
-                results = await asyncio.to_thread(self._process_batch, paths, loop)
-            finally:
-                self._busy = False
-            for result in results:
-                self._record(result)
-                if self.on_processed is not None:
-                    self.on_processed(result)
+    def _lane(self, size: int) -> Lane:
+        """The lane for a file of `size` bytes, decided before batching."""
+        return self.lanes["large" if size >= self.settings.limits.large_article_bytes else "main"]
 
-    def _process_batch(self, paths: list[str], loop: asyncio.AbstractEventLoop) -> list[Processed]:
-        """In a worker thread: the queued paths in one batch (one hop to the thread, one transaction)."""
+    @property
+    def queued(self) -> int:
+        """Paths waiting in the lanes' queues."""
+        return sum(lane.queue.qsize() for lane in self.lanes.values())
+
+    def _taken(self, paths: list[str]) -> None:
+        self._queued.difference_update(paths)
+
+    def _processed(self, result: Processed) -> None:
+        self._record(result)
+        if self.on_processed is not None:
+            self.on_processed(result)
+
+    def _process_batch(self, paths: list[str]) -> list[Processed]:
+        """In a lane's thread: the paths of one batch (one hop to the thread, one transaction)."""
         if self.stop.is_set():  # shutting down: the paths stay unseen; the next start's reconcile reads them
             return []
         results = self.pipeline.process_many(paths)
-        if any(result.deliveries for result in results):
-            loop.call_soon_threadsafe(self.deliverer.wake)
+        if any(result.deliveries for result in results) and self._loop is not None:
+            self._loop.call_soon_threadsafe(self.deliverer.wake)
         return results
 
-    async def _stop_ingest(self, task: asyncio.Task[None]) -> None:
+    async def _stop_ingest(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Let the batches in progress (in both lanes) finish within the grace period, then stop the lanes."""
         deadline = time.monotonic() + self.settings.delivery.shutdown_grace.total_seconds()
-        while self._busy and time.monotonic() < deadline:
+        while any(lane.busy for lane in self.lanes.values()) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        busy = [lane.name for lane in self.lanes.values() if lane.busy]
+        if busy:  # a daemon thread: it does not keep the process alive; the file stays unseen
+            log.warning("ingest_abandoned", lanes=busy, why="still reading after the shutdown grace")
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _stop_delivery(self, stop: asyncio.Event, task: asyncio.Task[None]) -> None:
         stop.set()
@@ -217,19 +233,21 @@ class Daemon:
             found, recent = await asyncio.to_thread(self._unseen, settle)
             if found:
                 log.info("reconcile_found", files=len(found))
-            for path in found:
+            for path, size in found:
                 if self.stop.is_set():
                     return
                 if path not in self._queued:
                     self._queued.add(path)
-                    await self.queue.put(path)
+                    await self._lane(size).queue.put(path)
         if recent:
             self.request_reconcile(settle)
 
-    def _unseen(self, settle: float) -> tuple[list[str], int]:
+    def _unseen(self, settle: float) -> tuple[list[tuple[str, int]], int]:
+        """Paths (with their sizes) not in the ledger in this version, and how many were too recent."""
         known = self.store.known_files()
         cutoff = time.time_ns() - int(settle * 1e9)
-        found, recent = [], 0
+        found: list[tuple[str, int]] = []
+        recent = 0
         for entry in scan(self.settings.watch.folders, self.settings.watch.suffixes):
             try:
                 info = entry.stat(follow_symlinks=False)
@@ -240,7 +258,7 @@ class Daemon:
             if info.st_mtime_ns > cutoff:  # may still be being written: its close event, or a later scan
                 recent += 1
                 continue
-            found.append(entry.path)
+            found.append((entry.path, info.st_size))
         return sorted(found), recent
 
     # -- digests, sweeps, health ----------------------------------------------------------------------
@@ -289,6 +307,8 @@ class Daemon:
         """Load the rules file again; an invalid file is refused and the rules in force stay."""
         try:
             ruleset = await asyncio.to_thread(load_rules, self.settings.rules_file)
+            if problems := self.settings.delivery.lease_problems(ruleset.webhooks, self.settings.rules_file):
+                raise RulesError(problems)
         except RulesError as exc:
             self.metrics.reload_failures.inc()
             log.error("rules_reload_failed", why=why, problems=[str(p) for p in exc.problems])
@@ -321,6 +341,14 @@ class Daemon:
 
     def _count(self, key: str) -> None:
         self.counts[key] = self.counts.get(key, 0) + 1
+
+
+def _size(path: str) -> int:
+    """The file's size now (0 if it cannot be stat'ed: the pipeline records why)."""
+    try:
+        return os.stat(path, follow_symlinks=False).st_size
+    except OSError:
+        return 0
 
 
 def _mtime(path: os.PathLike[str] | str) -> int | None:

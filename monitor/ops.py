@@ -69,7 +69,7 @@ class StateCollector(Collector):
         self.daemon = daemon
 
     def collect(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily("monitor_queue_depth", "Paths waiting to be read", value=self.daemon.queue.qsize())
+        yield GaugeMetricFamily("monitor_queue_depth", "Paths waiting to be read", value=self.daemon.queued)
         backlog = GaugeMetricFamily("monitor_outbox", "Deliveries in the outbox, by state", labels=["state"])
         with self.daemon.store.engine.connect() as conn:
             rows = conn.execute(select(deliveries.c.state, func.count()).group_by(deliveries.c.state)).all()

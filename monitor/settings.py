@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
@@ -16,13 +17,17 @@ from pydantic_settings import (
 )
 
 from monitor.durations import parse_duration
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, RuleProblem
 from monitor.yamlfile import YamlProblem, describe, load_yaml, locate
+
+if TYPE_CHECKING:
+    from monitor.rules import Webhook
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 ObserverKind = Literal["native", "polling"]
 LogFormat = Literal["auto", "json", "console"]
 DEFAULT_CONFIG = Path("config/monitor.yaml")
+LEASE_MARGIN = timedelta(seconds=10)  # on top of two attempts: rendering, storing the outcome, a slow store
 
 
 class _Section(BaseModel):
@@ -47,6 +52,23 @@ class DeliverySettings(_Section):
     concurrency: int = Field(default=8, ge=1, le=256)
     shutdown_grace: Duration = timedelta(seconds=10)
     lease: Duration = timedelta(seconds=120)
+
+    def lease_problems(self, webhooks: Mapping[str, Webhook], rules_file: Path) -> list[RuleProblem]:
+        """The lease must outlast the longest wait of a leased delivery: one attempt ahead of it for a slot
+        (the deliverer leases one round more than its free slots), its own attempt, and a margin for
+        rendering and storing the outcome. An attempt ends at its webhook's timeout (an overall deadline).
+        Checked against the rules at start-up, on reload and by `validate`."""
+        if not webhooks:
+            return []
+        name, webhook = max(sorted(webhooks.items()), key=lambda item: item[1].timeout)
+        needed = 2 * webhook.timeout + LEASE_MARGIN
+        if self.lease >= needed:
+            return []
+        message = (
+            f"webhook {name!r}: timeout {_seconds(webhook.timeout)} needs delivery.lease of at least "
+            f"{_seconds(needed)} (2 x timeout + {_seconds(LEASE_MARGIN)}), but it is {_seconds(self.lease)}"
+        )
+        return [RuleProblem(rules_file, None, message)]
 
 
 class HttpSettings(_Section):
@@ -110,6 +132,10 @@ class Settings(BaseSettings):
         if settings_cls.model_config.get("yaml_file"):
             sources.append(YamlConfigSettingsSource(settings_cls))
         return tuple(sources)
+
+
+def _seconds(duration: timedelta) -> str:
+    return f"{duration.total_seconds():g}s"
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:

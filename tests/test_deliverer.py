@@ -7,6 +7,8 @@ import base64
 import email.utils
 import json
 import random
+import re
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from structlog.testing import capture_logs
 
 from monitor.notify import deliverer as deliverer_module
 from monitor.notify.deliverer import RETRY_AFTER_CAP, Deliverer, Outcome, classify, next_delay, retry_after
+from monitor.notify.transport import Transport
 from monitor.rules import Webhook
 from monitor.store import Delivery, State, Store, deliveries, webhook_state
 
@@ -39,9 +42,16 @@ def hook(*schedule: str, **values: Any) -> Webhook:
     return Webhook.model_validate({"url": URL, "secret": SECRET, "retry_schedule": schedule or ("10s", "1m"), **values})
 
 
-def add(store: Store, delivery_id: str, webhook: str = "newsroom", attempts: int = 0, due_at: float = 0.0) -> None:
+def add(
+    store: Store,
+    delivery_id: str,
+    webhook: str = "newsroom",
+    attempts: int = 0,
+    due_at: float = 0.0,
+    payload: dict[str, Any] | None = None,
+) -> None:
     """An outbox row as monitor.alerts writes it."""
-    payload = {"alert_id": delivery_id, "rule": "hoogverraad", "hits": [{"term": "hoogverraad"}]}
+    payload = payload or {"alert_id": delivery_id, "rule": "hoogverraad", "hits": [{"term": "hoogverraad"}]}
     row = {
         "id": delivery_id,
         "webhook": webhook,
@@ -357,6 +367,147 @@ async def test_a_stalled_receiver_is_abandoned_at_the_webhook_timeout(store: Sto
     assert accepted.is_set()
     assert 0.25 <= elapsed < 3.0
     assert row(store, "msg_1")["last_error"] == "timed out after 0.3s"
+
+
+Respond = Callable[[asyncio.StreamWriter], Awaitable[None]]
+
+
+@pytest_asyncio.fixture
+async def raw_server() -> AsyncIterator[Callable[[Respond], Awaitable[str]]]:
+    """A raw HTTP server on 127.0.0.1: reads a request, then `respond(writer)` writes what it likes."""
+    servers: list[asyncio.Server] = []
+
+    async def start(respond: Respond) -> str:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+                    await reader.readexactly(length)
+                    await respond(writer)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        servers.append(server)
+        return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
+
+    yield start
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+
+
+def real_deliverer(store: Store, client: httpx.AsyncClient, url: str, **webhook: Any) -> Deliverer:
+    webhooks = {"newsroom": Webhook.model_validate({"url": url, "retry_schedule": ["1m"], **webhook})}
+    return Deliverer(store, lambda: webhooks, client)
+
+
+@pytest.mark.asyncio
+async def test_a_dripping_receiver_is_abandoned_at_the_webhook_timeout(
+    store: Store, raw_server: Callable[[Respond], Awaitable[str]]
+) -> None:
+    """httpx's timeout is per read: a receiver sending a byte every 0.1 s must still be cut off at 0.5 s."""
+
+    async def drip(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n")
+        for _ in range(1000):
+            await asyncio.sleep(0.1)
+            writer.write(b"x")
+            await writer.drain()
+
+    url = await raw_server(drip)
+    async with httpx.AsyncClient(transport=Transport()) as client:
+        add(store, "msg_1")
+        start = time.monotonic()
+        outcome = await asyncio.wait_for(
+            real_deliverer(store, client, url, timeout="0.5s").deliver(take(store, "msg_1")), WAIT
+        )
+        elapsed = time.monotonic() - start
+    assert outcome is Outcome.retry
+    assert 0.45 <= elapsed < 1.5
+    assert row(store, "msg_1")["last_error"] == "timed out after 0.5s"
+
+
+@pytest.mark.asyncio
+async def test_a_huge_response_body_is_read_no_further_than_the_cap(
+    store: Store, raw_server: Callable[[Respond], Awaitable[str]]
+) -> None:
+    sent: list[int] = []
+
+    async def flood(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000000000\r\n\r\n")
+        total, chunk = 0, b"\0" * 65_536
+        try:
+            while total < 1_000_000_000:
+                writer.write(chunk)
+                await writer.drain()
+                total += len(chunk)
+        finally:
+            sent.append(total)
+
+    url = await raw_server(flood)
+    async with httpx.AsyncClient(transport=Transport()) as client:
+        add(store, "msg_1")
+        deliverer = real_deliverer(store, client, url)
+        assert await asyncio.wait_for(deliverer.deliver(take(store, "msg_1")), WAIT) is Outcome.delivered
+        await until(lambda: bool(sent), "the receiver to see the connection closed")
+    assert sent[0] < 32 * 1024 * 1024, "no more than the socket buffers hold beyond the 64 KB read"
+
+
+@pytest.mark.asyncio
+async def test_small_response_bodies_keep_the_connection_alive(
+    store: Store, raw_server: Callable[[Respond], Awaitable[str]]
+) -> None:
+    peers: set[int] = set()
+
+    async def small(writer: asyncio.StreamWriter) -> None:
+        peers.add(writer.get_extra_info("peername")[1])
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
+        await writer.drain()
+
+    url = await raw_server(small)
+    async with httpx.AsyncClient(transport=Transport()) as client:
+        deliverer = real_deliverer(store, client, url)
+        for n in range(3):
+            add(store, f"msg_{n}")
+            assert await asyncio.wait_for(deliverer.deliver(take(store, f"msg_{n}")), WAIT) is Outcome.delivered
+    assert len(peers) == 1, "one kept-alive connection"
+
+
+def big_payload(hits: int) -> dict[str, Any]:
+    hit = {"term": "hoogverraad", "text": "hoogverraad", "start": 0, "end": 11, "snippet": "woord " * 30}
+    return {"alert_id": "a", "rule": "hoogverraad", "clause": "hoogverraad", "hits": [hit] * hits}
+
+
+@pytest.mark.parametrize(
+    ("payload", "on_loop"),
+    [
+        pytest.param(None, True, id="one-hit"),
+        pytest.param(big_payload(20), True, id="20-short-hits"),
+        pytest.param(big_payload(21), False, id="21-hits"),
+        pytest.param(big_payload(300), False, id="64KB"),
+    ],
+)
+@pytest.mark.asyncio
+async def test_large_payloads_are_rendered_off_the_loop(
+    setup: MakeSetup, monkeypatch: pytest.MonkeyPatch, payload: dict[str, Any] | None, on_loop: bool
+) -> None:
+    threads: list[threading.Thread] = []
+    original = deliverer_module.render
+
+    def render(webhook: Webhook, delivery: Delivery) -> bytes:
+        threads.append(threading.current_thread())
+        return original(webhook, delivery)
+
+    monkeypatch.setattr(deliverer_module, "render", render)
+    s = setup()
+    add(s.store, "msg_1", payload=payload)
+    assert await s.attempt("msg_1") is Outcome.delivered
+    assert (threads == [threading.main_thread()]) is on_loop
+    Verifier(SECRET).verify(s.receiver.requests[0].content, dict(s.receiver.requests[0].headers))
 
 
 @pytest.mark.parametrize(

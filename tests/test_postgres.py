@@ -68,7 +68,7 @@ def pg_url() -> Iterator[str]:
 def rules(url: str, **rule: Any) -> dict[str, Any]:
     return {
         "version": 1,
-        "webhooks": {"hook": {"url": url, "secret": SECRET, "retry_schedule": FAST}},
+        "webhooks": {"hook": {"url": url, "secret": SECRET, "retry_schedule": FAST, "timeout": "5s"}},
         "rules": [{"name": "hoogverraad", "query": "hoogverraad", **rule}],
     }
 
@@ -95,7 +95,7 @@ def start_replicas(
     settings = {
         "watch": {"folders": [str(folder)], "observer": "polling", "settle": "0.3s"},
         "state": {"url": url},
-        "delivery": {"concurrency": CONCURRENCY, "lease": "3s", "shutdown_grace": "5s"},
+        "delivery": {"concurrency": CONCURRENCY, "lease": "20s", "shutdown_grace": "5s"},
     }
     replicas = [factory(rules_of(n), name=f"replica{n}", settings=settings) for n in range(REPLICAS)]
     for replica in replicas:
@@ -170,7 +170,7 @@ def run_replicas(
         assert receiver.wait_for(lambda got: len(by_id(got)) >= len(expected) // 4, timeout=60)
         gate.holding = True
         wait_until(lambda: gate.held >= CONCURRENCY, 30, "replica 0 to have all its attempts in flight")
-        replicas[0].kill()  # SIGKILL: its leased deliveries are taken over when the lease (3 s) expires
+        replicas[0].kill()  # SIGKILL: its leased deliveries are taken over when the lease (20 s) expires
         killed = 1
         gate.released.set()
     writer.join(30)

@@ -171,3 +171,18 @@ async def test_a_silent_server_is_a_read_timeout(client: httpx.AsyncClient) -> N
         with pytest.raises(httpx.ReadTimeout):
             await asyncio.wait_for(client.post(url, content=b"x", timeout=0.3), WAIT)
         assert 0.25 <= loop.time() - start < 5
+
+
+@pytest.mark.asyncio
+async def test_a_response_closed_before_its_end_closes_its_connection(
+    client: httpx.AsyncClient, server: _Server
+) -> None:
+    """What the deliverer does past its 64 KB cap: the connection, with unread bytes, is not pooled."""
+    big = b"x" * 4_000_000
+    async with client.stream("POST", server.url, content=big) as response:
+        async for chunk in response.aiter_raw():
+            assert chunk
+            break
+    second = await asyncio.wait_for(client.post(server.url, content=b"two"), WAIT)
+    assert (second.status_code, second.content) == (200, b"two")
+    assert len({port for port, _ in server.seen}) == 2, "the second request on a new connection"
