@@ -37,6 +37,7 @@ from monitor.watch import Watcher, scan
 
 log = structlog.get_logger(__name__)
 INGEST_BATCH = 64  # paths taken from the main lane's queue per hop to its thread
+RETRY_FIRST, RETRY_LAST = 2.0, 60.0  # seconds before a scan retries files that failed for now, doubling
 SLOW_BATCH = 1.0  # seconds: a main-lane batch still running after this is left to finish in a thread of its own
 
 
@@ -62,7 +63,14 @@ class Daemon:
         gc.freeze()  # the compiled rules live as long as the process: keep them out of every collection
         gc.enable()  # `run` starts with the collector off: imports and rules make objects that all stay
         self._rules_mtime = _mtime(settings.rules_file)
-        self.pipeline = Pipeline(self.store, lambda: self.ruleset, settings.watch.max_article_bytes)
+        self.pipeline = Pipeline(
+            self.store,
+            lambda: self.ruleset,
+            settings.watch.max_article_bytes,
+            settings.limits,
+            roots=settings.watch.folders,
+        )
+        self._retry_delay = RETRY_FIRST  # seconds before the scan that retries files that failed for now
         self.stop = asyncio.Event()
         size = settings.watch.queue_size
         calls = (self._process_batch, self._processed, self._taken, self.submit)  # what a lane calls back
@@ -182,8 +190,18 @@ class Daemon:
 
     def _processed(self, result: Processed) -> None:
         self._record(result)
+        self._retry_later(result)
         if self.on_processed is not None:
             self.on_processed(result)
+
+    def _retry_later(self, result: Processed) -> None:
+        """A file that failed for now (no file descriptors, the store away) is left unseen in the ledger: a
+        reconcile scan after a back-off (doubling up to RETRY_LAST, reset by a success) reads it again."""
+        if result.outcome == "failed":
+            self.request_reconcile(self._retry_delay)
+            self._retry_delay = min(self._retry_delay * 2, RETRY_LAST)
+        elif result.outcome in ("accepted", "duplicate", "rejected"):
+            self._retry_delay = RETRY_FIRST
 
     def _process_batch(self, paths: list[str]) -> list[Processed]:
         """In a lane's thread: the paths of one batch (one hop to the thread, one transaction)."""
@@ -270,7 +288,7 @@ class Daemon:
         slot = latest_fire(cron(rule.schedule, self.settings.zone), datetime.now(self.settings.zone))
         if slot is None:
             return
-        queued = await asyncio.to_thread(flush_digest, self.store, self.ruleset, rule, slot)
+        queued = await asyncio.to_thread(flush_digest, self.store, self.ruleset, rule, slot, None, self.settings.limits)
         log.info("digest_flushed", rule=name, slot=slot.isoformat(), deliveries=queued)
         if queued:
             self.deliverer.wake()
