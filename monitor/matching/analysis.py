@@ -19,7 +19,8 @@ import bisect
 import codecs
 import re
 import unicodedata
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -28,6 +29,8 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _BREAK = re.compile(r"-[ \t]*\r?\n[ \t]*(?=\w)")
 # What folds to nothing: line-end hyphens that join, and invisible format characters (soft hyphen, zero widths).
 _INVISIBLE = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
+# What `_fold_mapped` removes or replaces, in one pass: line-end hyphens and runs of invisible characters.
+_REMOVED = re.compile(f"{_BREAK.pattern}|[{_INVISIBLE}]+")
 _NON_WORD = re.compile(r"\W")
 _ASCII_NON_WORD = re.compile(r"[^0-9A-Za-z_\x80-\U0010ffff]")
 WORD = re.compile(r"\w+")
@@ -35,6 +38,7 @@ WORD = re.compile(r"\w+")
 _ASCII_SPACES = {c: " " for c in range(128) if not chr(c).isalnum() and chr(c) != "_"}
 _ASCII_TERM_SPACES = {c: space for c, space in _ASCII_SPACES.items() if chr(c) not in "*?"}
 _VOWELS = frozenset("aeiou")
+_CACHED_RUN = 64  # longer runs of non-ASCII characters are folded uncached: a cache must not keep 10 MB keys
 # Non-ASCII characters common in Dutch news that fold to one ASCII character: the fast path (`_fold_simple`).
 _COMMON = (
     "\u00a0«»°·ÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöùúûüýÿ"
@@ -94,7 +98,7 @@ def _fold_runs(text: str) -> str | None:
     def replace(found: re.Match[str]) -> str:
         nonlocal resized
         run = found.group()
-        folded = fold_run(run)
+        folded = fold_run(run) if len(run) <= _CACHED_RUN else "".join(map(fold_char, run))
         resized = resized or len(folded) != len(run)
         return folded
 
@@ -135,8 +139,8 @@ class Folded:
     text: str
     # Break points (folded offset, original offset), ascending, in pairs around each stretch whose folded
     # length differs from its original length; empty when every offset is the same in both.
-    _folded: list[int] = field(default_factory=list)
-    _original: list[int] = field(default_factory=list)
+    _folded: Sequence[int] = field(default_factory=list)
+    _original: Sequence[int] = field(default_factory=list)
 
     @property
     def same_offsets(self) -> bool:
@@ -174,41 +178,61 @@ def _removes(text: str) -> bool:
 
 def _fold_mapped(text: str) -> Folded:
     """The general case: some characters fold to more or fewer characters, so keep break points."""
-    pieces: list[str] = []
-    folded_marks: list[int] = []
-    original_marks: list[int] = []
-    out = 0
-
-    def add(piece: str, start: int = 0, end: int = 0) -> None:
-        """A piece of folded text; with a span of the original when its length differs from the span's."""
-        nonlocal out
-        if end > start:
-            folded_marks.extend((out, out + len(piece)))
-            original_marks.extend((start, end))
-        pieces.append(piece)
-        out += len(piece)
-
+    out = _Builder()
     pos = 0
-    for start, end in _removed(text):
-        _fold_segment(text, pos, start, add)
+    for removed in _REMOVED.finditer(text):
+        start, end = removed.span()
+        _fold_segment(text, pos, start, out.add)
         pos = end
         if text[start] != "-" or joins(text, start, end):
-            add("", start, end)
+            out.add("", start, end)
         else:
-            add(" " * (end - start))
-    _fold_segment(text, pos, len(text), add)
-    return Folded(text, "".join(pieces), folded_marks, original_marks)
+            out.add(" " * (end - start))
+    _fold_segment(text, pos, len(text), out.add)
+    return out.folded(text)
 
 
-def _removed(text: str) -> list[tuple[int, int]]:
-    """Spans of line-end hyphens and of invisible characters, in order (str.find: faster than a regex)."""
-    spans = [m.span() for m in _BREAK.finditer(text)] if "-" in text else []
-    for char in _INVISIBLE:
-        at = text.find(char)
-        while at >= 0:
-            spans.append((at, at + 1))
-            at = text.find(char, at + 1)
-    return sorted(spans)
+class _Builder:
+    """Folded text built piece by piece, with its break points in machine integers: a text of a million
+    line-end hyphens has two million of them, which as lists of Python ints would take hundreds of MB."""
+
+    __slots__ = ("_done", "_folded", "_original", "_out", "_pieces", "_solid")
+
+    def __init__(self) -> None:
+        self._done: list[str] = []  # pieces joined a thousand at a time, so that few small strings live long
+        self._pieces: list[str] = []
+        self._folded = array("q")
+        self._original = array("q")
+        self._out = 0
+        self._solid = False  # whether the last stretch is non-empty and without a space
+
+    def add(self, piece: str, start: int = 0, end: int = 0) -> None:
+        """A piece of folded text; with a span of the original when its length differs from the span's.
+
+        A stretch right after another, both non-empty and without a space, extends it: no word starts or ends
+        inside, so offsets at word boundaries map back the same, and a run of a million "ß" is one stretch."""
+        size = len(piece)
+        if end > start:
+            folded, original, out = self._folded, self._original, self._out
+            if folded and folded[-1] == out and original[-1] == start and size and _solid(piece) and self._solid:
+                folded[-1], original[-1] = out + size, end
+            else:
+                folded.extend((out, out + size))
+                original.extend((start, end))
+            self._solid = bool(size) and _solid(piece)
+        if piece:
+            self._pieces.append(piece)
+            if len(self._pieces) >= 1024:
+                self._done.append("".join(self._pieces))
+                self._pieces.clear()
+        self._out += size
+
+    def folded(self, original: str) -> Folded:
+        return Folded(original, "".join(self._done) + "".join(self._pieces), self._folded, self._original)
+
+
+def _solid(piece: str) -> bool:
+    return " " not in piece
 
 
 def _fold_segment(text: str, start: int, end: int, add: Callable[[str, int, int], None]) -> None:
@@ -231,25 +255,40 @@ def keep_case(text: str) -> str:
     """`text` analysed like `fold` but with its case kept: what case-sensitive terms compare against."""
     out = []
     pos = 0
-    for brk in _BREAK.finditer(text):
+    for brk in _BREAK.finditer(text) if "-" in text else ():
         out.append(text[pos : brk.start()])
         out.append("" if joins(text, brk.start(), brk.end()) else " ")
         pos = brk.end()
     out.append(text[pos:])
-    kept = []
-    for char in "".join(out):
-        if char.isascii():
-            kept.append(char if char.isalnum() or char == "_" else " ")
-            continue
-        if unicodedata.category(char) in {"Mn", "Me", "Cf"}:
-            continue
-        nfkc = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", char))
-        kept.append(_NON_WORD.sub(" ", "".join(c for c in nfkc if unicodedata.category(c) not in {"Mn", "Me"})))
-    return "".join(kept)
+    joined = "".join(out)
+    if not joined.isascii():
+        joined = _NON_ASCII.sub(lambda run: "".join(map(_keep_char, run.group())), joined)
+    return joined.translate(_ASCII_SPACES)
 
 
-def snippet(text: str, start: int, end: int, width: int = 60) -> str:
-    """The hit with up to `width` characters each side, marked with [[ ]], on one line."""
+@lru_cache(maxsize=8192)
+def _keep_char(char: str) -> str:
+    """One non-ASCII character analysed with its case kept (cached: `keep_case` calls it per character)."""
+    if unicodedata.category(char) in {"Mn", "Me", "Cf"}:
+        return ""
+    nfkc = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", char))
+    return _NON_WORD.sub(" ", "".join(c for c in nfkc if unicodedata.category(c) not in {"Mn", "Me"}))
+
+
+def chunks(text: str, size: int = 1 << 18) -> Iterator[str]:
+    """`text` in pieces of about `size` characters cut at spaces: what splitting a long folded text into words
+    a piece at a time needs, so that no list of all its words is ever built."""
+    start = 0
+    while start < len(text):
+        end = text.find(" ", start + size)
+        end = len(text) if end < 0 else end
+        yield text[start:end]
+        start = end + 1
+
+
+def snippet(text: str, start: int, end: int, width: int = 60, hit_chars: int | None = None) -> str:
+    """The hit with up to `width` characters each side, marked with [[ ]], on one line; a hit longer than
+    `hit_chars` is shown as its `excerpt`."""
     left, right = start - width, end + width
     if left > 0:  # start at a word: drop the cut one
         cut = text.find(" ", left, start)
@@ -261,7 +300,14 @@ def snippet(text: str, start: int, end: int, width: int = 60) -> str:
         after = text[end : cut if cut >= 0 else right] + "…"
     else:
         after = text[end:]
-    marked = f"{before}[[{text[start:end]}]]{after}"
+    marked = f"{before}[[{excerpt(text, start, end, hit_chars)}]]{after}"
     if "\n" in marked or "  " in marked or "\t" in marked or "\r" in marked or marked[0] == " " or marked[-1] == " ":
         return " ".join(marked.split())
     return marked
+
+
+def excerpt(text: str, start: int, end: int, hit_chars: int | None = None) -> str:
+    """text[start:end], or when longer than `hit_chars` its first `hit_chars - 1` characters and "…"."""
+    if hit_chars is None or end - start <= hit_chars:
+        return text[start:end]
+    return text[start : start + max(hit_chars - 1, 0)] + "…"
