@@ -30,7 +30,7 @@ _BREAK = re.compile(r"-[ \t]*\r?\n[ \t]*(?=\w)")
 # What folds to nothing: line-end hyphens that join, and invisible format characters (soft hyphen, zero widths).
 _INVISIBLE = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
 # What `_fold_mapped` removes or replaces, in one pass: line-end hyphens and runs of invisible characters.
-_REMOVED = re.compile(f"{_BREAK.pattern}|[{_INVISIBLE}]+")
+_REMOVED = re.compile(f"{_BREAK.pattern}|[{_INVISIBLE}\u0300-\u036f]+")
 _NON_WORD = re.compile(r"\W")
 _ASCII_NON_WORD = re.compile(r"[^0-9A-Za-z_\x80-\U0010ffff]")
 WORD = re.compile(r"\w+")
@@ -178,6 +178,35 @@ def _removes(text: str) -> bool:
 
 def _fold_mapped(text: str) -> Folded:
     """The general case: some characters fold to more or fewer characters, so keep break points."""
+    return _fold_removals(text) or _fold_general(text)
+
+
+def _fold_removals(text: str) -> Folded | None:
+    """The common general case, fast: characters are only removed (joined line-end hyphens, invisible
+    characters, combining accents), every other one folds to one. The removed runs are cut out in one regex
+    pass and the rest folds in C; None when some other character changes length."""
+    kept: list[str] = []
+    done: list[str] = []
+    folded_marks, original_marks = array("q"), array("q")
+    pos = removed = 0
+    for found in _REMOVED.finditer(text):
+        start, end = found.span()
+        if text[start] == "-" and not joins(text, start, end):
+            continue  # a compound's hyphen: its characters fold to spaces, one each
+        kept.append(text[pos:start])
+        if len(kept) >= 1024:
+            done.append("".join(kept))
+            kept.clear()
+        folded_marks.extend((start - removed, start - removed))
+        original_marks.extend((start, end))
+        removed += end - start
+        pos = end
+    kept.append(text[pos:])
+    folded = _fold_simple("".join(done) + "".join(kept))
+    return None if folded is None else Folded(text, folded, folded_marks, original_marks)
+
+
+def _fold_general(text: str) -> Folded:
     out = _Builder()
     pos = 0
     for removed in _REMOVED.finditer(text):
