@@ -14,7 +14,7 @@ import pytest
 
 from benchmarks.hostile_corpus import corpus, ordinary, shapes_rules_yaml
 from monitor.errors import ArticleError, MatchBudgetExceeded
-from monitor.matching.analysis import _fold_general, _fold_removals, fold, keep_case
+from monitor.matching.analysis import Folded, _fold_general, _fold_removals, fold, fold_char, keep_case
 from monitor.matching.engine import Engine, MatchRule
 from monitor.matching.query import Compiler, word_regex
 from monitor.matching.spans import full_match
@@ -224,3 +224,32 @@ def test_the_corpus_and_the_shapes_rules_run_on_small_sizes(tmp_path: Path) -> N
             for found in rules.match_text(text, max_hits=5, hit_chars=50):
                 assert len(found.hits) <= 5 and found.hits_total >= len(found.hits)
                 assert all(len(h.text) <= 50 and len(h.snippet) <= 50 + 130 for h in found.hits), name
+
+
+def _per_character(text: str) -> tuple[str, list[int], list[int]]:
+    """The fold of the engine before it grouped characters: every character on its own, a break point pair
+    for each one whose length changes."""
+    pieces, folded_marks, original_marks, out = [], [], [], 0
+    for at, char in enumerate(text):
+        piece = fold_char(char) if not char.isascii() else fold(char).text
+        if len(piece) != 1:
+            folded_marks += [out, out + len(piece)]
+            original_marks += [at, at + 1]
+        pieces.append(piece)
+        out += len(piece)
+    return "".join(pieces), folded_marks, original_marks
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_grouped_folding_maps_every_word_back_like_one_character_at_a_time(seed: int) -> None:
+    rng = random.Random(seed)
+    alphabet = ["ß", "a", " ", "é", "e\u0301", "½", "ﬁ", "\u200e", "Ĳ", "…", "\u200b", "Ж", "ǅ"]
+    for _ in range(40):
+        text = "".join(rng.choices(alphabet, k=rng.randint(1, 30)))
+        got = fold(text)
+        folded, folded_marks, original_marks = _per_character(text)
+        reference = Folded(text, folded, folded_marks, original_marks)
+        assert got.text == folded, text
+        for word in re.finditer(r"\w+", folded):
+            for offset in word.span():
+                assert got.to_original(offset) == reference.to_original(offset), (text, offset)

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import bisect
 import codecs
+import operator
 import re
 import unicodedata
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import accumulate, chain
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 # A hyphen at a line end before a word character: a word broken across lines, or a compound.
@@ -31,12 +33,14 @@ _BREAK = re.compile(r"-[ \t]*\r?\n[ \t]*(?=\w)")
 _INVISIBLE = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
 # What `_fold_mapped` removes or replaces, in one pass: line-end hyphens and runs of invisible characters.
 _REMOVED = re.compile(f"{_BREAK.pattern}|[{_INVISIBLE}\u0300-\u036f]+")
+_INVISIBLE_RUN = re.compile(f"[{_INVISIBLE}\u0300-\u036f]+")
 _NON_WORD = re.compile(r"\W")
 _ASCII_NON_WORD = re.compile(r"[^0-9A-Za-z_\x80-\U0010ffff]")
 WORD = re.compile(r"\w+")
 # ASCII punctuation and white space to spaces: str.translate has a fast path for ASCII-only text.
 _ASCII_SPACES = {c: " " for c in range(128) if not chr(c).isalnum() and chr(c) != "_"}
 _ASCII_TERM_SPACES = {c: space for c, space in _ASCII_SPACES.items() if chr(c) not in "*?"}
+_KIND_GROUPS = re.compile(rb"\x00+|\x01+|\x02+|\x03")  # see `_kind`
 _VOWELS = frozenset("aeiou")
 _CACHED_RUN = 64  # longer runs of non-ASCII characters are folded uncached: a cache must not keep 10 MB keys
 # Non-ASCII characters common in Dutch news that fold to one ASCII character: the fast path (`_fold_simple`).
@@ -62,6 +66,13 @@ def fold_char(char: str) -> str:
 def fold_run(run: str) -> str:
     """A run of non-ASCII characters folded, character by character."""
     return "".join(fold_char(c) for c in run)
+
+
+@lru_cache(maxsize=8192)
+def _resizes(run: str) -> bool:
+    """Whether a character of the run folds to other than one character (even when the run's length does
+    not change: "\u200eß", a mark that goes and a letter that doubles, still moves offsets inside it)."""
+    return any(map(_kind, run))
 
 
 def _charmap() -> tuple[object, bytes]:
@@ -98,8 +109,11 @@ def _fold_runs(text: str) -> str | None:
     def replace(found: re.Match[str]) -> str:
         nonlocal resized
         run = found.group()
-        folded = fold_run(run) if len(run) <= _CACHED_RUN else "".join(map(fold_char, run))
-        resized = resized or len(folded) != len(run)
+        if len(run) <= _CACHED_RUN:
+            folded, changed = fold_run(run), _resizes(run)
+        else:
+            folded, changed = "".join(map(fold_char, run)), any(map(_kind, run))
+        resized = resized or changed
         return folded
 
     mixed = _NON_ASCII.sub(replace, text)
@@ -185,6 +199,8 @@ def _fold_removals(text: str) -> Folded | None:
     """The common general case, fast: characters are only removed (joined line-end hyphens, invisible
     characters, combining accents), every other one folds to one. The removed runs are cut out in one regex
     pass and the rest folds in C; None when some other character changes length."""
+    if "\n" not in text or "-" not in text or not _BREAK.search(text):
+        return _fold_invisible(text)
     kept: list[str] = []
     done: list[str] = []
     folded_marks, original_marks = array("q"), array("q")
@@ -204,6 +220,21 @@ def _fold_removals(text: str) -> Folded | None:
     kept.append(text[pos:])
     folded = _fold_simple("".join(done) + "".join(kept))
     return None if folded is None else Folded(text, folded, folded_marks, original_marks)
+
+
+def _fold_invisible(text: str) -> Folded | None:
+    """`_fold_removals` without line-end hyphens: only runs of invisible characters and accents go, and their
+    break points are worked out by iterators in C (a text of a million accents costs no Python loop)."""
+    folded = _fold_simple(_INVISIBLE_RUN.sub("", text))
+    if folded is None:
+        return None
+    starts = array("q", map(re.Match.start, _INVISIBLE_RUN.finditer(text)))
+    ends = array("q", map(re.Match.end, _INVISIBLE_RUN.finditer(text)))
+    removed = accumulate(map(operator.sub, ends, starts), initial=0)
+    at = array("q", map(operator.sub, starts, removed))
+    folded_marks = array("q", chain.from_iterable(zip(at, at, strict=True)))
+    original_marks = array("q", chain.from_iterable(zip(starts, ends, strict=True)))
+    return Folded(text, folded, folded_marks, original_marks)
 
 
 def _fold_general(text: str) -> Folded:
@@ -273,11 +304,34 @@ def _fold_segment(text: str, start: int, end: int, add: Callable[[str, int, int]
     pos = 0
     for run in _NON_ASCII.finditer(segment):
         add(_fold_simple(segment[pos : run.start()]) or "", 0, 0)
-        for offset, char in enumerate(run.group(), start=run.start()):
-            piece = fold_char(char)
-            add(piece, *((start + offset, start + offset + 1) if len(piece) != 1 else (0, 0)))
+        _fold_run_mapped(run.group(), start + run.start(), add)
         pos = run.end()
     add(_fold_simple(segment[pos:]) or "", 0, 0)
+
+
+def _fold_run_mapped(run: str, offset: int, add: Callable[[str, int, int], None]) -> None:
+    """A run of non-ASCII characters, some of which change length, folded a group of characters of one kind
+    (`_kind`) at a time: the kinds are found in C, so a run of a million "ß" is one step, not a million."""
+    kinds = bytes(map(_kind, run))
+    for group in _KIND_GROUPS.finditer(kinds):
+        first, last = group.span()
+        piece = "".join(map(fold_char, run[first:last]))
+        if kinds[first] == 0:
+            add(piece, 0, 0)
+        else:
+            add(piece, offset + first, offset + last)
+
+
+@lru_cache(maxsize=8192)
+def _kind(char: str) -> int:
+    """0: folds to one character; 1: to several, none a space; 2: to nothing; 3: anything else (one at a
+    time: a stretch with a space inside must keep its own break points)."""
+    piece = fold_char(char)
+    if len(piece) == 1:
+        return 0
+    if not piece:
+        return 2
+    return 1 if " " not in piece else 3
 
 
 def keep_case(text: str) -> str:
