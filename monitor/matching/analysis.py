@@ -8,9 +8,11 @@ space, so that in folded text word boundaries are spaces and a whole word `w` is
 
 Speed: most text is ASCII plus the accented letters and typographic punctuation of Dutch news, each of which
 folds to one character; such text folds in C (`codecs.charmap_encode` with a one-byte-per-character map, then
-`bytes.translate`), about as fast as `str.lower`, and has the offsets of the original. Only where a character
-folds to more or fewer characters (ĳ, ß, ﬁ, soft hyphens, combining accents, a joined line-end hyphen) is it
-folded one by one (cached), and `Folded` keeps break points to map folded offsets back to the original.
+`bytes.translate`), about as fast as `str.lower`, and has the offsets of the original; other scripts fold by
+one `str.translate` with a table of the text's distinct characters. Where characters fold to more or fewer
+characters (ĳ, ß, ﬁ, soft hyphens, combining accents, a joined line-end hyphen), `Folded` keeps break points
+to map folded offsets back to the original. No step costs Python work per character: removals are cut out
+by regex passes, and runs of resized characters fold a group of one kind at a time (`_fold_run_mapped`).
 """
 
 from __future__ import annotations
@@ -35,14 +37,13 @@ _INVISIBLE = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
 _REMOVED = re.compile(f"{_BREAK.pattern}|[{_INVISIBLE}\u0300-\u036f]+")
 _INVISIBLE_RUN = re.compile(f"[{_INVISIBLE}\u0300-\u036f]+")
 _NON_WORD = re.compile(r"\W")
-_ASCII_NON_WORD = re.compile(r"[^0-9A-Za-z_\x80-\U0010ffff]")
 WORD = re.compile(r"\w+")
 # ASCII punctuation and white space to spaces: str.translate has a fast path for ASCII-only text.
 _ASCII_SPACES = {c: " " for c in range(128) if not chr(c).isalnum() and chr(c) != "_"}
+_ASCII_FOLD = {c: chr(c).lower() if chr(c).isalnum() or chr(c) == "_" else " " for c in range(128)}
 _ASCII_TERM_SPACES = {c: space for c, space in _ASCII_SPACES.items() if chr(c) not in "*?"}
 _KIND_GROUPS = re.compile(rb"\x00+|\x01+|\x02+|\x03")  # see `_kind`
 _VOWELS = frozenset("aeiou")
-_CACHED_RUN = 64  # longer runs of non-ASCII characters are folded uncached: a cache must not keep 10 MB keys
 # Non-ASCII characters common in Dutch news that fold to one ASCII character: the fast path (`_fold_simple`).
 _COMMON = (
     "\u00a0«»°·ÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöùúûüýÿ"
@@ -60,19 +61,6 @@ def fold_char(char: str) -> str:
     text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) not in {"Mn", "Me"})
     text = _NON_WORD.sub(" ", unicodedata.normalize("NFC", text))
     return " " if text and text.isspace() else text  # punctuation ("…", "—") is one space
-
-
-@lru_cache(maxsize=8192)
-def fold_run(run: str) -> str:
-    """A run of non-ASCII characters folded, character by character."""
-    return "".join(fold_char(c) for c in run)
-
-
-@lru_cache(maxsize=8192)
-def _resizes(run: str) -> bool:
-    """Whether a character of the run folds to other than one character (even when the run's length does
-    not change: "\u200eß", a mark that goes and a letter that doubles, still moves offsets inside it)."""
-    return any(map(_kind, run))
 
 
 def _charmap() -> tuple[object, bytes]:
@@ -103,25 +91,12 @@ def _fold_simple(text: str) -> str | None:
 
 
 def _fold_runs(text: str) -> str | None:
-    """The non-ASCII runs folded one by one (cached); None when one of them changes length."""
-    resized = False
-
-    def replace(found: re.Match[str]) -> str:
-        nonlocal resized
-        run = found.group()
-        if len(run) <= _CACHED_RUN:
-            folded, changed = fold_run(run), _resizes(run)
-        else:
-            folded, changed = "".join(map(fold_char, run)), any(map(_kind, run))
-        resized = resized or changed
-        return folded
-
-    mixed = _NON_ASCII.sub(replace, text)
-    if resized:
+    """The non-ASCII characters folded by one `str.translate` with a table of the text's distinct ones; None
+    when one of them changes length."""
+    distinct = [char for char in set(text) if not char.isascii()]
+    if any(map(_kind, distinct)):
         return None
-    if mixed.isascii():
-        return mixed.lower().translate(_ASCII_SPACES)
-    return _ASCII_NON_WORD.sub(" ", mixed.lower())
+    return text.translate(_ASCII_FOLD | {ord(char): fold_char(char).lower() for char in distinct})
 
 
 @lru_cache(maxsize=65536)
@@ -187,7 +162,9 @@ def _removes(text: str) -> bool:
     """Whether some characters of `text` fold to nothing (a few `in` tests: much faster than a regex)."""
     if "-" in text and "\n" in text and _BREAK.search(text):
         return True
-    return not text.isascii() and any(c in text for c in _INVISIBLE)
+    if text.isascii():
+        return False
+    return any(c in text for c in _INVISIBLE) or _INVISIBLE_RUN.search(text) is not None  # accents on their own
 
 
 def _fold_mapped(text: str) -> Folded:
@@ -224,16 +201,15 @@ def _fold_removals(text: str) -> Folded | None:
 
 def _fold_invisible(text: str) -> Folded | None:
     """`_fold_removals` without line-end hyphens: only runs of invisible characters and accents go, and their
-    break points are worked out by iterators in C (a text of a million accents costs no Python loop)."""
+    break points are worked out by iterators and slices in C (a text of a million accents has no Python loop)."""
     folded = _fold_simple(_INVISIBLE_RUN.sub("", text))
     if folded is None:
         return None
-    starts = array("q", map(re.Match.start, _INVISIBLE_RUN.finditer(text)))
-    ends = array("q", map(re.Match.end, _INVISIBLE_RUN.finditer(text)))
-    removed = accumulate(map(operator.sub, ends, starts), initial=0)
-    at = array("q", map(operator.sub, starts, removed))
-    folded_marks = array("q", chain.from_iterable(zip(at, at, strict=True)))
-    original_marks = array("q", chain.from_iterable(zip(starts, ends, strict=True)))
+    original_marks = array("q", chain.from_iterable(map(re.Match.span, _INVISIBLE_RUN.finditer(text))))
+    starts, ends = original_marks[0::2], original_marks[1::2]
+    at = array("q", map(operator.sub, starts, accumulate(map(operator.sub, ends, starts), initial=0)))
+    folded_marks = array("q", bytes(16 * len(at)))
+    folded_marks[0::2] = folded_marks[1::2] = at
     return Folded(text, folded, folded_marks, original_marks)
 
 
