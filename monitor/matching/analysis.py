@@ -26,6 +26,7 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from heapq import merge
 from itertools import accumulate, chain
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
@@ -33,8 +34,7 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _BREAK = re.compile(r"-[ \t]*\r?\n[ \t]*(?=\w)")
 # What folds to nothing: line-end hyphens that join, and invisible format characters (soft hyphen, zero widths).
 _INVISIBLE = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
-# What `_fold_mapped` removes or replaces, in one pass: line-end hyphens and runs of invisible characters.
-_REMOVED = re.compile(f"{_BREAK.pattern}|[{_INVISIBLE}\u0300-\u036f]+")
+# Runs of what folds to nothing anyway (invisible characters, combining accents): cut out in one step each.
 _INVISIBLE_RUN = re.compile(f"[{_INVISIBLE}\u0300-\u036f]+")
 _NON_WORD = re.compile(r"\W")
 WORD = re.compile(r"\w+")
@@ -162,9 +162,7 @@ def _removes(text: str) -> bool:
     """Whether some characters of `text` fold to nothing (a few `in` tests: much faster than a regex)."""
     if "-" in text and "\n" in text and _BREAK.search(text):
         return True
-    if text.isascii():
-        return False
-    return any(c in text for c in _INVISIBLE) or _INVISIBLE_RUN.search(text) is not None  # accents on their own
+    return not text.isascii() and any(c in text for c in _INVISIBLE)
 
 
 def _fold_mapped(text: str) -> Folded:
@@ -182,8 +180,7 @@ def _fold_removals(text: str) -> Folded | None:
     done: list[str] = []
     folded_marks, original_marks = array("q"), array("q")
     pos = removed = 0
-    for found in _REMOVED.finditer(text):
-        start, end = found.span()
+    for start, end in _removals(text):
         if text[start] == "-" and not joins(text, start, end):
             continue  # a compound's hyphen: its characters fold to spaces, one each
         kept.append(text[pos:start])
@@ -213,11 +210,19 @@ def _fold_invisible(text: str) -> Folded | None:
     return Folded(text, folded, folded_marks, original_marks)
 
 
+def _removals(text: str) -> Iterator[tuple[int, int]]:
+    """Spans of line-end hyphens and of runs of invisible characters and accents, in order: two regex passes
+    merged (one regex with both would lose `re`'s fast scan for the literal "-")."""
+    breaks = (found.span() for found in _BREAK.finditer(text)) if "-" in text else iter(())
+    if text.isascii():
+        return breaks
+    return merge(breaks, (found.span() for found in _INVISIBLE_RUN.finditer(text)))
+
+
 def _fold_general(text: str) -> Folded:
     out = _Builder()
     pos = 0
-    for removed in _REMOVED.finditer(text):
-        start, end = removed.span()
+    for start, end in _removals(text):
         _fold_segment(text, pos, start, out.add)
         pos = end
         if text[start] != "-" or joins(text, start, end):
