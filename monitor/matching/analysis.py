@@ -36,6 +36,8 @@ _BREAK = re.compile(r"-[ \t]*\r?\n[ \t]*(?=\w)")
 _INVISIBLE = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
 # Runs of what folds to nothing anyway (invisible characters, combining accents): cut out in one step each.
 _INVISIBLE_RUN = re.compile(f"[{_INVISIBLE}\u0300-\u036f]+")
+_INVISIBLE_ONLY_RUN = re.compile(f"[{_INVISIBLE}]+")
+_FEW = 64  # up to this many invisible characters are found by `str.find`, more by one regex pass
 _NON_WORD = re.compile(r"\W")
 WORD = re.compile(r"\w+")
 # ASCII punctuation and white space to spaces: str.translate has a fast path for ASCII-only text.
@@ -167,20 +169,22 @@ def _removes(text: str) -> bool:
 
 def _fold_mapped(text: str) -> Folded:
     """The general case: some characters fold to more or fewer characters, so keep break points."""
-    return _fold_removals(text) or _fold_general(text)
+    return _fold_removals(text, accents=False) or _fold_removals(text, accents=True) or _fold_general(text)
 
 
-def _fold_removals(text: str) -> Folded | None:
+def _fold_removals(text: str, accents: bool) -> Folded | None:
     """The common general case, fast: characters are only removed (joined line-end hyphens, invisible
-    characters, combining accents), every other one folds to one. The removed runs are cut out in one regex
-    pass and the rest folds in C; None when some other character changes length."""
-    if "\n" not in text or "-" not in text or not _BREAK.search(text):
-        return _fold_invisible(text)
+    characters, with `accents` combining accents too), every other one folds to one. The removed runs are cut
+    out and the rest folds in C; None when some other character changes length."""
+    breaks = "-" in text and "\n" in text and _BREAK.search(text) is not None
+    dense = accents or sum(map(text.count, _INVISIBLE)) > _FEW
+    if dense and not breaks:
+        return _fold_invisible(text, _INVISIBLE_RUN if accents else _INVISIBLE_ONLY_RUN)
     kept: list[str] = []
     done: list[str] = []
     folded_marks, original_marks = array("q"), array("q")
     pos = removed = 0
-    for start, end in _removals(text):
+    for start, end in _removals(text, breaks, _INVISIBLE_RUN if accents else _INVISIBLE_ONLY_RUN):
         if text[start] == "-" and not joins(text, start, end):
             continue  # a compound's hyphen: its characters fold to spaces, one each
         kept.append(text[pos:start])
@@ -196,13 +200,13 @@ def _fold_removals(text: str) -> Folded | None:
     return None if folded is None else Folded(text, folded, folded_marks, original_marks)
 
 
-def _fold_invisible(text: str) -> Folded | None:
-    """`_fold_removals` without line-end hyphens: only runs of invisible characters and accents go, and their
-    break points are worked out by iterators and slices in C (a text of a million accents has no Python loop)."""
-    folded = _fold_simple(_INVISIBLE_RUN.sub("", text))
+def _fold_invisible(text: str, runs: re.Pattern[str]) -> Folded | None:
+    """`_fold_removals` without line-end hyphens and with many removals: their break points are worked out by
+    iterators and slices in C (a text of a million accents or zero-width spaces has no Python loop)."""
+    folded = _fold_simple(runs.sub("", text))
     if folded is None:
         return None
-    original_marks = array("q", chain.from_iterable(map(re.Match.span, _INVISIBLE_RUN.finditer(text))))
+    original_marks = array("q", chain.from_iterable(map(re.Match.span, runs.finditer(text))))
     starts, ends = original_marks[0::2], original_marks[1::2]
     at = array("q", map(operator.sub, starts, accumulate(map(operator.sub, ends, starts), initial=0)))
     folded_marks = array("q", bytes(16 * len(at)))
@@ -210,19 +214,41 @@ def _fold_invisible(text: str) -> Folded | None:
     return Folded(text, folded, folded_marks, original_marks)
 
 
-def _removals(text: str) -> Iterator[tuple[int, int]]:
-    """Spans of line-end hyphens and of runs of invisible characters and accents, in order: two regex passes
-    merged (one regex with both would lose `re`'s fast scan for the literal "-")."""
-    breaks = (found.span() for found in _BREAK.finditer(text)) if "-" in text else iter(())
+def _removals(text: str, breaks: bool, runs: re.Pattern[str]) -> Iterator[tuple[int, int]]:
+    """Spans of line-end hyphens and of `runs` of removed characters, in order. A few invisible characters (the
+    usual soft hyphens) are found by `str.find`, much faster than a regex scan for a character class."""
+    hyphens = (found.span() for found in _BREAK.finditer(text)) if breaks else iter(())
     if text.isascii():
-        return breaks
-    return merge(breaks, (found.span() for found in _INVISIBLE_RUN.finditer(text)))
+        return hyphens
+    if runs is _INVISIBLE_ONLY_RUN and sum(map(text.count, _INVISIBLE)) <= _FEW:
+        return merge(hyphens, _runs(sorted(at for char in _INVISIBLE for at in _finds(text, char))))
+    return merge(hyphens, (found.span() for found in runs.finditer(text)))
+
+
+def _finds(text: str, char: str) -> Iterator[int]:
+    at = text.find(char)
+    while at >= 0:
+        yield at
+        at = text.find(char, at + 1)
+
+
+def _runs(positions: list[int]) -> Iterator[tuple[int, int]]:
+    """Consecutive positions as (start, end) runs."""
+    start = end = -1
+    for at in positions:
+        if at != end:
+            if end > start:
+                yield start, end
+            start = at
+        end = at + 1
+    if end > start:
+        yield start, end
 
 
 def _fold_general(text: str) -> Folded:
     out = _Builder()
     pos = 0
-    for start, end in _removals(text):
+    for start, end in _removals(text, "-" in text, _INVISIBLE_RUN):
         _fold_segment(text, pos, start, out.add)
         pos = end
         if text[start] != "-" or joins(text, start, end):

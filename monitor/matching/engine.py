@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from heapq import merge
+from itertools import islice, repeat
 
 from monitor.articles import Article, ArticleDate
 from monitor.matching.analysis import Folded, excerpt, fold, snippet
@@ -144,7 +145,7 @@ class Engine:
             for term in found:
                 self._spans.add(term)
         for index, rule in enumerate(self.rules):
-            self._presearch.add(index, leaves[index], _unique(required(rule.node)))
+            self._presearch.add(index, leaves[index], _unique_terms(required(rule.node)))
         self._presearch.freeze()
         self._decisions = Decisions([rule.node for rule in self.rules], self._spans)
 
@@ -223,24 +224,22 @@ class Engine:
         groups, clause = outcome
         return self._hits(groups, doc, limits), clause, _total(groups)
 
-    def _hits(self, groups: Iterable[tuple[Term, SpanList]], doc: Doc, limits: _Limits) -> tuple[Hit, ...]:
+    def _hits(self, groups: list[tuple[Term, SpanList]], doc: Doc, limits: _Limits) -> tuple[Hit, ...]:
         """The first `max_hits` hits in text order, each (term, place) once; equal hits are shared between
         rules. The groups' spans are merged lazily: the cost is that of the hits kept, not of all."""
         folded = doc.folded
         shared = doc.hits
-        hits: list[Hit] = []
-        last = None
-        streams = [_keys(spans, term.text, folded) for term, spans in groups]
-        for key in merge(*streams) if len(streams) > 1 else streams[0] if streams else ():
-            if key == last:
-                continue
-            last = key
+        if len(groups) == 1:  # most matches: one term, its spans distinct and in order
+            term, spans = groups[0]
+            keys: Iterable[tuple[int, int, str]] = _keys(spans, term.text, folded, limits.max_hits)
+        else:
+            keys = _unique(merge(*(_keys(spans, term.text, folded, limits.max_hits) for term, spans in groups)))
+        hits = []
+        for key in islice(keys, limits.max_hits):
             hit = shared.get(key)
             if hit is None:
                 hit = shared[key] = _hit(key, folded.original, limits.hit_chars)
             hits.append(hit)
-            if len(hits) >= limits.max_hits:
-                break
         return tuple(hits)
 
     def _node(self, node: Node, doc: Doc) -> Outcome:
@@ -271,12 +270,14 @@ class Engine:
         return groups, clause
 
 
-def _keys(spans: SpanList, term: str, folded: Folded) -> Iterator[tuple[int, int, str]]:
-    """(start, end, term) of each span in original offsets, in text order (`to_original` keeps the order)."""
-    if folded.same_offsets:
-        return ((start, end, term) for start, end in spans)
-    back = folded.to_original
-    return ((back(start), back(end), term) for start, end in spans)
+def _keys(spans: SpanList, term: str, folded: Folded, limit: int) -> Iterator[tuple[int, int, str]]:
+    """(start, end, term) of the first `limit` spans in original offsets, in text order (`to_original` keeps
+    the order; no group gives more than `limit` of the first `limit` hits)."""
+    starts: Iterable[int] = spans.starts(limit)
+    ends: Iterable[int] = spans.ends(limit)
+    if not folded.same_offsets:
+        starts, ends = map(folded.to_original, starts), map(folded.to_original, ends)
+    return zip(starts, ends, repeat(term))
 
 
 def _hit(key: tuple[int, int, str], original: str, hit_chars: int) -> Hit:
@@ -288,6 +289,8 @@ def _total(groups: list[tuple[Term, SpanList]]) -> int:
     """How many distinct (place, term) hits the groups hold, without a Hit or a set entry per hit: a term
     text with one group has as many as its spans (which are distinct); only where groups share a term text
     are their spans merged and counted."""
+    if len(groups) == 1:
+        return len(groups[0][1])
     by_text: dict[str, list[SpanList]] = {}
     for term, spans in groups:
         by_text.setdefault(term.text, []).append(spans)
@@ -309,7 +312,16 @@ def _distinct(lists: list[SpanList], enough: int | None = None) -> int:
     return count
 
 
-def _unique(items: list[Term]) -> list[Term]:
+def _unique(keys: Iterable[tuple[int, int, str]]) -> Iterator[tuple[int, int, str]]:
+    """Sorted keys without repeats."""
+    last = None
+    for key in keys:
+        if key != last:
+            yield key
+            last = key
+
+
+def _unique_terms(items: list[Term]) -> list[Term]:
     seen: dict[int, Term] = {}
     for item in items:
         seen.setdefault(id(item), item)

@@ -23,6 +23,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from heapq import merge
+from itertools import chain
 from typing import Any
 
 from monitor.matching.analysis import WORD, Folded, chunks, keep_case
@@ -34,6 +35,8 @@ FullMatch = Callable[[str, int, int], object]  # truthy when text[pos:endpos] ma
 _SPACES = re.compile(" *")
 _WILDCARDS = re.compile(r"[*?]")
 _CHECK_EVERY = 4096  # loop iterations between two looks at the clock
+_CHECK_CHARS = 1 << 16  # or characters of text
+_COUNT_CHUNK = 1 << 16  # words are counted this many characters at a time (`findall` in C, a bounded list)
 _STEM_SLACK = 64  # a word this much longer than every wanted stem cannot have one of them as its stem
 
 
@@ -43,19 +46,23 @@ class SpanList:
     __slots__ = ("_data",)
 
     def __init__(self, pairs: Iterable[Span] = ()) -> None:
-        self._data = array("i")
-        for start, end in pairs:
-            self.append(start, end)
+        self._data = array("i", chain.from_iterable(pairs)) if pairs else array("i")
 
     def append(self, start: int, end: int) -> None:
-        self._data.append(start)
-        self._data.append(end)
+        self._data.extend((start, end))
 
     def start(self, index: int) -> int:
         return self._data[2 * index]
 
     def end(self, index: int) -> int:
         return self._data[2 * index + 1]
+
+    def starts(self, limit: int | None = None) -> array[int]:
+        """The first `limit` (or all) starts, copied in C."""
+        return self._data[0 : None if limit is None else 2 * limit : 2]
+
+    def ends(self, limit: int | None = None) -> array[int]:
+        return self._data[1 : None if limit is None else 2 * limit : 2]
 
     def __len__(self) -> int:
         return len(self._data) // 2
@@ -310,7 +317,7 @@ class TermSpans:
             return spans
         test, needle = word.test, word.fragment or ""
         padded, text, size = doc.padded, doc.text, len(needle)
-        count = 0
+        check = _CHECK_CHARS
         at = padded.find(needle)
         while at >= 0:  # the fragment is text[at - 1 : at - 1 + size]: out to the enclosing word
             start = text.rfind(" ", 0, max(at, 0)) + 1
@@ -320,9 +327,9 @@ class TermSpans:
                 spans.append(start, end)
                 if first:
                     break
-            count += 1
-            if not count % _CHECK_EVERY:
+            if end > check:
                 doc.deadline.check()
+                check = end + _CHECK_CHARS
             at = padded.find(needle, end + 1)  # on after the word: each word is widened and checked once
         return spans
 
@@ -453,8 +460,16 @@ def _positions(events: Iterable[tuple[int, int, Span]], doc: Doc) -> Iterator[Ev
 
 
 def _count_words(text: str, start: int, end: int) -> int:
-    """The number of words that start in text[start:end] (`start` is a word start or 0)."""
-    return sum(1 for _ in WORD.finditer(text, start, end))
+    """The number of words that start in text[start:end] (`start` is a word start or 0), counted by `findall`
+    in C a chunk (cut at a space) at a time, so that no list of every word of a long gap is built."""
+    count = 0
+    while end - start > _COUNT_CHUNK:
+        cut = text.find(" ", start + _COUNT_CHUNK, end)
+        if cut < 0:
+            break
+        count += len(WORD.findall(text, start, cut))
+        start = cut
+    return count + len(WORD.findall(text, start, end))
 
 
 def _windows(events: Iterable[Event], need: list[int], slop: int, deadline: Deadline) -> SpanList:
