@@ -24,7 +24,7 @@ from monitor.matching.budget import Budget, Deadline
 from monitor.matching.decide import Decisions
 from monitor.matching.presearch import Presearch
 from monitor.matching.query import All, Any, Node, Not, Term, positive_terms, render, required, terms
-from monitor.matching.spans import Doc, SpanList, TermSpans
+from monitor.matching.spans import Doc, SpanList, TermSpans, pairs
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,8 +273,8 @@ class Engine:
 def _keys(spans: SpanList, term: str, folded: Folded, limit: int) -> Iterator[tuple[int, int, str]]:
     """(start, end, term) of the first `limit` spans in original offsets, in text order (`to_original` keeps
     the order; no group gives more than `limit` of the first `limit` hits)."""
-    starts: Iterable[int] = spans.starts(limit)
-    ends: Iterable[int] = spans.ends(limit)
+    starts: Iterable[int] = spans[0 : 2 * limit : 2]
+    ends: Iterable[int] = spans[1 : 2 * limit : 2]
     if not folded.same_offsets:
         starts, ends = map(folded.to_original, starts), map(folded.to_original, ends)
     return zip(starts, ends, repeat(term))
@@ -290,7 +290,7 @@ def _total(groups: list[tuple[Term, SpanList]]) -> int:
     text with one group has as many as its spans (which are distinct); only where groups share a term text
     are their spans merged and counted."""
     if len(groups) == 1:
-        return len(groups[0][1])
+        return len(groups[0][1]) // 2
     by_text: dict[str, list[SpanList]] = {}
     for term, spans in groups:
         by_text.setdefault(term.text, []).append(spans)
@@ -301,9 +301,9 @@ def _distinct(lists: list[SpanList], enough: int | None = None) -> int:
     """How many distinct spans the lists (each in text order, without repeats) hold, up to `enough`."""
     lists = [spans for spans in lists if spans]
     if len(lists) == 1:
-        return len(lists[0])
+        return len(lists[0]) // 2
     count, last = 0, None
-    for span in merge(*lists):
+    for span in merge(*map(pairs, lists)):
         if span != last:
             count += 1
             last = span

@@ -24,13 +24,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from heapq import merge
 from itertools import chain
-from typing import Any
+from typing import Any, TypeAlias
 
 from monitor.matching.analysis import WORD, Folded, chunks, keep_case
 from monitor.matching.budget import Deadline
 from monitor.matching.query import Stemmer, Term, word_regex
 
 Span = tuple[int, int]  # folded-text offsets, end exclusive
+# Spans in text order as one array of machine integers, start and end after each other: 8 bytes a span (a list
+# of 2 million tuples would take 240 MB), and `len` and truth are C calls. `pairs` reads them as tuples.
+SpanList: TypeAlias = "array[int]"
 FullMatch = Callable[[str, int, int], object]  # truthy when text[pos:endpos] matches a word pattern
 _SPACES = re.compile(" *")
 _WILDCARDS = re.compile(r"[*?]")
@@ -40,42 +43,17 @@ _COUNT_CHUNK = 1 << 16  # words are counted this many characters at a time (`fin
 _STEM_SLACK = 64  # a word this much longer than every wanted stem cannot have one of them as its stem
 
 
-class SpanList:
-    """Spans in text order, as pairs of machine integers: a list of 2 million tuples would take 240 MB."""
-
-    __slots__ = ("_data",)
-
-    def __init__(self, pairs: Iterable[Span] = ()) -> None:
-        self._data = array("i", chain.from_iterable(pairs)) if pairs else array("i")
-
-    def append(self, start: int, end: int) -> None:
-        self._data.extend((start, end))
-
-    def start(self, index: int) -> int:
-        return self._data[2 * index]
-
-    def end(self, index: int) -> int:
-        return self._data[2 * index + 1]
-
-    def starts(self, limit: int | None = None) -> array[int]:
-        """The first `limit` (or all) starts, copied in C."""
-        return self._data[0 : None if limit is None else 2 * limit : 2]
-
-    def ends(self, limit: int | None = None) -> array[int]:
-        return self._data[1 : None if limit is None else 2 * limit : 2]
-
-    def __len__(self) -> int:
-        return len(self._data) // 2
-
-    def __iter__(self) -> Iterator[Span]:
-        values = iter(self._data)
-        return zip(values, values, strict=True)
-
-    def __repr__(self) -> str:
-        return f"SpanList({list(self)!r})"
+def pairs(spans: SpanList) -> Iterator[Span]:
+    """The (start, end) pairs of a span list, in order."""
+    values = iter(spans)
+    return zip(values, values, strict=True)
 
 
-EMPTY = SpanList()
+def span_list(found: Iterable[Span] = ()) -> SpanList:
+    return array("i", chain.from_iterable(found))
+
+
+EMPTY: SpanList = array("i")  # never extended
 
 
 def is_wildcard(pattern: str) -> bool:
@@ -279,7 +257,9 @@ class TermSpans:
     def _work_out(self, term: Term, words: tuple[_Word, ...], doc: Doc) -> SpanList:
         if term.kind == "stem":
             found = self._stem_spans(term, doc)
-            return SpanList(s for s in found if self._stem_case_ok(term, doc, s)) if term.case_sensitive else found
+            return (
+                span_list(s for s in pairs(found) if self._stem_case_ok(term, doc, s)) if term.case_sensitive else found
+            )
         written: tuple[str | None, ...] = term.written if term.case_sensitive else (None,) * len(words)
         if term.kind == "phrase":
             return self._phrase(words, written, doc)
@@ -292,7 +272,7 @@ class TermSpans:
         if term.stemmer is None:
             return EMPTY
         words = doc.stems(term.stemmer).get(term.stem or "", ())
-        return SpanList(merge(*(_word_spans(word, doc) for word in words)))
+        return span_list(merge(*(pairs(_word_spans(word, doc)) for word in words)))
 
     def _word_spans(self, word: _Word, written: str | None, doc: Doc) -> SpanList:
         if word.fragment is None:
@@ -301,15 +281,15 @@ class TermSpans:
             spans = self._wildcard_spans(word, doc)
         if written is not None and spans:
             test = self._test(written)
-            spans = SpanList(span for span in spans if _written_matches(test, _written(doc, span)))
+            spans = span_list(span for span in pairs(spans) if _written_matches(test, _written(doc, span)))
         return spans
 
     def _wildcard_spans(self, word: _Word, doc: Doc, first: bool = False) -> SpanList:
         """The words that match a wildcard, in order (with `first`, the first one only)."""
-        spans = SpanList()
+        spans = array("i")
         if word.search is not None:  # the match starts at the space before the word and ends before the one after
             for count, found in enumerate(self._regex(word.search).finditer(doc.padded), 1):
-                spans.append(found.start(), found.end() - 1)
+                spans.extend((found.start(), found.end() - 1))
                 if first:
                     break
                 if not count % _CHECK_EVERY:
@@ -324,7 +304,7 @@ class TermSpans:
             end = text.find(" ", at + size - 2)
             end = len(text) if end < 0 else end
             if test is None or test(text, start, end):
-                spans.append(start, end)
+                spans.extend((start, end))
                 if first:
                     break
             if end > check:
@@ -352,7 +332,7 @@ class TermSpans:
         per_word = {}
         for word, form in need:
             spans = self._word_spans(word, form, doc)
-            if len(spans) < need[word, form]:
+            if len(spans) // 2 < need[word, form]:
                 return EMPTY
             per_word[word, form] = spans
         streams = [_tagged(per_word[w], order) for order, w in enumerate(need)]
@@ -388,10 +368,10 @@ def pieces(pattern: str) -> list[str]:
 def _word_spans(word: str, doc: Doc) -> SpanList:
     """Every place of the exact word `word` (one of the doc's tokens), by `str.find` in the padded text."""
     padded, needle, size = doc.padded, f" {word} ", len(word)
-    spans = SpanList()
+    spans = array("i")
     at = padded.find(needle)
     while at >= 0:  # padded offset of the space before = folded offset of the word
-        spans.append(at, at + size)
+        spans.extend((at, at + size))
         if not len(spans) % _CHECK_EVERY:
             doc.deadline.check()
         at = padded.find(needle, at + size + 1)
@@ -401,15 +381,15 @@ def _word_spans(word: str, doc: Doc) -> SpanList:
 def _followed_by(first: SpanList, then: SpanList, doc: Doc) -> SpanList:
     """The spans of `first` each followed (after spaces) by a span of `then`, extended to its end. Both are in
     text order, and so are their ends: one pass over each."""
-    text, found, j, size = doc.text, SpanList(), 0, len(then)
-    for count, (start, end) in enumerate(first, 1):
+    text, found, j, size = doc.text, array("i"), 0, len(then)
+    for count, (start, end) in enumerate(pairs(first), 1):
         target = _skip_spaces(text, end)
-        while j < size and then.start(j) < target:
-            j += 1
+        while j < size and then[j] < target:
+            j += 2
         if j == size:
             break
-        if then.start(j) == target:
-            found.append(start, then.end(j))
+        if then[j] == target:
+            found.extend((start, then[j + 1]))
         if not count % _CHECK_EVERY:
             doc.deadline.check()
     return found
@@ -443,7 +423,7 @@ Event = tuple[int, int, Span]  # (word position in the text, which word of the q
 
 
 def _tagged(spans: SpanList, order: int) -> Iterator[tuple[int, int, Span]]:
-    return ((start, order, (start, end)) for start, end in spans)
+    return ((start, order, (start, end)) for start, end in pairs(spans))
 
 
 def _positions(events: Iterable[tuple[int, int, Span]], doc: Doc) -> Iterator[Event]:
@@ -479,7 +459,7 @@ def _windows(events: Iterable[Event], need: list[int], slop: int, deadline: Dead
     One window slides over the events; events too far back to be in any valid window are dropped at once, so
     the window holds at most the events of `slop + sum(need)` words, and spans are added in text order."""
     total = sum(need)
-    found = SpanList()
+    found = array("i")
     added = -1  # the number of the last event added
     window: deque[tuple[int, Event]] = deque()
     counts = [0] * len(need)
@@ -521,6 +501,6 @@ def _add_new(window: deque[tuple[int, Event]], added: int, found: SpanList) -> i
             break
         new.append(span)
     for start, end in reversed(new):
-        if not found or (found.start(len(found) - 1), found.end(len(found) - 1)) != (start, end):
-            found.append(start, end)
+        if not found or found[-2] != start or found[-1] != end:
+            found.extend((start, end))
     return window[-1][0]
