@@ -97,7 +97,7 @@ class DaemonProcess:
             "log": {"level": "INFO", "format": "json"},
         }
         for section, values in self.settings.items():
-            config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values
+            config[section] = {**config[section], **values} if isinstance(values, dict) else values
         YAML(typ="safe").dump(config, self.home / "monitor.yaml")
 
     def write_rules(self, rules: dict[str, Any]) -> None:
@@ -113,9 +113,7 @@ class DaemonProcess:
     def start(self, ready: bool = True) -> DaemonProcess:
         assert self.proc is None or self.proc.poll() is not None, "daemon already running"
         self.starts += 1
-        # The daemon runs this checkout's code, whatever `monitor` the environment would import from its folder.
-        path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "monitor", "run", "--config", str(self.home / "monitor.yaml")],
