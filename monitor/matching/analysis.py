@@ -37,6 +37,8 @@ _INVISIBLE = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
 # Runs of what folds to nothing anyway (invisible characters, combining accents): cut out in one step each.
 _INVISIBLE_RUN = re.compile(f"[{_INVISIBLE}\u0300-\u036f]+")
 _INVISIBLE_ONLY_RUN = re.compile(f"[{_INVISIBLE}]+")
+# Offsets in arrays are 32-bit: 4 bytes each (texts of 2**31 characters or more raise OverflowError).
+_OFFSETS = "i"
 _FEW = 64  # up to this many invisible characters are found by `str.find`, more by one regex pass
 _NON_WORD = re.compile(r"\W")
 WORD = re.compile(r"\w+")
@@ -182,7 +184,7 @@ def _fold_removals(text: str, accents: bool) -> Folded | None:
         return _fold_invisible(text, _INVISIBLE_RUN if accents else _INVISIBLE_ONLY_RUN)
     kept: list[str] = []
     done: list[str] = []
-    folded_marks, original_marks = array("q"), array("q")
+    folded_marks, original_marks = array(_OFFSETS), array(_OFFSETS)
     pos = removed = 0
     for start, end in _removals(text, breaks, _INVISIBLE_RUN if accents else _INVISIBLE_ONLY_RUN):
         if text[start] == "-" and not joins(text, start, end):
@@ -206,10 +208,11 @@ def _fold_invisible(text: str, runs: re.Pattern[str]) -> Folded | None:
     folded = _fold_simple(runs.sub("", text))
     if folded is None:
         return None
-    original_marks = array("q", chain.from_iterable(map(re.Match.span, runs.finditer(text))))
+    original_marks = array(_OFFSETS, chain.from_iterable(map(re.Match.span, runs.finditer(text))))
     starts, ends = original_marks[0::2], original_marks[1::2]
-    at = array("q", map(operator.sub, starts, accumulate(map(operator.sub, ends, starts), initial=0)))
-    folded_marks = array("q", bytes(16 * len(at)))
+    at = array(_OFFSETS, map(operator.sub, starts, accumulate(map(operator.sub, ends, starts), initial=0)))
+    del starts, ends
+    folded_marks = original_marks[:]
     folded_marks[0::2] = folded_marks[1::2] = at
     return Folded(text, folded, folded_marks, original_marks)
 
@@ -268,8 +271,8 @@ class _Builder:
     def __init__(self) -> None:
         self._done: list[str] = []  # pieces joined a thousand at a time, so that few small strings live long
         self._pieces: list[str] = []
-        self._folded = array("q")
-        self._original = array("q")
+        self._folded = array(_OFFSETS)
+        self._original = array(_OFFSETS)
         self._out = 0
         self._solid = False  # whether the last stretch is non-empty and without a space
 
