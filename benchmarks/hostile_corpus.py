@@ -157,7 +157,7 @@ def _measure(name: str, size: int, rules: str) -> None:
         engine = load_rules(ROOT / "config" / "rules.yaml").engine
     begin = time.process_time()
     matches = engine.match_text(text)
-    total = sum(m.hits_total for m in matches)
+    total = sum(getattr(m, "hits_total", None) or len(m.hits) for m in matches)  # the engine before hits_total
     longest = max((len(h.text) + len(h.snippet) for m in matches for h in m.hits), default=0)
     seconds = time.process_time() - begin
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
