@@ -179,14 +179,14 @@ def _fold_removals(text: str, accents: bool) -> Folded | None:
     characters, with `accents` combining accents too), every other one folds to one. The removed runs are cut
     out and the rest folds in C; None when some other character changes length."""
     breaks = "-" in text and "\n" in text and _BREAK.search(text) is not None
-    dense = accents or sum(map(text.count, _INVISIBLE)) > _FEW
-    if dense and not breaks:
+    invisible = 0 if text.isascii() else sum(map(text.count, _INVISIBLE))
+    if (accents or invisible > _FEW) and not breaks:
         return _fold_invisible(text, _INVISIBLE_RUN if accents else _INVISIBLE_ONLY_RUN)
     kept: list[str] = []
     done: list[str] = []
     folded_marks, original_marks = array(_OFFSETS), array(_OFFSETS)
     pos = removed = 0
-    for start, end in _removals(text, breaks, _INVISIBLE_RUN if accents else _INVISIBLE_ONLY_RUN):
+    for start, end in _removals(text, breaks, _INVISIBLE_RUN if accents else _INVISIBLE_ONLY_RUN, invisible):
         if text[start] == "-" and not joins(text, start, end):
             continue  # a compound's hyphen: its characters fold to spaces, one each
         kept.append(text[pos:start])
@@ -217,13 +217,13 @@ def _fold_invisible(text: str, runs: re.Pattern[str]) -> Folded | None:
     return Folded(text, folded, folded_marks, original_marks)
 
 
-def _removals(text: str, breaks: bool, runs: re.Pattern[str]) -> Iterator[tuple[int, int]]:
-    """Spans of line-end hyphens and of `runs` of removed characters, in order. A few invisible characters (the
-    usual soft hyphens) are found by `str.find`, much faster than a regex scan for a character class."""
+def _removals(text: str, breaks: bool, runs: re.Pattern[str], invisible: int = _FEW + 1) -> Iterator[tuple[int, int]]:
+    """Spans of line-end hyphens and of `runs` of removed characters, in order. A few (`invisible`) invisible
+    characters, the usual soft hyphens, are found by `str.find`, much faster than a regex scan for a class."""
     hyphens = (found.span() for found in _BREAK.finditer(text)) if breaks else iter(())
-    if text.isascii():
+    if text.isascii() or (runs is _INVISIBLE_ONLY_RUN and not invisible):
         return hyphens
-    if runs is _INVISIBLE_ONLY_RUN and sum(map(text.count, _INVISIBLE)) <= _FEW:
+    if runs is _INVISIBLE_ONLY_RUN and invisible <= _FEW:
         return merge(hyphens, _runs(sorted(at for char in _INVISIBLE for at in _finds(text, char))))
     return merge(hyphens, (found.span() for found in runs.finditer(text)))
 

@@ -25,7 +25,7 @@ class Deadline:
     @classmethod
     def after(cls, budget: Budget) -> Deadline:
         if budget is None:
-            return cls()
+            return NO_LIMIT
         seconds = budget.total_seconds() if isinstance(budget, timedelta) else float(budget)
         return cls(seconds, time.thread_time() + seconds)
 
@@ -37,3 +37,6 @@ class Deadline:
     def lift(self) -> None:
         """No limit from now on: for hits read lazily after matching returned."""
         self.at = None
+
+
+NO_LIMIT = Deadline()  # shared: without a budget there is nothing to change

@@ -20,7 +20,7 @@ from itertools import islice, repeat
 
 from monitor.articles import Article, ArticleDate
 from monitor.matching.analysis import Folded, excerpt, fold, snippet
-from monitor.matching.budget import Budget, Deadline
+from monitor.matching.budget import NO_LIMIT, Budget, Deadline
 from monitor.matching.decide import Decisions
 from monitor.matching.presearch import Presearch
 from monitor.matching.query import All, Any, Node, Not, Term, positive_terms, render, required, terms
@@ -125,6 +125,15 @@ class _Limits:
     hit_chars: int = 200
 
 
+_DEFAULT_LIMITS = _Limits()
+
+
+def _limits(max_hits: int, hit_chars: int) -> _Limits:
+    if max_hits == _DEFAULT_LIMITS.max_hits and hit_chars == _DEFAULT_LIMITS.hit_chars:
+        return _DEFAULT_LIMITS
+    return _Limits(max_hits, hit_chars)
+
+
 class Engine:
     """The compiled rule set. Immutable after construction; safe to share between threads.
 
@@ -161,17 +170,17 @@ class Engine:
         """The matches of every rule whose `max_age` the article's date is within."""
         now = now or datetime.now(UTC)
         keep = partial(_fresh, when=article.date, now=now)
-        return self._matches(article.text, keep, _Limits(max_hits, hit_chars), budget)
+        return self._matches(article.text, keep, _limits(max_hits, hit_chars), budget)
 
     def match_text(self, text: str, *, max_hits: int = 20, hit_chars: int = 200, budget: Budget = None) -> list[Match]:
         """The matches of every rule, whatever the text's date."""
-        return self._matches(text, None, _Limits(max_hits, hit_chars), budget)
+        return self._matches(text, None, _limits(max_hits, hit_chars), budget)
 
     def term_hits(self, rule_name: str, text: str, *, max_hits: int = 20, hit_chars: int = 200) -> list[Hit]:
         """The first hits of the rule's terms outside NOT, whether or not the rule fires: for near misses."""
         doc = self._doc(text)
         groups = [(t, self._spans.spans(t, doc)) for t in positive_terms(self._by_name[rule_name].node)]
-        return list(self._hits(groups, doc, _Limits(max_hits, hit_chars)))
+        return list(self._hits(groups, doc, _limits(max_hits, hit_chars)))
 
     def candidates(self, text: str) -> set[int]:
         """The numbers of the rules that would be decided on this text (for benchmarks and tests)."""
@@ -179,7 +188,7 @@ class Engine:
 
     def _doc(self, text: str, deadline: Deadline | None = None) -> Doc:
         folded = fold(text)
-        deadline = deadline or Deadline()
+        deadline = deadline or NO_LIMIT
         return Doc(folded, self._presearch.tokens(folded.text, deadline), self._spans.wanted, deadline)
 
     def _matches(

@@ -27,7 +27,7 @@ from itertools import chain
 from typing import Any, TypeAlias
 
 from monitor.matching.analysis import WORD, Folded, chunks, keep_case
-from monitor.matching.budget import Deadline
+from monitor.matching.budget import NO_LIMIT, Deadline
 from monitor.matching.query import Stemmer, Term, word_regex
 
 Span = tuple[int, int]  # folded-text offsets, end exclusive
@@ -114,7 +114,7 @@ class Doc:
     folded: Folded
     tokens: set[str]  # the folded text's words that are words of some term (`Presearch.tokens`)
     wanted: Mapping[Stemmer, frozenset[str]] = field(default_factory=dict)  # the stems some term looks up
-    deadline: Deadline = field(default_factory=Deadline)
+    deadline: Deadline = field(default_factory=lambda: NO_LIMIT)
     cache: dict[int, SpanList] = field(default_factory=dict)
     hits: dict[tuple[int, int, str], Any] = field(default_factory=dict)  # (start, end, term) -> engine.Hit
     _padded: str | None = None
