@@ -393,7 +393,8 @@ def snippet(text: str, start: int, end: int, width: int = 60, hit_chars: int | N
         after = text[end : cut if cut >= 0 else right] + "…"
     else:
         after = text[end:]
-    marked = f"{before}[[{excerpt(text, start, end, hit_chars)}]]{after}"
+    hit = text[start:end] if hit_chars is None or end - start <= hit_chars else excerpt(text, start, end, hit_chars)
+    marked = f"{before}[[{hit}]]{after}"
     if "\n" in marked or "  " in marked or "\t" in marked or "\r" in marked or marked[0] == " " or marked[-1] == " ":
         return " ".join(marked.split())
     return marked

@@ -208,10 +208,10 @@ class Engine:
                 found = self._match(rule, doc, limits)
                 if found is not None:
                     matches.append(found)
-        if budget is not None:  # the explanations too are worked out within the budget
+        if budget is not None:  # the explanations too are worked out within the budget, then lazy reads are free
             for found in matches:
                 _ = found.hits_total
-        deadline.lift()
+            deadline.lift()
         return matches
 
     def _match(self, rule: MatchRule, doc: Doc, limits: _Limits) -> Match | None:
@@ -291,7 +291,8 @@ def _keys(spans: SpanList, term: str, folded: Folded, limit: int) -> Iterator[tu
 
 def _hit(key: tuple[int, int, str], original: str, hit_chars: int) -> Hit:
     start, end, term = key
-    return Hit(term, excerpt(original, start, end, hit_chars), start, end, snippet(original, start, end, 60, hit_chars))
+    text = original[start:end] if end - start <= hit_chars else excerpt(original, start, end, hit_chars)
+    return Hit(term, text, start, end, snippet(original, start, end, 60, hit_chars))
 
 
 def _total(groups: list[tuple[Term, SpanList]]) -> int:
