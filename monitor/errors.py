@@ -69,3 +69,18 @@ class DeliveryError(MonitorError):
     def __init__(self, webhook: str, message: str) -> None:
         self.webhook = webhook
         super().__init__(f"webhook {webhook!r}: {message}")
+
+
+class MatchBudgetExceeded(ArticleError):
+    """Matching one article took more than its budget (`limits.match_budget`), code "too_costly".
+
+    The engine raises it with an empty path, since it matches text; a caller that knows the file re-raises it
+    with `with_path(path)`.
+    """
+
+    def __init__(self, budget: float, path: str | Path = "") -> None:
+        self.budget = budget
+        super().__init__(path, f"matching took more than its budget of {budget:g} s of CPU", "too_costly")
+
+    def with_path(self, path: str | Path) -> MatchBudgetExceeded:
+        return MatchBudgetExceeded(self.budget, path)

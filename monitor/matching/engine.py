@@ -11,17 +11,20 @@ first read: deciding costs microseconds, explaining costs more, and a caller may
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from heapq import merge
+from itertools import islice, repeat
 
 from monitor.articles import Article, ArticleDate
-from monitor.matching.analysis import fold, snippet
+from monitor.matching.analysis import Folded, excerpt, fold, snippet
+from monitor.matching.budget import NO_LIMIT, Budget, Deadline
 from monitor.matching.decide import Decisions
 from monitor.matching.presearch import Presearch
 from monitor.matching.query import All, Any, Node, Not, Term, positive_terms, render, required, terms
-from monitor.matching.spans import Doc, Span, TermSpans
+from monitor.matching.spans import Doc, SpanList, TermSpans, pairs
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,22 +47,31 @@ class Hit:
     snippet: str  # the hit in context, marked [[like this]]
 
 
-Explain = Callable[[], tuple[tuple[Hit, ...], str]]
+Explain = Callable[[], tuple[tuple[Hit, ...], str, int]]  # (the first hits, the clause, how many hits in all)
 
 
 class Match:
     """A rule that fired: its name, the `hits` and the `clause` that made it fire.
 
-    The engine's matches work `hits` and `clause` out when first read (once; safe between threads, where at
-    worst two threads work out the same values). Equal when rule, hits and clause are.
+    `hits` are the first `max_hits` hits in text order and `hits_total` counts them all. The engine's matches
+    work `hits` and `clause` out when first read (once; safe between threads, where at worst two threads work
+    out the same values). Equal when rule, hits and clause are.
     """
 
-    __slots__ = ("_clause", "_explain", "_hits", "_rule")
+    __slots__ = ("_clause", "_explain", "_hits", "_rule", "_total")
 
-    def __init__(self, rule: str, hits: tuple[Hit, ...] = (), clause: str = "", explain: Explain | None = None):
+    def __init__(
+        self,
+        rule: str,
+        hits: tuple[Hit, ...] = (),
+        clause: str = "",
+        explain: Explain | None = None,
+        total: int | None = None,
+    ) -> None:
         self._rule = rule
         self._hits = hits
         self._clause = clause
+        self._total = len(hits) if total is None else total
         self._explain = explain
 
     @property
@@ -75,7 +87,9 @@ class Match:
     @property
     def hits_total(self) -> int:
         """How many distinct hits the match has, however many `hits` keeps."""
-        return len(self.hits)
+        if self._explain is not None:
+            self._materialise()
+        return self._total
 
     @property
     def clause(self) -> str:
@@ -87,8 +101,8 @@ class Match:
     def _materialise(self) -> None:
         explain = self._explain
         if explain is not None:
-            self._hits, self._clause = explain()
-            self._explain = None  # last: another thread sees either the function or both values
+            self._hits, self._clause, self._total = explain()
+            self._explain = None  # last: another thread sees either the function or all values
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Match):
@@ -102,11 +116,33 @@ class Match:
         return f"Match(rule={self.rule!r}, hits={self.hits!r}, clause={self.clause!r})"
 
 
-Outcome = tuple[list[tuple[Term, list[Span]]], str] | None  # (each term's spans, the clause)
+Outcome = tuple[list[tuple[Term, SpanList]], str] | None  # (each term's spans, the clause)
+
+
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    max_hits: int = 20
+    hit_chars: int = 200
+
+
+_DEFAULT_LIMITS = _Limits()
+
+
+def _limits(max_hits: int, hit_chars: int) -> _Limits:
+    if max_hits == _DEFAULT_LIMITS.max_hits and hit_chars == _DEFAULT_LIMITS.hit_chars:
+        return _DEFAULT_LIMITS
+    return _Limits(max_hits, hit_chars)
 
 
 class Engine:
-    """The compiled rule set. Immutable after construction; safe to share between threads."""
+    """The compiled rule set. Immutable after construction; safe to share between threads.
+
+    Limits of every call: `max_hits` hits kept per match (the first in text order; `Match.hits_total` counts
+    them all), a hit's text and snippet cut to about `hit_chars` characters, and `budget`, the CPU seconds (a
+    float or a timedelta) matching one article may take, past which it raises `MatchBudgetExceeded` (code
+    "too_costly", no path: a caller that knows the file re-raises `exc.with_path(path)`). With a budget, the
+    matches' hits and clauses are worked out within it, before the call returns.
+    """
 
     def __init__(self, rules: Sequence[MatchRule]) -> None:
         self.rules = tuple(rules)
@@ -118,88 +154,102 @@ class Engine:
             for term in found:
                 self._spans.add(term)
         for index, rule in enumerate(self.rules):
-            self._presearch.add(index, leaves[index], _unique(required(rule.node)))
+            self._presearch.add(index, leaves[index], _unique_terms(required(rule.node)))
         self._presearch.freeze()
         self._decisions = Decisions([rule.node for rule in self.rules], self._spans)
 
-    def match(self, article: Article, now: datetime | None = None) -> list[Match]:
+    def match(
+        self,
+        article: Article,
+        now: datetime | None = None,
+        *,
+        max_hits: int = 20,
+        hit_chars: int = 200,
+        budget: Budget = None,
+    ) -> list[Match]:
         """The matches of every rule whose `max_age` the article's date is within."""
         now = now or datetime.now(UTC)
-        return self._matches(article.text, lambda rule: _fresh(rule, article.date, now))
+        keep = partial(_fresh, when=article.date, now=now)
+        return self._matches(article.text, keep, _limits(max_hits, hit_chars), budget)
 
-    def match_text(self, text: str) -> list[Match]:
+    def match_text(self, text: str, *, max_hits: int = 20, hit_chars: int = 200, budget: Budget = None) -> list[Match]:
         """The matches of every rule, whatever the text's date."""
-        return self._matches(text, None)
+        return self._matches(text, None, _limits(max_hits, hit_chars), budget)
 
-    def term_hits(self, rule_name: str, text: str) -> list[Hit]:
-        """Every hit of the rule's terms outside NOT, whether or not the rule fires: for near misses."""
+    def term_hits(self, rule_name: str, text: str, *, max_hits: int = 20, hit_chars: int = 200) -> list[Hit]:
+        """The first hits of the rule's terms outside NOT, whether or not the rule fires: for near misses."""
         doc = self._doc(text)
         groups = [(t, self._spans.spans(t, doc)) for t in positive_terms(self._by_name[rule_name].node)]
-        return list(self._hits(groups, doc))
+        return list(self._hits(groups, doc, _limits(max_hits, hit_chars)))
 
     def candidates(self, text: str) -> set[int]:
         """The numbers of the rules that would be decided on this text (for benchmarks and tests)."""
         return self._presearch.candidates(self._doc(text))
 
-    def _doc(self, text: str) -> Doc:
+    def _doc(self, text: str, deadline: Deadline | None = None) -> Doc:
         folded = fold(text)
-        return Doc(folded, self._presearch.tokens(folded.text))
+        deadline = deadline or NO_LIMIT
+        return Doc(folded, self._presearch.tokens(folded.text, deadline), self._spans.wanted, deadline)
 
-    def _matches(self, text: str, keep: Callable[[MatchRule], bool] | None) -> list[Match]:
+    def _matches(
+        self, text: str, keep: Callable[[MatchRule], bool] | None, limits: _Limits, budget: Budget
+    ) -> list[Match]:
         """The matches in the order of the rules; `keep` says which candidates to decide at all."""
-        doc = self._doc(text)
+        deadline = Deadline.after(budget)
+        doc = self._doc(text, deadline)
         rules, holds = self.rules, self._decisions.holds
         matches = []
         for index in sorted(self._presearch.candidates(doc)):
+            deadline.check()
             rule = rules[index]
             if keep is not None and not keep(rule):
                 continue
             if holds(index, doc):
-                found = self._match(rule, doc)
+                found = self._match(rule, doc, limits)
                 if found is not None:
                     matches.append(found)
+        if budget is not None:  # the explanations too are worked out within the budget, then lazy reads are free
+            for found in matches:
+                _ = found.hits_total
+            deadline.lift()
         return matches
 
-    def _match(self, rule: MatchRule, doc: Doc) -> Match | None:
+    def _match(self, rule: MatchRule, doc: Doc, limits: _Limits) -> Match | None:
         """The match of a rule whose tree holds: lazy, unless `min_hits` needs the hits counted now."""
         if rule.min_hits <= 1:
-            return Match(rule.name, explain=partial(self._explain, rule.node, doc))
+            return Match(rule.name, explain=partial(self._explain, rule.node, doc, limits))
         outcome = self._node(rule.node, doc)
         if outcome is None:
             return None
         groups, clause = outcome
-        if len({span for _, spans in groups for span in spans}) < rule.min_hits:
+        if _distinct([spans for _, spans in groups], rule.min_hits) < rule.min_hits:
             return None
-        return Match(rule.name, self._hits(groups, doc), clause)
+        return Match(rule.name, self._hits(groups, doc, limits), clause, total=_total(groups))
 
-    def _explain(self, node: Node, doc: Doc) -> tuple[tuple[Hit, ...], str]:
+    def _explain(self, node: Node, doc: Doc, limits: _Limits) -> tuple[tuple[Hit, ...], str, int]:
         outcome = self._node(node, doc)
         if outcome is None:  # cannot happen: `Decisions.holds` found the node true
-            return (), ""
+            return (), "", 0
         groups, clause = outcome
-        return self._hits(groups, doc), clause
+        return self._hits(groups, doc, limits), clause, _total(groups)
 
-    def _hits(self, groups: Iterable[tuple[Term, list[Span]]], doc: Doc) -> tuple[Hit, ...]:
-        """Hits in text order, each (term, place) once; equal hits are shared between rules."""
+    def _hits(self, groups: list[tuple[Term, SpanList]], doc: Doc, limits: _Limits) -> tuple[Hit, ...]:
+        """The first `max_hits` hits in text order, each (term, place) once; equal hits are shared between
+        rules. The groups' spans are merged lazily: the cost is that of the hits kept, not of all."""
         folded = doc.folded
         shared = doc.hits
-        hits: dict[tuple[int, int, str], Hit] = {}
-        for term, spans in groups:
-            for start, end in spans:
-                if not folded.same_offsets:
-                    start, end = folded.to_original(start), folded.to_original(end)
-                key = (start, end, term.text)
-                if key not in hits:
-                    hit = shared.get(key)
-                    if hit is None:
-                        original = folded.original
-                        hit = shared[key] = Hit(
-                            term.text, original[start:end], start, end, snippet(original, start, end)
-                        )
-                    hits[key] = hit
-        if len(hits) == 1:
-            return tuple(hits.values())
-        return tuple(hits[key] for key in sorted(hits))
+        if len(groups) == 1:  # most matches: one term, its spans distinct and in order
+            term, spans = groups[0]
+            keys: Iterable[tuple[int, int, str]] = _keys(spans, term.text, folded, limits.max_hits)
+        else:
+            keys = _unique(merge(*(_keys(spans, term.text, folded, limits.max_hits) for term, spans in groups)))
+        hits = []
+        for key in islice(keys, limits.max_hits):
+            hit = shared.get(key)
+            if hit is None:
+                hit = shared[key] = _hit(key, folded.original, limits.hit_chars)
+            hits.append(hit)
+        return tuple(hits)
 
     def _node(self, node: Node, doc: Doc) -> Outcome:
         if type(node) is Term:
@@ -229,12 +279,64 @@ class Engine:
         return groups, clause
 
 
-def _unique(items: list[Term]) -> list[Term]:
+def _keys(spans: SpanList, term: str, folded: Folded, limit: int) -> Iterator[tuple[int, int, str]]:
+    """(start, end, term) of the first `limit` spans in original offsets, in text order (`to_original` keeps
+    the order; no group gives more than `limit` of the first `limit` hits)."""
+    starts: Iterable[int] = spans[0 : 2 * limit : 2]
+    ends: Iterable[int] = spans[1 : 2 * limit : 2]
+    if not folded.same_offsets:
+        starts, ends = map(folded.to_original, starts), map(folded.to_original, ends)
+    return zip(starts, ends, repeat(term))
+
+
+def _hit(key: tuple[int, int, str], original: str, hit_chars: int) -> Hit:
+    start, end, term = key
+    text = original[start:end] if end - start <= hit_chars else excerpt(original, start, end, hit_chars)
+    return Hit(term, text, start, end, snippet(original, start, end, 60, hit_chars))
+
+
+def _total(groups: list[tuple[Term, SpanList]]) -> int:
+    """How many distinct (place, term) hits the groups hold, without a Hit or a set entry per hit: a term
+    text with one group has as many as its spans (which are distinct); only where groups share a term text
+    are their spans merged and counted."""
+    if len(groups) == 1:
+        return len(groups[0][1]) // 2
+    by_text: dict[str, list[SpanList]] = {}
+    for term, spans in groups:
+        by_text.setdefault(term.text, []).append(spans)
+    return sum(_distinct(lists) for lists in by_text.values())
+
+
+def _distinct(lists: list[SpanList], enough: int | None = None) -> int:
+    """How many distinct spans the lists (each in text order, without repeats) hold, up to `enough`."""
+    lists = [spans for spans in lists if spans]
+    if len(lists) == 1:
+        return len(lists[0]) // 2
+    count, last = 0, None
+    for span in merge(*map(pairs, lists)):
+        if span != last:
+            count += 1
+            last = span
+            if enough is not None and count >= enough:
+                break
+    return count
+
+
+def _unique(keys: Iterable[tuple[int, int, str]]) -> Iterator[tuple[int, int, str]]:
+    """Sorted keys without repeats."""
+    last = None
+    for key in keys:
+        if key != last:
+            yield key
+            last = key
+
+
+def _unique_terms(items: list[Term]) -> list[Term]:
     seen: dict[int, Term] = {}
     for item in items:
         seen.setdefault(id(item), item)
     return list(seen.values())
 
 
-def _fresh(rule: MatchRule, when: ArticleDate, now: datetime) -> bool:
+def _fresh(rule: MatchRule, *, when: ArticleDate, now: datetime) -> bool:
     return rule.max_age is None or when.latest() >= now - rule.max_age

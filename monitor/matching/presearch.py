@@ -1,8 +1,9 @@
 """Which rules to evaluate on one article: `Presearch.candidates(doc) -> set[int]`.
 
 `Presearch.vocabulary` holds every exact word (no wildcard) of every term; `tokens(folded)` intersects it with
-the article's words in C (`keys & text.split()`, one hash lookup per word of the article, whatever the number
-of rules), which gives every word the engine can ask about that occurs: what decides most rules.
+the article's words in C (`keys & text.split()`, a chunk of text at a time: one hash lookup per word of the
+article, whatever the number of rules), which gives every word the engine can ask about that occurs: what
+decides most rules.
 
 A rule is a candidate only when one of its required terms (`query.required`) may occur. Each required term is
 indexed by one key, its most selective word, so that finding the candidates costs about the same for 100 rules
@@ -12,7 +13,7 @@ as for 100,000:
   pyahocorasick pass over the padded folded text, and that word's other literal pieces (`dode?tal` needs
   " dode" and "tal "). The automaton holds only these fragments, far fewer than the words and wildcards of
   all rules;
-- a stemmed term: its stem, among the article's tokens stemmed once.
+- a stemmed term: its stem, among the stems of the article's distinct words (`Doc.stems`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,12 @@ from operator import itemgetter
 
 import ahocorasick
 
+from monitor.matching.analysis import chunks
+from monitor.matching.budget import Deadline
 from monitor.matching.query import Stemmer, Term
 from monitor.matching.spans import Doc, fragment, is_wildcard, pieces
+
+_CHUNK = 1 << 18  # characters of folded text split into words at a time
 
 
 class Presearch:
@@ -80,9 +85,18 @@ class Presearch:
         self._fragments = {}
         self._stems = {stemmer: dict(stems) for stemmer, stems in self._stems.items()}
 
-    def tokens(self, folded: str) -> set[str]:
-        """The words of the vocabulary that occur in the folded text."""
-        return self.vocabulary.keys() & folded.split()
+    def tokens(self, folded: str, deadline: Deadline | None = None) -> set[str]:
+        """The words of the vocabulary that occur in the folded text: a chunk of text at a time, so that a text
+        of five million words never has a list of five million strings."""
+        vocabulary = self.vocabulary.keys()
+        if len(folded) <= _CHUNK:
+            return vocabulary & folded.split()
+        found: set[str] = set()
+        for chunk in chunks(folded, _CHUNK):
+            found |= vocabulary & chunk.split()
+            if deadline is not None:
+                deadline.check()
+        return found
 
     def candidates(self, doc: Doc) -> set[int]:
         found: set[int] = set()

@@ -1,29 +1,59 @@
-"""Where each term occurs in one article: `TermSpans.spans(term, doc) -> list[Span]`.
+"""Where each term occurs in one article: `TermSpans.spans(term, doc) -> SpanList`.
 
 Terms are interned by what they match (`Term.key`), so a term shared by many rules is worked out once per
 article. In folded text every non-word character is a space, so a whole word `w` is the substring ` w ` of
 `" " + folded + " "`: an exact word is present when it is one of the article's tokens (the words of the
 article that are words of some term, `Presearch.tokens`) and its spans are a `str.find` loop. A wildcard's
-spans come from a `str.find` loop for its longest literal piece (`fragment`), each place widened to the
-enclosing word and, unless the pattern is one literal piece and a `*` (`arrest*`, `*verraad`: every place is
-a match), checked by a regex. Only the terms of candidate rules are worked out, each once per article. A
-phrase is its words' spans, each next to the one before; proximity is the smallest windows that hold every word.
+spans come from a `str.find` loop for its longest literal piece (`fragment`): each place is widened to the
+enclosing word, the word is checked once (unless the pattern is one literal piece and a `*`: `arrest*`,
+`*verraad`, where every place is a match) and the search goes on after the word. A phrase is its words'
+spans, each next to the one before; proximity is the smallest windows that hold every word.
+
+Cost: every loop here is linear in the text. A word is widened and checked once however often the fragment
+occurs in it (`*arresta*` in one 256 kB word of `arrestaarresta...`), patterns with two or more `*` are
+checked by `Glob` (greedy leftmost pieces, no backtracking), phrases merge sorted spans, and proximity slides
+one window of bounded size. Spans are kept as machine integers (`SpanList`), 8 bytes a span.
 """
 
 from __future__ import annotations
 
-import bisect
 import re
-from collections import Counter, defaultdict
+from array import array
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from heapq import merge
+from itertools import chain
+from typing import Any, TypeAlias
 
-from monitor.matching.analysis import WORD, Folded, keep_case
+from monitor.matching.analysis import WORD, Folded, chunks, keep_case
+from monitor.matching.budget import NO_LIMIT, Deadline
 from monitor.matching.query import Stemmer, Term, word_regex
 
 Span = tuple[int, int]  # folded-text offsets, end exclusive
+# Spans in text order as one array of machine integers, start and end after each other: 8 bytes a span (a list
+# of 2 million tuples would take 240 MB), and `len` and truth are C calls. `pairs` reads them as tuples.
+SpanList: TypeAlias = "array[int]"
+FullMatch = Callable[[str, int, int], object]  # truthy when text[pos:endpos] matches a word pattern
 _SPACES = re.compile(" *")
 _WILDCARDS = re.compile(r"[*?]")
+_CHECK_EVERY = 4096  # loop iterations between two looks at the clock
+_CHECK_CHARS = 1 << 16  # or characters of text
+_COUNT_CHUNK = 1 << 16  # words are counted this many characters at a time (`findall` in C, a bounded list)
+_STEM_SLACK = 64  # a word this much longer than every wanted stem cannot have one of them as its stem
+
+
+def pairs(spans: SpanList) -> Iterator[Span]:
+    """The (start, end) pairs of a span list, in order."""
+    values = iter(spans)
+    return zip(values, values, strict=True)
+
+
+def span_list(found: Iterable[Span] = ()) -> SpanList:
+    return array("i", chain.from_iterable(found))
+
+
+EMPTY: SpanList = array("i")  # never extended
 
 
 def is_wildcard(pattern: str) -> bool:
@@ -38,17 +68,57 @@ def fragment(pattern: str) -> str:
     return (" " if best == 0 else "") + pieces[best] + (" " if best == len(pieces) - 1 else "")
 
 
+@dataclass(frozen=True, slots=True)
+class Glob:
+    """A word pattern with two or more `*`, matched in time linear in the word: the first piece at the start,
+    the last at the end, each other piece at its leftmost place after the one before (a regex such as
+    `\\w*a\\w*b\\w*` backtracks quadratically on a long word without `b`)."""
+
+    head: re.Pattern[str]
+    middle: tuple[re.Pattern[str], ...]
+    tail: re.Pattern[str]
+    head_size: int
+    tail_size: int
+    least: int  # the pattern's literal length: no shorter word matches
+
+    def __call__(self, text: str, pos: int, endpos: int) -> bool:
+        limit = endpos - self.tail_size
+        if endpos - pos < self.least or not self.head.match(text, pos, endpos):
+            return False
+        if not self.tail.fullmatch(text, limit, endpos):
+            return False
+        pos += self.head_size
+        for piece in self.middle:
+            found = piece.search(text, pos, limit)
+            if found is None:
+                return False
+            pos = found.end()
+        return True
+
+
+def full_match(pattern: str) -> FullMatch:
+    """A test whether text[pos:endpos] (a word) matches a word pattern, in time linear in the word."""
+    if pattern.count("*") < 2:  # one `\w*` backtracks over one word at most once: linear
+        return re.compile(word_regex(pattern)).fullmatch
+    pieces = pattern.split("*")
+    head, tail = pieces[0], pieces[-1]
+    middle = tuple(re.compile(word_regex(p)) for p in pieces[1:-1] if p)
+    least = len(pattern) - pattern.count("*")
+    return Glob(re.compile(word_regex(head)), middle, re.compile(word_regex(tail)), len(head), len(tail), least)
+
+
 @dataclass(slots=True)
 class Doc:
     """One article's text while it is matched; every expensive view is computed once, on demand."""
 
     folded: Folded
     tokens: set[str]  # the folded text's words that are words of some term (`Presearch.tokens`)
-    cache: dict[int, list[Span]] = field(default_factory=dict)
+    wanted: Mapping[Stemmer, frozenset[str]] = field(default_factory=dict)  # the stems some term looks up
+    deadline: Deadline = field(default_factory=lambda: NO_LIMIT)
+    cache: dict[int, SpanList] = field(default_factory=dict)
     hits: dict[tuple[int, int, str], Any] = field(default_factory=dict)  # (start, end, term) -> engine.Hit
     _padded: str | None = None
-    _word_starts: list[int] | None = None
-    _stems: dict[Stemmer, dict[str, list[Span]]] = field(default_factory=dict)
+    _stems: dict[Stemmer, dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
     @property
     def text(self) -> str:
@@ -61,29 +131,38 @@ class Doc:
             self._padded = " " + self.folded.text + " "
         return self._padded
 
-    def word_index(self, offset: int) -> int:
-        if self._word_starts is None:
-            self._word_starts = [m.start() for m in WORD.finditer(self.text)]
-        return bisect.bisect_right(self._word_starts, offset) - 1
-
-    def stems(self, stemmer: Stemmer) -> dict[str, list[Span]]:
+    def stems(self, stemmer: Stemmer) -> dict[str, tuple[str, ...]]:
+        """The wanted stems that occur, each with the article's words that have it. Each distinct word of a
+        chunk of text is stemmed once (the stemmer caches), and words that cannot have a wanted stem not at
+        all, so an article of a million words costs a few thousand stemmer calls."""
         index = self._stems.get(stemmer)
         if index is None:
-            index = self._stems[stemmer] = defaultdict(list)
-            for token in WORD.finditer(self.text):
-                index[stemmer(token.group())].append(token.span())
+            index = self._stems[stemmer] = self._stem_words(stemmer, self.wanted.get(stemmer, frozenset()))
         return index
+
+    def _stem_words(self, stemmer: Stemmer, wanted: frozenset[str]) -> dict[str, tuple[str, ...]]:
+        found: dict[str, set[str]] = {}
+        longest = max(map(len, wanted), default=0) + _STEM_SLACK
+        for chunk in chunks(self.text) if wanted else ():
+            for word in set(chunk.split()):
+                if len(word) <= longest:
+                    stem = stemmer(word)
+                    if stem in wanted:
+                        found.setdefault(stem, set()).add(word)
+            self.deadline.check()
+        return {stem: tuple(sorted(words)) for stem, words in found.items()}
 
 
 @dataclass(frozen=True, slots=True)
 class _Word:
     """One word pattern: an exact word, or a wildcard with its fragment, (unless every place of the fragment
-    is a match) its regex for one word, and (when it starts with a letter) its regex for the padded text, which
-    finds it in one C call (`re` looks for the literal start first, as fast as `str.find`)."""
+    is a match) its test for one word, and (when it starts with a letter and has at most one `*`) its regex for
+    the padded text, which finds it in one C call (`re` looks for the literal start first, as fast as
+    `str.find`, and one `\\w*` backtracks over one word at most once)."""
 
     text: str
     fragment: str | None = None
-    regex: str | None = None
+    test: FullMatch | None = None
     search: str | None = None
     others: tuple[str, ...] = ()  # the fragments of its other literal pieces of two letters or more
 
@@ -97,7 +176,9 @@ class TermSpans:
         self._words: list[tuple[_Word, ...]] = []
         self._plain: list[str | None] = []  # per term id: the word of a plain word term (a token test suffices)
         self._compiled: dict[str, re.Pattern[str]] = {}
+        self._tests: dict[str, FullMatch] = {}
         self._patterns: dict[str, _Word] = {}  # many terms share words
+        self.wanted: dict[Stemmer, frozenset[str]] = {}  # every stem of a stemmed term, per stemmer
 
     def add(self, term: Term) -> int:
         key = term.key
@@ -108,6 +189,8 @@ class TermSpans:
             self._words.append(tuple(self._word(w) for w in words))
             plain = term.kind == "word" and not term.case_sensitive
             self._plain.append(term.words[0] if plain else None)
+            if term.kind == "stem" and term.stemmer is not None:
+                self.wanted[term.stemmer] = self.wanted.get(term.stemmer, frozenset()) | {term.stem or ""}
         self._of[term] = tid
         return tid
 
@@ -121,8 +204,9 @@ class TermSpans:
             text = fragment(pattern)
             simple = pattern.count("*") == 1 and "?" not in pattern and pattern.strip("*") == text.strip()
             others = tuple(piece for piece in pieces(pattern) if piece != text and len(piece.strip()) >= 2)
-            search = None if pattern[0] in "*?" else f" {word_regex(pattern)}(?= )"
-            found = _Word(pattern, text, None if simple else word_regex(pattern), search, others)
+            linear = pattern[0] not in "*?" and pattern.count("*") < 2
+            search = f" {word_regex(pattern)}(?= )" if linear else None
+            found = _Word(pattern, text, None if simple else self._test(pattern), search, others)
         self._patterns[pattern] = found
         return found
 
@@ -132,7 +216,7 @@ class TermSpans:
         words = self._words[self._of[term]]
         if term.case_sensitive or term.kind not in ("word", "wildcard") or len(words) != 1:
             return False
-        return words[0].fragment is None or words[0].regex is None
+        return words[0].fragment is None or words[0].test is None
 
     def present(self, term: Term, doc: Doc) -> bool:
         """Whether the term occurs: a set lookup for plain words, else whether it has spans."""
@@ -153,13 +237,13 @@ class TermSpans:
 
     def _wildcard_present(self, word: _Word, doc: Doc) -> bool:
         """Whether a wildcard occurs, without working out all its places."""
-        if word.regex is None:
+        if word.test is None:
             return word.fragment is not None and word.fragment in doc.padded
         if word.search is not None:
             return self._regex(word.search).search(doc.padded) is not None
-        return bool(self._wildcard_spans(word, doc))
+        return bool(self._wildcard_spans(word, doc, first=True))
 
-    def spans(self, term: Term, doc: Doc) -> list[Span]:
+    def spans(self, term: Term, doc: Doc) -> SpanList:
         tid = self._of[term]
         cached = doc.cache.get(tid)
         if cached is None:
@@ -170,10 +254,12 @@ class TermSpans:
                 cached = doc.cache[tid] = self._work_out(term, words, doc)
         return cached
 
-    def _work_out(self, term: Term, words: tuple[_Word, ...], doc: Doc) -> list[Span]:
+    def _work_out(self, term: Term, words: tuple[_Word, ...], doc: Doc) -> SpanList:
         if term.kind == "stem":
-            found = doc.stems(term.stemmer).get(term.stem or "", []) if term.stemmer else []
-            return [s for s in found if self._stem_case_ok(term, doc, s)] if term.case_sensitive else found
+            found = self._stem_spans(term, doc)
+            return (
+                span_list(s for s in pairs(found) if self._stem_case_ok(term, doc, s)) if term.case_sensitive else found
+            )
         written: tuple[str | None, ...] = term.written if term.case_sensitive else (None,) * len(words)
         if term.kind == "phrase":
             return self._phrase(words, written, doc)
@@ -181,70 +267,89 @@ class TermSpans:
             return self._near(words, written, term.slop, doc)
         return self._word_spans(words[0], written[0], doc)
 
-    def _word_spans(self, word: _Word, written: str | None, doc: Doc) -> list[Span]:
+    def _stem_spans(self, term: Term, doc: Doc) -> SpanList:
+        """The places of every word with the term's stem, in text order."""
+        if term.stemmer is None:
+            return EMPTY
+        words = doc.stems(term.stemmer).get(term.stem or "", ())
+        return span_list(merge(*(pairs(_word_spans(word, doc)) for word in words)))
+
+    def _word_spans(self, word: _Word, written: str | None, doc: Doc) -> SpanList:
         if word.fragment is None:
-            spans = _word_spans(word.text, doc) if word.text in doc.tokens else []
+            spans = _word_spans(word.text, doc) if word.text in doc.tokens else EMPTY
         else:
             spans = self._wildcard_spans(word, doc)
         if written is not None and spans:
-            regex = self._regex(word_regex(written))
-            spans = [span for span in spans if regex.fullmatch(_written(doc, span))]
+            test = self._test(written)
+            spans = span_list(span for span in pairs(spans) if _written_matches(test, _written(doc, span)))
         return spans
 
-    def _wildcard_spans(self, word: _Word, doc: Doc) -> list[Span]:
-        """The words that match a wildcard, in order."""
+    def _wildcard_spans(self, word: _Word, doc: Doc, first: bool = False) -> SpanList:
+        """The words that match a wildcard, in order (with `first`, the first one only)."""
+        spans = array("i")
         if word.search is not None:  # the match starts at the space before the word and ends before the one after
-            return [(m.start(), m.end() - 1) for m in self._regex(word.search).finditer(doc.padded)]
-        regex = self._regex(word.regex) if word.regex is not None else None
-        needle = word.fragment or ""
+            for count, found in enumerate(self._regex(word.search).finditer(doc.padded), 1):
+                spans.extend((found.start(), found.end() - 1))
+                if first:
+                    break
+                if not count % _CHECK_EVERY:
+                    doc.deadline.check()
+            return spans
+        test, needle = word.test, word.fragment or ""
         padded, text, size = doc.padded, doc.text, len(needle)
-        spans: list[Span] = []
+        check = _CHECK_CHARS
         at = padded.find(needle)
         while at >= 0:  # the fragment is text[at - 1 : at - 1 + size]: out to the enclosing word
             start = text.rfind(" ", 0, max(at, 0)) + 1
             end = text.find(" ", at + size - 2)
             end = len(text) if end < 0 else end
-            if (regex is None or regex.fullmatch(text, start, end)) and (not spans or spans[-1][0] != start):
-                spans.append((start, end))
-            at = padded.find(needle, at + 1)
+            if test is None or test(text, start, end):
+                spans.extend((start, end))
+                if first:
+                    break
+            if end > check:
+                doc.deadline.check()
+                check = end + _CHECK_CHARS
+            at = padded.find(needle, end + 1)  # on after the word: each word is widened and checked once
         return spans
 
-    def _phrase(self, words: tuple[_Word, ...], written: tuple[str | None, ...], doc: Doc) -> list[Span]:
+    def _phrase(self, words: tuple[_Word, ...], written: tuple[str | None, ...], doc: Doc) -> SpanList:
         per_word = []
         for word, form in zip(words, written, strict=True):
             spans = self._word_spans(word, form, doc)
             if not spans:
-                return []
+                return EMPTY
             per_word.append(spans)
-        text = doc.text
-        following = [dict(spans) for spans in per_word[1:]]
-        found = []
-        for start, end in per_word[0]:
-            for starts in following:
-                end = starts.get(_skip_spaces(text, end), -1)
-                if end < 0:
-                    break
-            else:
-                found.append((start, end))
+        found = per_word[0]
+        for following in per_word[1:]:
+            found = _followed_by(found, following, doc)
+            if not found:
+                break
         return found
 
-    def _near(self, words: tuple[_Word, ...], written: tuple[str | None, ...], slop: int, doc: Doc) -> list[Span]:
+    def _near(self, words: tuple[_Word, ...], written: tuple[str | None, ...], slop: int, doc: Doc) -> SpanList:
         need = Counter(zip(words, written, strict=True))
         per_word = {}
         for word, form in need:
             spans = self._word_spans(word, form, doc)
-            if len(spans) < need[word, form]:
-                return []
+            if len(spans) // 2 < need[word, form]:
+                return EMPTY
             per_word[word, form] = spans
-        order = list(need)
-        events = sorted((doc.word_index(s[0]), order.index(w), s) for w, spans in per_word.items() for s in spans)
-        return _windows(events, [need[w] for w in order], slop)
+        streams = [_tagged(per_word[w], order) for order, w in enumerate(need)]
+        events = _positions(merge(*streams), doc)
+        return _windows(events, list(need.values()), slop, doc.deadline)
 
     def _regex(self, pattern: str) -> re.Pattern[str]:
         compiled = self._compiled.get(pattern)
         if compiled is None:
             compiled = self._compiled[pattern] = re.compile(pattern)
         return compiled
+
+    def _test(self, pattern: str) -> FullMatch:
+        test = self._tests.get(pattern)
+        if test is None:
+            test = self._tests[pattern] = full_match(pattern)
+        return test
 
     @staticmethod
     def _stem_case_ok(term: Term, doc: Doc, span: Span) -> bool:
@@ -260,15 +365,41 @@ def pieces(pattern: str) -> list[str]:
     return [(" " if i == 0 else "") + piece + (" " if i == last else "") for i, piece in enumerate(pieces) if piece]
 
 
-def _word_spans(word: str, doc: Doc) -> list[Span]:
+def _word_spans(word: str, doc: Doc) -> SpanList:
     """Every place of the exact word `word` (one of the doc's tokens), by `str.find` in the padded text."""
     padded, needle, size = doc.padded, f" {word} ", len(word)
-    spans = []
+    spans = array("i")
     at = padded.find(needle)
     while at >= 0:  # padded offset of the space before = folded offset of the word
-        spans.append((at, at + size))
+        spans.extend((at, at + size))
+        if not len(spans) % _CHECK_EVERY:
+            doc.deadline.check()
         at = padded.find(needle, at + size + 1)
     return spans
+
+
+def _followed_by(first: SpanList, then: SpanList, doc: Doc) -> SpanList:
+    """The spans of `first` each followed (after spaces) by a span of `then`, extended to its end. Both are in
+    text order, and so are their ends: one pass over each."""
+    text, found, j, size = doc.text, array("i"), 0, len(then)
+    for count, (start, end) in enumerate(pairs(first), 1):
+        target = _skip_spaces(text, end)
+        while j < size and then[j] < target:
+            j += 2
+        if j == size:
+            break
+        if then[j] == target:
+            found.extend((start, then[j + 1]))
+        if not count % _CHECK_EVERY:
+            doc.deadline.check()
+    return found
+
+
+def _skip_spaces(text: str, pos: int) -> int:
+    if not text.startswith(" ", pos):
+        return pos
+    found = _SPACES.match(text, pos)
+    return found.end() if found else pos
 
 
 def _written(doc: Doc, span: Span) -> str:
@@ -277,9 +408,8 @@ def _written(doc: Doc, span: Span) -> str:
     return " ".join(keep_case(folded.original[folded.to_original(span[0]) : folded.to_original(span[1])]).split())
 
 
-def _skip_spaces(text: str, pos: int) -> int:
-    found = _SPACES.match(text, pos)
-    return found.end() if found else pos
+def _written_matches(test: FullMatch, written: str) -> bool:
+    return bool(test(written, 0, len(written)))
 
 
 def _common_prefix(a: str, b: str) -> int:
@@ -289,28 +419,88 @@ def _common_prefix(a: str, b: str) -> int:
     return size
 
 
-def _windows(events: list[tuple[int, int, Span]], need: list[int], slop: int) -> list[Span]:
+Event = tuple[int, int, Span]  # (word position in the text, which word of the query, its span)
+
+
+def _tagged(spans: SpanList, order: int) -> Iterator[tuple[int, int, Span]]:
+    return ((start, order, (start, end)) for start, end in pairs(spans))
+
+
+def _positions(events: Iterable[tuple[int, int, Span]], doc: Doc) -> Iterator[Event]:
+    """Events by text offset, with the offset replaced by the number of words before it: the words between
+    two events are counted once, so the whole pass is linear (no list of every word start is kept)."""
+    text, position, last = doc.text, 0, 0
+    for count, (start, order, span) in enumerate(events, 1):
+        if start != last:
+            position += _count_words(text, last, start)
+            last = start
+        if not count % _CHECK_EVERY:
+            doc.deadline.check()
+        yield position, order, span
+
+
+def _count_words(text: str, start: int, end: int) -> int:
+    """The number of words that start in text[start:end] (`start` is a word start or 0), counted by `findall`
+    in C a chunk (cut at a space) at a time, so that no list of every word of a long gap is built."""
+    count = 0
+    while end - start > _COUNT_CHUNK:
+        cut = text.find(" ", start + _COUNT_CHUNK, end)
+        if cut < 0:
+            break
+        count += len(WORD.findall(text, start, cut))
+        start = cut
+    return count + len(WORD.findall(text, start, end))
+
+
+def _windows(events: Iterable[Event], need: list[int], slop: int, deadline: Deadline) -> SpanList:
     """Spans in the smallest stretches of words that hold every word `need` times, with at most `slop`
-    other words between the first and the last."""
+    other words between the first and the last.
+
+    One window slides over the events; events too far back to be in any valid window are dropped at once, so
+    the window holds at most the events of `slop + sum(need)` words, and spans are added in text order."""
     total = sum(need)
-    found: set[Span] = set()
+    found = array("i")
+    added = -1  # the number of the last event added
+    window: deque[tuple[int, Event]] = deque()
     counts = [0] * len(need)
     positions: Counter[int] = Counter()
     missing = len(need)
-    left = 0
-    for right, (position, word, _) in enumerate(events):
+
+    def drop() -> None:
+        nonlocal missing
+        _, (first, old, _) = window.popleft()
+        missing += counts[old] == need[old]
+        counts[old] -= 1
+        positions[first] -= 1
+        if not positions[first]:
+            del positions[first]
+
+    for number, event in enumerate(events):
+        position, word, _ = event
+        window.append((number, event))
         counts[word] += 1
         positions[position] += 1
         missing -= counts[word] == need[word]
+        while position - window[0][1][0] + 1 - total > slop and missing:
+            drop()
         while missing == 0:
-            first = events[left][0]
+            first = window[0][1][0]
             if position - first + 1 - total <= slop and len(positions) >= total:
-                found.update(e[2] for e in events[left : right + 1])
-            old = events[left][1]
-            missing += counts[old] == need[old]
-            counts[old] -= 1
-            positions[first] -= 1
-            if not positions[first]:
-                del positions[first]
-            left += 1
-    return sorted(found)
+                added = _add_new(window, added, found)
+            drop()
+        if not number % _CHECK_EVERY:
+            deadline.check()
+    return found
+
+
+def _add_new(window: deque[tuple[int, Event]], added: int, found: SpanList) -> int:
+    """Add the window's events not added yet (they are its last ones), each span once; the last number."""
+    new = []
+    for number, (_, _, span) in reversed(window):
+        if number <= added:
+            break
+        new.append(span)
+    for start, end in reversed(new):
+        if not found or found[-2] != start or found[-1] != end:
+            found.extend((start, end))
+    return window[-1][0]
