@@ -182,9 +182,8 @@ class Watcher:
 
     def _observer(self) -> BaseObserver:
         # The polling observer's snapshots lstat: a symbolic link to a folder (or to `.`) is not walked into.
-        observer: BaseObserver = Observer()
-        if self.polling:
-            observer = PollingObserverVFS(os.lstat, os.scandir, polling_interval=1)
+        polled = PollingObserverVFS
+        observer: BaseObserver = polled(os.lstat, os.scandir, polling_interval=1) if self.polling else Observer()
         # inotify tells open and close: modification events add nothing, so the kernel is not asked for them
         kinds = None if self.polling else _NATIVE_EVENTS
         for folder in self.folders:
