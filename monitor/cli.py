@@ -24,7 +24,7 @@ from monitor.dbcli import db_app
 from monitor.errors import ArticleError, MonitorError, RulesError
 from monitor.logs import configure
 from monitor.rules import RuleSet, load_rules
-from monitor.settings import Settings, load_settings
+from monitor.settings import LimitsSettings, Settings, load_settings
 from monitor.store import State, Store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="News-monitoring alert daemon.")
@@ -112,7 +112,7 @@ def check(
     """Dry run: the date, the matching rules and their hits for each file. Writes no state, sends nothing."""
     settings = _settings(config)
     ruleset = load_rules(settings.rules_file)
-    reports = [_check_one(ruleset, path, settings.watch.max_article_bytes) for path in files]
+    reports = [_check_one(ruleset, path, settings.watch.max_article_bytes, settings.limits) for path in files]
     if as_json:
         out.print_json(json.dumps(reports, ensure_ascii=False))
         return
@@ -127,6 +127,8 @@ def check(
             out.print(f"  [cyan]{match['rule']}[/cyan] fired by {escape(match['clause'])}")
             for hit in match["hits"]:
                 out.print(_highlighted(f"    {hit['start']}-{hit['end']}  ", hit["snippet"]))
+            if match["hits_total"] > len(match["hits"]):
+                out.print(f"    … and {match['hits_total'] - len(match['hits']):,} more hits (limits.max_hits)")
 
 
 def _highlighted(prefix: str, snippet: str) -> Text:
@@ -135,17 +137,22 @@ def _highlighted(prefix: str, snippet: str) -> Text:
     return Text(prefix + before) + Text(hit, style="bold yellow") + Text(after)
 
 
-def _check_one(ruleset: RuleSet, path: Path, max_bytes: int) -> dict[str, Any]:
+def _check_one(ruleset: RuleSet, path: Path, max_bytes: int, limits: LimitsSettings) -> dict[str, Any]:
     try:
         article = read_article(path, max_bytes)
+        matches = ruleset.engine.match(
+            article, max_hits=limits.max_hits, hit_chars=limits.hit_chars, budget=limits.match_budget
+        )
     except ArticleError as exc:
         return {"path": str(path), "error": exc.reason, "code": exc.code}
-    matches = ruleset.engine.match(article)
     return {
         "path": str(path),
         "date": article.date.isoformat(),
         "content_hash": article.content_hash,
-        "matches": [{"rule": m.rule, "clause": m.clause, "hits": [asdict(h) for h in m.hits]} for m in matches],
+        "matches": [
+            {"rule": m.rule, "clause": m.clause, "hits_total": m.hits_total, "hits": [asdict(h) for h in m.hits]}
+            for m in matches
+        ],
     }
 
 

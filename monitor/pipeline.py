@@ -20,7 +20,7 @@ import structlog
 
 from monitor.alerts import Prepared, Queued, prepare, queue_prepared
 from monitor.articles import Article, read_article, unavailable
-from monitor.errors import ArticleError
+from monitor.errors import ArticleError, MatchBudgetExceeded
 from monitor.matching.engine import Match
 from monitor.rules import RuleSet
 from monitor.settings import LimitsSettings
@@ -133,7 +133,13 @@ class Pipeline:
             return _Step(path, stat, error=exc)
         if since is not None and article.date.latest().date() < since:
             return _Step(path, stat, outcome="skipped")
-        matches = ruleset.engine.match(article)
+        limits = self.limits
+        try:
+            matches = ruleset.engine.match(
+                article, max_hits=limits.max_hits, hit_chars=limits.hit_chars, budget=limits.match_budget
+            )
+        except MatchBudgetExceeded as exc:
+            return _Step(path, stat, error=exc.with_path(path))
         prepared = prepare(ruleset, article, matches, stat, self.limits)
         return _Step(path, stat, article=article, matches=matches, mtime=info.st_mtime, prepared=prepared)
 
