@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -198,3 +199,42 @@ def copy_seeds(folder: Path) -> list[str]:
     for name in names:
         shutil.copyfile(SEEDS / name, folder / name)
     return names
+
+
+@dataclass
+class HealthProbe:
+    """GETs /healthz on a new connection every 20 ms in a thread, timing each answer (a bare socket: an
+    HTTP client in this process would add more than it measures)."""
+
+    port: int
+    times: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __enter__(self) -> HealthProbe:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            start = time.perf_counter()
+            try:
+                answer = self._get()
+                if not answer.startswith(b"HTTP/1.1 200"):
+                    self.failures.append(answer[:40].decode("latin-1"))
+            except OSError as exc:
+                self.failures.append(repr(exc))
+            self.times.append(time.perf_counter() - start)
+
+    def _get(self) -> bytes:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: monitor\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(4096):  # the server closes the connection after its answer
+                answer += chunk
+        return answer

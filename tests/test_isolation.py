@@ -10,6 +10,7 @@ a lease too short for a webhook's timeout (refused at start-up and on reload).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import select
@@ -32,7 +33,7 @@ from monitor.daemon import SLOW_BATCH
 from monitor.lanes import MAX_SLOW, Lane
 from monitor.pipeline import Processed
 from monitor.receiver import Received, Receiver
-from tests.conftest import ROOT, SECRET, DaemonProcess, shipped_rules, wait_until
+from tests.conftest import ROOT, SECRET, DaemonProcess, HealthProbe, shipped_rules, wait_until
 
 GOOD = "date 2022-01-08 Bericht {i}: oud-premier opgepakt op verdenking van hoogverraad.\n"
 WAIT = 10.0
@@ -152,11 +153,19 @@ async def test_a_failing_batch_is_logged_and_the_lane_goes_on() -> None:
 
 
 # -- through the daemon -----------------------------------------------------------------------------------
-def hostile(path: Path, repeats: int = 30_000) -> None:
-    """An article that is slow to match on the engine of this writing (a long run of a prefix of a rule's
-    term: about 10 s of CPU for 30,000 repeats), padded with plain words to 10 MB."""
-    head = "date 2022-01 " + "arresta" * repeats
-    path.write_text(head + " lorem" * ((HOSTILE_BYTES - len(head)) // 6), encoding="utf-8")
+def hostile(path: Path, size: int = HOSTILE_BYTES) -> None:
+    """An article that costs seconds to match with `slow_rules`: every word is a hit of every glob rule, so
+    each rule counts a million hits (matching is linear, so a slow article needs many rules that fire on it:
+    about 1 s of CPU per rule for 10 MB)."""
+    path.write_text("date 2022-01 " + "abcdefghij " * (size // 11), encoding="utf-8")
+
+
+def slow_rules(url: str, count: int) -> dict[str, Any]:
+    """The shipped rules and `count` rules of the shape `*a*b*c*` that every word of `hostile` matches."""
+    rules = shipped_rules(url)
+    patterns = ["*{}*{}*{}*".format(*letters) for letters in itertools.combinations("abcdefghij", 3)]
+    rules["rules"] += [{"name": f"glob{i}", "query": pattern} for i, pattern in enumerate(patterns[:count])]
+    return rules
 
 
 def one_hook(url: str, **webhook: Any) -> dict[str, Any]:
@@ -164,52 +173,13 @@ def one_hook(url: str, **webhook: Any) -> dict[str, Any]:
     return {"version": 1, "webhooks": {"hook": hook}, "rules": [{"name": "hoogverraad", "query": "hoogverraad"}]}
 
 
-@dataclass
-class Prober:
-    """GETs /healthz on a new connection every 20 ms in a thread, timing each answer (a bare socket: an
-    HTTP client in this process would add more than it measures)."""
-
-    port: int
-    times: list[float] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def __enter__(self) -> Prober:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            start = time.perf_counter()
-            try:
-                answer = self._get()
-                if not answer.startswith(b"HTTP/1.1 200"):
-                    self.failures.append(answer[:40].decode("latin-1"))
-            except OSError as exc:
-                self.failures.append(repr(exc))
-            self.times.append(time.perf_counter() - start)
-
-    def _get(self) -> bytes:
-        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: monitor\r\n\r\n")
-            answer = b""
-            while chunk := sock.recv(4096):  # the server closes the connection after its answer
-                answer += chunk
-        return answer
-
-
 @pytest.mark.e2e
 def test_a_slow_large_article_holds_up_neither_ordinary_articles_nor_health(
     receiver: Receiver, daemon_factory: Callable[..., DaemonProcess]
 ) -> None:
-    daemon = daemon_factory(shipped_rules(receiver.url)).start()
+    daemon = daemon_factory(slow_rules(receiver.url, 10)).start()  # about 10 s to match
     hostile(daemon.watched / "hostile.txt")
-    with Prober(daemon.port) as prober:
+    with HealthProbe(daemon.port) as prober:
         time.sleep(1.0)  # the scenario: ordinary articles written while the hostile one is being matched
         written = {}
         for i in range(5):
@@ -245,9 +215,9 @@ def test_a_slow_large_article_holds_up_neither_ordinary_articles_nor_health(
 def test_a_small_article_slow_to_match_holds_up_the_others_no_longer_than_slow_batch(
     receiver: Receiver, daemon_factory: Callable[..., DaemonProcess]
 ) -> None:
-    daemon = daemon_factory(shipped_rules(receiver.url)).start()
+    daemon = daemon_factory(slow_rules(receiver.url, 40)).start()
     slow = daemon.watched / "slow.txt"
-    slow.write_text("date 2022-01 " + "arresta" * 25_000, encoding="utf-8")  # 175 KB, seconds to match
+    hostile(slow, 900_000)  # under limits.large_article_bytes, in the main lane; about 3 s to match
     time.sleep(1.0)  # the scenario: an ordinary article written while the slow one is being matched
     (daemon.watched / "ordinary.txt").write_text(GOOD.format(i=0), encoding="utf-8")
     written = time.time()
