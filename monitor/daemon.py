@@ -33,10 +33,13 @@ from monitor.rules import RuleSet, load_rules
 from monitor.schedule import Schedule, cron
 from monitor.settings import Settings
 from monitor.store import Delivery, Store
-from monitor.watch import Watcher, scan
+from monitor.watch import Watcher, open_for_writing, scan
 
 log = structlog.get_logger(__name__)
 INGEST_BATCH = 64  # paths taken from the main lane's queue per hop to its thread
+# A file a scan finds changed within this long is taken only when no process has it open for writing (for
+# writers the observer did not see open: started before the daemon, or watched by polling).
+QUIET = 600.0
 RETRY_FIRST, RETRY_LAST = 2.0, 60.0  # seconds before a scan retries files that failed for now, doubling
 SLOW_BATCH = 1.0  # seconds: a main-lane batch still running after this is left to finish in a thread of its own
 
@@ -249,6 +252,10 @@ class Daemon:
         async with self._reconcile_lock:
             settle = self.settings.watch.settle.total_seconds()
             found, recent = await asyncio.to_thread(self._unseen, settle)
+            writing = {path for path, _ in found if self.watcher.is_open(path)}
+            if writing:  # a writer still has it open: its close event submits it (or a later scan)
+                found = [(path, size) for path, size in found if path not in writing]
+                recent += len(writing)
             if found:
                 log.info("reconcile_found", files=len(found))
             for path, size in found:
@@ -263,8 +270,10 @@ class Daemon:
     def _unseen(self, settle: float) -> tuple[list[tuple[str, int]], int]:
         """Paths (with their sizes) not in the ledger in this version, and how many were too recent."""
         known = self.store.known_files()
-        cutoff = time.time_ns() - int(settle * 1e9)
+        now = time.time_ns()
+        cutoff, quiet = now - int(settle * 1e9), now - int(QUIET * 1e9)
         found: list[tuple[str, int]] = []
+        fresh: list[str] = []  # changed within QUIET: ask /proc whether a writer still has it open
         recent = 0
         for entry in scan(self.settings.watch.folders, self.settings.watch.suffixes):
             try:
@@ -277,7 +286,10 @@ class Daemon:
                 recent += 1
                 continue
             found.append((entry.path, info.st_size))
-        return sorted(found), recent
+            if info.st_mtime_ns > quiet:
+                fresh.append(entry.path)
+        writing = open_for_writing(fresh)  # e.g. opened before the daemon started: no event said so
+        return sorted(item for item in found if item[0] not in writing), recent + len(writing)
 
     # -- digests, sweeps, health ----------------------------------------------------------------------
     async def flush_digest(self, name: str) -> None:

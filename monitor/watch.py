@@ -20,7 +20,7 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
 import structlog
@@ -89,6 +89,43 @@ def scan(folders: Sequence[Path], suffixes: Sequence[str]) -> Iterator[os.DirEnt
                         yield entry
         except OSError as exc:
             log.warning("scan_failed", folder=folder, error=exc.strerror)
+
+
+def open_for_writing(paths: Collection[str]) -> set[str]:
+    """Which of the files some process of this machine has open for writing, from /proc (Linux; what this
+    user may see). For files whose writer opened them before the watch began: no event says so. About a
+    millisecond per hundred open descriptors of the machine; an empty set where /proc is not there."""
+    wanted = {os.path.realpath(path): path for path in paths}
+    found: set[str] = set()
+    if not wanted:
+        return found
+    with contextlib.suppress(OSError):
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                found |= _writers(pid, wanted)
+    return found
+
+
+def _writers(pid: str, wanted: dict[str, str]) -> set[str]:
+    found: set[str] = set()
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except OSError:  # gone, or not ours to see
+        return found
+    for fd in descriptors:
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target in wanted and _writable(pid, fd):
+                found.add(wanted[target])
+    return found
+
+
+def _writable(pid: str, fd: str) -> bool:
+    with open(f"/proc/{pid}/fdinfo/{fd}", encoding="ascii") as info:
+        for line in info:
+            if line.startswith("flags:"):
+                return int(line.split()[1], 8) & (os.O_WRONLY | os.O_RDWR) != 0
+    return False
 
 
 def hidden_below(path: str | Path, root: str | Path) -> bool:
@@ -239,6 +276,10 @@ class Watcher:
         self.closed(path)
         self._cancel(path)
         self.submit(path)
+
+    def is_open(self, path: str) -> bool:
+        """Whether the observer saw the file opened and not yet closed (a writer may still be at it)."""
+        return self._open.get(path, 0) > 0
 
     def opened(self, path: str) -> None:
         self._open[path] = self._open.get(path, 0) + 1

@@ -1,0 +1,107 @@
+"""Ingest at the edges, through the real daemon (issue 12): writers that pause, files opened before the
+daemon started, far-future dates, symlinked folders, wide encodings. Each test failed on the code before."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from monitor.receiver import Receiver
+from tests.conftest import shipped_rules, wait_until
+
+pytestmark = pytest.mark.e2e
+
+CHUNK = "Bijna achtduizend mensen zijn gearresteerd. "
+# A writer that keeps its file open and adds a chunk every `pause` seconds, as a slow download does.
+WRITER = """
+import sys, time
+with open(sys.argv[1], "w", encoding="utf-8") as out:
+    out.write("date 2022-01-18 Token X. ")
+    for _ in range(int(sys.argv[2])):
+        out.write(sys.argv[3]); out.flush(); time.sleep(float(sys.argv[4]))
+"""
+
+
+def slow_writer(path: Path, chunks: int, pause: float) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(chunks), CHUNK, str(pause)])
+
+
+def reads_of(log: str, name: str) -> int:
+    return sum(1 for line in log.splitlines() if '"article_read"' in line and name in line)
+
+
+def test_a_writer_that_pauses_across_scans_is_read_once_complete(receiver: Receiver, daemon_factory) -> None:
+    daemon = daemon_factory(
+        shipped_rules(receiver.url), settings={"watch": {"settle": "0.5s", "reconcile_interval": "1s"}}
+    ).start()
+    writer = slow_writer(daemon.watched / "slow.txt", chunks=6, pause=1.5)  # 9 s, pauses longer than settle
+    assert writer.wait(30) == 0
+    daemon.wait_settled(["slow.txt"])
+    assert receiver.wait_for(lambda got: len(got) >= 1, timeout=10)
+    time.sleep(2.5)  # two more scans: none may read the file again
+    assert daemon.stop() == 0
+    assert reads_of(daemon.log.read_text(), "slow.txt") == 1
+    [alert] = [r.json()["data"] for r in receiver.received]
+    assert alert["hits_total"] == 6  # the complete article, not a part of it
+
+
+def test_a_file_open_for_writing_before_the_daemon_started_waits_for_its_close(
+    receiver: Receiver, daemon_factory
+) -> None:
+    daemon = daemon_factory(shipped_rules(receiver.url), settings={"watch": {"settle": "0.5s"}})
+    writer = slow_writer(daemon.watched / "early.txt", chunks=4, pause=2.0)  # pauses while the daemon starts
+    wait_until(lambda: (daemon.watched / "early.txt").exists(), 10, "the writer's file")
+    daemon.start()
+    assert writer.wait(30) == 0
+    daemon.wait_settled(["early.txt"])
+    assert daemon.stop() == 0
+    assert reads_of(daemon.log.read_text(), "early.txt") == 1
+    [alert] = [r.json()["data"] for r in receiver.received]
+    assert alert["hits_total"] == 4
+
+
+def test_a_far_future_date_is_read_and_alerted(receiver: Receiver, daemon_factory) -> None:
+    rules = shipped_rules(receiver.url)
+    for rule in rules["rules"]:
+        rule["max_age"] = "30d"  # max_age made `date 9999-12` crash matching for every rule
+    daemon = daemon_factory(rules).start()
+    (daemon.watched / "future.txt").write_text("date 9999-12 " + CHUNK, encoding="utf-8")
+    daemon.wait_settled(["future.txt"])
+    assert daemon.stop() == 0
+    [alert] = [r.json()["data"] for r in receiver.received]
+    assert (alert["rule"], alert["article"]["date"]) == ("arrestaties", "9999-12")
+    assert "Traceback" not in daemon.log.read_text()
+
+
+def test_polling_never_reads_through_a_symlinked_folder(receiver: Receiver, daemon_factory, tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "private.txt").write_text("date 2022-01 " + CHUNK, encoding="utf-8")
+    os.chmod(secret / "private.txt", 0o600)
+    daemon = daemon_factory(
+        shipped_rules(receiver.url), settings={"watch": {"observer": "polling", "settle": "0.3s"}}
+    ).start()
+    (daemon.watched / "feed").symlink_to(secret, target_is_directory=True)
+    (daemon.watched / "loop").symlink_to(".", target_is_directory=True)
+    (daemon.watched / "own.txt").write_text("date 2022-01 " + CHUNK, encoding="utf-8")
+    daemon.wait_settled(["own.txt"])
+    assert receiver.wait_for(lambda got: len(got) >= 1, timeout=10)
+    time.sleep(2.5)  # polling snapshots every second: two more rounds, which must not reach private.txt
+    assert daemon.stop(timeout=20) == 0
+    paths = [r.json()["data"]["article"]["path"] for r in receiver.received]
+    assert paths == [str(daemon.watched / "own.txt")]
+    assert "private.txt" not in daemon.log.read_text()
+
+
+def test_utf16_with_its_byte_order_mark_is_read(receiver: Receiver, daemon_factory) -> None:
+    daemon = daemon_factory(shipped_rules(receiver.url)).start()
+    (daemon.watched / "wide.txt").write_bytes(("date 2022-01 " + CHUNK).encode("utf-16"))
+    daemon.wait_settled(["wide.txt"])
+    assert daemon.stop() == 0
+    [alert] = [r.json()["data"] for r in receiver.received]
+    assert alert["hits"][0]["text"] == "gearresteerd"
