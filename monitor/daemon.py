@@ -280,7 +280,8 @@ class Daemon:
                 info = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            if known.get(ledger_key(entry.path)) == (info.st_size, info.st_mtime_ns):
+            seen = known.get(ledger_key(entry.path))
+            if seen is not None and seen.unchanged(info):
                 continue
             if info.st_mtime_ns > cutoff:  # may still be being written: its close event, or a later scan
                 recent += 1

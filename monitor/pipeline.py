@@ -24,7 +24,7 @@ from monitor.errors import ArticleError, MatchBudgetExceeded
 from monitor.matching.engine import Match
 from monitor.rules import RuleSet
 from monitor.settings import LimitsSettings
-from monitor.store import Store
+from monitor.store import Known, Store
 
 log = structlog.get_logger(__name__)
 
@@ -116,7 +116,7 @@ class Pipeline:
                 step.queued = queued
         return [self._done(step) for step in steps]
 
-    def _read(self, real: str, path: str, known: tuple[int, int] | None, ruleset: RuleSet, since: date | None) -> _Step:
+    def _read(self, real: str, path: str, known: Known | None, ruleset: RuleSet, since: date | None) -> _Step:
         """Stat, read and match one file and build its alerts' payloads, outside the transaction."""
         try:
             info = os.stat(real, follow_symlinks=False)
@@ -125,7 +125,7 @@ class Pipeline:
         except OSError as exc:
             return _Step(path, (0, 0), error=unavailable(path, "stat", exc))
         stat = (info.st_size, info.st_mtime_ns)
-        if known == stat:
+        if known is not None and known.unchanged(info):
             return _Step(path, stat, outcome="seen")
         try:
             article = replace(read_article(real, self.max_bytes, self.root_of(real)), path=path)

@@ -17,13 +17,14 @@ import enum
 import fcntl
 import functools
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -139,7 +140,8 @@ class State(enum.StrEnum):
 
 
 OPEN_STATES = (State.pending.value, State.retrying.value)
-_SEEN = select(files.c.path, files.c.size, files.c.mtime_ns).where(files.c.path.in_(bindparam("paths", expanding=True)))
+_LEDGER = select(files.c.path, files.c.size, files.c.mtime_ns, files.c.outcome, files.c.seen_at)
+_SEEN = _LEDGER.where(files.c.path.in_(bindparam("paths", expanding=True)))
 _DISABLED = select(webhook_state.c.name).where(webhook_state.c.disabled.is_(True))
 _DUE_ROWS = (
     select(deliveries)
@@ -307,16 +309,15 @@ class Store:
         return True
 
     # -- the file ledger ------------------------------------------------------------------------------
-    def known_files(self) -> dict[str, tuple[int, int]]:
+    def known_files(self) -> dict[str, Known]:
+        """What the ledger holds for every file it knows (see `Known`)."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(files.c.path, files.c.size, files.c.mtime_ns))
-            return {path: (size, mtime) for path, size, mtime in rows}
+            return {row[0]: _known(*row[1:]) for row in conn.execute(_LEDGER)}
 
-    def seen_many(self, paths: Sequence[str]) -> dict[str, tuple[int, int]]:
-        """The (size, mtime_ns) the ledger holds for each of the paths it knows."""
+    def seen_many(self, paths: Sequence[str]) -> dict[str, Known]:
+        """What the ledger holds for each of the paths it knows."""
         with self.engine.connect() as conn:
-            rows = conn.execute(_SEEN, {"paths": list(paths)})
-            return {path: (size, mtime) for path, size, mtime in rows}
+            return {row[0]: _known(*row[1:]) for row in conn.execute(_SEEN, {"paths": list(paths)})}
 
     def record_file(self, conn: Connection, path: str, size: int, mtime_ns: int, **values: Any) -> None:
         upsert(conn, files, file_row(path, size, mtime_ns, **values), key="path")
@@ -553,6 +554,26 @@ def upsert_many(conn: Connection, table: Table, rows: list[dict[str, Any]], key:
         return statement.on_conflict_do_update(index_elements=[key], set_=changes)
 
     conn.execute(_statement(("upsert", dialect.__name__, table.name, key, tuple(rows[0])), build), rows)
+
+
+class Known(NamedTuple):
+    """A file as the ledger last saw it: its size and mtime, and for a rejection when it was rejected."""
+
+    size: int
+    mtime_ns: int
+    rejected_at: float | None = None
+
+    def unchanged(self, info: os.stat_result) -> bool:
+        """Whether a file with this stat needs no new look: the same size and mtime, and for a rejection no
+        change of its mode, owner or links since (its ctime): a file that was unreadable (mode 000) and is
+        then made readable is looked at again."""
+        if (self.size, self.mtime_ns) != (info.st_size, info.st_mtime_ns):
+            return False
+        return self.rejected_at is None or info.st_ctime <= self.rejected_at
+
+
+def _known(size: int, mtime_ns: int, outcome: str, seen_at: float) -> Known:
+    return Known(size, mtime_ns, seen_at if outcome == "rejected" else None)
 
 
 def file_row(path: str, size: int, mtime_ns: int, **values: Any) -> dict[str, Any]:

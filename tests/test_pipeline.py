@@ -182,3 +182,22 @@ def test_a_transient_failure_is_not_recorded_and_the_file_is_read_later(
     monkeypatch.setattr(os, "open", real_open)
     assert pipeline.process_many([path])[0].outcome == "accepted"
     assert count(store, alerts) == 1
+
+
+def test_a_rejection_is_looked_at_again_when_the_file_mode_changes(pipeline: Pipeline, tmp_path: Path) -> None:
+    [path] = write(tmp_path / "in", {"a.txt": "geen datum hier\n"})
+    assert pipeline.process_many([path])[0].code == "no_date"
+    assert pipeline.process_many([path])[0].outcome == "seen"
+    before = os.stat(path)
+    os.chmod(path, 0o600)  # as after `chmod 644` on a file that was unreadable: ctime moves, mtime does not
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(path).st_mtime_ns == before.st_mtime_ns
+    assert pipeline.process_many([path])[0].outcome == "rejected"  # read again
+    assert pipeline.process_many([path])[0].outcome == "seen"
+
+
+def test_an_accepted_file_is_not_read_again_for_a_mode_change(pipeline: Pipeline, tmp_path: Path) -> None:
+    [path] = write(tmp_path / "in", {"a.txt": MATCH})
+    assert pipeline.process_many([path])[0].outcome == "accepted"
+    os.chmod(path, 0o600)
+    assert pipeline.process_many([path])[0].outcome == "seen"
