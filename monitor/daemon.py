@@ -14,6 +14,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ from datetime import datetime, timedelta
 import httpx
 import structlog
 
+from monitor import HELD_SIGHUP, hold_sighup
 from monitor.alerts import flush_digest, latest_fire, oldest_pending
 from monitor.errors import RulesError
 from monitor.lanes import Lane
@@ -54,6 +56,17 @@ class _OverflowAlarm(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if "overflow" in record.getMessage():
             self.alarm()
+
+
+def notify_systemd(state: str) -> None:
+    """Tell systemd the daemon's state (sd_notify: a datagram to $NOTIFY_SOCKET); nothing without systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):  # an abstract socket
+        address = "\0" + address[1:]
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.sendto(state.encode(), address)
 
 
 class Daemon:
@@ -90,15 +103,22 @@ class Daemon:
         self.metrics = Metrics()
         self._written_at: OrderedDict[str, float] = OrderedDict()  # path -> mtime, for the latency histogram
         self.on_processed: Callable[[Processed], None] | None = None
+        self.started = False  # every stage runs
 
     async def serve(self) -> None:
-        """Run until `stop` is set (by a signal or a caller), then shut down."""
+        """Run until `stop` is set (by a signal or a caller), then shut down. A SIGHUP that came while the
+        process was starting (`monitor.hold_sighup`) reloads the rules once the stages run."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
         async with contextlib.AsyncExitStack() as stack:
+            hold_sighup()  # until the stages run, a reload is kept for later
             await self._start(loop, stack)
+            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
+            if HELD_SIGHUP.is_set():
+                await self.reload("SIGHUP during start-up")
+            notify_systemd("READY=1")  # Type=notify: systemd holds a reload until this
+            stack.callback(notify_systemd, "STOPPING=1")
             log.info(
                 "daemon_ready", rules=len(self.ruleset.rules), folders=[str(f) for f in self.settings.watch.folders]
             )
@@ -107,10 +127,16 @@ class Daemon:
         log.info("daemon_stopped", **dict(sorted(self.counts.items())))
 
     async def _start(self, loop: asyncio.AbstractEventLoop, stack: contextlib.AsyncExitStack) -> None:
+        """Everything that can refuse to start (the state store and its lock, the health port) before any
+        article is read or any alert sent; then the stages."""
         settings = self.settings
         await asyncio.to_thread(self.store.create)
         stack.callback(self.store.close)
         self.store.lock()
+        if settings.http.enabled:  # /readyz says "starting" until the stages run
+            server = HealthServer(Health(self), settings.http.host, settings.http.port)
+            await server.start()
+            stack.push_async_callback(server.close)
         if self.store.dialect == "sqlite":  # one process owns this file: leases of a crashed run are void
             released = await asyncio.to_thread(self.store.release_all)
             if released:
@@ -150,10 +176,7 @@ class Daemon:
         self._plan(self.schedule)
         self.schedule.start()
         stack.callback(self.schedule.shutdown)
-        if settings.http.enabled:
-            server = HealthServer(Health(self), settings.http.host, settings.http.port)
-            await server.start()
-            stack.push_async_callback(server.close)
+        self.started = True
 
     def _plan(self, schedule: Schedule) -> None:
         schedule.every("reconcile", self.settings.watch.reconcile_interval, self.reconcile)

@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from monitor.errors import ConfigError
 from monitor.store import deliveries
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ class Health:
 
     def problems(self) -> list[str]:
         """What keeps the daemon from being ready; empty when it is."""
+        if not self.daemon.started:
+            return ["starting"]
         found = []
         if not self.daemon.watcher.alive():
             found.append("observer not running")
@@ -87,7 +90,10 @@ class HealthServer:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        try:
+            self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        except OSError as exc:  # before any article is read: one line, exit status 1
+            raise ConfigError(f"http.port: cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("health_listening", address=f"http://{self.host}:{self.port}")
 
