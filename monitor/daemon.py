@@ -42,6 +42,7 @@ INGEST_BATCH = 64  # paths taken from the main lane's queue per hop to its threa
 # A file a scan finds changed within this long is taken only when no process has it open for writing (for
 # writers the observer did not see open: started before the daemon, or watched by polling).
 QUIET = 600.0
+STORE_CHECK = 2.0  # seconds between checks that the state store takes a write, and how long one may take
 RETRY_FIRST, RETRY_LAST = 2.0, 60.0  # seconds before a scan retries files that failed for now, doubling
 SLOW_BATCH = 1.0  # seconds: a main-lane batch still running after this is left to finish in a thread of its own
 
@@ -104,6 +105,8 @@ class Daemon:
         self._written_at: OrderedDict[str, float] = OrderedDict()  # path -> mtime, for the latency histogram
         self.on_processed: Callable[[Processed], None] | None = None
         self.started = False  # every stage runs
+        self.store_ok = True  # the last check of the state store took a write (`_check_store`)
+        self._store_probe: asyncio.Future[bool] | None = None
 
     async def serve(self) -> None:
         """Run until `stop` is set (by a signal or a caller), then shut down. A SIGHUP that came while the
@@ -182,6 +185,7 @@ class Daemon:
         schedule.every("reconcile", self.settings.watch.reconcile_interval, self.reconcile)
         schedule.every("retry-sweep", timedelta(seconds=15), self._sweep)
         schedule.every("observer-check", timedelta(seconds=2), self._check_observer)
+        schedule.every("store-check", timedelta(seconds=STORE_CHECK), self._check_store)
         schedule.every("rules-check", timedelta(seconds=2), self._check_rules_file)
         schedule.digests(self._digest_schedules(), self.flush_digest)
 
@@ -343,6 +347,33 @@ class Daemon:
 
     async def _sweep(self) -> None:
         self.deliverer.wake()
+
+    async def _check_store(self) -> None:
+        """Whether the store takes a write, within STORE_CHECK seconds (a hung database counts as down), for
+        /readyz; logged once per change. When it comes back, a reconcile scan at once reads what arrived
+        meanwhile (those files failed and stayed unseen)."""
+        if self._store_probe is not None and not self._store_probe.done():
+            self._store_fine(False, "the state store did not answer a write within 2 s")
+            return
+        self._store_probe = asyncio.ensure_future(asyncio.to_thread(self.store.writable))
+        try:
+            ok = await asyncio.wait_for(asyncio.shield(self._store_probe), STORE_CHECK)
+        except TimeoutError:
+            ok = False
+        if ok and self.pipeline.failing:  # the store takes writes again, but the last batch failed: try again
+            self.request_reconcile(0.0)
+            ok = False
+        self._store_fine(ok, "the state store refused a write" if not ok else "")
+
+    def _store_fine(self, ok: bool, why: str) -> None:
+        if ok == self.store_ok:
+            return
+        self.store_ok = ok
+        if ok:
+            log.warning("store_recovered")
+            self.request_reconcile(0.0)
+        else:
+            log.error("store_failed", reason=why)
 
     async def _check_observer(self) -> None:
         if not self.stop.is_set() and not self.watcher.alive():

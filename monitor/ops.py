@@ -37,7 +37,7 @@ class Health:
             found.append("observer not running")
         if not self.daemon.schedule.running():
             found.append("scheduler not running")
-        if not self.daemon.store.writable():
+        if not self.daemon.store_ok:  # checked every 2 s in a thread: a hung store never hangs /readyz
             found.append("state store not writable")
         return found
 

@@ -63,6 +63,7 @@ class Pipeline:
         self.rules = rules  # the rules in force now: reloads swap what this returns
         self.max_bytes = max_bytes
         self.limits = limits or LimitsSettings()
+        self.failing = False  # the store failed the last batch: log no traceback per file meanwhile
         # Longest first: a file is read beneath the innermost watched folder that holds it.
         self.roots = sorted((os.path.abspath(root) for root in roots), key=len, reverse=True)
 
@@ -84,7 +85,9 @@ class Pipeline:
         others; a file that fails alone is `failed` and stays unseen (the next reconcile tries it again)."""
         batch = [str(path) for path in paths]
         try:
-            return self._batch(batch, send, since)
+            results = self._batch(batch, send, since)
+            self.failing = False
+            return results
         except Exception:
             if len(batch) == 1:
                 return [self._failed(batch[0])]
@@ -161,7 +164,12 @@ class Pipeline:
         return Processed(step.path, outcome, queued.alerts, queued.deliveries, rules=rules, mtime=step.mtime)
 
     def _failed(self, real: str) -> Processed:
-        log.exception("article_failed", path=real)
+        """A file the store failed to record: its traceback once, while the store keeps failing one line each."""
+        if self.failing:
+            log.warning("article_failed", path=real, reason="the state store is failing")
+        else:
+            self.failing = True  # until a batch is written again (or the daemon's store check says so)
+            log.exception("article_failed", path=real)
         return Processed(ledger_key(real), "failed", reason="the state store failed; tried again by the next scan")
 
 

@@ -140,6 +140,7 @@ class State(enum.StrEnum):
 
 
 OPEN_STATES = (State.pending.value, State.retrying.value)
+PROBE_BYTES = 64 * 1024
 _LEDGER = select(files.c.path, files.c.size, files.c.mtime_ns, files.c.outcome, files.c.seen_at)
 _SEEN = _LEDGER.where(files.c.path.in_(bindparam("paths", expanding=True)))
 _DISABLED = select(webhook_state.c.name).where(webhook_state.c.disabled.is_(True))
@@ -205,7 +206,9 @@ class Store:
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.engine: Engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+            # PostgreSQL: a server that does not answer fails the connection in 10 s instead of hanging it
+            connect = {"connect_timeout": 10} if url.startswith("postgresql") else {}
+            self.engine: Engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"), connect_args=connect)
         except ImportError as exc:
             hint = " (pip install 'psycopg[binary]')" if "psycopg" in str(exc) else ""
             raise StoreError(f"cannot open state store {redact(url)}: {exc}{hint}") from None
@@ -301,9 +304,13 @@ class Store:
             yield conn
 
     def writable(self) -> bool:
+        """Whether the store takes a write of the size a batch makes: a row of 64 KiB rewritten (a one-row
+        update fits in space SQLite already has, so it would pass on a full disk)."""
+        probe = f"{time.time():.6f}".ljust(PROBE_BYTES, ".")
         try:
             with self.begin() as conn:
                 conn.execute(update(meta).where(meta.c.key == "schema").values(value=SCHEMA_VERSION))
+                upsert(conn, meta, {"key": "probe", "value": probe}, key="key")
         except SQLAlchemyError:
             return False
         return True

@@ -3,16 +3,19 @@ daemon started, far-future dates, symlinked folders, wide encodings. Each test f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from monitor.receiver import Receiver
-from tests.conftest import shipped_rules, wait_until
+from tests.conftest import SEED_RULES, DaemonProcess, copy_seeds, shipped_rules, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -105,3 +108,51 @@ def test_utf16_with_its_byte_order_mark_is_read(receiver: Receiver, daemon_facto
     assert daemon.stop() == 0
     [alert] = [r.json()["data"] for r in receiver.received]
     assert alert["hits"][0]["text"] == "gearresteerd"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A file system of its own (tmpfs) that the test can fill."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("needs root to mount a filesystem of its own")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def fill(path: Path) -> Path:
+    """Fill the file system until it is full (ENOSPC)."""
+    block = b"\0" * (1 << 16)
+    with path.open("wb", buffering=0) as out, contextlib.suppress(OSError):
+        while True:
+            out.write(block)
+    return path
+
+
+def ready(daemon: DaemonProcess) -> int:
+    return httpx.get(f"http://127.0.0.1:{daemon.port}/readyz", timeout=5).status_code
+
+
+def test_a_store_that_stops_taking_writes_is_reported_and_heals(
+    receiver: Receiver, daemon_factory, small_disk: Path
+) -> None:
+    url = f"sqlite:///{small_disk / 'monitor.db'}"
+    daemon = daemon_factory(shipped_rules(receiver.url), settings={"state": {"url": url}})
+    daemon.state_url = url
+    daemon.start()
+    filler = fill(small_disk / "filler")
+    wait_until(lambda: ready(daemon) == 503, 10, "/readyz to say the store is not writable")
+    names = copy_seeds(daemon.watched)  # arrive while the store takes no write
+    wait_until(lambda: daemon.log.read_text().count('"article_failed"') >= 1, 10, "the files to fail")
+    time.sleep(1)
+    filler.unlink()
+    wait_until(lambda: ready(daemon) == 200, 10, "/readyz to recover")
+    daemon.wait_settled(names, timeout=15)  # the reconcile interval is 30 s: the recovery's own scan read them
+    assert daemon.stop() == 0
+    log = daemon.log.read_text()
+    assert log.count('"store_failed"') == 1 and log.count('"store_recovered"') == 1
+    assert sum("Traceback" in line for line in log.splitlines()) <= 1  # one per state change, not one per file
+    assert {(Path(r.json()["data"]["article"]["path"]).name, r.json()["data"]["rule"]) for r in receiver.received} == {
+        (name, rule) for name in names for rule in SEED_RULES[name]
+    }
