@@ -97,7 +97,7 @@ class Daemon:
         }
         self._queued: set[str] = set()
         self._reconcile_lock = asyncio.Lock()
-        self._reconcile_pending = False
+        self._reconcile_pending: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Future[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.counts: dict[str, int] = {}
@@ -168,7 +168,7 @@ class Daemon:
             suffixes=settings.watch.suffixes,
         )
         self.watcher.start()
-        alarm = _OverflowAlarm(lambda: loop.call_soon_threadsafe(self.request_reconcile, 0.0))
+        alarm = _OverflowAlarm(lambda: loop.call_soon_threadsafe(self._events_lost))
         inotify_log = logging.getLogger("watchdog.observers.inotify_c")
         inotify_log.addHandler(alarm)
         stack.callback(inotify_log.removeHandler, alarm)
@@ -259,30 +259,37 @@ class Daemon:
         await task
         await self.deliverer.drain(self.settings.delivery.shutdown_grace.total_seconds())
 
+    def _events_lost(self) -> None:
+        """The kernel's event queue overflowed: open counts are unreliable and files may be unseen."""
+        self.watcher.forget_opens()
+        self.request_reconcile(0.0)
+
     def request_reconcile(self, delay: float) -> None:
-        """Run one reconcile scan after `delay` seconds; requests while one is pending are merged."""
-        if self._reconcile_pending or self.stop.is_set():
+        """Run one reconcile scan after `delay` seconds; requests while one is pending are merged into the
+        earlier of the two."""
+        if self.stop.is_set():
             return
-        self._reconcile_pending = True
+        loop = asyncio.get_running_loop()
+        pending = self._reconcile_pending
+        if pending is not None:
+            if pending.when() <= loop.time() + delay:
+                return
+            pending.cancel()
 
         def start() -> None:
-            self._reconcile_pending = False
+            self._reconcile_pending = None
             task = asyncio.ensure_future(self.reconcile())
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-        asyncio.get_running_loop().call_later(delay, start)
+        self._reconcile_pending = loop.call_later(delay, start)
 
     async def reconcile(self) -> None:
         """Queue every file the ledger has not seen in this version (size and mtime), waiting for room
         in the queue rather than dropping paths; one scan at a time."""
         async with self._reconcile_lock:
             settle = self.settings.watch.settle.total_seconds()
-            found, recent = await asyncio.to_thread(self._unseen, settle)
-            writing = {path for path, _ in found if self.watcher.is_open(path)}
-            if writing:  # a writer still has it open: its close event submits it (or a later scan)
-                found = [(path, size) for path, size in found if path not in writing]
-                recent += len(writing)
+            found, recent = await asyncio.to_thread(self._unseen, settle, self._seen_open(settle))
             if found:
                 log.info("reconcile_found", files=len(found))
             for path, size in found:
@@ -294,7 +301,15 @@ class Daemon:
         if recent:
             self.request_reconcile(settle)
 
-    def _unseen(self, settle: float) -> tuple[list[tuple[str, int]], int]:
+    def _seen_open(self, settle: float) -> Callable[[str, int], bool]:
+        """For the scan's thread: whether the observer saw a file opened and not closed. A count for a file
+        unchanged for QUIET is stale (a close lost with an overflow) and ignored."""
+        opened = {path for path in self.watcher.open_paths()}
+        return lambda path, mtime_ns: path in opened and mtime_ns > time.time_ns() - int(QUIET * 1e9)
+
+    def _unseen(
+        self, settle: float, seen_open: Callable[[str, int], bool] = lambda path, mtime: False
+    ) -> tuple[list[tuple[str, int]], int]:
         """Paths (with their sizes) not in the ledger in this version, and how many were too recent."""
         known = self.store.known_files()
         now = time.time_ns()
@@ -310,8 +325,8 @@ class Daemon:
             seen = known.get(ledger_key(entry.path))
             if seen is not None and seen.unchanged(info):
                 continue
-            if info.st_mtime_ns > cutoff:  # may still be being written: its close event, or a later scan
-                recent += 1
+            if info.st_mtime_ns > cutoff or seen_open(entry.path, info.st_mtime_ns):  # may still be written:
+                recent += 1  # its close event, or a later scan
                 continue
             found.append((entry.path, info.st_size))
             if info.st_mtime_ns > quiet:
@@ -349,8 +364,9 @@ class Daemon:
         self.deliverer.wake()
 
     async def _check_store(self) -> None:
-        """Whether the store takes a write, within STORE_CHECK seconds (a hung database counts as down), for
-        /readyz; logged once per change. When it comes back, a reconcile scan at once reads what arrived
+        """Whether the store takes writes, for /readyz: a small write within STORE_CHECK seconds (a hung
+        database counts as down), and the last ingest batch written (a full disk takes the small write but
+        not a batch). Logged once per change. When it comes back, a reconcile scan at once reads what arrived
         meanwhile (those files failed and stayed unseen)."""
         if self._store_probe is not None and not self._store_probe.done():
             self._store_fine(False, "the state store did not answer a write within 2 s")

@@ -140,7 +140,6 @@ class State(enum.StrEnum):
 
 
 OPEN_STATES = (State.pending.value, State.retrying.value)
-PROBE_BYTES = 64 * 1024
 _LEDGER = select(files.c.path, files.c.size, files.c.mtime_ns, files.c.outcome, files.c.seen_at)
 _SEEN = _LEDGER.where(files.c.path.in_(bindparam("paths", expanding=True)))
 _DISABLED = select(webhook_state.c.name).where(webhook_state.c.disabled.is_(True))
@@ -304,13 +303,11 @@ class Store:
             yield conn
 
     def writable(self) -> bool:
-        """Whether the store takes a write of the size a batch makes: a row of 64 KiB rewritten (a one-row
-        update fits in space SQLite already has, so it would pass on a full disk)."""
-        probe = f"{time.time():.6f}".ljust(PROBE_BYTES, ".")
+        """Whether the store takes a small write (a database that is down, hung or read-only does not; a full
+        disk may still take one: the pipeline's failed batches tell that)."""
         try:
             with self.begin() as conn:
                 conn.execute(update(meta).where(meta.c.key == "schema").values(value=SCHEMA_VERSION))
-                upsert(conn, meta, {"key": "probe", "value": probe}, key="key")
         except SQLAlchemyError:
             return False
         return True

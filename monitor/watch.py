@@ -241,6 +241,7 @@ class Watcher:
     def restart(self) -> None:
         """Replace a dead observer; files missed meanwhile are found by the next reconcile scan."""
         self.stop()
+        self.forget_opens()
         self.restarts += 1
         self.start()
 
@@ -278,8 +279,17 @@ class Watcher:
         self.submit(path)
 
     def is_open(self, path: str) -> bool:
-        """Whether the observer saw the file opened and not yet closed (a writer may still be at it)."""
+        """Whether the observer saw the file opened and not yet closed (a writer may still be at it). A hint:
+        an overflowed event queue can lose the close, so counts are dropped then (`forget_opens`)."""
         return self._open.get(path, 0) > 0
+
+    def open_paths(self) -> list[str]:
+        """The files the observer saw opened and not yet closed (on the loop; a copy for other threads)."""
+        return [path for path, count in self._open.items() if count > 0]
+
+    def forget_opens(self) -> None:
+        """Events were lost (a kernel queue overflow, a restart): the open counts can no longer be trusted."""
+        self._open.clear()
 
     def opened(self, path: str) -> None:
         self._open[path] = self._open.get(path, 0) + 1

@@ -142,10 +142,9 @@ def test_a_store_that_stops_taking_writes_is_reported_and_heals(
     daemon.state_url = url
     daemon.start()
     filler = fill(small_disk / "filler")
-    wait_until(lambda: ready(daemon) == 503, 10, "/readyz to say the store is not writable")
-    names = copy_seeds(daemon.watched)  # arrive while the store takes no write
+    names = copy_seeds(daemon.watched)  # arrive while the disk is full
     wait_until(lambda: daemon.log.read_text().count('"article_failed"') >= 1, 10, "the files to fail")
-    time.sleep(1)
+    wait_until(lambda: ready(daemon) == 503, 10, "/readyz to say the store is not writable")
     filler.unlink()
     wait_until(lambda: ready(daemon) == 200, 10, "/readyz to recover")
     daemon.wait_settled(names, timeout=15)  # the reconcile interval is 30 s: the recovery's own scan read them
