@@ -88,12 +88,14 @@ class Daemon:
             roots=settings.watch.folders,
         )
         self._retry_delay = RETRY_FIRST  # seconds before the scan that retries files that failed for now
+        self._retry_at = 0.0  # monotonic time of the scan asked for by the last round of failures
         self.stop = asyncio.Event()
         size = settings.watch.queue_size
         calls = (self._process_batch, self._processed, self._taken, self.submit)  # what a lane calls back
+        shared: tuple[set[str], set[str]] = (set(), set())  # paths in flight and held, across the lanes
         self.lanes = {  # ordinary files in batches; large ones alone, so that one cannot hold up the others
-            "main": Lane("main", size, INGEST_BATCH, *calls, slow=SLOW_BATCH),
-            "large": Lane("large", size, 1, *calls),  # one at a time, even when slow
+            "main": Lane("main", size, INGEST_BATCH, *calls, slow=SLOW_BATCH, shared=shared),
+            "large": Lane("large", size, 1, *calls, shared=shared),  # one at a time, even when slow
         }
         self._queued: set[str] = set()
         self._reconcile_lock = asyncio.Lock()
@@ -106,6 +108,7 @@ class Daemon:
         self.on_processed: Callable[[Processed], None] | None = None
         self.started = False  # every stage runs
         self.store_ok = True  # the last check of the state store took a write (`_check_store`)
+        self.observer_ok = True  # the last check found the observers alive (`_check_observer`)
         self._store_probe: asyncio.Future[bool] | None = None
 
     async def serve(self) -> None:
@@ -226,11 +229,17 @@ class Daemon:
 
     def _retry_later(self, result: Processed) -> None:
         """A file that failed for now (no file descriptors, the store away) is left unseen in the ledger: a
-        reconcile scan after a back-off (doubling up to RETRY_LAST, reset by a success) reads it again."""
+        reconcile scan after a back-off reads it again. The back-off doubles per round of retries (up to
+        RETRY_LAST) while failures go on, and starts over after a quiet spell, so a file that always fails
+        costs one scan a minute, not one every 2 s."""
+        now = time.monotonic()
         if result.outcome == "failed":
+            if now < self._retry_at:  # this round's scan is already asked for
+                return
             self.request_reconcile(self._retry_delay)
+            self._retry_at = now + self._retry_delay
             self._retry_delay = min(self._retry_delay * 2, RETRY_LAST)
-        elif result.outcome in ("accepted", "duplicate", "rejected"):
+        elif now > self._retry_at + RETRY_LAST:
             self._retry_delay = RETRY_FIRST
 
     def _process_batch(self, paths: list[str]) -> list[Processed]:
@@ -248,7 +257,8 @@ class Daemon:
         while any(lane.busy for lane in self.lanes.values()) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         busy = [lane.name for lane in self.lanes.values() if lane.busy]
-        if busy:  # a daemon thread: it does not keep the process alive; the file stays unseen
+        if busy:  # a daemon thread: it does not keep the process alive, and writes nothing: the file stays unseen
+            self.pipeline.abandoned.set()
             log.warning("ingest_abandoned", lanes=busy, why="still reading after the shutdown grace")
         for task in tasks:
             task.cancel()
@@ -295,9 +305,17 @@ class Daemon:
             for path, size in found:
                 if self.stop.is_set():
                     return
-                if path not in self._queued:
+                if path in self._queued:
+                    continue
+                lane = self._lane(size)
+                if lane is self.lanes["main"]:  # back-pressure: wait for room rather than drop
                     self._queued.add(path)
-                    await self._lane(size).queue.put(path)
+                    await lane.queue.put(path)
+                elif not lane.queue.full():  # never wait behind large files: a later scan takes the rest
+                    self._queued.add(path)
+                    lane.queue.put_nowait(path)
+                else:
+                    recent += 1
         if recent:
             self.request_reconcile(settle)
 
@@ -392,10 +410,16 @@ class Daemon:
             log.error("store_failed", reason=why)
 
     async def _check_observer(self) -> None:
-        if not self.stop.is_set() and not self.watcher.alive():
+        """Every 2 s, in a thread (`alive` stats the folders, which hangs on a hung network share): restart
+        a dead observer; /readyz reads the outcome (`observer_ok`) instead of asking on the loop."""
+        if self.stop.is_set():
+            return
+        self.observer_ok = await asyncio.to_thread(self.watcher.alive)
+        if not self.observer_ok:
             log.error("observer_died", restarting=True)
             await asyncio.to_thread(self.watcher.restart)
             self.metrics.observer_restarts.inc()
+            self.observer_ok = self.watcher.alive()
             await self.reconcile()
 
     async def _check_rules_file(self) -> None:

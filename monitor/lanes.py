@@ -96,6 +96,7 @@ class Lane:
         taken: Callable[[list[str]], None],
         resubmit: Callable[[str], None],
         slow: float | None = None,
+        shared: tuple[set[str], set[str]] | None = None,
     ) -> None:
         self.name = name
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=size)
@@ -106,8 +107,9 @@ class Lane:
         self._taken = taken
         self._resubmit = resubmit
         self._running: dict[asyncio.Future[list[Processed]], list[str]] = {}
-        self._in_flight: set[str] = set()
-        self._held: set[str] = set()
+        # Paths in a running batch, and paths queued again meanwhile: shared by the lanes of one daemon, so
+        # that a file that changed lanes (grown or shrunk) is not read by two lanes at once either.
+        self._in_flight, self._held = shared if shared is not None else (set(), set())
 
     @property
     def busy(self) -> bool:

@@ -33,7 +33,7 @@ class Health:
         if not self.daemon.started:
             return ["starting"]
         found = []
-        if not self.daemon.watcher.alive():
+        if not self.daemon.observer_ok:  # checked every 2 s in a thread
             found.append("observer not running")
         if not self.daemon.schedule.running():
             found.append("scheduler not running")

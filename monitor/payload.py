@@ -3,9 +3,10 @@
 An alert's payload is compact JSON of at most `limits.max_payload_bytes - DIGEST_ROOM` bytes, whatever
 the article, so that it also fits a digest part with the digest's own fields (docs/formats.md, "Caps"):
 
-1. every field is cut to its own cap: at most `max_hits` hits, a hit's term and text to `hit_chars`
-   (the text around its middle), a snippet to CONTEXT characters each side of its hit, the clause to
-   CLAUSE characters, the path to PATH (around its middle, so that the file name stays);
+1. every field is cut to its own cap: at most `max_hits` hits, a hit's term and text to `hit_chars` (the
+   engine has already cut a long text to its start and "…"; a text from elsewhere is cut around its
+   middle), a snippet to CONTEXT characters each side of its hit, the clause to CLAUSE characters, the
+   path to PATH (around its middle, so that the file name stays);
 2. if the whole is still over the budget, hits are dropped from the end;
 3. if it is over without any hit, the clause, path and lead are halved, longest first, until it fits.
 
@@ -72,7 +73,7 @@ def alert_payload(
             "lead": lead,
         },
         "hits_total": total,
-        "truncated": True,  # measured as the longer of the two values
+        "truncated": False,  # measured as the longer of the two values (false: 5 bytes, true: 4)
         "hits": [],
     }
     kept = _fit_hits(payload, hits, alert_budget(limits))

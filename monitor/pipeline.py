@@ -11,6 +11,7 @@ commit for many articles, and still no article is half-recorded.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -64,6 +65,7 @@ class Pipeline:
         self.max_bytes = max_bytes
         self.limits = limits or LimitsSettings()
         self.failing = False  # the store failed the last batch: log no traceback per file meanwhile
+        self.abandoned = threading.Event()  # shutdown gave up waiting: batches still running write nothing
         # Longest first: a file is read beneath the innermost watched folder that holds it.
         self.roots = sorted((os.path.abspath(root) for root in roots), key=len, reverse=True)
 
@@ -94,7 +96,7 @@ class Pipeline:
         results = []
         for path in batch:
             try:
-                results.append(self._batch([path], send, since)[0])
+                results.extend(self._batch([path], send, since))
             except Exception:
                 results.append(self._failed(path))
         return results
@@ -109,6 +111,8 @@ class Pipeline:
             steps.append(self._read(real, path, known.get(path), ruleset, since))
         read = [step for step in steps if step.prepared is not None]
         items = [step.prepared for step in read if step.prepared is not None]
+        if self.abandoned.is_set():  # the daemon stopped waiting for this batch: its files stay unseen
+            return []
         with self.store.begin() as conn:
             for step in steps:
                 if step.error is not None and step.error.code != "transient":

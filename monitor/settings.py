@@ -81,7 +81,7 @@ class LimitsSettings(_Section):
     """Bounds on what one article may cost and produce (docs/formats.md, "Caps")."""
 
     max_hits: int = Field(default=20, ge=1, le=10_000)  # hits kept per match; `hits_total` counts them all
-    hit_chars: int = Field(default=200, ge=20, le=100_000)  # a hit's text longer than this is cut around its middle
+    hit_chars: int = Field(default=200, ge=20, le=100_000)  # a hit's text longer than this: its start and …
     max_payload_bytes: int = Field(default=65_536, ge=4_096, le=16 * 1024 * 1024)  # an alert's JSON payload
     match_budget: Duration = timedelta(seconds=30)  # CPU time one article may take to match: past it `too_costly`
     large_article_bytes: int = Field(default=1024 * 1024, ge=1)  # articles this large are read in their own lane

@@ -346,6 +346,9 @@ class Store:
             rows = conn.execute(query, {"now": now, "limit": limit}).mappings().all()
             if rows:
                 conn.execute(_LEASE, {"ids": [row["id"] for row in rows], "until": now + lease})
+        if not rows:
+            return []
+        with self.engine.connect() as conn:  # payloads never change: put together after the write lock is free
             return compose(conn, rows)
 
     def next_due(self) -> float | None:

@@ -50,8 +50,12 @@ class Outcome(enum.StrEnum):
 class Attempt:
     outcome: Outcome
     status: int | None
-    error: str | None
+    error: str | None  # cut to ERROR_CHARS: a receiver's text (a Location header, a reason) is untrusted
     retry_after: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.error is not None and len(self.error) > ERROR_CHARS:
+            object.__setattr__(self, "error", self.error[: ERROR_CHARS - 1] + "…")
 
 
 def classify(response: httpx.Response) -> Attempt:
