@@ -16,6 +16,9 @@ fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   command -v webhook >/dev/null || missing+=(webhook)
+  for writer in rsync unzip curl git; do  # tests/test_e2e_writers.py: the writers users put articles in with
+    command -v "$writer" >/dev/null || missing+=("$writer")
+  done
   if [ ${#missing[@]} -gt 0 ]; then
     echo "installing Debian packages: ${missing[*]}"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null) \

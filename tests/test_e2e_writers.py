@@ -1,0 +1,176 @@
+"""Every common way of putting an article into the folder, through the real daemon (issue 12): each version
+is read once, complete, under its own name, and no temporary name is ever read. Writers that are not
+installed are skipped with a reason (scripts/test.sh installs them as root)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from monitor.receiver import Receiver
+from tests.conftest import DaemonProcess, shipped_rules
+
+pytestmark = pytest.mark.e2e
+
+TEXT = "date 2022-01-18 {token}. Bijna achtduizend mensen zijn gearresteerd. Het dodental is opgelopen tot 164.\n"
+EDITED = TEXT.replace("164", "225")
+Writer = Callable[[Path, Path, str], list[tuple[str, str]]]  # (watched, scratch, name) -> [(name, text)] expected
+
+
+def run(*command: str, cwd: Path | None = None) -> None:
+    subprocess.run(command, cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def staged(scratch: Path, name: str, text: str) -> Path:
+    scratch.mkdir(parents=True, exist_ok=True)
+    path = scratch / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def with_cp(watched: Path, scratch: Path, name: str) -> list[tuple[str, str]]:
+    text = TEXT.format(token="cp")
+    run("cp", str(staged(scratch, name, text)), str(watched / name))
+    return [(name, text)]
+
+
+def with_mv(watched: Path, scratch: Path, name: str) -> list[tuple[str, str]]:
+    text = TEXT.format(token="mv")
+    run("mv", str(staged(scratch, name, text)), str(watched / name))
+    return [(name, text)]
+
+
+def with_rsync(watched: Path, scratch: Path, name: str) -> list[tuple[str, str]]:
+    text = TEXT.format(token="rsync")
+    run("rsync", str(staged(scratch, name, text)), str(watched) + "/")
+    return [(name, text)]
+
+
+def with_tar(watched: Path, scratch: Path, name: str) -> list[tuple[str, str]]:
+    text = TEXT.format(token="tar")
+    staged(scratch / "tree", name, text)
+    run("tar", "-cf", str(scratch / "a.tar"), "-C", str(scratch / "tree"), name)
+    run("tar", "-xf", str(scratch / "a.tar"), "-C", str(watched))
+    return [(name, text)]
+
+
+def with_unzip(watched: Path, scratch: Path, name: str) -> list[tuple[str, str]]:
+    text = TEXT.format(token="unzip")
+    scratch.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(scratch / "a.zip", "w") as archive:
+        archive.writestr(name, text)
+    run("unzip", "-q", "-o", str(scratch / "a.zip"), "-d", str(watched))
+    return [(name, text)]
+
+
+def with_sed(watched: Path, scratch: Path, name: str) -> list[tuple[str, str]]:
+    text = TEXT.format(token="sed")
+    (watched / name).write_text(text, encoding="utf-8")
+    time.sleep(1.5)  # the first version is read before the edit
+    run("sed", "-i", "s/164/225/", str(watched / name))
+    return [(name, text), (name, EDITED.format(token="sed"))]
+
+
+def with_vim(watched: Path, scratch: Path, name: str) -> list[tuple[str, str]]:
+    text = TEXT.format(token="vim")
+    (watched / name).write_text(text, encoding="utf-8")
+    time.sleep(1.5)
+    run("vim", "-n", "-u", "NONE", "-es", "-c", "%s/164/225/", "-c", "wq", str(watched / name))
+    return [(name, text), (name, EDITED.format(token="vim"))]
+
+
+def with_git(watched: Path, scratch: Path, name: str) -> list[tuple[str, str]]:
+    text = TEXT.format(token="git")
+    repo = scratch / "repo"
+    staged(repo, name, text)
+    run("git", "init", "-q", "-b", "main", cwd=repo)
+    run("git", "add", name, cwd=repo)
+    run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "a", cwd=repo)
+    run("git", "clone", "-q", str(repo), str(watched / "clone"))
+    return [(f"clone/{name}", text)]
+
+
+class Slow(BaseHTTPRequestHandler):
+    """Sends the article in three parts a second and a half apart, as a slow download does."""
+
+    body = b""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        third = len(self.body) // 3 + 1
+        for start in range(0, len(self.body), third):
+            self.wfile.write(self.body[start : start + third])
+            self.wfile.flush()
+            time.sleep(1.5)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def with_curl(watched: Path, scratch: Path, name: str) -> list[tuple[str, str]]:
+    text = TEXT.format(token="curl") + "Verder nieuws uit de regio. " * 10_000  # 280 KB: past curl's buffers
+    Slow.body = text.encode()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/article"
+        run("curl", "-s", "-o", str(watched / name), url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    return [(name, text)]
+
+
+WRITERS: dict[str, tuple[Writer, str]] = {
+    "cp": (with_cp, "cp"),
+    "mv": (with_mv, "mv"),
+    "rsync": (with_rsync, "rsync"),
+    "tar": (with_tar, "tar"),
+    "unzip": (with_unzip, "unzip"),
+    "curl -o, slow": (with_curl, "curl"),
+    "sed -i": (with_sed, "sed"),
+    "vim": (with_vim, "vim"),
+    "git clone": (with_git, "git"),
+}
+
+
+@pytest.fixture
+def daemon(receiver: Receiver, daemon_factory) -> Iterator[DaemonProcess]:
+    settings = {"watch": {"settle": "0.5s", "reconcile_interval": "1s"}}  # scans that would catch a half file
+    yield daemon_factory(shipped_rules(receiver.url), settings=settings).start()
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+def test_each_version_is_read_once_complete(writer: str, daemon: DaemonProcess, receiver: Receiver, tmp_path: Path):
+    write, program = WRITERS[writer]
+    if shutil.which(program) is None:
+        pytest.skip(f"{program} is not installed")
+    expected = write(daemon.watched, tmp_path / "scratch", "article.txt")
+    names = sorted({Path(name).name for name, _ in expected})
+    daemon.wait_settled(names)
+    time.sleep(2.5)  # two more scans: none may read anything again
+    assert daemon.stop() == 0
+    got = {
+        (r.json()["data"]["article"]["path"], r.json()["data"]["article"]["content_hash"]) for r in receiver.received
+    }
+    want = {(str(daemon.watched / name), digest(text)) for name, text in expected}
+    assert got == want  # every version, complete, under its own name; nothing else (no part, no temp name)
+    log = daemon.log.read_text()
+    reads = [line for line in log.splitlines() if '"article_read"' in line]
+    assert len(reads) == len(expected), reads
+    assert len(receiver.received) == 2 * len(expected)  # arrestaties and dodental, once each per version
