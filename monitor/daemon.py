@@ -36,6 +36,7 @@ from monitor.schedule import Schedule, cron
 from monitor.settings import Settings
 from monitor.store import Delivery, Store
 from monitor.watch import Watcher, open_for_writing, scan
+from monitor.worker import MatchWorker
 
 log = structlog.get_logger(__name__)
 INGEST_BATCH = 64  # paths taken from the main lane's queue per hop to its thread
@@ -86,6 +87,7 @@ class Daemon:
             settings.watch.max_article_bytes,
             settings.limits,
             roots=settings.watch.folders,
+            worker=MatchWorker(settings.limits.large_article_bytes),
         )
         self._retry_delay = RETRY_FIRST  # seconds before the scan that retries files that failed for now
         self._retry_at = 0.0  # monotonic time of the scan asked for by the last round of failures
@@ -138,6 +140,8 @@ class Daemon:
         settings = self.settings
         await asyncio.to_thread(self.store.create)
         stack.callback(self.store.close)
+        if self.pipeline.worker is not None:
+            stack.callback(self.pipeline.worker.close)
         self.store.lock()
         if settings.http.enabled:  # /readyz says "starting" until the stages run
             server = HealthServer(Health(self), settings.http.host, settings.http.port)

@@ -60,6 +60,10 @@ class ArticleError(MonitorError):
         self.code = code
         super().__init__(f"{path}: {reason}")
 
+    def __reduce__(self) -> tuple[type[ArticleError], tuple[str, str, str]]:
+        """Picklable: it comes back from the worker process that reads large articles."""
+        return ArticleError, (self.path, self.reason, self.code)
+
 
 class StoreError(MonitorError):
     pass
@@ -81,6 +85,9 @@ class MatchBudgetExceeded(ArticleError):
     def __init__(self, budget: float, path: str | Path = "") -> None:
         self.budget = budget
         super().__init__(path, f"matching took more than its budget of {budget:g} s of CPU", "too_costly")
+
+    def __reduce__(self) -> tuple[type[MatchBudgetExceeded], tuple[float, str]]:  # type: ignore[override]
+        return MatchBudgetExceeded, (self.budget, self.path)
 
     def with_path(self, path: str | Path) -> MatchBudgetExceeded:
         return MatchBudgetExceeded(self.budget, path)

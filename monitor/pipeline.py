@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -26,6 +27,9 @@ from monitor.matching.engine import Match
 from monitor.rules import RuleSet
 from monitor.settings import LimitsSettings
 from monitor.store import Known, Store
+
+if TYPE_CHECKING:
+    from monitor.worker import MatchWorker
 
 log = structlog.get_logger(__name__)
 
@@ -59,11 +63,13 @@ class Pipeline:
         max_bytes: int,
         limits: LimitsSettings | None = None,
         roots: Sequence[Path | str] = (),
+        worker: MatchWorker | None = None,
     ) -> None:
         self.store = store
         self.rules = rules  # the rules in force now: reloads swap what this returns
         self.max_bytes = max_bytes
         self.limits = limits or LimitsSettings()
+        self.worker = worker  # large files are read and matched in its process
         self.failing = False  # the store failed the last batch: log no traceback per file meanwhile
         self.abandoned = threading.Event()  # shutdown gave up waiting: batches still running write nothing
         # Longest first: a file is read beneath the innermost watched folder that holds it.
@@ -124,31 +130,14 @@ class Pipeline:
         return [self._done(step) for step in steps]
 
     def _read(self, real: str, path: str, known: Known | None, ruleset: RuleSet, since: date | None) -> _Step:
-        """Stat, read and match one file and build its alerts' payloads, outside the transaction."""
-        try:
-            info = os.stat(real, follow_symlinks=False)
-        except FileNotFoundError:
-            return _Step(path, (0, 0), error=ArticleError(path, "file vanished before it was read", "vanished"))
-        except OSError as exc:
-            return _Step(path, (0, 0), error=unavailable(path, "stat", exc))
-        stat = (info.st_size, info.st_mtime_ns)
-        if known is not None and known.unchanged(info):
-            return _Step(path, stat, outcome="seen")
-        try:
-            article = replace(read_article(real, self.max_bytes, self.root_of(real)), path=path)
-        except ArticleError as exc:
-            return _Step(path, stat, error=exc)
-        if since is not None and article.date.latest().date() < since:
-            return _Step(path, stat, outcome="skipped")
-        limits = self.limits
-        try:
-            matches = ruleset.engine.match(
-                article, max_hits=limits.max_hits, hit_chars=limits.hit_chars, budget=limits.match_budget
-            )
-        except MatchBudgetExceeded as exc:
-            return _Step(path, stat, error=exc.with_path(path))
-        prepared = prepare(ruleset, article, matches, stat, self.limits)
-        return _Step(path, stat, article=article, matches=matches, mtime=info.st_mtime, prepared=prepared)
+        """Stat, read and match one file and build its alerts' payloads, outside the transaction: in a worker
+        process when one is given and the file is large (`monitor.worker`), else here."""
+        job = Job(real, path, known, since, self.max_bytes, self.limits, self.root_of(real))
+        if self.worker is not None and self.worker.takes(real):
+            step = self.worker.read(ruleset, job)
+            if step is not None:
+                return step
+        return read_step(ruleset, job)
 
     def _done(self, step: _Step) -> Processed:
         """The result of a step whose transaction committed, logged."""
@@ -175,6 +164,48 @@ class Pipeline:
             self.failing = True  # until a batch is written again (or the daemon's store check says so)
             log.exception("article_failed", path=real)
         return Processed(ledger_key(real), "failed", reason="the state store failed; tried again by the next scan")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """What reading one file needs besides the rules (plain data: it goes to the worker process too)."""
+
+    real: str  # the path to open
+    path: str  # the path as recorded (`ledger_key`)
+    known: Known | None
+    since: date | None
+    max_bytes: int
+    limits: LimitsSettings
+    root: str | None
+
+
+def read_step(ruleset: RuleSet, job: Job) -> _Step:
+    """Stat, read and match one file and build its alerts' payloads (the costly part, outside any lock)."""
+    real, path = job.real, job.path
+    try:
+        info = os.stat(real, follow_symlinks=False)
+    except FileNotFoundError:
+        return _Step(path, (0, 0), error=ArticleError(path, "file vanished before it was read", "vanished"))
+    except OSError as exc:
+        return _Step(path, (0, 0), error=unavailable(path, "stat", exc))
+    stat = (info.st_size, info.st_mtime_ns)
+    if job.known is not None and job.known.unchanged(info):
+        return _Step(path, stat, outcome="seen")
+    try:
+        article = replace(read_article(real, job.max_bytes, job.root), path=path)
+    except ArticleError as exc:
+        return _Step(path, stat, error=exc)
+    if job.since is not None and article.date.latest().date() < job.since:
+        return _Step(path, stat, outcome="skipped")
+    limits = job.limits
+    try:
+        matches = ruleset.engine.match(
+            article, max_hits=limits.max_hits, hit_chars=limits.hit_chars, budget=limits.match_budget
+        )
+    except MatchBudgetExceeded as exc:
+        return _Step(path, stat, error=exc.with_path(path))
+    prepared = prepare(ruleset, article, matches, stat, limits)
+    return _Step(path, stat, article=article, matches=matches, mtime=info.st_mtime, prepared=prepared)
 
 
 @dataclass(slots=True)

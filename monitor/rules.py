@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import gc
+import hashlib
 import os
 import re
 import threading
@@ -142,6 +143,7 @@ class RuleSet:
     engine: Engine
     loaded_at: datetime
     by_name: Mapping[str, Rule] = field(default_factory=dict)  # every rule by its name, for `rule()`
+    digest: str = ""  # sha256 of the file as read: the same rules in another process (`monitor.worker`)
 
     def __post_init__(self) -> None:
         if not self.by_name:
@@ -178,11 +180,17 @@ def load_rules(path: str | Path, environ: Mapping[str, str] | None = None) -> Ru
     slower loader that keeps every value's line (ten times slower on a file of 10,000 rules)."""
     path = Path(path)
     environ = os.environ if environ is None else environ
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        digest = ""  # _load says what is wrong with the file
     with _collector_paused:
         try:
-            return _load(path, environ, located=False)
+            ruleset = _load(path, environ, located=False)
         except RulesError:
-            return _load(path, environ, located=True)
+            ruleset = _load(path, environ, located=True)
+    object.__setattr__(ruleset, "digest", digest)
+    return ruleset
 
 
 class _CollectorPause:
