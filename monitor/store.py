@@ -576,11 +576,20 @@ class Known(NamedTuple):
         then made readable is looked at again."""
         if (self.size, self.mtime_ns) != (info.st_size, info.st_mtime_ns):
             return False
+        # `rejected_at` is read from the clock file times come from (`file_clock`), so a file written just
+        # before its rejection is not looked at again, and a change after it is.
         return self.rejected_at is None or info.st_ctime <= self.rejected_at
 
 
 def _known(size: int, mtime_ns: int, outcome: str, seen_at: float) -> Known:
     return Known(size, mtime_ns, seen_at if outcome == "rejected" else None)
+
+
+def file_clock() -> float:
+    """Now, by the clock the kernel stamps file times with (Linux: the coarse real-time clock, a few
+    milliseconds behind `time.time`, which would make a file written just before look changed after)."""
+    coarse = getattr(time, "CLOCK_REALTIME_COARSE", None)
+    return time.clock_gettime(coarse) if coarse is not None else time.time()
 
 
 def file_row(path: str, size: int, mtime_ns: int, **values: Any) -> dict[str, Any]:
@@ -589,7 +598,7 @@ def file_row(path: str, size: int, mtime_ns: int, **values: Any) -> dict[str, An
         "path": path,
         "size": size,
         "mtime_ns": mtime_ns,
-        "seen_at": time.time(),
+        "seen_at": file_clock(),
         "content_hash": values.get("content_hash"),
         "outcome": values["outcome"],
         "code": values.get("code"),

@@ -4,6 +4,7 @@ transaction; every file gets its own outcome, and a file the store refuses canno
 from __future__ import annotations
 
 import os
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,7 @@ def test_a_rejection_is_looked_at_again_when_the_file_mode_changes(pipeline: Pip
     [path] = write(tmp_path / "in", {"a.txt": "geen datum hier\n"})
     assert pipeline.process_many([path])[0].code == "no_date"
     assert pipeline.process_many([path])[0].outcome == "seen"
+    time.sleep(0.05)  # the scenario: the mode changes later (file times tick every few milliseconds)
     before = os.stat(path)
     os.chmod(path, 0o600)  # as after `chmod 644` on a file that was unreadable: ctime moves, mtime does not
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
