@@ -18,6 +18,7 @@ import fcntl
 import functools
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -205,8 +206,7 @@ class Store:
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         try:
-            # PostgreSQL: a server that does not answer fails the connection in 10 s instead of hanging it
-            connect = {"connect_timeout": 10} if url.startswith("postgresql") else {}
+            connect = _postgres_options() if url.startswith("postgresql") else {}
             self.engine: Engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"), connect_args=connect)
         except ImportError as exc:
             hint = " (pip install 'psycopg[binary]')" if "psycopg" in str(exc) else ""
@@ -583,6 +583,18 @@ class Known(NamedTuple):
 
 def _known(size: int, mtime_ns: int, outcome: str, seen_at: float) -> Known:
     return Known(size, mtime_ns, seen_at if outcome == "rejected" else None)
+
+
+def _postgres_options() -> dict[str, Any]:
+    """PostgreSQL sessions that never hang and say whose they are: a server that does not answer fails the
+    connection in 10 s, a statement in 60 s, a lock wait in 10 s, a transaction left idle in 60 s (each a
+    store failure the caller retries); `application_name` names the host and process in pg_stat_activity."""
+    timeouts = {"statement_timeout": "60s", "lock_timeout": "10s", "idle_in_transaction_session_timeout": "60s"}
+    return {
+        "connect_timeout": 10,
+        "application_name": f"news-monitor {socket.gethostname()}:{os.getpid()}"[:63],
+        "options": " ".join(f"-c {name}={value}" for name, value in timeouts.items()),
+    }
 
 
 def file_clock() -> float:

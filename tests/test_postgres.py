@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
@@ -323,3 +325,55 @@ def test_concurrent_flushes_of_one_time_lose_no_alert(pg_url: str, tmp_path: Pat
     in_digest = [a["alert_id"] for a in sent[0]["alerts"]]
     assert sorted(in_digest) == ["early-0", "early-1", "early-2"]
     assert pending == {"late"}  # not lost: it waits for the next digest time
+
+
+def test_sessions_carry_timeouts_and_a_name(pg_url: str) -> None:
+    store = Store(pg_url)
+    try:
+        with store.engine.connect() as conn:
+            shown = [conn.execute(text(f"SHOW {name}")).scalar() for name in ("statement_timeout", "lock_timeout")]
+            name = conn.execute(text("SHOW application_name")).scalar()
+    finally:
+        store.close()
+    assert shown == ["1min", "10s"]
+    assert name == f"news-monitor {os.uname().nodename}:{os.getpid()}"[:63]
+
+
+def cluster_processes(url: str) -> list[int]:
+    """The PostgreSQL server's processes: its postmaster (postmaster.pid in its data directory) and children."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        data = conn.execute(text("SHOW data_directory")).scalar()
+    engine.dispose()
+    postmaster = int(Path(str(data), "postmaster.pid").read_text().split()[0])
+    children = [
+        int(c) for task in Path(f"/proc/{postmaster}/task").glob("*/children") for c in task.read_text().split()
+    ]
+    return [postmaster, *children]
+
+
+def test_a_hung_database_is_not_ready_then_heals(receiver: Receiver, daemon_factory, pg_url: str, tmp_path) -> None:
+    daemon = daemon_factory(rules(receiver.url), settings={"state": {"url": pg_url}})
+    daemon.state_url = pg_url
+    daemon.start()
+    processes = cluster_processes(pg_url)
+    try:
+        for pid in processes:
+            os.kill(pid, signal.SIGSTOP)
+        wait_until(lambda: not ready(daemon), 15, "/readyz to say the store is not writable")
+        names = write_articles(daemon.watched, range(3))  # arrive while the database hangs
+    finally:
+        for pid in processes:
+            os.kill(pid, signal.SIGCONT)
+    wait_until(lambda: ready(daemon), 20, "/readyz to recover")
+    daemon.wait_settled(names, timeout=30)
+    assert daemon.stop() == 0
+    log = daemon.log.read_text()
+    assert '"store_failed"' in log and '"store_recovered"' in log
+
+
+def ready(daemon: DaemonProcess) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{daemon.port}/readyz", timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
