@@ -61,6 +61,9 @@ class Queued:
     claimed: bool  # False: the same content was claimed before (no new alerts)
     alerts: int
     deliveries: int  # immediate deliveries queued now
+    # accepted (claimed now) | unchanged (this text was claimed under this very name: read again, or by
+    # another replica at the same moment) | duplicate (the same text under another name)
+    outcome: str = "accepted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +150,11 @@ def queue_prepared(
     for index, item in enumerate(items):
         article = item.article
         won = article.content_hash in claimed and first[article.content_hash] == index
-        outcome = "accepted" if won or _claimed_path(conn, article) == article.path else "duplicate"
+        same_name = won or _claimed_path(conn, article) == article.path
+        outcome = "accepted" if same_name else "duplicate"  # in the ledger: the file's content is claimed
         ledger.append(file_row(article.path, *item.stat, outcome=outcome, content_hash=article.content_hash))
         if not won:
-            results.append(Queued(False, 0, 0))
+            results.append(Queued(False, 0, 0, "unchanged" if same_name else "duplicate"))
             continue
         queued = 0
         for draft in item.drafts:

@@ -37,7 +37,7 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True, slots=True)
 class Processed:
     path: str
-    outcome: str  # accepted | duplicate | rejected | seen | skipped | failed
+    outcome: str  # accepted | unchanged | duplicate | rejected | seen | skipped | failed
     alerts: int = 0
     deliveries: int = 0
     reason: str | None = None
@@ -150,7 +150,7 @@ class Pipeline:
         if step.article is None or step.queued is None:
             return Processed(step.path, step.outcome)
         article, queued = step.article, step.queued
-        outcome = "accepted" if queued.claimed else "duplicate"
+        outcome = queued.outcome
         matched = [m.rule for m in step.matches]
         log.info("article_read", path=step.path, outcome=outcome, date=article.date.isoformat(), matches=matched)
         rules = tuple(matched) if queued.claimed else ()

@@ -203,3 +203,15 @@ def test_an_accepted_file_is_not_read_again_for_a_mode_change(pipeline: Pipeline
     assert pipeline.process_many([path])[0].outcome == "accepted"
     os.chmod(path, 0o600)
     assert pipeline.process_many([path])[0].outcome == "seen"
+
+
+def test_the_same_text_read_again_under_its_own_name_is_unchanged_not_a_duplicate(
+    pipeline: Pipeline, store: Store, tmp_path: Path
+) -> None:
+    [path] = write(tmp_path / "in", {"a.txt": MATCH})
+    assert pipeline.process_many([path])[0].outcome == "accepted"
+    os.utime(path, ns=(1, 1))  # touched: a new version to the ledger, the same text
+    assert pipeline.process_many([path])[0].outcome == "unchanged"
+    [copy] = write(tmp_path / "in", {"b.txt": MATCH})
+    assert pipeline.process_many([copy])[0].outcome == "duplicate"  # the same text under a second name
+    assert count(store, alerts) == 1
