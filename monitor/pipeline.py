@@ -47,12 +47,17 @@ class Processed:
 
 
 def ledger_key(path: str) -> str:
-    """The path as stored and sent: a name that is not valid UTF-8 keeps its bytes as \\x escapes."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return os.fsencode(path).decode("utf-8", "backslashreplace")
-    return path
+    """The path as stored and sent: a name that is not valid UTF-8 keeps its bytes as \\x escapes, and a
+    backslash of the name is written twice, so that two names never share a key (the bytes ff fe and the
+    text `\\xff\\xfe` did)."""
+    if "\\" not in path:
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+        else:
+            return path
+    return os.fsencode(path.replace("\\", "\\\\")).decode("utf-8", "backslashreplace")
 
 
 class Pipeline:

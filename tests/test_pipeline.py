@@ -215,3 +215,17 @@ def test_the_same_text_read_again_under_its_own_name_is_unchanged_not_a_duplicat
     [copy] = write(tmp_path / "in", {"b.txt": MATCH})
     assert pipeline.process_many([copy])[0].outcome == "duplicate"  # the same text under a second name
     assert count(store, alerts) == 1
+
+
+def test_a_raw_name_and_its_escape_written_out_are_two_files(pipeline: Pipeline, store: Store, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    raw = os.fsdecode(os.path.join(os.fsencode(folder), b"\xff\xfe.txt"))
+    literal = str(folder / "\\xff\\xfe.txt")  # the text backslash, x, f, f...
+    for path in (raw, literal):
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(MATCH.replace("officier", f"officier {len(path)} {path[-12:]!r}"))
+    keys = {pipeline_module.ledger_key(raw), pipeline_module.ledger_key(literal)}
+    assert len(keys) == 2
+    assert [r.outcome for r in pipeline.process_many([raw, literal])] == ["accepted", "accepted"]
+    assert [r.outcome for r in pipeline.process_many([raw, literal])] == ["seen", "seen"]  # not read at every scan
