@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -155,3 +156,41 @@ def test_a_store_that_stops_taking_writes_is_reported_and_heals(
     assert {(Path(r.json()["data"]["article"]["path"]).name, r.json()["data"]["rule"]) for r in receiver.received} == {
         (name, rule) for name in names for rule in SEED_RULES[name]
     }
+
+
+def test_out_of_file_descriptors_is_retried_not_rejected(receiver: Receiver, daemon_factory) -> None:
+    daemon = daemon_factory(shipped_rules(receiver.url)).start()
+    assert daemon.proc is not None
+    subprocess.run(["prlimit", f"--pid={daemon.proc.pid}", "--nofile=128"], check=True)
+    idle = []
+    try:
+        # idle connections to the health port take the daemon's descriptors (no cap yet: issue 13)
+        while "out of system resource" not in daemon.log.read_text() and len(idle) < 400:
+            try:
+                idle.append(socket.create_connection(("127.0.0.1", daemon.port), timeout=2))
+            except OSError:  # the listen backlog is full: the daemon accepts no more
+                break
+        (daemon.watched / "starved.txt").write_text("date 2022-01 " + CHUNK, encoding="utf-8")
+        wait_until(lambda: '"article_deferred"' in daemon.log.read_text(), 10, "the file to be deferred")
+    finally:
+        for conn in idle:
+            conn.close()
+    daemon.wait_settled(["starved.txt"], timeout=90)  # retried with back-off once descriptors are free
+    assert daemon.stop() == 0
+    assert [r.json()["data"]["rule"] for r in receiver.received] == ["arrestaties"]
+    assert '"article_rejected"' not in daemon.log.read_text()
+
+
+def test_a_folder_deleted_and_made_again_is_watched_again_at_once(receiver: Receiver, daemon_factory) -> None:
+    daemon = daemon_factory(shipped_rules(receiver.url)).start()  # reconcile_interval 30 s in this harness
+    held = (daemon.watched / "held.txt").open("w")  # a file of the old folder stays open meanwhile
+    try:
+        subprocess.run(["rm", "-rf", str(daemon.watched)], check=True)
+        daemon.watched.mkdir()
+        time.sleep(0.5)  # the scenario: an article lands in the new folder soon after
+        (daemon.watched / "after.txt").write_text("date 2022-01 " + CHUNK, encoding="utf-8")
+        daemon.wait_settled(["after.txt"], timeout=15)
+    finally:
+        held.close()
+    assert daemon.stop() == 0
+    assert len(receiver.received) == 1
