@@ -194,3 +194,28 @@ def test_a_folder_deleted_and_made_again_is_watched_again_at_once(receiver: Rece
         held.close()
     assert daemon.stop() == 0
     assert len(receiver.received) == 1
+
+
+def test_a_raw_name_and_its_escape_written_out_are_read_once_each(receiver: Receiver, daemon_factory) -> None:
+    daemon = daemon_factory(shipped_rules(receiver.url), settings={"watch": {"reconcile_interval": "1s"}}).start()
+    raw = os.path.join(os.fsencode(daemon.watched), b"\xff\xfe.txt")
+    with open(raw, "w", encoding="utf-8") as handle:
+        handle.write("date 2022-01 Bericht een. " + CHUNK)
+    (daemon.watched / "\\xff\\xfe.txt").write_text("date 2022-01 Bericht twee. " + CHUNK, encoding="utf-8")
+    assert receiver.wait_for(lambda got: len(got) >= 2, timeout=15)
+    time.sleep(2.5)  # two more scans: they once shared a ledger row and were read again at every scan
+    assert daemon.stop() == 0
+    assert len(receiver.received) == 2
+    assert sum('"article_read"' in line for line in daemon.log.read_text().splitlines()) == 2
+
+
+def test_a_nul_byte_in_the_rules_file_is_refused_and_the_rules_stay(receiver: Receiver, daemon_factory) -> None:
+    daemon = daemon_factory(shipped_rules(receiver.url)).start()
+    rules = daemon.home / "rules.yaml"
+    rules.write_bytes(rules.read_bytes() + b"\x00\n")
+    wait_until(lambda: '"rules_reload_failed"' in daemon.log.read_text(), 15, "the reload to be refused")
+    (daemon.watched / "after.txt").write_text("date 2022-01 " + CHUNK, encoding="utf-8")
+    daemon.wait_settled(["after.txt"])
+    assert daemon.stop() == 0
+    assert [r.json()["data"]["rule"] for r in receiver.received] == ["arrestaties"]
+    assert "U+0000 is not allowed" in daemon.log.read_text()
