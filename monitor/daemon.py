@@ -326,7 +326,7 @@ class Daemon:
     def _seen_open(self, settle: float) -> Callable[[str, int], bool]:
         """For the scan's thread: whether the observer saw a file opened and not closed. A count for a file
         unchanged for QUIET is stale (a close lost with an overflow) and ignored."""
-        opened = {path for path in self.watcher.open_paths()}
+        opened = set(self.watcher.open_paths())
         return lambda path, mtime_ns: path in opened and mtime_ns > time.time_ns() - int(QUIET * 1e9)
 
     def _unseen(
