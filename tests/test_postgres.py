@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -352,19 +352,25 @@ def cluster_processes(url: str) -> list[int]:
     return [postmaster, *children]
 
 
+def signal_all(pids: list[int], signum: int) -> None:
+    """Send `signum` to each process; a backend that ended meanwhile (its zombie reaped once the postmaster
+    runs again) is skipped."""
+    for pid in pids:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
 def test_a_hung_database_is_not_ready_then_heals(receiver: Receiver, daemon_factory, pg_url: str, tmp_path) -> None:
     daemon = daemon_factory(rules(receiver.url), settings={"state": {"url": pg_url}})
     daemon.state_url = pg_url
     daemon.start()
     processes = cluster_processes(pg_url)
     try:
-        for pid in processes:
-            os.kill(pid, signal.SIGSTOP)
+        signal_all(processes, signal.SIGSTOP)
         wait_until(lambda: not ready(daemon), 15, "/readyz to say the store is not writable")
         names = write_articles(daemon.watched, range(3))  # arrive while the database hangs
     finally:
-        for pid in processes:
-            os.kill(pid, signal.SIGCONT)
+        signal_all(processes, signal.SIGCONT)
     wait_until(lambda: ready(daemon), 20, "/readyz to recover")
     daemon.wait_settled(names, timeout=30)
     assert daemon.stop() == 0
