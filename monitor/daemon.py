@@ -20,7 +20,6 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-import httpx
 import structlog
 
 from monitor import HELD_SIGHUP, hold_sighup
@@ -28,7 +27,7 @@ from monitor.alerts import flush_digest, latest_fire, oldest_pending
 from monitor.errors import RulesError
 from monitor.lanes import Lane
 from monitor.notify.deliverer import Attempt, Deliverer, Outcome
-from monitor.notify.transport import Transport
+from monitor.notify.transport import Clients
 from monitor.ops import Health, HealthServer, Metrics
 from monitor.pipeline import Pipeline, Processed, ledger_key
 from monitor.rules import RuleSet, load_rules
@@ -151,13 +150,15 @@ class Daemon:
             released = await asyncio.to_thread(self.store.release_all)
             if released:
                 log.warning("leases_released", deliveries=released, why="the previous run did not stop cleanly")
-        client = await stack.enter_async_context(httpx.AsyncClient(follow_redirects=False, transport=Transport()))
+        clients = Clients(settings.delivery.concurrency)
+        stack.push_async_callback(clients.aclose)
         self.deliverer = Deliverer(
             self.store,
             lambda: self.ruleset.webhooks,
-            client,
+            clients,
             settings.delivery.concurrency,
             settings.delivery.lease.total_seconds(),
+            settings.delivery.per_webhook,
         )
         self.deliverer.on_outcome = self._attempted
         deliver_stop = asyncio.Event()

@@ -7,6 +7,7 @@ It records every request (headers, body, arrival time) and answers with what `re
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -37,13 +38,14 @@ class Receiver:
     port: int = 0
     respond: Callable[[Received], Reply] = lambda _request: (200, {})
     on_request: Callable[[Received], None] | None = None
+    tls: ssl.SSLContext | None = None  # a server context: HTTPS instead of HTTP
     received: list[Received] = field(default_factory=list)
     _changed: threading.Condition = field(default_factory=threading.Condition)
     _server: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def start(self) -> Receiver:
         receiver = self
@@ -84,6 +86,8 @@ class Receiver:
 
         self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         self._server.daemon_threads = True
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, name="receiver", daemon=True).start()
         return self

@@ -61,6 +61,16 @@ class Webhook(_Model):
     retry_schedule: tuple[Duration, ...] = tuple(parse_duration(d) for d in DEFAULT_RETRY_SCHEDULE)
     max_per_minute: int | None = Field(default=None, ge=1)
     headers: dict[str, str] = {}
+    proxy: str | None = None  # an http:// or https:// proxy URL, or `direct`; unset: the environment's
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, value: str | None) -> str | None:
+        if value is None or value == "direct":
+            return value
+        if not re.match(r"https?://[^/\s]+/?$", value):
+            raise ValueError(f"expected `direct` or an http:// or https:// proxy URL, got {mask(value)[:60]!r}")
+        return value
 
     @field_validator("url")
     @classmethod

@@ -50,6 +50,7 @@ class StateSettings(_Section):
 
 class DeliverySettings(_Section):
     concurrency: int = Field(default=8, ge=1, le=256)
+    per_webhook: int | None = Field(default=None, ge=1, le=256)  # attempts at once for one webhook; unset: half
     shutdown_grace: Duration = timedelta(seconds=10)
     lease: Duration = timedelta(seconds=120)
 

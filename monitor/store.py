@@ -149,6 +149,7 @@ _DUE_ROWS = (
     .where(deliveries.c.state.in_(OPEN_STATES), deliveries.c.due_at <= bindparam("now"))
     .where((deliveries.c.lease_until.is_(None)) | (deliveries.c.lease_until < bindparam("now")))
     .where(deliveries.c.webhook.not_in(_DISABLED))
+    .where(deliveries.c.webhook.not_in(bindparam("busy", expanding=True)))
     .order_by(deliveries.c.due_at)
     .limit(bindparam("limit"))
 )
@@ -332,18 +333,23 @@ class Store:
         return self.exchange((), now, limit, lease)
 
     def exchange(
-        self, outcomes: Sequence[tuple[str, str, Mapping[str, Any]]], now: float, limit: int, lease: float
+        self,
+        outcomes: Sequence[tuple[str, str, Mapping[str, Any]]],
+        now: float,
+        limit: int,
+        lease: float,
+        busy: Sequence[str] = (),
     ) -> list[Delivery]:
         """The deliverer's one transaction per turn: store attempts' outcomes, each (delivery id, webhook,
         values of `state`, `due_at`, `last_status`, `last_error`, `delivered_at`), then lease up to `limit`
-        due deliveries of enabled webhooks, oldest first."""
+        due deliveries of enabled webhooks not in `busy` (those with enough work in hand), oldest first."""
         with self.begin() as conn:
             if outcomes:
                 _finish(conn, outcomes)
             if limit <= 0:
                 return []
             query = _DUE_FOR_UPDATE if self.dialect == "postgresql" else _DUE
-            rows = conn.execute(query, {"now": now, "limit": limit}).mappings().all()
+            rows = conn.execute(query, {"now": now, "limit": limit, "busy": list(busy)}).mappings().all()
             if rows:
                 conn.execute(_LEASE, {"ids": [row["id"] for row in rows], "until": now + lease})
         if not rows:

@@ -640,7 +640,7 @@ async def test_run_delivers_everything_due_within_the_concurrency_bound(
             in_flight -= 1
         return httpx.Response(200)
 
-    s = setup(concurrency=bound)
+    s = setup(concurrency=bound, per_webhook=bound)
     s.receiver.handler = handler
     for n in range(total):
         add(s.store, f"msg_{n:02d}")
@@ -648,6 +648,114 @@ async def test_run_delivers_everything_due_within_the_concurrency_bound(
     await until(lambda: set(states(s.store).values()) == {"delivered"}, "every delivery to be delivered")
     assert most == bound
     assert len(s.receiver.requests) == total
+
+
+class Gate:
+    """A receiver handler that holds the requests of one webhook (by URL) until opened, counting them."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.open = url, asyncio.Event()
+        self.held = self.most = 0
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        if str(request.url) == self.url:
+            self.held += 1
+            self.most = max(self.most, self.held)
+            await self.open.wait()
+            self.held -= 1
+        return httpx.Response(200)
+
+
+SLOW_URL = "http://slow.test/hook"
+
+
+@pytest.mark.asyncio
+async def test_one_webhook_takes_at_most_half_the_slots_by_default(
+    setup: MakeSetup, running: Callable[[Deliverer], asyncio.Event]
+) -> None:
+    s = setup(concurrency=6, webhook=hook(url=SLOW_URL))
+    gate = Gate(SLOW_URL)
+    s.receiver.handler = gate
+    for n in range(10):
+        add(s.store, f"msg_{n:02d}")
+    running(s.deliverer)
+    await until(lambda: gate.held == 3, "three attempts to be held")
+    await asyncio.sleep(0.1)  # a deliverer that would start a fourth has had its turns to do it
+    assert gate.most == 3
+    gate.open.set()
+    await until(lambda: set(states(s.store).values()) == {"delivered"}, "every delivery to be delivered")
+
+
+@pytest.mark.asyncio
+async def test_a_webhook_that_holds_its_slots_does_not_hold_up_another(
+    setup: MakeSetup, running: Callable[[Deliverer], asyncio.Event]
+) -> None:
+    s = setup(concurrency=4, webhook=hook(url=SLOW_URL))
+    s.webhooks["other"] = hook()
+    gate = Gate(SLOW_URL)
+    s.receiver.handler = gate
+    for n in range(40):  # older: leased first
+        add(s.store, f"held_{n:02d}", due_at=1.0)
+    for n in range(5):
+        add(s.store, f"quick_{n}", webhook="other", due_at=2.0)
+    running(s.deliverer)
+    quick = {f"quick_{n}" for n in range(5)}
+    await until(lambda: {k for k, v in states(s.store).items() if v == "delivered"} == quick, "the other webhook")
+    assert gate.held == 2
+    gate.open.set()
+    await until(lambda: set(states(s.store).values()) == {"delivered"}, "every delivery to be delivered")
+
+
+@pytest.mark.asyncio
+async def test_a_slow_webhook_gets_one_slot_until_an_attempt_is_quick(
+    setup: MakeSetup, running: Callable[[Deliverer], asyncio.Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deliverer_module, "SLOW_ATTEMPT", 0.2)
+    s = setup(concurrency=8, webhook=hook(url=SLOW_URL))
+    durations = iter([0.3, 0.3, 0.3])  # the first attempts are slow, the rest quick
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        gate.held += 1
+        gate.most = max(gate.most, gate.held)
+        await asyncio.sleep(next(durations, 0.0))
+        gate.held -= 1
+        return httpx.Response(200)
+
+    gate = Gate(SLOW_URL)
+    s.receiver.handler = handler
+    for n in range(3):
+        add(s.store, f"first_{n}", due_at=1.0)
+    with capture_logs() as logs:
+        running(s.deliverer)
+        await until(lambda: set(states(s.store).values()) == {"delivered"}, "the first three")
+        gate.most = 0
+        for n in range(12):
+            add(s.store, f"then_{n:02d}", due_at=2.0)
+        s.deliverer.wake()
+        await until(lambda: set(states(s.store).values()) == {"delivered"}, "every delivery to be delivered")
+    events = [entry["event"] for entry in logs]
+    assert events.count("webhook_slow") == 1 and events.count("webhook_quick_again") == 1
+    assert gate.most == 4  # quick again: half the slots
+
+
+@pytest.mark.asyncio
+async def test_a_delivery_whose_lease_would_end_before_its_attempt_is_given_back(
+    setup: MakeSetup, running: Callable[[Deliverer], asyncio.Event]
+) -> None:
+    webhook = hook(url=SLOW_URL, timeout="20s")  # the line may wait 0.3 s: the lease less the attempt and a spare
+    s = setup(concurrency=2, per_webhook=1, webhook=webhook, lease=20.0 + deliverer_module.LEASE_SPARE + 0.3)
+    gate = Gate(SLOW_URL)
+    s.receiver.handler = gate
+    for n in range(3):
+        add(s.store, f"msg_{n}", due_at=float(n))
+    with capture_logs() as logs:
+        running(s.deliverer)
+        await until(lambda: gate.held == 1, "the first attempt")
+        await until(lambda: any(e["event"] == "delivery_lease_returned" for e in logs), "a lease given back", 2)
+        gate.open.set()
+        await until(lambda: set(states(s.store).values()) == {"delivered"}, "every delivery to be delivered")
+    ids = [request.headers["webhook-id"] for request in s.receiver.requests]
+    assert sorted(ids) == ["msg_0", "msg_1", "msg_2"]  # each once
 
 
 @pytest.mark.asyncio
@@ -659,7 +767,7 @@ async def test_an_attempt_that_ends_after_the_loop_stored_others_is_stored_too(
             await until(lambda: states(s.store)["msg_2"] == "delivered", "msg_2 stored first")
         return httpx.Response(200)
 
-    s = setup(concurrency=2)
+    s = setup(concurrency=2, per_webhook=2)
     s.receiver.handler = handler
     add(s.store, "msg_1", due_at=time.time() - 2)
     add(s.store, "msg_2", due_at=time.time() - 1)
@@ -708,11 +816,11 @@ def fail_exchange_once(
     original = store.exchange
     failures = {"left": 1}
 
-    def flaky(outcomes: Any, now: float, limit: int, lease: float) -> list[Delivery]:
+    def flaky(outcomes: Any, now: float, limit: int, lease: float, busy: Any = ()) -> list[Delivery]:
         if failures["left"] and (outcomes or not storing):
             failures["left"] -= 1
             raise OperationalError("UPDATE", {}, Exception(error))
-        return original(outcomes, now, limit, lease)
+        return original(outcomes, now, limit, lease, busy)
 
     monkeypatch.setattr(store, "exchange", flaky)
     return failures
@@ -758,7 +866,7 @@ async def test_an_attempt_that_crashes_is_sent_again_after_its_lease(
     running: Callable[[Deliverer], asyncio.Event],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    s = setup(lease=0.5)
+    s = setup(lease=0.5, webhook=hook(timeout="100ms"))
     add(s.store, "msg_1")
     original = s.deliverer._post
     failures = {"left": 1}

@@ -18,7 +18,7 @@ from monitor import rules as rules_module
 from monitor.cli import app
 from monitor.errors import ConfigError, RulesError
 from monitor.evaluation import evaluate, run_examples
-from monitor.rules import RuleSet, load_rules
+from monitor.rules import RuleSet, Webhook, load_rules
 from monitor.yamlfile import load_yaml, load_yaml_fast
 
 HEADER = "version: 1\nlists:\n  arrest: [arrest*, opgepakt]\n  bad: ['a*']\nrules:\n"
@@ -338,3 +338,11 @@ def test_a_character_yaml_forbids_is_a_rules_error_with_its_place(tmp_path: Path
     line = HEADER.count("\n") + 2
     assert (problem.line, problem.column) == (line, len("    query: mas") + 1)
     assert f"U+{ord(char):04X} is not allowed" in problem.message
+
+
+@pytest.mark.parametrize("proxy", ["socks5://p:1080", "p:3128", "http://p:3128/path", "none"])
+def test_a_webhook_proxy_is_direct_or_an_http_url(proxy: str) -> None:
+    with pytest.raises(ValueError, match="expected `direct` or an http:// or https:// proxy URL"):
+        Webhook.model_validate({"url": "https://hooks.example/x", "proxy": proxy})
+    for fine in ("direct", "http://p:3128", "https://user:pw@p:3128/"):
+        assert Webhook.model_validate({"url": "https://hooks.example/x", "proxy": fine}).proxy == fine

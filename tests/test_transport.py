@@ -12,12 +12,14 @@ from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpcore
 import httpx
 import pytest
 import pytest_asyncio
 import trustme
 
-from monitor.notify.transport import AsyncioBackend, Transport
+from monitor.notify.transport import AsyncioBackend, Clients, Transport
+from monitor.rules import Webhook
 
 WAIT = 10.0
 
@@ -186,3 +188,63 @@ async def test_a_response_closed_before_its_end_closes_its_connection(
     second = await asyncio.wait_for(client.post(server.url, content=b"two"), WAIT)
     assert (second.status_code, second.content) == (200, b"two")
     assert len({port for port, _ in server.seen}) == 2, "the second request on a new connection"
+
+
+# -- pool limits and proxies ------------------------------------------------------------------------------------
+def test_the_pool_is_sized_and_idle_connections_expire() -> None:
+    pool = Transport(connections=32)._pool
+    assert isinstance(pool, httpcore.AsyncConnectionPool)
+    assert (pool._max_connections, pool._max_keepalive_connections, pool._keepalive_expiry) == (32, 32, 5.0)
+
+
+def test_a_proxied_transport_is_an_http_proxy_pool_on_the_asyncio_backend() -> None:
+    pool = Transport(connections=4, proxy="http://user:pw@proxy.test:3128")._pool
+    assert isinstance(pool, httpcore.AsyncHTTPProxy)
+    assert pool._proxy_url.host == b"proxy.test" and pool._proxy_url.port == 3128
+    assert isinstance(pool._network_backend, AsyncioBackend)
+    assert pool._max_connections == 4
+
+
+WEBHOOK = "https://hooks.example.com/x"
+
+
+@pytest.mark.parametrize(
+    ("environ", "url", "configured", "expected"),
+    [
+        ({}, WEBHOOK, None, None),
+        ({"HTTPS_PROXY": "http://p:3128"}, WEBHOOK, None, "http://p:3128"),
+        ({"https_proxy": "http://lower:1", "HTTPS_PROXY": "http://upper:2"}, WEBHOOK, None, "http://lower:1"),
+        ({"HTTPS_PROXY": "p:3128"}, WEBHOOK, None, "http://p:3128"),
+        ({"HTTP_PROXY": "http://p:3128"}, WEBHOOK, None, None),
+        ({"HTTP_PROXY": "http://p:3128"}, "http://hooks.example.com/x", None, "http://p:3128"),
+        ({"ALL_PROXY": "http://all:1"}, WEBHOOK, None, "http://all:1"),
+        ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "example.com"}, WEBHOOK, None, None),
+        ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": ".example.com"}, WEBHOOK, None, None),
+        ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "ample.com"}, WEBHOOK, None, "http://p:1"),
+        ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "*"}, WEBHOOK, None, None),
+        ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "other.org, hooks.example.com"}, WEBHOOK, None, None),
+        ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "hooks.example.com:8443"}, WEBHOOK, None, "http://p:1"),
+        ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "hooks.example.com:443"}, WEBHOOK, None, None),
+        ({"HTTP_PROXY": "http://p:1", "NO_PROXY": "10.0.0.0/8"}, "http://10.1.2.3/x", None, None),
+        ({"HTTP_PROXY": "http://p:1", "NO_PROXY": "::1"}, "http://[::1]:80/x", None, None),
+        ({"HTTPS_PROXY": "http://p:1"}, WEBHOOK, "direct", None),
+        ({"HTTPS_PROXY": "http://p:1"}, WEBHOOK, "http://own:2", "http://own:2"),
+        ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "*"}, WEBHOOK, "http://own:2", "http://own:2"),
+    ],
+    ids=lambda value: str(value) if not isinstance(value, dict) else ",".join(f"{k}={v}" for k, v in value.items()),
+)
+def test_a_webhook_proxy_comes_from_its_setting_or_the_environment(
+    environ: dict[str, str], url: str, configured: str | None, expected: str | None
+) -> None:
+    assert Clients(8, environ).proxy_for(url, configured) == expected
+
+
+@pytest.mark.asyncio
+async def test_clients_share_one_client_per_proxy() -> None:
+    clients = Clients(8, {"HTTPS_PROXY": "http://p:1"})
+    try:
+        direct = Webhook.model_validate({"url": "https://a.example/x", "proxy": "direct"})
+        via_env = [Webhook.model_validate({"url": f"https://{h}.example/x"}) for h in "bc"]
+        assert clients(via_env[0]) is clients(via_env[1]) is not clients(direct)
+    finally:
+        await clients.aclose()

@@ -14,7 +14,7 @@ import enum
 import functools
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
@@ -35,6 +35,8 @@ IDLE_POLL = 30.0  # seconds between looks at the outbox when nothing wakes the d
 STORE_RETRY = 1.0  # seconds before trying the store again after it failed
 RESPONSE_CAP = 65_536  # bytes of a response body read (and discarded); past them the connection is closed
 ERROR_CHARS = 500  # of an error message stored and logged
+SLOW_ATTEMPT = 2.0  # seconds: an attempt this long gives its webhook one slot until an attempt is quicker
+LEASE_SPARE = 5.0  # seconds of a lease (at most a quarter) kept past an attempt's end, to store its outcome
 INLINE_HITS = 20  # an alert with at most this many hits, of at most INLINE_CHARS characters in all, is
 INLINE_CHARS = 8_192  # rendered on the loop; anything larger in a worker thread
 
@@ -100,23 +102,31 @@ def next_delay(webhook: Webhook, attempts_done: int, hint: float | None) -> floa
 
 
 class Deliverer:
+    """Attempts run `concurrency` at a time, and at most `per_webhook` of them for one webhook (default: half
+    the slots), taken from the webhooks in turn: a webhook that keeps its slots busy queues behind itself. A
+    webhook whose last attempt was slow (SLOW_ATTEMPT or more) gets one slot until an attempt is quick again."""
+
     def __init__(
         self,
         store: Store,
         webhooks: Callable[[], Mapping[str, Webhook]],
-        client: httpx.AsyncClient,
+        client: httpx.AsyncClient | Callable[[Webhook], httpx.AsyncClient],
         concurrency: int = 8,
         lease: float = 120.0,
+        per_webhook: int | None = None,
     ) -> None:
         self.store = store
         self.webhooks = webhooks
-        self.client = client
+        self._client = client
         self.lease = lease
         self._concurrency = concurrency
+        self._per_webhook = per_webhook or max(1, concurrency // 2)
         self._wake = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._posted: list[_Posted] = []  # attempts made whose outcomes are not stored yet
-        self._ready: deque[Delivery] = deque()  # leased, not started yet
+        self._ready: dict[str, deque[_Leased]] = {}  # per webhook, in turn order: leased, not started yet
+        self._running: Counter[str] = Counter()  # per webhook: attempts started and not ended
+        self._slow: set[str] = set()  # webhooks whose last attempt took SLOW_ATTEMPT or more
         self._sent: dict[str, deque[float]] = {}  # per webhook: start times of attempts in the last minute
         self.on_outcome: Callable[[Delivery, Attempt], None] | None = None
 
@@ -144,37 +154,102 @@ class Deliverer:
         worker thread and one transaction; then wait for a finished attempt, a wake-up or the next due time."""
         await self._start_ready()
         free = self._concurrency - self.in_flight
-        short = free > len(self._ready)
+        startable = self._startable()
+        short = free > startable
         if short or self._posted:  # outcomes are stored at once: a crash repeats at most `concurrency` attempts
             posted, self._posted = self._posted, []
-            limit = free + self._concurrency - len(self._ready) if short else 0  # the free slots and one round more
+            limit = free + self._concurrency - startable if short else 0  # the free slots and one round more
+            busy = [name for name in self._ready if self._in_hand(name) >= 2 * self._cap(name)]
             try:
-                outcomes, due = await asyncio.to_thread(self._exchange, posted, time.time(), limit)
+                outcomes, due = await asyncio.to_thread(self._exchange, posted, time.time(), limit, busy)
             except BaseException:
                 self._posted[:0] = posted  # not stored: kept for the next turn (their leases still hold them)
                 raise
             self._report(posted, outcomes)
-            self._ready.extend(due)
+            leased_at = time.monotonic()
+            for delivery in due:
+                self._ready.setdefault(delivery.webhook, deque()).append(_Leased(delivery, leased_at))
             await self._start_ready()
+            if due and self.in_flight < self._concurrency:  # slots left, the leased ones capped: lease again,
+                self._wake.set()  # those webhooks left out once they have two rounds in hand
         if self._tasks or self._posted:  # each finished attempt wakes the loop, which then looks for more
-            await self._wait(stop, None)
+            await self._wait(stop, self._until_late())  # or a leased one waiting in line runs short of lease
             return
         next_due = await asyncio.to_thread(self.store.next_due)
         await self._wait(stop, IDLE_POLL if next_due is None else min(IDLE_POLL, max(0.0, next_due - time.time())))
 
+    def _cap(self, webhook: str) -> int:
+        return 1 if webhook in self._slow else self._per_webhook
+
+    def _in_hand(self, webhook: str) -> int:
+        """The webhook's attempts running and deliveries leased for it, not started yet."""
+        return self._running[webhook] + len(self._ready.get(webhook, ()))
+
+    def _startable(self) -> int:
+        """Leased deliveries that could start now if slots were free (their webhooks under their caps)."""
+        ready = self._ready.items()
+        return sum(max(0, min(len(queue), self._cap(name) - self._running[name])) for name, queue in ready)
+
+    def _next_ready(self) -> tuple[Delivery | None, list[str]]:
+        """The next delivery to start: the first webhook in turn under its cap gives its oldest, and goes to
+        the end of the turn. Deliveries whose lease would end before their attempt could (a webhook's timeout)
+        are taken out on the way, and their ids returned to be given back."""
+        expired: list[str] = []
+        for name in list(self._ready):
+            queue = self._ready[name]
+            while queue and not self._in_lease(queue[0]):
+                expired.append(queue.popleft().delivery.id)
+            if not queue:
+                del self._ready[name]
+                continue
+            if self._running[name] >= self._cap(name):
+                continue
+            leased = queue.popleft()
+            del self._ready[name]
+            if queue:
+                self._ready[name] = queue  # to the end of the turn
+            return leased.delivery, expired
+        return None, expired
+
+    def _in_lease(self, leased: _Leased) -> bool:
+        """Whether an attempt started now would end within the delivery's lease."""
+        return self._late_at(leased) > time.monotonic()
+
+    def _late_at(self, leased: _Leased) -> float:
+        """When (time.monotonic) an attempt of the delivery would no longer end within its lease."""
+        webhook = self.webhooks().get(leased.delivery.webhook)
+        budget = webhook.timeout.total_seconds() if webhook is not None else 0.0
+        return leased.at + self.lease - budget - min(LEASE_SPARE, self.lease / 4)
+
+    def _until_late(self) -> float | None:
+        """Seconds until the first leased delivery waiting in line can no longer start (then it is given back
+        while its lease still holds it); None when none waits."""
+        first = min((self._late_at(queue[0]) for queue in self._ready.values() if queue), default=None)
+        return None if first is None else max(0.0, first - time.monotonic())
+
     async def _start_ready(self) -> None:
         """Start leased deliveries while slots are free (those over their webhook's rate wait their turn)."""
-        while self._ready and self.in_flight < self._concurrency:  # sent and not stored counts as in flight
-            delivery = self._ready.popleft()
+        expired: list[str] = []
+        while self.in_flight < self._concurrency:  # sent and not stored counts as in flight
+            delivery, late = self._next_ready()
+            expired += late
+            if delivery is None:
+                break
             wait = self._throttled(delivery.webhook)
             if wait is not None:  # over the webhook's max_per_minute: it waits its turn, it is not dropped
                 await asyncio.to_thread(self._defer, delivery.id, time.time() + wait)
                 continue
+            self._running[delivery.webhook] += 1
             task = asyncio.create_task(self._attempt(delivery), name=f"deliver {delivery.id}")
             self._tasks[delivery.id] = task
-            task.add_done_callback(functools.partial(self._done, delivery.id))
+            task.add_done_callback(functools.partial(self._done, delivery))
+        if expired:  # due again at once: leased again in a later turn, by this deliverer or another
+            log.info("delivery_lease_returned", deliveries=len(expired))
+            await asyncio.to_thread(self.store.release, expired)
 
-    def _exchange(self, posted: list[_Posted], now: float, limit: int) -> tuple[list[Outcome], list[Delivery]]:
+    def _exchange(
+        self, posted: list[_Posted], now: float, limit: int, busy: list[str] | None = None
+    ) -> tuple[list[Outcome], list[Delivery]]:
         """In a worker thread: store finished attempts and lease what is due, in one transaction."""
         decided = [self._decide(item, now) for item in posted]
         for item, (outcome, _) in zip(posted, decided, strict=True):
@@ -182,15 +257,26 @@ class Deliverer:
                 self.store.set_webhook_disabled(item.delivery.webhook, True, item.attempt.error)
         pairs = list(zip(posted, decided, strict=True))
         rows = [(item.delivery.id, item.delivery.webhook, values) for item, (_, values) in pairs]
-        due = self.store.exchange(rows, now, limit, self.lease)
+        due = self.store.exchange(rows, now, limit, self.lease, busy or ())
         for item, (outcome, values) in pairs:
             _log_outcome(item, outcome, values, now)
         return [outcome for outcome, _ in decided], due
 
     async def _attempt(self, delivery: Delivery) -> None:
         """A task of the loop: POST, and leave the outcome for the loop's next step to store."""
+        started = time.monotonic()
         posted = await self._try(delivery)
+        self._mark_speed(delivery.webhook, time.monotonic() - started)
         self._posted.append(posted)  # the list of now: a step may have taken the one of the start
+
+    def _mark_speed(self, webhook: str, took: float) -> None:
+        if took < SLOW_ATTEMPT:
+            if webhook in self._slow:
+                self._slow.discard(webhook)
+                log.info("webhook_quick_again", webhook=webhook, took=round(took, 3))
+        elif webhook not in self._slow:
+            self._slow.add(webhook)
+            log.warning("webhook_slow", webhook=webhook, took=round(took, 3), slots=1)
 
     async def _try(self, delivery: Delivery) -> _Posted:
         webhook = self.webhooks().get(delivery.webhook)
@@ -220,11 +306,14 @@ class Deliverer:
             conn.execute(query.values(due_at=until, lease_until=None))
         log.info("delivery_throttled", id=delivery_id, until=round(until, 3))
 
-    def _done(self, key: str, task: asyncio.Task[None]) -> None:
-        self._tasks.pop(key, None)
+    def _done(self, delivery: Delivery, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(delivery.id, None)
+        self._running[delivery.webhook] -= 1
+        if self._running[delivery.webhook] <= 0:
+            del self._running[delivery.webhook]
         self._wake.set()
         if not task.cancelled() and (error := task.exception()) is not None:  # its lease expires: retried then
-            log.error("delivery_crashed", id=key, error=repr(error), exc_info=error)
+            log.error("delivery_crashed", id=delivery.id, error=repr(error), exc_info=error)
 
     def _report(self, posted: list[_Posted], outcomes: list[Outcome]) -> None:
         """On the loop, after the outcomes are stored: tell the daemon (metrics)."""
@@ -255,7 +344,7 @@ class Deliverer:
         posted, self._posted = self._posted, []
         if posted:
             self._report(posted, await asyncio.to_thread(self._store_outcomes, posted))
-        leftover += [delivery.id for delivery in self._ready]
+        leftover += [leased.delivery.id for queue in self._ready.values() for leased in queue]
         self._ready.clear()
         if leftover:
             await asyncio.to_thread(self.store.release, leftover)
@@ -278,15 +367,20 @@ class Deliverer:
         timeout = webhook.timeout.total_seconds()
         try:
             async with asyncio.timeout(timeout):  # httpx's timeout is per read: a drip of bytes would outlive it
-                return await self._send(webhook.url, body, headers, timeout)
+                return await self._send(webhook, body, headers, timeout)
         except (TimeoutError, httpx.TimeoutException):
             return Attempt(Outcome.retry, None, f"timed out after {timeout:g}s")
         except httpx.RequestError as exc:  # connection, protocol, or a response body that cannot be read
             return Attempt(Outcome.retry, None, f"{type(exc).__name__}: {exc}".rstrip(": ")[:ERROR_CHARS])
 
-    async def _send(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Attempt:
-        request = self.client.build_request("POST", url, content=body, headers=headers, timeout=timeout)
-        response = await self.client.send(request, stream=True, follow_redirects=False)
+    def client(self, webhook: Webhook) -> httpx.AsyncClient:
+        """The client for a webhook's attempts: direct or through its proxy."""
+        return self._client if isinstance(self._client, httpx.AsyncClient) else self._client(webhook)
+
+    async def _send(self, webhook: Webhook, body: bytes, headers: dict[str, str], timeout: float) -> Attempt:
+        client = self.client(webhook)
+        request = client.build_request("POST", webhook.url, content=body, headers=headers, timeout=timeout)
+        response = await client.send(request, stream=True, follow_redirects=False)
         try:
             await _discard_body(response, RESPONSE_CAP)
         finally:
@@ -352,6 +446,14 @@ async def _discard_body(response: httpx.Response, cap: int) -> None:
         read += len(chunk)
         if read > cap:
             return
+
+
+@dataclass(frozen=True, slots=True)
+class _Leased:
+    """A delivery leased for this deliverer, and when (time.monotonic)."""
+
+    delivery: Delivery
+    at: float
 
 
 @dataclass(frozen=True, slots=True)

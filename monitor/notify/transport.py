@@ -5,21 +5,30 @@ a POST: a cancel scope per read and write, and a fresh dict of socket attributes
 of every pooled connection. `AsyncioBackend` implements httpcore's documented network-backend interface
 (`httpcore.AsyncNetworkBackend`) on `asyncio.open_connection`: TCP, TLS by `start_tls`, timeouts by
 `asyncio.timeout`, and the keep-alive check as one `poll` of the socket. Everything above it, HTTP/1.1,
-the connection pool, TLS defaults (`httpx.create_ssl_context`), proxies from the environment, is httpx's
+the connection pool, HTTP proxies and CONNECT tunnels, TLS defaults (`httpx.create_ssl_context`), is httpx's
 and httpcore's. About half the CPU per POST (benchmarks/README.md).
+
+A custom transport turns off httpx's proxies from the environment, so `Clients` chooses each webhook's
+proxy itself, from the webhook's `proxy:` or the environment's variables, with urllib's NO_PROXY rules.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import os
 import select
 import socket
 import ssl
-from collections.abc import Iterable
-from typing import Any
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import httpcore
 import httpx
+
+if TYPE_CHECKING:
+    from monitor.rules import Webhook
 
 SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
 
@@ -123,13 +132,112 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         await asyncio.sleep(seconds)
 
 
-class Transport(httpx.AsyncHTTPTransport):
-    """httpx's HTTP transport with its connection pool on `AsyncioBackend` (httpx's TLS defaults)."""
+KEEPALIVE_EXPIRY = 5.0  # seconds an idle pooled connection is kept (httpx's default)
 
-    def __init__(self, verify: ssl.SSLContext | bool = True) -> None:
+
+class Transport(httpx.AsyncHTTPTransport):
+    """httpx's HTTP transport with its connection pool on `AsyncioBackend` (httpx's TLS defaults): up to
+    `connections` connections, idle ones closed after KEEPALIVE_EXPIRY; through an HTTP proxy if given
+    (plain HTTP forwarded, HTTPS tunnelled with CONNECT)."""
+
+    def __init__(self, verify: ssl.SSLContext | bool = True, connections: int = 10, proxy: str | None = None) -> None:
         super().__init__(verify=verify)
         context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify=verify)
-        self._pool = httpcore.AsyncConnectionPool(ssl_context=context, network_backend=AsyncioBackend())
+        limits: dict[str, Any] = {
+            "ssl_context": context,
+            "max_connections": connections,
+            "max_keepalive_connections": connections,
+            "keepalive_expiry": KEEPALIVE_EXPIRY,
+            "network_backend": AsyncioBackend(),
+        }
+        if proxy is None:
+            self._pool = httpcore.AsyncConnectionPool(**limits)
+            return
+        url = httpx.Proxy(proxy)
+        self._pool = httpcore.AsyncHTTPProxy(
+            proxy_url=httpcore.URL(scheme=url.url.raw_scheme, host=url.url.raw_host, port=url.url.port, target=b"/"),
+            proxy_auth=url.raw_auth,
+            proxy_headers=url.headers.raw,
+            **limits,
+        )
+
+
+class Clients:
+    """The deliverer's HTTP clients: one direct, one per proxy, made when first needed, each with a pool of
+    `connections`. A webhook's proxy is its own `proxy:` (`direct`: none), else the environment's
+    (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY, read once, as curl and httpx read them)."""
+
+    def __init__(self, connections: int, environ: Mapping[str, str] | None = None) -> None:
+        self.connections = connections
+        self._proxies = _environment_proxies(os.environ if environ is None else environ)
+        self._clients: dict[str | None, httpx.AsyncClient] = {}
+        self._chosen: dict[tuple[str, str | None], str | None] = {}
+
+    def __call__(self, webhook: Webhook) -> httpx.AsyncClient:
+        key = (webhook.url, webhook.proxy)
+        if key not in self._chosen:
+            self._chosen[key] = self.proxy_for(webhook.url, webhook.proxy)
+        proxy = self._chosen[key]
+        client = self._clients.get(proxy)
+        if client is None:
+            transport = Transport(connections=self.connections, proxy=proxy)
+            client = self._clients[proxy] = httpx.AsyncClient(follow_redirects=False, transport=transport)
+        return client
+
+    def proxy_for(self, url: str, configured: str | None = None) -> str | None:
+        """The proxy URL for a webhook URL, or None to connect directly."""
+        if configured is not None:
+            return None if configured == DIRECT else configured
+        parts = urllib.parse.urlsplit(url)
+        proxy = self._proxies.get(parts.scheme) or self._proxies.get("all")
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+        if proxy is None or _bypassed(parts.hostname or "", port, self._proxies.get("no", "")):
+            return None
+        return proxy if "://" in proxy else f"http://{proxy}"
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+
+DIRECT = "direct"  # a webhook's `proxy:` that connects directly whatever the environment says
+
+
+def _bypassed(host: str, port: int | None, no_proxy: str) -> bool:
+    """Whether NO_PROXY names the host, as curl reads it: `*` for every host; `example.com` or `.example.com`
+    for it and its subdomains; an IP address or a CIDR range; `host:port` for one port only."""
+    host = host.lower().strip("[]")
+    for entry in no_proxy.lower().replace(" ", "").split(","):
+        name, _, only = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+        if entry == "*" or ("/" in entry and _in_network(host, entry)):
+            return True
+        if not name or (only and only != str(port)):
+            continue
+        name = name.lstrip(".").strip("[]")
+        if host == name or host.endswith("." + name):
+            return True
+    return False
+
+
+def _in_network(host: str, cidr: str) -> bool:
+    try:
+        return ipaddress.ip_address(host) in ipaddress.ip_network(cidr, strict=False)
+    except ValueError:  # not an address, or not a range
+        return False
+
+
+def _environment_proxies(environ: Mapping[str, str]) -> dict[str, str]:
+    """`<scheme>_proxy` variables by scheme ("no" for NO_PROXY), lower case winning, as urllib reads them
+    (but from `environ`: the daemon's environment at start-up, or a test's)."""
+    found: dict[str, str] = {}
+    for name, value in environ.items():
+        if value and name[-6:].lower() == "_proxy":
+            found.setdefault(name[:-6].lower(), value)
+    for name, value in environ.items():  # lower case wins
+        if value and name.endswith("_proxy"):
+            found[name[:-6]] = value
+    return found
 
 
 def _readable(fd: int) -> bool:

@@ -1,0 +1,80 @@
+"""A small forward proxy on 127.0.0.1 for tests: CONNECT tunnels (HTTPS) and absolute-form requests (HTTP).
+
+Each request it serves is recorded as (method, target). A connection is served by one thread: the request
+head is read, then bytes are piped both ways until either side closes.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+from urllib.parse import urlsplit
+
+
+class Proxy:
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.seen: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._serve, name="proxy", daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(client,), daemon=True).start()
+
+    def _handle(self, client: socket.socket) -> None:
+        with client:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = client.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+            head, _, rest = head.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method, target, version = lines[0].split(" ")
+            with self._lock:
+                self.seen.append((method, target))
+            if method == "CONNECT":
+                host, port = target.rsplit(":", 1)
+                with socket.create_connection((host, int(port)), timeout=10) as upstream:
+                    client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    _pipe(client, upstream, rest)
+                return
+            parts = urlsplit(target)  # absolute form: http://host:port/path
+            origin = parts.path + (f"?{parts.query}" if parts.query else "")
+            headers = [line for line in lines[1:] if not line.lower().startswith(("proxy-", "connection:"))]
+            forwarded = "\r\n".join([f"{method} {origin} {version}", *headers, "Connection: close", "", ""])
+            with socket.create_connection((parts.hostname, parts.port or 80), timeout=10) as upstream:
+                upstream.sendall(forwarded.encode("latin-1") + rest)
+                _pipe(client, upstream, b"", close_after_reply=True)
+
+
+def _pipe(client: socket.socket, upstream: socket.socket, pending: bytes, close_after_reply: bool = False) -> None:
+    """Copy bytes both ways until a side closes (with `close_after_reply`: until the upstream closes)."""
+    if pending:
+        upstream.sendall(pending)
+    pair = {client: upstream, upstream: client}
+    while True:
+        readable, _, _ = select.select(list(pair), [], [], 30)
+        if not readable:
+            return
+        for side in readable:
+            data = side.recv(65536)
+            if not data:
+                if side is upstream or not close_after_reply:
+                    return
+                continue
+            pair[side].sendall(data)
