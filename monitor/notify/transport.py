@@ -170,17 +170,21 @@ class Clients:
     def __init__(self, connections: int, environ: Mapping[str, str] | None = None) -> None:
         self.connections = connections
         self._proxies = _environment_proxies(os.environ if environ is None else environ)
+        self._context = httpx.create_ssl_context()  # tens of milliseconds (the CA bundle): once, at start-up
         self._clients: dict[str | None, httpx.AsyncClient] = {}
         self._chosen: dict[tuple[str, str | None], str | None] = {}
+        self._client(None)
 
     def __call__(self, webhook: Webhook) -> httpx.AsyncClient:
         key = (webhook.url, webhook.proxy)
         if key not in self._chosen:
             self._chosen[key] = self.proxy_for(webhook.url, webhook.proxy)
-        proxy = self._chosen[key]
+        return self._client(self._chosen[key])
+
+    def _client(self, proxy: str | None) -> httpx.AsyncClient:
         client = self._clients.get(proxy)
         if client is None:
-            transport = Transport(connections=self.connections, proxy=proxy)
+            transport = Transport(self._context, connections=self.connections, proxy=proxy)
             client = self._clients[proxy] = httpx.AsyncClient(follow_redirects=False, transport=transport)
         return client
 
