@@ -30,6 +30,10 @@ class Received:
 Reply = tuple[int, dict[str, str]]
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the standard library's 5 resets connections when many senders connect at once
+
+
 @dataclass
 class Receiver:
     """Start with `start()`; `url` is then where to POST. `respond` may be replaced at any time."""
@@ -84,7 +88,7 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        self._server = _Server((self.host, self.port), Handler)
         self._server.daemon_threads = True
         if self.tls is not None:
             self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
