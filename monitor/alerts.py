@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import ColumnElement, Connection, and_, exists, func, select, update
+from sqlalchemy import ColumnElement, Connection, and_, exists, func, select, text, update
 
 from monitor.articles import Article
 from monitor.matching.engine import Match
@@ -144,7 +144,10 @@ def queue_prepared(
     for index, item in enumerate(items):
         first.setdefault(item.article.content_hash, index)
     claims = [_claim(items[index].article, len(items[index].drafts), now) for index in first.values()]
+    claims.sort(key=lambda row: row["content_hash"])  # every table in key order: replicas lock rows in one order
     claimed = set(insert_returning(conn, articles, claims, articles.c.content_hash))
+    winners = [items[index] for content, index in first.items() if content in claimed]
+    _lock_realert_windows(conn, ruleset, winners)
     ledger, alert_rows, delivery_rows, results = [], [], [], []
     sent: set[tuple[str, str]] = set()  # (rule, realert key) alerted earlier in this batch: not in the table yet
     for index, item in enumerate(items):
@@ -163,10 +166,36 @@ def queue_prepared(
             delivery_rows += due
             queued += len(due)
         results.append(Queued(True, len(item.drafts), queued))
-    upsert_many(conn, files, ledger, key="path")
-    insert_returning(conn, alerts, alert_rows, alerts.c.id)
-    insert_returning(conn, deliveries, delivery_rows, deliveries.c.id)
+    upsert_many(conn, files, sorted(ledger, key=lambda row: row["path"]), key="path")
+    insert_returning(conn, alerts, sorted(alert_rows, key=lambda row: row["id"]), alerts.c.id)
+    insert_returning(conn, deliveries, sorted(delivery_rows, key=lambda row: row["id"]), deliveries.c.id)
     return results
+
+
+def _lock_realert_windows(conn: Connection, ruleset: RuleSet, winners: Sequence[Prepared]) -> None:
+    """On PostgreSQL, lock each (rule, realert key) that these newly claimed articles may alert, until the
+    transaction ends, in sorted order: another replica's check for a recent alert of the same key then waits
+    for this commit and sees its alert, so a window gets one alert however the matches race. (On SQLite
+    the write lock already makes the check and the insert one step.)"""
+    if conn.dialect.name != "postgresql":
+        return
+    keys = {
+        _lock_key(draft.rule, draft.realert_key)
+        for item in winners
+        for draft in item.drafts
+        if ruleset.rule(draft.rule).realert is not None
+    }
+    for key in sorted(keys):
+        conn.execute(_ADVISORY_LOCK, {"key": key})
+
+
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+
+
+def _lock_key(rule: str, key: str) -> int:
+    """A signed 64-bit advisory lock key for (rule, realert key)."""
+    digest = hashlib.blake2b(f"realert\x1f{rule}\x1f{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _claim(article: Article, matches: int, now: float) -> dict[str, Any]:
