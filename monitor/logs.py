@@ -21,6 +21,7 @@ from monitor.redaction import mask_text
 from monitor.settings import LogFormat
 
 _SECRET_KEYS = ("secret", "password", "token", "authorization")
+_PLAIN = (int, float, bool)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -33,7 +34,12 @@ def mask_event(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mut
     """A processor, after `format_exc_info`: a field named like a secret (`secret`, `token`, ...) as ***,
     every other value through `mask_text`: messages, tracebacks, and the text of values of other types."""
     for key, value in event.items():
-        event[key] = "***" if _secret_key(key) else _masked(value)
+        if _secret_key(key):
+            event[key] = "***"
+        elif type(value) is str:  # most values (ints, short strings) cost a type check and no call
+            event[key] = mask_text(value)
+        elif value is not None and type(value) not in _PLAIN:
+            event[key] = _masked(value)
     return event
 
 
