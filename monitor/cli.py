@@ -23,6 +23,7 @@ from monitor.articles import read_article
 from monitor.dbcli import db_app
 from monitor.errors import ArticleError, MonitorError, RulesError
 from monitor.logs import configure
+from monitor.redaction import mask_text
 from monitor.rules import RuleSet, load_rules
 from monitor.settings import LimitsSettings, Settings, load_settings
 from monitor.store import State, Store
@@ -46,7 +47,7 @@ def main() -> None:
     try:
         app()
     except MonitorError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        err.print(f"[red]error:[/red] {escape(mask_text(str(exc)))}")
         sys.exit(1)
 
 
@@ -250,7 +251,7 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     except MonitorError as exc:
         report["rules"] = {"file": str(settings.rules_file), "error": str(exc)}
     if as_json:
-        out.print_json(json.dumps(report, default=str))
+        _print_json(report)
         return
     files = ", ".join(f"{k} {v}" for k, v in sorted(report["files"].items())) or "none yet"
     out.print(f"[bold]articles[/bold]  {files}")
@@ -261,13 +262,19 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     outbox = ", ".join(f"{k} {v}" for k, v in sorted(report["outbox"].items())) or "empty"
     out.print(f"[bold]outbox[/bold]    {outbox}")
     for hook in report["webhooks"]:
-        state = "[red]DISABLED[/red] " + escape(hook["disabled_reason"] or "") if hook["disabled"] else "enabled"
+        reason = escape(mask_text(hook["disabled_reason"] or ""))
+        state = "[red]DISABLED[/red] " + reason if hook["disabled"] else "enabled"
         out.print(f"[bold]webhook[/bold]   {hook['name']}: {state}; last delivery {_when(hook['last_delivery_at'])}")
         if hook["last_error"]:
-            out.print(f"          last error {_when(hook['last_error_at'])}: {escape(hook['last_error'])}")
+            out.print(f"          last error {_when(hook['last_error_at'])}: {escape(mask_text(hook['last_error']))}")
     rules = report["rules"]
     summary = rules.get("error") or f"{rules['count']} loaded: {', '.join(rules['names'])}"
-    out.print(f"[bold]rules[/bold]     {escape(rules['file'])}: {escape(summary)}")
+    out.print(f"[bold]rules[/bold]     {escape(rules['file'])}: {escape(mask_text(summary))}")
+
+
+def _print_json(data: Any) -> None:
+    """State for scripts, masked as logs are: a `last_error` stored by an older version may hold a URL's secrets."""
+    out.print_json(mask_text(json.dumps(data, default=str)))
 
 
 def _when(stamp: float | None) -> str:
@@ -286,7 +293,7 @@ def list_deliveries(
     """List deliveries of the outbox (pending, retrying, delivered, dead)."""
     rows = _store(config).deliveries([s.value for s in state] if state else None, limit)
     if as_json:
-        out.print_json(json.dumps([{**asdict(d), "state": d.state.value} for d in rows], default=str))
+        _print_json([{**asdict(d), "state": d.state.value} for d in rows])
         return
     table = Table("id", "webhook", "kind", "rule", "state", "attempts", "last status", "last error", "due")
     for d in rows:
@@ -298,7 +305,7 @@ def list_deliveries(
             d.state.value,
             str(d.attempts),
             str(d.last_status or "-"),
-            escape(d.last_error or "-"),
+            escape(mask_text(d.last_error or "-")),
             _when(d.due_at),
         )
     out.print(table)

@@ -12,8 +12,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from monitor.redaction import redact_url
 from monitor.settings import load_settings
-from monitor.store import Store, redact
+from monitor.store import Store
 
 db_app = typer.Typer(no_args_is_help=True, help="The state store's schema: show its revision, upgrade it.")
 out = Console(highlight=False)
@@ -39,7 +40,7 @@ def upgrade(
         before, after = store.upgrade(revision)
     finally:
         store.close()
-    where = redact(store.url)
+    where = redact_url(store.url)
     if before == after:
         out.print(f"{where}: schema already at revision {after}", soft_wrap=True)
     else:
@@ -64,7 +65,7 @@ def current(config: ConfigOption = None) -> None:
     else:
         state = "newer than this news-monitor"
     out.print(
-        f"{redact(store.url)}: revision {found or 'none'} (this news-monitor needs {head}): {state}", soft_wrap=True
+        f"{redact_url(store.url)}: revision {found or 'none'} (this news-monitor needs {head}): {state}", soft_wrap=True
     )
     if found is not None and found != head:
         raise typer.Exit(1)

@@ -2,14 +2,14 @@
 
 JSON lines when stderr is not a terminal (or `log.format: json`), a readable console form on a terminal.
 Records of the standard library's loggers (httpx, apscheduler, watchdog) go through the same chain.
-Values that look like secrets, and credentials inside URLs, are masked before anything is written.
+Fields named like secrets are masked; every other value, the rendered traceback included, passes through
+`mask_text` (monitor.redaction): URL userinfo, query values and `whsec_` secrets never reach the output.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import re
 import sys
 import threading
 from collections.abc import MutableMapping
@@ -17,18 +17,11 @@ from typing import Any
 
 import structlog
 
+from monitor.redaction import mask_text
 from monitor.settings import LogFormat
 
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
-_SECRET_VALUE = re.compile(r"whsec_[A-Za-z0-9+/=]+")
 _SECRET_KEYS = ("secret", "password", "token", "authorization")
-
-
-def mask(value: str) -> str:
-    """A text with URL credentials and Standard Webhooks secrets replaced by ***."""
-    if "://" not in value and "whsec_" not in value:  # the common case, without a regex
-        return value
-    return _SECRET_VALUE.sub("whsec_***", _URL_CREDENTIALS.sub(r"\g<scheme>***@", value))
+_PLAIN = (int, float, bool)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -37,13 +30,29 @@ def _secret_key(key: str) -> bool:
     return any(word in lowered for word in _SECRET_KEYS)
 
 
-def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def mask_event(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A processor, after `format_exc_info`: a field named like a secret (`secret`, `token`, ...) as ***,
+    every other value through `mask_text`: messages, tracebacks, and the text of values of other types."""
     for key, value in event.items():
         if _secret_key(key):
             event[key] = "***"
-        elif isinstance(value, str):
-            event[key] = mask(value)
+        elif type(value) is str:  # most values (ints, short strings) cost a type check and no call
+            event[key] = mask_text(value)
+        elif value is not None and type(value) not in _PLAIN:
+            event[key] = _masked(value)
     return event
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_text(value)
+    if value is None or isinstance(value, int | float):
+        return value
+    if isinstance(value, list | tuple):
+        return [_masked(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    return mask_text(repr(value))  # what the renderers would write: an exception, a path, an object
 
 
 class _Line:
@@ -79,13 +88,12 @@ def configure(level: str = "INFO", fmt: LogFormat = "auto") -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
-        redact,
     ]
     renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=False)
     # Our own events go straight to stderr (a per-article event through the standard library's logging
     # costs several times more); the standard library's records go through the same processors below.
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, mask_event, renderer],
         logger_factory=_line,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
         cache_logger_on_first_use=False,  # a later configure() (tests, commands) applies to every logger
@@ -95,6 +103,7 @@ def configure(level: str = "INFO", fmt: LogFormat = "auto") -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            mask_event,  # after the traceback is text
             renderer,
         ],
     )

@@ -20,6 +20,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import httpx
 import snowballstemmer
 from pydantic import (
     BaseModel,
@@ -34,9 +35,9 @@ from pydantic import (
 
 from monitor.durations import parse_duration
 from monitor.errors import RuleProblem, RulesError
-from monitor.logs import mask
 from monitor.matching.engine import Engine, MatchRule
 from monitor.matching.query import Compiler, QueryError, Stemmer
+from monitor.redaction import mask_text, redact_url
 from monitor.schedule import cron
 from monitor.yamlfile import YamlProblem, describe, load_yaml, load_yaml_fast, locate
 
@@ -68,16 +69,19 @@ class Webhook(_Model):
     def _proxy_url(cls, value: str | None) -> str | None:
         if value is None or value == "direct":
             return value
-        if not re.match(r"https?://[^/\s]+/?$", value):
-            raise ValueError(f"expected `direct` or an http:// or https:// proxy URL, got {mask(value)[:60]!r}")
+        expected = "expected `direct` or an http:// or https:// proxy URL"
+        try:
+            http_url(value)
+        except ValueError as exc:
+            raise ValueError(f"{expected}: {exc}") from None
+        if httpx.URL(value).path not in ("", "/"):
+            raise ValueError(f"{expected} without a path, got {redact_url(value)[:80]!r}")
         return value
 
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not re.match(r"https?://[^/\s]+", value):
-            raise ValueError(f"expected an http:// or https:// URL, got {mask(value)[:60]!r}")
-        return value
+        return http_url(value)
 
     @model_validator(mode="after")
     def _template_file(self) -> Webhook:
@@ -99,6 +103,23 @@ class Webhook(_Model):
         except ValueError:
             raise ValueError("expected a Standard Webhooks secret: whsec_ then base64 of 16 to 64 bytes") from None
         return value
+
+
+def http_url(value: str) -> str:
+    """The URL if httpx can send to it: scheme http or https, a host, a port from 1 to 65535 (else a
+    ValueError that shows the URL with its secrets masked)."""
+    shown = repr(redact_url(value)[:80])
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"not a valid URL ({mask_text(str(exc))}): {shown}") from None
+    if url.scheme not in ("http", "https"):
+        raise ValueError(f"expected an http:// or https:// URL, got {shown}")
+    if not url.host:
+        raise ValueError(f"expected a host in the URL, got {shown}")
+    if url.port is not None and not 1 <= url.port <= 65535:
+        raise ValueError(f"port {url.port} is out of range 1 to 65535: {shown}")
+    return value
 
 
 class Examples(_Model):

@@ -53,6 +53,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from monitor.errors import StoreError
+from monitor.redaction import redact_url
 
 SCHEMA_VERSION = "1"
 DIGEST_REFS = "alert_ids"  # a digest part's stored payload lists its alerts by id; `Delivery.payload` has them
@@ -211,9 +212,9 @@ class Store:
             self.engine: Engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"), connect_args=connect)
         except ImportError as exc:
             hint = " (pip install 'psycopg[binary]')" if "psycopg" in str(exc) else ""
-            raise StoreError(f"cannot open state store {redact(url)}: {exc}{hint}") from None
+            raise StoreError(f"cannot open state store {redact_url(url)}: {exc}{hint}") from None
         except (SQLAlchemyError, ValueError) as exc:
-            raise StoreError(f"cannot open state store {redact(url)}: {exc}") from None
+            raise StoreError(f"cannot open state store {redact_url(url)}: {exc}") from None
         self._writes: AbstractContextManager[Any] = contextlib.nullcontext()
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -232,7 +233,7 @@ class Store:
             if found is None:
                 migrations.upgrade(conn)
             elif found != head:
-                where = f"state store {redact(self.url)}"
+                where = f"state store {redact_url(self.url)}"
                 if not migrations.known(found):
                     raise StoreError(
                         f"{where} has schema revision {found}, newer than this news-monitor (which knows up to"
@@ -251,7 +252,7 @@ class Store:
             before = migrations.revision(conn)
             if before is not None and not migrations.known(before):
                 raise StoreError(
-                    f"state store {redact(self.url)} has schema revision {before}, newer than this news-monitor"
+                    f"state store {redact_url(self.url)} has schema revision {before}, newer than this news-monitor"
                     f" (which knows up to {migrations.head()}): nothing to upgrade"
                 )
             migrations.upgrade(conn, target)
@@ -274,7 +275,7 @@ class Store:
                 migrations.lock(conn)
                 yield conn
         except DBAPIError as exc:
-            raise StoreError(f"state store {redact(self.url)} is not usable: {exc.orig}") from None
+            raise StoreError(f"state store {redact_url(self.url)} is not usable: {exc.orig}") from None
 
     def lock(self) -> None:
         """Make this process the only daemon on a SQLite file (an exclusive flock beside it)."""
@@ -633,12 +634,3 @@ def upsert(conn: Connection, table: Table, row: dict[str, Any], key: str) -> Non
         return statement.on_conflict_do_update(index_elements=[key], set_=changes)
 
     conn.execute(_statement(("upsert", dialect.__name__, table.name, key, tuple(row)), build), row)
-
-
-def redact(url: str) -> str:
-    """A database URL without its password."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"

@@ -888,6 +888,43 @@ async def test_an_attempt_that_crashes_is_sent_again_after_its_lease(
     assert [r.headers["webhook-id"] for r in s.receiver.requests] == ["msg_1", "msg_1"]
 
 
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        pytest.param(RuntimeError("a bug in the transport"), "RuntimeError: a bug in the transport", id="bug"),
+        pytest.param(OverflowError("port must be 0-65535."), "OverflowError: port must be 0-65535.", id="overflow"),
+        pytest.param(KeyError(), "KeyError", id="no-message"),
+    ],
+)
+@pytest.mark.asyncio
+async def test_an_unexpected_exception_fails_the_attempt_and_follows_the_schedule_to_dead(
+    setup: MakeSetup, running: Callable[[Deliverer], asyncio.Event], error: Exception, reason: str
+) -> None:
+    s = setup(error, error, error, webhook=hook("0.1s", "0.1s"), lease=60.0)
+    add(s.store, "msg_1")
+    with capture_logs() as logs:
+        running(s.deliverer)
+        await until(lambda: states(s.store) == {"msg_1": "dead"}, "the delivery to die after its schedule")
+    stored = row(s.store, "msg_1")
+    assert stored["attempts"] == 3 and stored["last_error"] == reason and stored["last_status"] is None
+    crashed = [e for e in logs if e["event"] == "delivery_attempt_crashed"]
+    assert len(crashed) == 3 and all(e["id"] == "msg_1" and e["exc_info"] for e in crashed), "once per attempt"
+    assert "delivery_crashed" not in [e["event"] for e in logs]
+    assert len(s.receiver.requests) == 3
+
+
+@pytest.mark.asyncio
+async def test_a_redirect_that_echoes_the_url_is_stored_without_its_secrets(setup: MakeSetup) -> None:
+    location = "https://user:SECRET42@elsewhere.test/hook?token=SECRET42&x=1"
+    s = setup(httpx.Response(302, headers={"location": location}))
+    add(s.store, "msg_1")
+    with capture_logs() as logs:
+        assert await s.attempt("msg_1") is Outcome.retry
+    stored = row(s.store, "msg_1")["last_error"]
+    assert stored == "HTTP 302 redirect to https://***@elsewhere.test/hook?token=***&x=*** not followed"
+    assert "SECRET42" not in repr(logs)
+
+
 @pytest.mark.asyncio
 async def test_run_picks_up_a_retry_when_it_falls_due(
     setup: MakeSetup, running: Callable[[Deliverer], asyncio.Event]

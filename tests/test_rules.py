@@ -346,3 +346,34 @@ def test_a_webhook_proxy_is_direct_or_an_http_url(proxy: str) -> None:
         Webhook.model_validate({"url": "https://hooks.example/x", "proxy": proxy})
     for fine in ("direct", "http://p:3128", "https://user:pw@p:3128/"):
         assert Webhook.model_validate({"url": "https://hooks.example/x", "proxy": fine}).proxy == fine
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://hooks.example:70000/x", "port 70000 is out of range 1 to 65535"),
+        ("http://hooks.example:0/x", "port 0 is out of range 1 to 65535"),
+        ("http:///x", "expected a host in the URL"),
+        ("http://[::1/x", "not a valid URL (Invalid port"),
+        (
+            "ftp://hooks.example/x?token=SECRET42",
+            "expected an http:// or https:// URL, got 'ftp://hooks.example/x?token=***'",
+        ),
+        ("hooks.example/x", "expected an http:// or https:// URL"),
+    ],
+    ids=["port-70000", "port-0", "no-host", "bad-ipv6", "ftp-with-token", "no-scheme"],
+)
+def test_webhook_urls_are_checked_at_load_with_their_line(tmp_path: Path, url: str, message: str) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(f"version: 1\nwebhooks:\n  hook:\n    url: '{url}'\nrules:\n  - {{name: a, query: a}}\n")
+    with pytest.raises(RulesError) as caught:
+        load_rules(path, environ={})
+    assert f"{path}:4:" in str(caught.value) and "webhooks.hook.url: " + message in str(caught.value)
+    assert "SECRET42" not in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:65535/x", "https://a:b@hooks.example/x?token=t", "http://[::1]:1/"])
+def test_valid_webhook_urls_load(tmp_path: Path, url: str) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(f"version: 1\nwebhooks:\n  hook:\n    url: '{url}'\nrules:\n  - {{name: a, query: a}}\n")
+    assert load_rules(path, environ={}).webhooks["hook"].url == url

@@ -12,7 +12,8 @@ import structlog
 
 from monitor.durations import format_duration, parse_duration
 from monitor.errors import ConfigError
-from monitor.logs import configure, mask
+from monitor.logs import configure
+from monitor.redaction import mask_text
 from monitor.settings import load_settings
 
 
@@ -85,7 +86,7 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
     ids=["https", "database", "whsec"],
 )
 def test_mask_hides_credentials(text: str, shown: str) -> None:
-    masked = mask(text)
+    masked = mask_text(text)
     assert shown in masked
     assert "s3cret" not in masked and ":pw@" not in masked and "MfKQ9" not in masked
 

@@ -26,6 +26,7 @@ from sqlalchemy import update
 
 from monitor.notify.formats import render
 from monitor.notify.signing import webhook_headers
+from monitor.redaction import mask_text
 from monitor.rules import Webhook
 from monitor.store import Delivery, State, Store, deliveries
 
@@ -52,12 +53,14 @@ class Outcome(enum.StrEnum):
 class Attempt:
     outcome: Outcome
     status: int | None
-    error: str | None  # cut to ERROR_CHARS: a receiver's text (a Location header, a reason) is untrusted
+    error: str | None  # masked (mask_text), cut to ERROR_CHARS: a receiver's text (a Location header) is untrusted
     retry_after: float | None = None
 
     def __post_init__(self) -> None:
-        if self.error is not None and len(self.error) > ERROR_CHARS:
-            object.__setattr__(self, "error", self.error[: ERROR_CHARS - 1] + "…")
+        if self.error is None:
+            return
+        error = mask_text(self.error)  # a redirect may echo the webhook URL with its token: stored, logged, shown
+        object.__setattr__(self, "error", error if len(error) <= ERROR_CHARS else error[: ERROR_CHARS - 1] + "…")
 
 
 def classify(response: httpx.Response) -> Attempt:
@@ -371,7 +374,10 @@ class Deliverer:
         except (TimeoutError, httpx.TimeoutException):
             return Attempt(Outcome.retry, None, f"timed out after {timeout:g}s")
         except httpx.RequestError as exc:  # connection, protocol, or a response body that cannot be read
-            return Attempt(Outcome.retry, None, f"{type(exc).__name__}: {exc}".rstrip(": ")[:ERROR_CHARS])
+            return Attempt(Outcome.retry, None, _reason(exc))
+        except Exception as exc:  # a bug, or a value httpx cannot send: a failed attempt, never a lost lease
+            log.exception("delivery_attempt_crashed", id=delivery.id, webhook=delivery.webhook)
+            return Attempt(Outcome.retry, None, _reason(exc))
 
     def client(self, webhook: Webhook) -> httpx.AsyncClient:
         """The client for a webhook's attempts: direct or through its proxy."""
@@ -405,6 +411,11 @@ class Deliverer:
         if delay is None:
             return Outcome.dead, {"state": State.dead, **common}
         return Outcome.retry, {"state": State.retrying, "due_at": now + delay, **common}
+
+
+def _reason(exc: Exception) -> str:
+    """`ExcType: message` of a failed attempt (`ExcType` alone when it says nothing more)."""
+    return f"{type(exc).__name__}: {exc}".rstrip(": ")  # Attempt masks it, then cuts it
 
 
 async def _prepared(webhook: Webhook, delivery: Delivery) -> tuple[bytes, dict[str, str]]:
