@@ -16,6 +16,9 @@ RUN pip install --no-deps . \
     && chown -R monitor /data
 
 USER monitor
+# The daemon listens on 127.0.0.1 by default; the image listens on 0.0.0.0 so that the container's port can
+# be published at all. Keep it private: publish it to the host's loopback (-p 127.0.0.1:8787:8787) or only to
+# the orchestrator's network, never to the internet (no authentication; /metrics names rules and webhooks).
 ENV MONITOR_WATCH__FOLDERS='["/data/articles"]' \
     MONITOR_STATE__URL=sqlite:////data/state/monitor.db \
     MONITOR_HTTP__HOST=0.0.0.0 \

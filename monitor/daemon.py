@@ -143,7 +143,7 @@ class Daemon:
             stack.callback(self.pipeline.worker.close)
         self.store.lock()
         if settings.http.enabled:  # /readyz says "starting" until the stages run
-            server = HealthServer(Health(self), settings.http.host, settings.http.port)
+            server = HealthServer(Health(self), settings.http)
             await server.start()
             stack.push_async_callback(server.close)
         if self.store.dialect == "sqlite":  # one process owns this file: leases of a crashed run are void

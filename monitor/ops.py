@@ -1,14 +1,21 @@
 """Health and metrics on a local port: `/healthz`, `/readyz`, `/metrics` (Prometheus text format).
 
-A deliberately small HTTP/1.1 responder on asyncio streams: three GET routes, no keep-alive.
+A deliberately small HTTP/1.1 responder on asyncio streams: three routes, GET and HEAD, one request a
+connection. Requests are parsed by h11; connections, their time and their size are bounded (README, "Health").
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 
+import h11
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -20,8 +27,14 @@ from monitor.store import deliveries
 
 if TYPE_CHECKING:
     from monitor.daemon import Daemon
+    from monitor.settings import HttpSettings
 
 log = structlog.get_logger(__name__)
+MAX_REQUEST_BYTES = 8192  # the request line and headers together; a probe's request is about 100 bytes
+ACCEPT_BATCH = 16  # the most connections accepted in one turn of the loop, before the cap applies to them
+LISTEN_BACKLOG = 1024  # connections the kernel holds until they are accepted: a flood of them drops no probe
+LINGER_SECONDS = 1.0  # after an answer, how long the client may take to close (its unread input is discarded)
+REFUSALS_LOGGED_EVERY = 60.0  # seconds: refused requests are one log line at most this often
 
 
 class Health:
@@ -63,6 +76,9 @@ class Metrics:
         self.observer_restarts = Counter("monitor_observer_restarts", "Observer restarts", registry=r)
         self.reload_failures = Counter("monitor_reload_failures", "Rules reloads refused", registry=r)
         self.queue_overflows = Counter("monitor_queue_overflows", "Paths dropped by a full queue", registry=r)
+        self.http_refused = Counter(
+            "monitor_http_refused", "Health port connections refused or dropped, by reason", ["reason"], registry=r
+        )
 
 
 class StateCollector(Collector):
@@ -82,51 +98,172 @@ class StateCollector(Collector):
 
 
 class HealthServer:
-    def __init__(self, health: Health, host: str, port: int) -> None:
+    """The HTTP/1.1 responder, bounded against slow and hostile clients: at most `max_connections` at once,
+    one deadline for the whole request, a cap on its size, GET and HEAD only. One request a connection."""
+
+    def __init__(self, health: Health, settings: HttpSettings) -> None:
         self.health = health
-        self.host, self.port = host, port
+        self.host, self.port = settings.host, settings.port
+        self.max_connections = settings.max_connections
+        self.deadline = settings.request_timeout.total_seconds()
         self.registry = health.daemon.metrics.registry
         self.registry.register(StateCollector(health.daemon))
+        self.refusals = _Refusals(health.daemon.metrics.http_refused)
         self._server: asyncio.Server | None = None
+        self._open: set[asyncio.WriteTransport] = set()  # every connection
+        self._waiting: dict[asyncio.WriteTransport, None] = {}  # those waiting for their client, oldest first
 
     async def start(self) -> None:
         try:
-            self._server = await asyncio.start_server(self._handle, self.host, self.port)
+            self._server = await asyncio.start_server(self._handle, self.host, self.port, backlog=ACCEPT_BATCH)
         except OSError as exc:  # before any article is read: one line, exit status 1
             raise ConfigError(f"http.port: cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
+        for listening in self._server.sockets:  # asyncio's backlog is both: the kernel's queue made deeper
+            with socket.socket(fileno=os.dup(listening.fileno())) as same:
+                same.listen(LISTEN_BACKLOG)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("health_listening", address=f"http://{self.host}:{self.port}")
 
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+            for transport in self._open:
+                transport.abort()
             await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        transport = writer.transport
+        await asyncio.sleep(0)  # one turn of the loop: a request sent at once is here now, see _admit
+        if not self._admit(transport):
+            transport.abort()
+            return
         try:
-            request = await asyncio.wait_for(reader.readline(), timeout=5)
-            while (await asyncio.wait_for(reader.readline(), timeout=5)).strip():
-                pass
-            parts = request.decode("latin-1").split()
-            path = parts[1] if len(parts) > 1 else "/"
-            status, content_type, body = await self._route(path)
-            head = f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-            writer.write(head.encode() + b"Connection: close\r\n\r\n" + body)
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
+            await self._serve(reader, writer)
+        except OSError:  # the client went away, or did not take its answer in time (TimeoutError)
             pass
         finally:
-            writer.close()
+            self._open.discard(transport)
+            self._waiting.pop(transport, None)
+            transport.abort()  # the descriptor is freed now, whatever the client does
 
-    async def _route(self, path: str) -> tuple[str, str, bytes]:
+    def _admit(self, transport: asyncio.WriteTransport) -> bool:
+        """Take a new connection. When every place is taken, the connection that has waited longest for
+        its client loses its place, or, when every place is busy answering, the new one is refused. A real
+        probe sends its request at once: it is read in the step that admits it, so it never waits and is
+        never the one dropped; an idle or dripping client waits, and is."""
+        if len(self._open) >= self.max_connections:
+            if not self._waiting:
+                self.refusals.add("full")
+                return False
+            oldest = next(iter(self._waiting))
+            del self._waiting[oldest]
+            self._open.discard(oldest)
+            oldest.abort()  # its handler reads the end of its input and returns
+            self.refusals.add("dropped")
+        self._open.add(transport)
+        self._waiting[transport] = None
+        return True
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(self.deadline):
+                request = await _read_request(reader)
+        except TimeoutError:
+            request = _Refusal(408, "timeout")
+        self._waiting.pop(writer.transport, None)
+        if request is None or writer.transport.is_closing():  # closed without asking anything, or dropped
+            return
+        if isinstance(request, _Refusal):
+            self.refusals.add(request.reason)
+            answer, head_only = _Answer(request.status, f"{HTTPStatus(request.status).phrase}\n".encode()), False
+        else:
+            answer, head_only = await self._answer(request), request.method == b"HEAD"
+        async with asyncio.timeout(self.deadline):
+            writer.write(answer.encode(head_only))
+            writer.write_eof()
+            await writer.drain()
+        self._waiting[writer.transport] = None  # lingering: its place can be taken
+        async with asyncio.timeout(LINGER_SECONDS):  # closing with unread input would reset the connection
+            while await reader.read(4096):  # and could throw the answer away before the client read it
+                pass
+
+    async def _answer(self, request: h11.Request) -> _Answer:
+        if request.method not in (b"GET", b"HEAD"):
+            self.refusals.add("method")
+            return _Answer(405, b"method not allowed\n", allow="GET, HEAD")
+        path = request.target.decode("ascii").split("?", 1)[0]
         if path == "/healthz":
-            return "200 OK", "text/plain", b"ok\n"
+            return _Answer(200, b"ok\n")
         if path == "/readyz":
             problems = await asyncio.to_thread(self.health.problems)
             if problems:
-                return "503 Service Unavailable", "text/plain", ("\n".join(problems) + "\n").encode()
-            return "200 OK", "text/plain", b"ready\n"
+                return _Answer(503, ("\n".join(problems) + "\n").encode())
+            return _Answer(200, b"ready\n")
         if path == "/metrics":
             body = await asyncio.to_thread(generate_latest, self.registry)
-            return "200 OK", "text/plain; version=0.0.4", body
-        return "404 Not Found", "text/plain", b"not found\n"
+            return _Answer(200, body, content_type="text/plain; version=0.0.4")
+        return _Answer(404, b"not found\n")
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    status: int
+    reason: str  # the label of monitor_http_refused_total
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    body: bytes
+    content_type: str = "text/plain"
+    allow: str | None = None
+
+    def encode(self, head_only: bool) -> bytes:
+        """The response; without its body for HEAD (Content-Length still says the body's size)."""
+        lines = [
+            f"HTTP/1.1 {self.status} {HTTPStatus(self.status).phrase}",
+            f"Content-Type: {self.content_type}",
+            f"Content-Length: {len(self.body)}",
+            "Connection: close",
+        ]
+        if self.allow:
+            lines.append(f"Allow: {self.allow}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+        return head if head_only else head + self.body
+
+
+async def _read_request(reader: asyncio.StreamReader) -> h11.Request | _Refusal | None:
+    """The request's line and headers, parsed by h11; a refusal when they are malformed or too large (414
+    when not even the request line ended); None when the client closed before sending anything."""
+    parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_BYTES)
+    line_ended = False
+    while True:
+        try:
+            event = parser.next_event()
+        except h11.RemoteProtocolError as exc:
+            if exc.error_status_hint == 431:
+                return _Refusal(431 if line_ended else 414, "too_large")
+            return _Refusal(exc.error_status_hint, "malformed")
+        if event is not h11.NEED_DATA:
+            return event if isinstance(event, h11.Request) else None
+        data = await reader.read(4096)
+        line_ended = line_ended or b"\n" in data
+        parser.receive_data(data)
+
+
+class _Refusals:
+    """Refused requests and dropped connections: counted by reason (a metric), and logged as one line at
+    most once a minute, so that a flood of them cannot flood the log."""
+
+    def __init__(self, counter: Counter) -> None:
+        self.counter = counter
+        self.since_logged: dict[str, int] = {}
+        self.next_log = 0.0
+
+    def add(self, reason: str) -> None:
+        self.counter.labels(reason).inc()
+        self.since_logged[reason] = self.since_logged.get(reason, 0) + 1
+        now = time.monotonic()
+        if now >= self.next_log:
+            log.warning("http_requests_refused", **self.since_logged)
+            self.since_logged, self.next_log = {}, now + REFUSALS_LOGGED_EVERY

@@ -73,9 +73,20 @@ class DeliverySettings(_Section):
 
 
 class HttpSettings(_Section):
+    """The health and metrics port (monitor/ops.py); its bounds keep slow or hostile clients from taking it."""
+
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8787, ge=0, le=65535)
+    max_connections: int = Field(default=64, ge=1, le=1024)  # past it, the longest-waiting client is dropped
+    request_timeout: Duration = timedelta(seconds=3)  # for the request line and headers together
+
+    @field_validator("request_timeout")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) < value <= timedelta(minutes=1):
+            raise ValueError("must be more than 0s and at most 1m")
+        return value
 
 
 class LimitsSettings(_Section):

@@ -57,8 +57,10 @@ def test_yaml_then_environment_overrides(tmp_path: Path, monkeypatch: pytest.Mon
         ("delivery:\n  concurrency: 0\n", 2, "delivery.concurrency"),
         ("watch:\n  settle: soon\n", 2, "expected e.g. 30s"),
         ("stat:\n  url: x\n", 1, "stat: unknown key (a typo?)"),
+        ("http:\n  request_timeout: 0s\n", 2, "more than 0s and at most 1m"),
+        ("http:\n  max_connections: 0\n", 2, "http.max_connections"),
     ],
-    ids=["enum", "timezone", "range", "duration", "typo"],
+    ids=["enum", "timezone", "range", "duration", "typo", "request-timeout", "max-connections"],
 )
 def test_settings_errors_name_file_and_line(tmp_path: Path, yaml: str, line: int, expected: str) -> None:
     config = tmp_path / "monitor.yaml"
