@@ -171,6 +171,12 @@ _LEASE = (
     .where(deliveries.c.id.in_(bindparam("ids", expanding=True)))
     .values(lease_until=bindparam("until"))
 )
+_RELEASE = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("key"), deliveries.c.lease_until == bindparam("until"))
+    .values(lease_until=None)
+)
+_DEFER = update(deliveries).where(deliveries.c.id == bindparam("key")).values(due_at=bindparam("due"), lease_until=None)
 _NEXT_DUE = select(func.min(func.coalesce(deliveries.c.lease_until, deliveries.c.due_at))).where(
     deliveries.c.state.in_(OPEN_STATES), deliveries.c.webhook.not_in(_DISABLED)
 )
@@ -371,10 +377,16 @@ class Store:
             )
             return int(result.rowcount)
 
-    def release(self, ids: Sequence[str]) -> None:
-        """Give back leases of deliveries that were not attempted (shutdown)."""
+    def release(self, leases: Sequence[tuple[str, float]]) -> None:
+        """Give back leases of deliveries not attempted, each (id, lease_until) only if that lease still
+        holds it: a lease that ran out may have been taken by another replica meanwhile."""
         with self.begin() as conn:
-            conn.execute(update(deliveries).where(deliveries.c.id.in_(list(ids))).values(lease_until=None))
+            conn.execute(_RELEASE, [{"key": key, "until": until} for key, until in leases])
+
+    def defer(self, deliveries_due: Sequence[tuple[str, float]]) -> None:
+        """Give back leased deliveries, each (id, due_at), due again at that time (a webhook's rate)."""
+        with self.begin() as conn:
+            conn.execute(_DEFER, [{"key": key, "due": due} for key, due in deliveries_due])
 
     def set_webhook_disabled(self, name: str, disabled: bool, reason: str | None = None) -> None:
         with self.begin() as conn:

@@ -758,6 +758,108 @@ async def test_a_delivery_whose_lease_would_end_before_its_attempt_is_given_back
     assert sorted(ids) == ["msg_0", "msg_1", "msg_2"]  # each once
 
 
+A_URL, B_URL = "http://a.test/hook", "http://b.test/hook"  # found in review: each failed before the fix
+
+
+@pytest.mark.asyncio
+async def test_lease_clock_starts_after_the_exchange(setup: MakeSetup, running: Callable[..., asyncio.Event]) -> None:
+    """leased_at is taken when the exchange returns, the DB lease from `now` before it: a slow exchange
+    (SQLite lock wait, PostgreSQL lock wait, compose of big payloads) lets an attempt start with less than
+    its timeout of lease left."""
+    s = setup(concurrency=1, per_webhook=1, lease=4.0, webhook=hook(timeout="1s"))
+    seen: dict[str, float] = {}
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        ident = request.headers["webhook-id"]
+        seen[ident] = row(s.store, ident)["lease_until"] - time.time()
+        await asyncio.sleep(0.9)
+        return httpx.Response(200)
+
+    s.receiver.handler = handler
+    add(s.store, "msg_1", due_at=1.0)
+    add(s.store, "msg_2", due_at=2.0)
+    original = s.store.exchange
+    calls = {"n": 0}
+
+    def slow_exchange(*args: Any) -> Any:
+        result = original(*args)
+        calls["n"] += 1
+        if calls["n"] == 1 and result:
+            time.sleep(2.5)  # the leasing transaction (or the compose after it) took 2.5 s
+        return result
+
+    s.store.exchange = slow_exchange  # type: ignore[method-assign]
+    running(s.deliverer)
+    await until(lambda: set(states(s.store).values()) == {"delivered"}, "both", 15)
+    assert all(v >= 1.0 for v in seen.values()), "an attempt started with less lease left than its timeout"
+
+
+@pytest.mark.asyncio
+async def test_a_freed_slot_stays_idle_while_only_capped_deliveries_are_in_line(
+    setup: MakeSetup, running: Callable[..., asyncio.Event]
+) -> None:
+    """A hangs (3 s timeout); B is quick. After b_1's outcome is stored (limit 0: its slot counted as busy
+    while posted), the only leased deliveries are A's (capped), nothing is leased and nothing wakes the
+    loop: B's next delivery waits for A's attempt to end or for A's line to run late."""
+    s = setup(concurrency=2, per_webhook=1, lease=10.0, webhook=hook(url=A_URL, timeout="3s"))
+    s.webhooks["b"] = hook(url=B_URL, timeout="3s")
+    delivered_at: dict[str, float] = {}
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "a.test":
+            await asyncio.sleep(3600)
+        delivered_at[request.headers["webhook-id"]] = time.monotonic() - T
+        return httpx.Response(200)
+
+    s.receiver.handler = handler
+    for n in range(1, 4):
+        add(s.store, f"a_{n}", webhook="newsroom", due_at=float(n))
+    for n in range(1, 4):
+        add(s.store, f"b_{n}", webhook="b", due_at=10.0 + n)
+    T = time.monotonic()
+    running(s.deliverer)
+    await until(lambda: "b_3" in delivered_at, "b's three deliveries", 15)
+    assert delivered_at["b_3"] < 1.0, "B's deliveries waited on A's hanging attempts although a slot was free"
+
+
+@pytest.mark.asyncio
+async def test_busy_loop_when_a_waiting_delivery_runs_late_while_every_slot_is_busy(
+    setup: MakeSetup, running: Callable[..., asyncio.Event]
+) -> None:
+    """concurrency 2, one slot per webhook, A and B hang until their 3 s timeout; lease 7 s (spare 1.75 s):
+    A's waiting deliveries are late 2.25 s after the lease, but both slots stay busy until 3 s. _until_late()
+    is 0, _start_ready() never calls _next_ready() (no free slot) so nothing is given back: the loop spins."""
+    s = setup(concurrency=2, per_webhook=1, lease=7.0, webhook=hook(url=A_URL, timeout="3s"))
+    s.webhooks["b"] = hook(url=B_URL, timeout="3s")
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(3600)
+        return httpx.Response(200)
+
+    s.receiver.handler = handler
+    for n in range(1, 4):
+        add(s.store, f"a_{n}", webhook="newsroom", due_at=float(n))
+    add(s.store, "b_1", webhook="b", due_at=5.0)
+    steps = {"n": 0}
+    original = s.deliverer._step
+
+    async def counted(stop: asyncio.Event) -> None:
+        steps["n"] += 1
+        await original(stop)
+
+    s.deliverer._step = counted  # type: ignore[method-assign]
+    with capture_logs() as logs:
+        running(s.deliverer)
+        await until(lambda: len(s.receiver.requests) == 2, "two attempts in flight", 3)
+        await asyncio.sleep(2.35)
+        n0 = steps["n"]
+        await asyncio.sleep(0.5)
+        spins = steps["n"] - n0
+        returned = [e["event"] for e in logs].count("delivery_lease_returned")
+    assert returned >= 1  # A's late ones were given back at once
+    assert spins < 10, f"busy loop: {spins} steps in 0.5 s"
+
+
 @pytest.mark.asyncio
 async def test_an_attempt_that_ends_after_the_loop_stored_others_is_stored_too(
     setup: MakeSetup, running: Callable[[Deliverer], asyncio.Event]

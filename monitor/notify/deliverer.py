@@ -22,13 +22,12 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import update
 
 from monitor.notify.formats import render
 from monitor.notify.signing import webhook_headers
 from monitor.redaction import mask_text
 from monitor.rules import Webhook
-from monitor.store import Delivery, State, Store, deliveries
+from monitor.store import Delivery, State, Store
 
 log = structlog.get_logger(__name__)
 RETRY_AFTER_CAP = 6 * 3600.0
@@ -131,6 +130,8 @@ class Deliverer:
         self._running: Counter[str] = Counter()  # per webhook: attempts started and not ended
         self._slow: set[str] = set()  # webhooks whose last attempt took SLOW_ATTEMPT or more
         self._sent: dict[str, deque[float]] = {}  # per webhook: start times of attempts in the last minute
+        self._held_back: dict[str, float] = {}  # webhooks over max_per_minute: until when (time.monotonic)
+        self._leases: dict[str, float] = {}  # deliveries leased and not stored: their lease_until
         self.on_outcome: Callable[[Delivery, Attempt], None] | None = None
 
     def wake(self) -> None:
@@ -156,21 +157,23 @@ class Deliverer:
         slots, or finished attempts have piled up, store those outcomes and lease more, in one hop to a
         worker thread and one transaction; then wait for a finished attempt, a wake-up or the next due time."""
         await self._start_ready()
-        free = self._concurrency - self.in_flight
+        free = self._concurrency - len(self._tasks)  # the slots of finished attempts are free once stored, below
         startable = self._startable()
         short = free > startable
         if short or self._posted:  # outcomes are stored at once: a crash repeats at most `concurrency` attempts
             posted, self._posted = self._posted, []
             limit = free + self._concurrency - startable if short else 0  # the free slots and one round more
-            busy = [name for name in self._ready if self._in_hand(name) >= 2 * self._cap(name)]
+            now, leased_at = time.time(), time.monotonic()  # the lease runs from before the hop to the thread
             try:
-                outcomes, due = await asyncio.to_thread(self._exchange, posted, time.time(), limit, busy)
+                outcomes, due = await asyncio.to_thread(self._exchange, posted, now, limit, self._busy())
             except BaseException:
                 self._posted[:0] = posted  # not stored: kept for the next turn (their leases still hold them)
                 raise
+            for item in posted:
+                self._leases.pop(item.delivery.id, None)
             self._report(posted, outcomes)
-            leased_at = time.monotonic()
             for delivery in due:
+                self._leases[delivery.id] = now + self.lease
                 self._ready.setdefault(delivery.webhook, deque()).append(_Leased(delivery, leased_at))
             await self._start_ready()
             if due and self.in_flight < self._concurrency:  # slots left, the leased ones capped: lease again,
@@ -180,6 +183,15 @@ class Deliverer:
             return
         next_due = await asyncio.to_thread(self.store.next_due)
         await self._wait(stop, IDLE_POLL if next_due is None else min(IDLE_POLL, max(0.0, next_due - time.time())))
+
+    def _busy(self) -> list[str]:
+        """Webhooks to leave out of the next lease: those with two rounds in hand, and those over their
+        max_per_minute until their window reopens."""
+        now = time.monotonic()
+        for name in [name for name, until in self._held_back.items() if until <= now]:
+            del self._held_back[name]
+        busy = {name for name in self._ready if self._in_hand(name) >= 2 * self._cap(name)}
+        return sorted(busy | self._held_back.keys())
 
     def _cap(self, webhook: str) -> int:
         return 1 if webhook in self._slow else self._per_webhook
@@ -193,26 +205,30 @@ class Deliverer:
         ready = self._ready.items()
         return sum(max(0, min(len(queue), self._cap(name) - self._running[name])) for name, queue in ready)
 
-    def _next_ready(self) -> tuple[Delivery | None, list[str]]:
+    def _next_ready(self) -> Delivery | None:
         """The next delivery to start: the first webhook in turn under its cap gives its oldest, and goes to
-        the end of the turn. Deliveries whose lease would end before their attempt could (a webhook's timeout)
-        are taken out on the way, and their ids returned to be given back."""
-        expired: list[str] = []
+        the end of the turn."""
+        for name in list(self._ready):
+            if self._running[name] >= self._cap(name):
+                continue
+            queue = self._ready.pop(name)
+            leased = queue.popleft()
+            if queue:
+                self._ready[name] = queue  # to the end of the turn
+            return leased.delivery
+        return None
+
+    def _take_late(self) -> list[str]:
+        """Take out of the lines the deliveries whose lease would end before their attempt could (their
+        webhook's timeout and a spare): they are given back while the lease still holds them."""
+        late: list[str] = []
         for name in list(self._ready):
             queue = self._ready[name]
             while queue and not self._in_lease(queue[0]):
-                expired.append(queue.popleft().delivery.id)
+                late.append(queue.popleft().delivery.id)
             if not queue:
                 del self._ready[name]
-                continue
-            if self._running[name] >= self._cap(name):
-                continue
-            leased = queue.popleft()
-            del self._ready[name]
-            if queue:
-                self._ready[name] = queue  # to the end of the turn
-            return leased.delivery, expired
-        return None, expired
+        return late
 
     def _in_lease(self, leased: _Leased) -> bool:
         """Whether an attempt started now would end within the delivery's lease."""
@@ -231,24 +247,38 @@ class Deliverer:
         return None if first is None else max(0.0, first - time.monotonic())
 
     async def _start_ready(self) -> None:
-        """Start leased deliveries while slots are free (those over their webhook's rate wait their turn)."""
-        expired: list[str] = []
+        """Give back the late deliveries; start leased ones while slots are free (those over their webhook's
+        rate are deferred to their turn, not dropped)."""
+        late = self._take_late()
+        deferred: list[tuple[str, float]] = []
         while self.in_flight < self._concurrency:  # sent and not stored counts as in flight
-            delivery, late = self._next_ready()
-            expired += late
+            delivery = self._next_ready()
             if delivery is None:
                 break
             wait = self._throttled(delivery.webhook)
-            if wait is not None:  # over the webhook's max_per_minute: it waits its turn, it is not dropped
-                await asyncio.to_thread(self._defer, delivery.id, time.time() + wait)
+            if wait is not None:  # over the webhook's max_per_minute: left out of leases until its window reopens
+                self._held_back[delivery.webhook] = time.monotonic() + wait
+                deferred.append((delivery.id, time.time() + wait))
                 continue
             self._running[delivery.webhook] += 1
             task = asyncio.create_task(self._attempt(delivery), name=f"deliver {delivery.id}")
             self._tasks[delivery.id] = task
             task.add_done_callback(functools.partial(self._done, delivery))
-        if expired:  # due again at once: leased again in a later turn, by this deliverer or another
-            log.info("delivery_lease_returned", deliveries=len(expired))
-            await asyncio.to_thread(self.store.release, expired)
+        if deferred:
+            await asyncio.to_thread(self.store.defer, deferred)
+            for delivery_id, until in deferred:
+                self._leases.pop(delivery_id, None)
+                log.info("delivery_throttled", id=delivery_id, until=round(until, 3))
+        if late:  # due again at once: leased again in a later turn, by this deliverer or another
+            log.info("delivery_lease_returned", deliveries=len(late))
+            await self._give_back(late)
+
+    async def _give_back(self, ids: list[str]) -> None:
+        """Release the leases of deliveries not attempted, each only if it is still the lease this deliverer
+        took (on PostgreSQL another replica may hold a later one)."""
+        leases = [(delivery_id, self._leases.pop(delivery_id)) for delivery_id in ids if delivery_id in self._leases]
+        if leases:
+            await asyncio.to_thread(self.store.release, leases)
 
     def _exchange(
         self, posted: list[_Posted], now: float, limit: int, busy: list[str] | None = None
@@ -303,12 +333,6 @@ class Deliverer:
         sent.append(now)
         return None
 
-    def _defer(self, delivery_id: str, until: float) -> None:
-        with self.store.begin() as conn:
-            query = update(deliveries).where(deliveries.c.id == delivery_id)
-            conn.execute(query.values(due_at=until, lease_until=None))
-        log.info("delivery_throttled", id=delivery_id, until=round(until, 3))
-
     def _done(self, delivery: Delivery, task: asyncio.Task[None]) -> None:
         self._tasks.pop(delivery.id, None)
         self._running[delivery.webhook] -= 1
@@ -316,6 +340,7 @@ class Deliverer:
             del self._running[delivery.webhook]
         self._wake.set()
         if not task.cancelled() and (error := task.exception()) is not None:  # its lease expires: retried then
+            self._leases.pop(delivery.id, None)
             log.error("delivery_crashed", id=delivery.id, error=repr(error), exc_info=error)
 
     def _report(self, posted: list[_Posted], outcomes: list[Outcome]) -> None:
@@ -336,6 +361,9 @@ class Deliverer:
     async def drain(self, grace: float) -> None:
         """Let in-flight attempts finish within `grace` seconds; cancel the rest (they stay due); store
         the outcomes of the finished ones."""
+        waiting = [leased.delivery.id for queue in self._ready.values() for leased in queue]
+        self._ready.clear()
+        await self._give_back(waiting)  # never started: given back at once, while their leases hold
         tasks = list(self._tasks.values())
         leftover: list[str] = []
         if tasks:
@@ -347,10 +375,7 @@ class Deliverer:
         posted, self._posted = self._posted, []
         if posted:
             self._report(posted, await asyncio.to_thread(self._store_outcomes, posted))
-        leftover += [leased.delivery.id for queue in self._ready.values() for leased in queue]
-        self._ready.clear()
-        if leftover:
-            await asyncio.to_thread(self.store.release, leftover)
+        await self._give_back(leftover)
 
     async def deliver(self, delivery: Delivery) -> Outcome:
         """One attempt of one delivery, outside the loop: POST and store its outcome."""

@@ -9,7 +9,7 @@ the connection pool, HTTP proxies and CONNECT tunnels, TLS defaults (`httpx.crea
 and httpcore's. About half the CPU per POST (benchmarks/README.md).
 
 A custom transport turns off httpx's proxies from the environment, so `Clients` chooses each webhook's
-proxy itself, from the webhook's `proxy:` or the environment's variables, with urllib's NO_PROXY rules.
+proxy itself, from the webhook's `proxy:` or the environment's variables, with curl's NO_PROXY rules.
 """
 
 from __future__ import annotations
@@ -26,9 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 import httpcore
 import httpx
+import structlog
 
 if TYPE_CHECKING:
     from monitor.rules import Webhook
+
+log = structlog.get_logger(__name__)
 
 SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
 
@@ -156,6 +159,7 @@ class Transport(httpx.AsyncHTTPTransport):
         url = httpx.Proxy(proxy)
         self._pool = httpcore.AsyncHTTPProxy(
             proxy_url=httpcore.URL(scheme=url.url.raw_scheme, host=url.url.raw_host, port=url.url.port, target=b"/"),
+            proxy_ssl_context=context if url.url.scheme == "https" else None,  # verified as webhooks are
             proxy_auth=url.raw_auth,
             proxy_headers=url.headers.raw,
             **limits,
@@ -219,9 +223,17 @@ def _bypassed(host: str, port: int | None, no_proxy: str) -> bool:
         if not name or (only and only != str(port)):
             continue
         name = name.lstrip(".").strip("[]")
-        if host == name or host.endswith("." + name):
+        if host == name or (not _is_address(host) and host.endswith("." + name)):  # an address: exactly
             return True
     return False
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _in_network(host: str, cidr: str) -> bool:
@@ -232,8 +244,9 @@ def _in_network(host: str, cidr: str) -> bool:
 
 
 def _environment_proxies(environ: Mapping[str, str]) -> dict[str, str]:
-    """`<scheme>_proxy` variables by scheme ("no" for NO_PROXY), lower case winning, as urllib reads them
-    (but from `environ`: the daemon's environment at start-up, or a test's)."""
+    """`<scheme>_proxy` variables by scheme ("no" for NO_PROXY), lower case winning, as curl reads them
+    (but from `environ`: the daemon's environment at start-up, or a test's). A proxy of a scheme other than
+    http or https (socks5://) is left out with a warning: sent a CONNECT, it would only time out."""
     found: dict[str, str] = {}
     for name, value in environ.items():
         if value and name[-6:].lower() == "_proxy":
@@ -241,6 +254,10 @@ def _environment_proxies(environ: Mapping[str, str]) -> dict[str, str]:
     for name, value in environ.items():  # lower case wins
         if value and name.endswith("_proxy"):
             found[name[:-6]] = value
+    for scheme, value in list(found.items()):
+        if scheme != "no" and "://" in value and not value.lower().startswith(("http://", "https://")):
+            log.warning("proxy_ignored", variable=f"{scheme}_proxy", why="only http:// and https:// proxies")
+            del found[scheme]
     return found
 
 
