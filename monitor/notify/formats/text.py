@@ -187,34 +187,51 @@ def take(
     return kept, len(items) - len(kept)
 
 
-# Escaping, per platform: each is str.translate (one pass in C) plus at most two compiled regexes, no loop
-# in Python per character. Article text is untrusted: whatever it holds, it is shown as text, never as a link,
-# a mention, an image or formatting (docs/formats.md, "Escaping").
+# Escaping, per platform: a few str.replace calls (each one pass in C, skipped when its character is absent)
+# and at most two compiled regexes, no loop in Python per character. Article text is untrusted: whatever it
+# holds, it is shown as text, never as a link, a mention, an image or formatting (docs/formats.md, "Escaping").
 WORD_JOINER = "\u2060"  # invisible and not a word character: it splits `@name`, `~channel`, `](` and `{{`
 # A list marker (`-`, `+`, `1.`, `1)`) or a setext/thematic line (`===`, `---`) at the start of a line: the
 # backslash goes before its last character. "2022-01-07" or ". Ook" are no markers and stay as they are.
 _LINE_START = re.compile(r"^([ \t]*(?:\d{1,9})?)((?<=\d)[.)]|(?<!\d)[-+=])(?=[ \t=-]|$)", re.MULTILINE)
+_MARKER_STARTS = frozenset(" \t-+=0123456789")
+Replacements = tuple[tuple[str, str], ...]
 
 
-def _table(escaped: str, joined: str = "") -> dict[int, str]:
-    """A translate table: a backslash before each of `escaped`, a word joiner after each of `joined`."""
-    table = {ord(char): "\\" + char for char in escaped}
+def _escapes(escaped: str, joined: str = "") -> Replacements:
+    """A backslash before each of `escaped` (the backslash itself first), a word joiner after each of
+    `joined`."""
+    pairs = {char: "\\" + char for char in escaped}
     for char in joined:
-        table[ord(char)] = table.get(ord(char), char) + WORD_JOINER
-    return table
+        pairs[char] = pairs.get(char, char) + WORD_JOINER
+    return tuple(pairs.items())
 
 
-_SLACK = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+def _line_starts(text: str) -> str:
+    """A backslash in each list marker or setext line at the start of a line (see _LINE_START)."""
+    if "\n" not in text and text[:1] not in _MARKER_STARTS:  # the common case, without the regex
+        return text
+    return _LINE_START.sub(lambda found: f"{found[1]}\\{found[2]}", text)
+
+
+def _replace(text: str, replacements: Replacements) -> str:
+    for old, new in replacements:
+        if old in text:
+            text = text.replace(old, new)
+    return text
+
+
+_SLACK = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))
 _SLACK_PLAIN = re.compile(r"<(?=[!@#])")
-_MARKDOWN = _table("\\*_~`|<>[]#", "@~")
-_TEAMS = _table("\\*[]`|<>#~", "]{")
-_TEAMS_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")  # not between two letters or digits
+_MARKDOWN = _escapes("\\*_~`|<>[]#", "@~")
+_TEAMS = _escapes("\\*[]`|<>#~", "]{")
+_TEAMS_UNDERSCORE = re.compile(r"_(?:(?<![^\W_]_)|(?![^\W_]))")  # not between two letters or digits
 
 
 def escape_slack(text: str) -> str:
     """Slack mrkdwn: &, < and > as &amp; &lt; &gt;, so no <!channel>, <@U1>, <#C1> or <url|text> can act.
     Slack has no escape for * _ ~ `: they may still format (never link or mention)."""
-    return text.translate(_SLACK)
+    return _replace(text, _SLACK)
 
 
 def escape_slack_plain(text: str) -> str:
@@ -227,7 +244,7 @@ def escape_markdown(text: str) -> str:
     image, and before list markers at the start of a line; a word joiner after every @ and ~, so no
     `@name`, `@channel`, `@everyone` or `~channel` is a mention (Mattermost reads mentions from the raw text,
     where a backslash would not stop them)."""
-    return _LINE_START.sub(r"\1\\\2", text.translate(_MARKDOWN))
+    return _line_starts(_replace(text, _MARKDOWN))
 
 
 def escape_teams(text: str) -> str:
@@ -235,7 +252,10 @@ def escape_teams(text: str) -> str:
     * [ ] ` | < > # ~ and \\, before _ unless it is between two letters or digits (where CommonMark never
     reads it as emphasis; some mobile clients show the backslashes), and before list markers at the start of
     a line; a word joiner after ] (so `](` never makes a link) and after { (no {{DATE()}} function)."""
-    return _LINE_START.sub(r"\1\\\2", _TEAMS_UNDERSCORE.sub(r"\\_", text.translate(_TEAMS)))
+    text = _replace(text, _TEAMS)
+    if "_" in text:
+        text = _TEAMS_UNDERSCORE.sub(lambda _: "\\_", text)
+    return _line_starts(text)
 
 
 def no_escape(text: str) -> str:
