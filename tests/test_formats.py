@@ -28,6 +28,7 @@ from monitor.notify.formats.text import (
     PLAIN,
     SLACK,
     TEAMS,
+    WORD_JOINER,
     Markup,
     Span,
     join_within,
@@ -37,6 +38,7 @@ from monitor.payload import digest_parts, json_size
 from monitor.rules import Format, Webhook
 from monitor.settings import LimitsSettings
 from monitor.store import DIGEST_REFS, Delivery, State
+from tests.hostile import WJ, hostile_problems
 from tests.test_payload import CappedMatch
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -136,7 +138,33 @@ def digest_delivery() -> Delivery:
     return make_delivery("digest", "arrestaties", digest_payload("arrestaties", alerts))
 
 
-KINDS = {"alert": alert_delivery, "digest": digest_delivery}
+# A hostile article (issue 13): markup, mentions and JSON breakers in its name, its lead and its hits.
+HOSTILE_PARTS = (
+    "[Reset je wachtwoord](https://evil.example/login)",
+    '**URGENT** X", "link_names": 1, "z": "',
+    "@alice @devs @channel ~town-square @everyone @here",
+    "<!channel> <@U123> <#C1> <https://evil.example|click>",
+    "<img src=x> ![pixel](https://evil.example/p.png)",
+    "`code` _schuin_ # kop {{DATE(2024-05-01T10:00:00Z)}}",
+    "regel\n- lijst\n1. item\n# kop",
+)
+HOSTILE_TEXT = " hoogverraad ".join(HOSTILE_PARTS)
+HOSTILE_NAME = "**URGENT** [x](javascript:alert) @alice ~town-square <!here>\n- lijst\n1. item.txt"
+
+
+def hostile_delivery() -> Delivery:
+    """One alert whose file name, lead and every hit's context are hostile (the snippet as stored: a hit's
+    context is within 60 characters of it, so each hit carries one part)."""
+    hits = []
+    for i, part in enumerate(HOSTILE_PARTS[:-1]):
+        after = HOSTILE_PARTS[i + 1]
+        start = HOSTILE_TEXT.index(part) + len(part) + 1
+        hits.append(make_hit("hoogverraad", f"{part} [[hoogverraad]] {after}", start=start))
+    article = make_article(HOSTILE_NAME, HOSTILE_TEXT)
+    return make_delivery("alert", "hoogverraad", make_alert("hoogverraad", article, hits))
+
+
+KINDS = {"alert": alert_delivery, "digest": digest_delivery, "hostile": hostile_delivery}
 
 
 def webhook(fmt: str, **extra: Any) -> Webhook:
@@ -508,8 +536,8 @@ def test_teams_fills_the_card_up_to_its_budget() -> None:
 RICH = marked("…R&D <Jan> zegt: [[hoogverraad]] is_een misdaad 📰 [[x]] en meer tekst hier…")
 UNESCAPE = {
     "slack": lambda s: s.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").replace("*", ""),
-    "markdown": lambda s: re.sub(r"\\(.)", r"\1", s.replace("**", "")),
-    "teams": lambda s: s.replace("**", ""),
+    "markdown": lambda s: re.sub(r"\\(.)", r"\1", s.replace("**", "")).replace(WORD_JOINER, ""),
+    "teams": lambda s: re.sub(r"\\(.)", r"\1", s.replace("**", "")).replace(WORD_JOINER, ""),
     "plain": lambda s: s,
 }
 
@@ -531,8 +559,8 @@ def test_every_cut_is_within_the_limit_and_well_formed(name: str, markup: Markup
             assert out.count("*") % 2 == 0, out
         if name in ("markdown", "teams"):
             assert out.replace("\\*", "").count("**") % 2 == 0, out
-        if name == "markdown":
-            assert not re.search(r"(?<!\\)(?:\\\\)*\\(?![\\*_~`|<>\[\]#])", out), out  # no dangling backslash
+        if name in ("markdown", "teams"):
+            assert not re.search(r"(?<!\\)(?:\\\\)*\\(?![\\*_~`|<>\[\]#.)=+-])", out), out  # no dangling backslash
         assert source.startswith(UNESCAPE[name](out.removesuffix(ELLIPSIS)).rstrip()), (limit, out)
 
 
@@ -551,7 +579,7 @@ def test_join_within_counts_what_it_leaves_out() -> None:
 
 def test_markdown_escapes_formatting_and_mentions() -> None:
     out = MARKDOWN.render((Span("*x* _y_ @everyone <@1> "), Span("hit", True)))
-    assert out == "\\*x\\* \\_y\\_ @\u2060everyone \\<@1\\> **hit**"
+    assert out == "\\*x\\* \\_y\\_ @\u2060everyone \\<@\u20601\\> **hit**"
 
 
 # Template format ----------------------------------------------------------------------------------------
@@ -616,3 +644,79 @@ def test_template_variables(tmp_path: Path) -> None:
     delivery = digest_delivery()
     out = json.loads(render(webhook("template", template=path), delivery))
     assert out == ["alert.digest", delivery.id, "arrestaties", "2024-05-01T10:00:00Z"]
+
+
+# Hostile article text is rendered as text (issue 13) --------------------------------------------------------
+
+
+def hostile_digest() -> Delivery:
+    return make_delivery("digest", "hoogverraad", digest_payload("hoogverraad", [hostile_delivery().payload] * 2))
+
+
+@pytest.mark.parametrize("build", [hostile_delivery, hostile_digest], ids=["alert", "digest"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_hostile_article_is_rendered_as_text(fmt: str, build: Any) -> None:
+    body = rendered(fmt, build())
+    assert hostile_problems(fmt, body) == []
+    if fmt in CHECKS:
+        assert CHECKS[fmt](body) == []
+    shown = json.dumps(body, ensure_ascii=False).replace(WJ, "").replace("\\\\", "")
+    words = ("Reset je wachtwoord", "URGENT", "alice", "town-square", "U123", "evil.example", "img src=x")
+    for word in () if build is hostile_digest else words:
+        assert word in shown, f"{fmt} dropped {word!r}: the text is shown, escaped, not removed"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_hostile_checks_catch_unescaped_text(fmt: str) -> None:
+    """The checks above can fail: the hostile text pasted raw into each body trips them."""
+    body = rendered(fmt, hostile_delivery())
+    raw = f"{HOSTILE_TEXT} @alice"
+    if fmt in ("generic", "template"):
+        body = json.loads(f'{{"lead": "{raw}"}}'.replace("\n", " "))
+    elif fmt == "slack":
+        body["blocks"][2]["text"]["text"] = raw
+    elif fmt == "discord":
+        body["embeds"][0]["description"] = raw
+    elif fmt == "mattermost":
+        body["text"] = raw
+    else:
+        body["attachments"][0]["content"]["body"][2]["text"] = raw
+    assert hostile_problems(fmt, body) != []
+
+
+@pytest.mark.parametrize(
+    ("text", "escaped"),
+    [
+        ("[Reset](https://evil.example)", f"\\[Reset\\]{WJ}(https://evil.example)"),
+        ("**URGENT**", "\\*\\*URGENT\\*\\*"),
+        ("_schuin_ file_name", "\\_schuin\\_ file_name"),
+        ("- lijst\n1. item\n2) item\n+ plus", "\\- lijst\n1\\. item\n2\\) item\n\\+ plus"),
+        ("2022-01-07. Ook -5 graden", "2022-01-07. Ook -5 graden"),
+        ("# kop `code` <img> a|b ~x", "\\# kop \\`code\\` \\<img\\> a\\|b \\~x"),
+        ("{{DATE(2024-05-01T10:00:00Z)}}", f"{{{WJ}{{{WJ}DATE(2024-05-01T10:00:00Z)}}}}"),
+        ("C:\\pad", "C:\\\\pad"),
+    ],
+    ids=["link", "bold", "underscore", "lists", "no-list", "others", "date-function", "backslash"],
+)
+def test_teams_escaping(text: str, escaped: str) -> None:
+    assert TEAMS.render(marked(text)) == escaped
+
+
+def test_template_values_cannot_inject_keys(tmp_path: Path) -> None:
+    """A bare `{{ value }}` is text escaped for a JSON string: quoted, the lead is one string; unquoted, a
+    lead with a quote is invalid JSON (the delivery fails), never new keys."""
+    quoted = write(tmp_path / "quoted.j2", '{"lead": "{{ data.article.lead }}", "n": {{ data.hits_total }}}')
+    out = json.loads(render(webhook("template", template=quoted), hostile_delivery()))
+    assert out == {"lead": hostile_delivery().payload["article"]["lead"], "n": 6}
+    bare = write(tmp_path / "bare.j2", '{"lead": {{ data.article.lead }}}')
+    with pytest.raises(ValueError, match="not valid JSON"):
+        render(webhook("template", template=bare), hostile_delivery())
+
+
+def test_template_tojson_and_constants_are_written_as_is(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "t.j2",
+        '{"a": {{ data.article | tojson }}, "b": [1{{ ", 2" if true }}], "c": {{ true }}, "d": "{{ none }}"}',
+    )
+    out = json.loads(render(webhook("template", template=path), hostile_delivery()))
+    assert out == {"a": hostile_delivery().payload["article"], "b": [1, 2], "c": True, "d": "null"}

@@ -3,8 +3,9 @@
 Limits (discord.com/developers/docs, Message resource, Embed limits; Webhook resource, Execute webhook):
 content 2000 characters; at most 10 embeds; embed title 256, description 4096, at most 25 fields, field
 name 256, field value 1024, footer text 2048; all embeds of a message together 6000 characters.
-Markdown is written (and article text escaped) where Discord renders it: content, description and field
-values; the title, field names and footer go out as plain text.
+Markdown is written (and article text escaped) where Discord renders it: content, title, description and
+field values; the field names (ours) and the footer go out as plain text. Mentions are off twice: the
+escaping breaks them, and `allowed_mentions` parses none.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ COLOUR = 0xD97706
 def render(webhook: Webhook, delivery: Delivery) -> Any:
     shown = view(delivery)
     embed: dict[str, Any] = {
-        "title": PLAIN.text(shown.title, TITLE),
+        "title": MARKDOWN.text(shown.title, TITLE),
         "fields": [_field(name, value) for name, value in shown.facts][:MAX_FIELDS],
         "footer": {"text": PLAIN.text(f"news-monitor · {delivery.id}", FOOTER)},
         "timestamp": timestamp(delivery),

@@ -4,13 +4,15 @@ Limits (docs.slack.dev, Block Kit reference): 50 blocks per message; header text
 text 3000; section fields at most 10, each 2000; context elements at most 10. Slack also refuses messages
 whose blocks hold too much text in total (`msg_blocks_too_long`) at an undocumented size, reported near
 13,000 characters: a digest's entries are kept within TOTAL, and an alert's blocks are far below it.
+Article text is escaped (&, <, >) in mrkdwn, every mrkdwn object is `verbatim`, and the plain_text header
+gets a word joiner in `<!…>`, `<@…>`, `<#…>`: no mention, channel or link comes from an article.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from monitor.notify.formats.text import PLAIN, SLACK, join_within, plain, take
+from monitor.notify.formats.text import SLACK, SLACK_PLAIN, join_within, plain, take
 from monitor.notify.formats.view import AlertView, DigestView, more_alerts, more_hits, plural, timestamp, view
 from monitor.rules import Webhook
 from monitor.store import Delivery
@@ -61,7 +63,7 @@ def _fallback(shown: AlertView | DigestView) -> str:
 
 
 def _header(title: str) -> dict[str, Any]:
-    text = PLAIN.fit(plain(title), HEADER)
+    text = SLACK_PLAIN.fit(plain(title), HEADER)
     return {"type": "header", "text": {"type": "plain_text", "text": text, "emoji": False}}
 
 
@@ -75,4 +77,5 @@ def _section(text: str) -> dict[str, Any]:
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": text}
+    """A mrkdwn text object; `verbatim`: Slack turns no URL, channel name or mention in it into a link."""
+    return {"type": "mrkdwn", "text": text, "verbatim": True}

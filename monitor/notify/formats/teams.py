@@ -3,6 +3,8 @@
 Limit (learn.microsoft.com, Teams connector "Known issues and limitations", and "Create incoming
 webhooks"): a message holds about 28 KB. Every text is bounded in bytes as sent, and the card is filled
 item by item while the whole body stays within BUDGET bytes; what does not fit is counted in a last line.
+Every text (title, facts, hits, footer) is escaped for Adaptive Card markdown (`text.escape_teams`): an
+article's `[text](url)`, `**bold**` or list markers are shown as typed, never as a link or formatting.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ ITEM = 4000  # bytes of one hit or one digest entry
 def render(webhook: Webhook, delivery: Delivery) -> Any:
     shown = view(delivery)
     title = TEAMS.fit(plain(shown.title), FACT, json_size)
-    facts = [{"title": name, "value": TEAMS.fit(plain(value), FACT, json_size)} for name, value in shown.facts]
+    facts = [
+        {"title": TEAMS.text(name, FACT, json_size), "value": TEAMS.text(value, FACT, json_size)}
+        for name, value in shown.facts
+    ]
     head: list[dict[str, Any]] = [
         {"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium", "wrap": True},
         {"type": "FactSet", "facts": facts},

@@ -1,10 +1,14 @@
 """A user's Jinja2 template file (`webhook.template`), rendered in a sandbox; the result must be JSON.
 
 Variables: `type` (alert.matched or alert.digest), `delivery_id`, `rule`, `data` (the payload, as the
-generic format sends it) and `timestamp`. Undefined names are errors, autoescaping is off (the output is
-JSON, not HTML: use the `tojson` filter for strings), and the `bold` filter turns a snippet's `[[hit]]`
-markers into a delimiter of choice. Compiled templates are cached by path and modification time, so an
-edited file is picked up at the next delivery.
+generic format sends it) and `timestamp`. Undefined names are errors, and the `bold` filter turns a
+snippet's `[[hit]]` markers into a delimiter of choice. Compiled templates are cached by path and
+modification time, so an edited file is picked up at the next delivery.
+
+The environment is JSON-safe: every `{{ value }}` is written as text escaped for the inside of a JSON
+string (`json_text`), so `"{{ data.article.lead }}"` stays one string whatever the article holds, and
+outside quotes a string with a quote in it is invalid JSON (refused), never new keys. `tojson` (and
+`safe`) output is already JSON and is written as is.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 from jinja2.sandbox import SandboxedEnvironment
 
 from monitor.notify.formats.text import Markup, marked, no_escape
@@ -70,10 +75,23 @@ def _compile(path: str, mtime_ns: int) -> jinja2.Template:
 
 @lru_cache(maxsize=1)
 def _environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env = SandboxedEnvironment(
+        undefined=jinja2.StrictUndefined, autoescape=False, finalize=json_text, keep_trailing_newline=True
+    )
     env.filters["bold"] = bold
     env.policies["json.dumps_kwargs"] = {"sort_keys": False, "default": _undefined}
     return env
+
+
+def json_text(value: object) -> object:
+    """What a `{{ value }}` writes: the value as text escaped for the inside of a JSON string (a string as
+    it is, anything else as its JSON), or unchanged when it is JSON already (`tojson`, `safe`)."""
+    if isinstance(value, markupsafe.Markup):
+        return value
+    if isinstance(value, jinja2.Undefined):
+        return str(value)  # StrictUndefined raises; an `x if c` without else writes nothing
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=_undefined)
+    return json.dumps(text, ensure_ascii=False)[1:-1]
 
 
 def _undefined(value: object) -> object:

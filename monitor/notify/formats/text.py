@@ -187,20 +187,75 @@ def take(
     return kept, len(items) - len(kept)
 
 
-# Escaping, per platform.
-_MARKDOWN_SPECIAL = re.compile(r"([\\*_~`|<>\[\]#])")
-_MENTION = re.compile(r"@(?=(?:all|channel|here|everyone)\b)", re.IGNORECASE)
+# Escaping, per platform: a few str.replace calls (each one pass in C, skipped when its character is absent)
+# and at most two compiled regexes, no loop in Python per character. Article text is untrusted: whatever it
+# holds, it is shown as text, never as a link, a mention, an image or formatting (docs/formats.md, "Escaping").
+WORD_JOINER = "\u2060"  # invisible and not a word character: it splits `@name`, `~channel`, `](` and `{{`
+# A list marker (`-`, `+`, `1.`, `1)`) or a setext/thematic line (`===`, `---`) at the start of a line: the
+# backslash goes before its last character. "2022-01-07" or ". Ook" are no markers and stay as they are.
+_LINE_START = re.compile(r"^([ \t]*(?:\d{1,9})?)((?<=\d)[.)]|(?<!\d)[-+=])(?=[ \t=-]|$)", re.MULTILINE)
+_MARKER_STARTS = frozenset(" \t-+=0123456789")
+Replacements = tuple[tuple[str, str], ...]
+
+
+def _escapes(escaped: str, joined: str = "") -> Replacements:
+    """A backslash before each of `escaped` (the backslash itself first), a word joiner after each of
+    `joined`."""
+    pairs = {char: "\\" + char for char in escaped}
+    for char in joined:
+        pairs[char] = pairs.get(char, char) + WORD_JOINER
+    return tuple(pairs.items())
+
+
+def _line_starts(text: str) -> str:
+    """A backslash in each list marker or setext line at the start of a line (see _LINE_START)."""
+    if "\n" not in text and text[:1] not in _MARKER_STARTS:  # the common case, without the regex
+        return text
+    return _LINE_START.sub(lambda found: f"{found[1]}\\{found[2]}", text)
+
+
+def _replace(text: str, replacements: Replacements) -> str:
+    for old, new in replacements:
+        if old in text:
+            text = text.replace(old, new)
+    return text
+
+
+_SLACK = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))
+_SLACK_PLAIN = re.compile(r"<(?=[!@#])")
+_MARKDOWN = _escapes("\\*_~`|<>[]#", "@~")
+_TEAMS = _escapes("\\*[]`|<>#~", "]{")
+_TEAMS_UNDERSCORE = re.compile(r"_(?:(?<![^\W_]_)|(?![^\W_]))")  # not between two letters or digits
 
 
 def escape_slack(text: str) -> str:
-    """Slack mrkdwn: only &, < and > are control characters (they start links and mentions)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Slack mrkdwn: &, < and > as &amp; &lt; &gt;, so no <!channel>, <@U1>, <#C1> or <url|text> can act.
+    Slack has no escape for * _ ~ `: they may still format (never link or mention)."""
+    return _replace(text, _SLACK)
+
+
+def escape_slack_plain(text: str) -> str:
+    """Slack plain_text: a word joiner after < in <!…>, <@…>, <#…>, so nothing reads them as a mention."""
+    return _SLACK_PLAIN.sub("<" + WORD_JOINER, text)
 
 
 def escape_markdown(text: str) -> str:
-    """Discord and Mattermost markdown: a backslash before each character that formats; a word joiner
-    after @ in @all/@channel/@here/@everyone so article text can never notify a whole channel."""
-    return _MENTION.sub("@\u2060", _MARKDOWN_SPECIAL.sub(r"\\\1", text))
+    """Discord and Mattermost markdown: a backslash before each character that formats, links or makes an
+    image, and before list markers at the start of a line; a word joiner after every @ and ~, so no
+    `@name`, `@channel`, `@everyone` or `~channel` is a mention (Mattermost reads mentions from the raw text,
+    where a backslash would not stop them)."""
+    return _line_starts(_replace(text, _MARKDOWN))
+
+
+def escape_teams(text: str) -> str:
+    """Adaptive Card markdown (the CommonMark subset: bold, italic, lists, links): a backslash before
+    * [ ] ` | < > # ~ and \\, before _ unless it is between two letters or digits (where CommonMark never
+    reads it as emphasis; some mobile clients show the backslashes), and before list markers at the start of
+    a line; a word joiner after ] (so `](` never makes a link) and after { (no {{DATE()}} function)."""
+    text = _replace(text, _TEAMS)
+    if "_" in text:
+        text = _TEAMS_UNDERSCORE.sub(lambda _: "\\_", text)
+    return _line_starts(text)
 
 
 def no_escape(text: str) -> str:
@@ -208,6 +263,7 @@ def no_escape(text: str) -> str:
 
 
 SLACK = Markup(escape_slack, "*")
+SLACK_PLAIN = Markup(escape_slack_plain, "")  # Slack plain_text objects
 PLAIN = Markup(no_escape, "")  # plain text fields: no markup at all
 MARKDOWN = Markup(escape_markdown, "**")
-TEAMS = Markup(no_escape, "**")
+TEAMS = Markup(escape_teams, "**")
