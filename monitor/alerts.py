@@ -47,6 +47,7 @@ from monitor.store import (
     upsert_many,
 )
 
+REALERT_KEY_BYTES = 256
 _LOOKBACK = (
     timedelta(hours=1),
     timedelta(days=1),
@@ -277,8 +278,16 @@ def _realert_key(rule: Rule, article: Article, match: Match) -> str:
     if rule.realert_key == "date":
         return article.date.isoformat()
     if rule.realert_key == "term":
-        return "\x1f".join(sorted({hit.text.casefold() for hit in match.hits}))
+        return _bounded("\x1f".join(sorted({hit.text.casefold() for hit in match.hits})))
     return ""
+
+
+def _bounded(key: str) -> str:
+    """A realert key of at most REALERT_KEY_BYTES (UTF-8): a longer one (up to 20 hits of 200 characters)
+    as its digest, so that it fits in an index entry (PostgreSQL refuses one over 2,704 bytes)."""
+    if len(key.encode()) <= REALERT_KEY_BYTES:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def _recent(conn: Connection, rule: str, key: str, since: float) -> bool:

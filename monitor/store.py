@@ -94,6 +94,17 @@ alerts = Table(
     Column("digest_pending", Boolean, nullable=False),
     Column("created_at", Float, nullable=False),
     Index("alerts_rule_created", "rule", "created_at"),
+    Index("alerts_realert", "rule", "realert_key", "created_at"),  # the realert lookup (`alerts._recent`)
+)
+# The digest flush's check and query and the start-up catch-up (`alerts._pending`, `oldest_pending`): only
+# the few alerts still waiting for a digest are in it. Its condition is the queries' own, so that both
+# SQLite and PostgreSQL see that the index covers them.
+Index(
+    "alerts_digest_pending",
+    alerts.c.rule,
+    alerts.c.created_at,
+    sqlite_where=alerts.c.digest_pending.is_(True),
+    postgresql_where=alerts.c.digest_pending.is_(True),
 )
 deliveries = Table(
     "deliveries",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from monitor import alerts as alerts_module
 from monitor.alerts import flush_digest, latest_fire, make_id, queue_article, queue_many
@@ -236,3 +237,42 @@ def test_empty_digest_only_when_asked(store: Store, tmp_path: Path) -> None:
 )
 def test_latest_fire(expression: str, now: datetime, expected: datetime) -> None:
     assert latest_fire(cron(expression, UTC), now) == expected
+
+
+def test_a_long_term_key_is_stored_as_its_digest_and_still_throttles(store: Store, tmp_path: Path) -> None:
+    """20 hits of 159 characters (not compressible) make a key of 3 KB, past PostgreSQL's limit on an index entry."""
+    rules = ruleset(tmp_path, realert="1h", realert_key="term", notify=["a"])
+    words = " ".join(f"hoogverraad{hashlib.sha512(bytes([k])).hexdigest()}{k:020d}" for k in range(20))
+    queue(store, rules, "1.txt", f"date 2022-01 Een: {words}", now=1000.0)
+    queue(store, rules, "2.txt", f"date 2022-01 Twee: {words}", now=1100.0)
+    keys = [row["realert_key"] for row in rows(store, alerts)]
+    assert len(set(keys)) == 1 and keys[0].startswith("sha256:")
+    assert len(keys[0].encode()) <= alerts_module.REALERT_KEY_BYTES
+    assert len(rows(store, deliveries)) == 1  # the second, with the same terms, is throttled
+
+
+def test_the_periodic_queries_use_their_indexes(store: Store, tmp_path: Path) -> None:
+    """SQLite's plans of the statements that the digest flush, the start-up catch-up and the realert lookup
+    really run: each searches its index, none scans the alerts."""
+    rules = ruleset(tmp_path, schedule="0 * * * *", realert="1h", notify=["a"])
+    slot = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    ran: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if "FROM alerts" in statement and not statement.lstrip().startswith(("INSERT", "UPDATE")):
+            ran.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        queue(store, rules, "1.txt", "date 2022-01 hoogverraad een", now=slot.timestamp() - 60)  # realert lookup
+        alerts_module.oldest_pending(store)
+        flush_digest(store, rules, rules.rule("hv"), slot)  # the check, then the pending alerts
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    with store.engine.connect() as conn:
+        plans = {sql: " ".join(r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", p)) for sql, p in ran}
+    pending = [plan for sql, plan in plans.items() if "digest_pending" in sql]
+    realert = [plan for sql, plan in plans.items() if "realert_key" in sql]
+    assert len(pending) == 3 and len(realert) == 1, plans
+    assert all("USING INDEX alerts_digest_pending" in plan for plan in pending), pending
+    assert "USING COVERING INDEX alerts_realert" in realert[0] or "USING INDEX alerts_realert" in realert[0], realert

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from sqlalchemy import Connection, func, select, text
 from monitor import migrations
 from monitor.errors import StoreError
 from monitor.store import Store, deliveries, files, metadata
+from tests.conftest import ROOT
 from tests.test_postgres import NO_PG, PG_URL, fresh_database
 
 HEAD = migrations.head()
@@ -80,7 +82,8 @@ def cli(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str
     config = tmp_path / "monitor.yaml"
     config.write_text(json.dumps({"state": {"url": url}}))
     command = [sys.executable, "-m", "monitor", *args, "--config", str(config)]
-    return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's monitor, as the daemon (conftest)
+    return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env)
 
 
 def test_an_empty_database_gets_the_schema_of_the_code(store: Store) -> None:

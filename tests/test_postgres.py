@@ -7,6 +7,7 @@ Each test gets a database of its own, dropped afterwards.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -24,10 +25,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, exists, func, select, text
 from sqlalchemy.engine import make_url
 
-from monitor.alerts import flush_digest
+from monitor.alerts import _pending, flush_digest, queue_article
+from monitor.articles import parse_article
 from monitor.receiver import Received, Receiver
 from monitor.rules import load_rules
 from monitor.store import OPEN_STATES, Store, alerts, articles, deliveries, files
@@ -438,3 +440,24 @@ def test_two_replicas_alert_once_per_realert_window_when_matches_race(
     twice = {key: count for key, count in sent.items() if count != 1}
     assert len(sent) == trials and not twice, f"alerted more than once per window: {twice}"
     assert len(receiver.received) == trials
+
+
+def test_the_periodic_queries_can_use_their_indexes_and_long_keys_fit(pg_url: str, tmp_path: Path) -> None:
+    """The partial index of pending digest alerts covers the flush's check (its condition is the query's),
+    and a realert key of 20 long hits (3 KB, not compressible) is stored within PostgreSQL's limit on an index entry."""
+    (tmp_path / "rules.yaml").write_text(
+        json.dumps(rules("http://127.0.0.1:9/", query="hoogverraad*", realert="1h", realert_key="term"))
+    )
+    ruleset = load_rules(tmp_path / "rules.yaml")
+    store = Store(pg_url)
+    store.create()
+    words = " ".join(f"hoogverraad{hashlib.sha512(bytes([k])).hexdigest()}{k:020d}" for k in range(20))
+    article = parse_article("long.txt", f"date 2022-01 {words}", 3000)
+    assert queue_article(store, ruleset, article, ruleset.engine.match(article), (3000, 1)).alerts == 1
+    check = select(exists().where(_pending(ruleset.rule("hoogverraad"), datetime.now(UTC))))
+    with store.engine.connect() as conn:
+        conn.execute(text("SET enable_seqscan = off"))  # an empty table: show whether the index can serve
+        sql = check.compile(conn, compile_kwargs={"literal_binds": True})
+        plan = " ".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {sql}"))
+    store.close()
+    assert "alerts_digest_pending" in plan, plan
