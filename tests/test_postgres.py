@@ -191,7 +191,9 @@ def run_replicas(
     print(f"  {duplicates} duplicates (bound {CONCURRENCY * killed}), articles claimed per replica {claims},")
     print(f"  requests sent per replica {dict(sorted(sent.items()))}")
     assert duplicates <= CONCURRENCY * killed  # only attempts in flight in a killed replica are repeated
-    assert len(sent) == REPLICAS  # every replica delivered a share
+    # Which replica claims and delivers is not decided: on one shared folder every replica reads every file
+    # and their batches claim in key order, so a batch that inserts first takes every article of it (issue
+    # 14 is to split the reading itself); the outbox is shared whoever queued it.
     if not kill:  # a killed replica's log may lack its last claims; its claims are counted in the database
         assert sum(claims) == TOTAL  # every article claimed by exactly one replica
     store = Store(url)
