@@ -130,7 +130,6 @@ class Deliverer:
         self._running: Counter[str] = Counter()  # per webhook: attempts started and not ended
         self._slow: set[str] = set()  # webhooks whose last attempt took SLOW_ATTEMPT or more
         self._sent: dict[str, deque[float]] = {}  # per webhook: start times of attempts in the last minute
-        self._held_back: dict[str, float] = {}  # webhooks over max_per_minute: until when (time.monotonic)
         self._leases: dict[str, float] = {}  # deliveries leased and not stored: their lease_until
         self.on_outcome: Callable[[Delivery, Attempt], None] | None = None
 
@@ -185,13 +184,9 @@ class Deliverer:
         await self._wait(stop, IDLE_POLL if next_due is None else min(IDLE_POLL, max(0.0, next_due - time.time())))
 
     def _busy(self) -> list[str]:
-        """Webhooks to leave out of the next lease: those with two rounds in hand, and those over their
-        max_per_minute until their window reopens."""
-        now = time.monotonic()
-        for name in [name for name, until in self._held_back.items() if until <= now]:
-            del self._held_back[name]
-        busy = {name for name in self._ready if self._in_hand(name) >= 2 * self._cap(name)}
-        return sorted(busy | self._held_back.keys())
+        """Webhooks to leave out of the next lease: those with two rounds in hand. (Not those over their
+        max_per_minute: their due rows would keep the idle wait at zero; they are leased and deferred.)"""
+        return sorted(name for name in self._ready if self._in_hand(name) >= 2 * self._cap(name))
 
     def _cap(self, webhook: str) -> int:
         return 1 if webhook in self._slow else self._per_webhook
@@ -256,8 +251,7 @@ class Deliverer:
             if delivery is None:
                 break
             wait = self._throttled(delivery.webhook)
-            if wait is not None:  # over the webhook's max_per_minute: left out of leases until its window reopens
-                self._held_back[delivery.webhook] = time.monotonic() + wait
+            if wait is not None:  # over the webhook's max_per_minute: due again when its window reopens
                 deferred.append((delivery.id, time.time() + wait))
                 continue
             self._running[delivery.webhook] += 1
