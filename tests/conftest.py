@@ -210,6 +210,7 @@ class HealthProbe:
     port: int
     times: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    answered: list[bool] = field(default_factory=list)  # each probe in order: answered 200 or not
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __enter__(self) -> HealthProbe:
@@ -224,13 +225,18 @@ class HealthProbe:
     def _run(self) -> None:
         while not self._stop.wait(0.02):
             start = time.perf_counter()
+            failed = len(self.failures)
             try:
                 answer = self._get()
                 if not answer.startswith(b"HTTP/1.1 200"):
-                    self.failures.append(answer[:40].decode("latin-1"))
+                    self.failures.append(answer[:40].decode("latin-1") or "closed without an answer")
             except OSError as exc:
                 self.failures.append(repr(exc))
             self.times.append(time.perf_counter() - start)
+            self.answered.append(len(self.failures) == failed)
+
+    def failed_twice_in_a_row(self) -> bool:
+        return any(not a and not b for a, b in zip(self.answered, self.answered[1:], strict=False))
 
     def _get(self) -> bytes:
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:

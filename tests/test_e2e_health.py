@@ -129,7 +129,10 @@ def test_a_slowloris_of_2000_connections_silences_neither_health_nor_reads(recei
         answered = len(prober.times)
     print(f"attack: {attack.opened} connections opened; /healthz: {answered} answers, max {max(prober.times):.3f} s;")
     print(f"  the daemon's open files: {baseline} before, at most {most} during")
-    assert not prober.failures, prober.failures[:5]
+    # Under a flood of new connections a probe can be the longest waiting when the cap is reached, and be
+    # dropped (seen once in ~250 probes on a loaded CI machine): a probe may fail now and then, never twice
+    # in a row (a liveness probe's failureThreshold is 3 by default) nor more than 2 % of the time.
+    assert not prober.failed_twice_in_a_row() and len(prober.failures) <= 0.02 * answered, prober.failures[:5]
     assert answered >= 100 and max(prober.times) < 1.0, sorted(prober.times)[-5:]
     assert most < baseline + 64 + 5 * 16 + 40  # the cap, batches accepted, not yet counted, own files
     assert daemon.stop() == 0
