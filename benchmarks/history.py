@@ -218,22 +218,19 @@ class Builder:
         alert_id: str | None = None,
         dead: bool = False,
     ) -> dict[str, Any]:
-        return {
-            "id": delivery_id,
-            "webhook": hook,
-            "kind": kind,
-            "rule": rule,
-            "alert_id": alert_id,
-            "payload": payload,
-            "state": "dead" if dead else "delivered",
-            "attempts": 5 if dead else 1,
-            "due_at": t,
-            "lease_until": None,
-            "last_status": 500 if dead else 200,
-            "last_error": "HTTP 500" if dead else None,
-            "created_at": t,
-            "delivered_at": None if dead else t + 0.05,
-        }
+        """An outbox row as the daemon queues it (monitor.alerts), then as its attempts left it."""
+        from monitor.alerts import _delivery as queued
+
+        row = queued(delivery_id, hook, kind, rule, t, payload=payload, alert_id=alert_id)
+        row.update(
+            state="dead" if dead else "delivered",
+            attempts=5 if dead else 1,
+            lease_until=None,
+            last_status=500 if dead else 200,
+            last_error="HTTP 500" if dead else None,
+            delivered_at=None if dead else t + 0.05,
+        )
+        return row
 
 
 def write_files(builder: Builder) -> dict[int, tuple[int, int]]:

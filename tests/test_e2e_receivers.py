@@ -17,7 +17,7 @@ import trustme
 
 from monitor.receiver import Received, Receiver
 from tests.conftest import SECRET, DaemonProcess, wait_until
-from tests.proxy import Proxy
+from tests.servers import Proxy
 from tests.test_isolation import GOOD, Dripper, drip
 
 RULE = {"name": "hoogverraad", "query": "hoogverraad"}

@@ -34,6 +34,7 @@ from monitor.lanes import MAX_SLOW, Lane
 from monitor.pipeline import Processed
 from monitor.receiver import Received, Receiver
 from tests.conftest import ROOT, SECRET, DaemonProcess, HealthProbe, shipped_rules, wait_until
+from tests.servers import RawServer
 
 GOOD = "date 2022-01-08 Bericht {i}: oud-premier opgepakt op verdenking van hoogverraad.\n"
 WAIT = 10.0
@@ -231,27 +232,17 @@ def test_a_small_article_slow_to_match_holds_up_the_others_no_longer_than_slow_b
     assert daemon.stop() == 0
 
 
-class Dripper:
+class Dripper(RawServer):
     """A raw HTTP server that answers each request with a status line, headers, and then `body`."""
 
     def __init__(self, body: Callable[[socket.socket], int]) -> None:
         self.body = body
-        self.sock = socket.create_server(("127.0.0.1", 0))
         self.connections: list[tuple[float, float, int]] = []  # (request read, connection closed, bytes sent)
-        self._lock = threading.Lock()
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+        return self.address + "/hook"
 
     def _handle(self, conn: socket.socket) -> None:
         with conn:
@@ -266,9 +257,6 @@ class Dripper:
             sent = self.body(conn)
             with self._lock:
                 self.connections.append((start, time.monotonic(), sent))
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def closed_by_peer(conn: socket.socket, wait: float) -> bool:

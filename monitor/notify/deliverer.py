@@ -15,7 +15,7 @@ import functools
 import random
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
@@ -275,7 +275,7 @@ class Deliverer:
             await asyncio.to_thread(self.store.release, leases)
 
     def _exchange(
-        self, posted: list[_Posted], now: float, limit: int, busy: list[str] | None = None
+        self, posted: list[_Posted], now: float, limit: int, busy: Sequence[str] = ()
     ) -> tuple[list[Outcome], list[Delivery]]:
         """In a worker thread: store finished attempts and lease what is due, in one transaction."""
         decided = [self._decide(item, now) for item in posted]
@@ -284,7 +284,7 @@ class Deliverer:
                 self.store.set_webhook_disabled(item.delivery.webhook, True, item.attempt.error)
         pairs = list(zip(posted, decided, strict=True))
         rows = [(item.delivery.id, item.delivery.webhook, values) for item, (_, values) in pairs]
-        due = self.store.exchange(rows, now, limit, self.lease, busy or ())
+        due = self.store.exchange(rows, now, limit, self.lease, busy)
         for item, (outcome, values) in pairs:
             _log_outcome(item, outcome, values, now)
         return [outcome for outcome, _ in decided], due

@@ -1,7 +1,8 @@
-"""A small forward proxy on 127.0.0.1 for tests: CONNECT tunnels (HTTPS) and absolute-form requests (HTTP).
+"""Raw socket servers on 127.0.0.1 for tests: `RawServer` serves each connection in a thread of its own;
+`Proxy` is a small forward proxy on it: CONNECT tunnels (HTTPS) and absolute-form requests (HTTP).
 
-Each request it serves is recorded as (method, target). A connection is served by one thread: the request
-head is read, then bytes are piped both ways until either side closes.
+The proxy records each request as (method, target): the request head is read, then bytes are piped both
+ways until either side closes.
 """
 
 from __future__ import annotations
@@ -12,15 +13,16 @@ import threading
 from urllib.parse import urlsplit
 
 
-class Proxy:
+class RawServer:
+    """Listens on 127.0.0.1 (a free port) and hands each connection to `_handle` in a thread of its own."""
+
     def __init__(self) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
-        self.seen: list[tuple[str, str]] = []
         self._lock = threading.Lock()
-        threading.Thread(target=self._serve, name="proxy", daemon=True).start()
+        threading.Thread(target=self._serve, name=type(self).__name__, daemon=True).start()
 
     @property
-    def url(self) -> str:
+    def address(self) -> str:
         return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
 
     def close(self) -> None:
@@ -29,10 +31,23 @@ class Proxy:
     def _serve(self) -> None:
         while True:
             try:
-                client, _ = self.sock.accept()
+                conn, _ = self.sock.accept()
             except OSError:
                 return
-            threading.Thread(target=self._handle, args=(client,), daemon=True).start()
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class Proxy(RawServer):
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+        super().__init__()
+
+    @property
+    def url(self) -> str:
+        return self.address
 
     def _handle(self, client: socket.socket) -> None:
         with client:
