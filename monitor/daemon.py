@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import logging
 import os
 import signal
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import structlog
 
@@ -38,12 +40,14 @@ from monitor.watch import Watcher, open_for_writing, scan
 from monitor.worker import MatchWorker
 
 log = structlog.get_logger(__name__)
+_T = TypeVar("_T")
 INGEST_BATCH = 64  # paths taken from the main lane's queue per hop to its thread
 # A file a scan finds changed within this long is taken only when no process has it open for writing (for
 # writers the observer did not see open: started before the daemon, or watched by polling).
 QUIET = 600.0
 STORE_CHECK = 2.0  # seconds between checks that the state store takes a write, and how long one may take
 RETRY_FIRST, RETRY_LAST = 2.0, 60.0  # seconds before a scan retries files that failed for now, doubling
+LEDGER_CHUNK = 1000  # files of a reconcile scan looked up in the ledger at once
 SLOW_BATCH = 1.0  # seconds: a main-lane batch still running after this is left to finish in a thread of its own
 
 
@@ -333,29 +337,37 @@ class Daemon:
     def _unseen(
         self, settle: float, seen_open: Callable[[str, int], bool] = lambda path, mtime: False
     ) -> tuple[list[tuple[str, int]], int]:
-        """Paths (with their sizes) not in the ledger in this version, and how many were too recent."""
-        known = self.store.known_files()
+        """Paths (with their sizes) not in the ledger in this version, and how many were too recent. The folder
+        listing is compared with the ledger LEDGER_CHUNK files at a time: memory and each query stay the
+        same size with a year of history (the ledger is never loaded whole)."""
         now = time.time_ns()
         cutoff, quiet = now - int(settle * 1e9), now - int(QUIET * 1e9)
         found: list[tuple[str, int]] = []
         fresh: list[str] = []  # changed within QUIET: ask /proc whether a writer still has it open
         recent = 0
+        for chunk in _chunks(self._listing(), LEDGER_CHUNK):
+            known = self.store.seen_many([key for key, _path, _info in chunk])
+            for key, path, info in chunk:
+                seen = known.get(key)
+                if seen is not None and seen.unchanged(info):
+                    continue
+                if info.st_mtime_ns > cutoff or seen_open(path, info.st_mtime_ns):  # may still be written:
+                    recent += 1  # its close event, or a later scan
+                    continue
+                found.append((path, info.st_size))
+                if info.st_mtime_ns > quiet:
+                    fresh.append(path)
+        writing = open_for_writing(fresh)  # e.g. opened before the daemon started: no event said so
+        return sorted(item for item in found if item[0] not in writing), recent + len(writing)
+
+    def _listing(self) -> Iterator[tuple[str, str, os.stat_result]]:
+        """Each candidate file in the watched folders: its ledger key, path and stat."""
         for entry in scan(self.settings.watch.folders, self.settings.watch.suffixes):
             try:
                 info = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            seen = known.get(ledger_key(entry.path))
-            if seen is not None and seen.unchanged(info):
-                continue
-            if info.st_mtime_ns > cutoff or seen_open(entry.path, info.st_mtime_ns):  # may still be written:
-                recent += 1  # its close event, or a later scan
-                continue
-            found.append((entry.path, info.st_size))
-            if info.st_mtime_ns > quiet:
-                fresh.append(entry.path)
-        writing = open_for_writing(fresh)  # e.g. opened before the daemon started: no event said so
-        return sorted(item for item in found if item[0] not in writing), recent + len(writing)
+            yield ledger_key(entry.path), entry.path, info
 
     # -- digests, sweeps, health ----------------------------------------------------------------------
     async def flush_digest(self, name: str) -> None:
@@ -471,6 +483,13 @@ class Daemon:
 
     def _count(self, key: str) -> None:
         self.counts[key] = self.counts.get(key, 0) + 1
+
+
+def _chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    """The items in lists of `size` (the last may be shorter)."""
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
 
 
 def _size(path: str) -> int:

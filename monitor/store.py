@@ -153,8 +153,9 @@ class State(enum.StrEnum):
 
 
 OPEN_STATES = (State.pending.value, State.retrying.value)
-_LEDGER = select(files.c.path, files.c.size, files.c.mtime_ns, files.c.outcome, files.c.seen_at)
-_SEEN = _LEDGER.where(files.c.path.in_(bindparam("paths", expanding=True)))
+_SEEN = select(files.c.path, files.c.size, files.c.mtime_ns, files.c.outcome, files.c.seen_at).where(
+    files.c.path.in_(bindparam("paths", expanding=True))
+)
 _DISABLED = select(webhook_state.c.name).where(webhook_state.c.disabled.is_(True))
 _DUE_ROWS = (
     select(deliveries)
@@ -332,11 +333,6 @@ class Store:
         return True
 
     # -- the file ledger ------------------------------------------------------------------------------
-    def known_files(self) -> dict[str, Known]:
-        """What the ledger holds for every file it knows (see `Known`)."""
-        with self.engine.connect() as conn:
-            return {row[0]: _known(*row[1:]) for row in conn.execute(_LEDGER)}
-
     def seen_many(self, paths: Sequence[str]) -> dict[str, Known]:
         """What the ledger holds for each of the paths it knows."""
         with self.engine.connect() as conn:
