@@ -252,6 +252,7 @@ def test_the_reconcile_scan_compares_the_folder_with_the_ledger_a_chunk_at_a_tim
     settings = load_settings(
         None, rules_file=rules, state={"url": pipeline.store.url}, watch={"folders": [str(folder)]}
     )
+    monkeypatch.setattr(daemon_module.gc, "freeze", lambda: None)  # the daemon's, not for the test process
     owner = daemon_module.Daemon(settings)
     lookups: list[int] = []
     seen_many = owner.store.seen_many
