@@ -137,12 +137,14 @@ class Pipeline:
         items = [step.prepared for step in read if step.prepared is not None]
         if self.abandoned.is_set():  # the daemon stopped waiting for this batch: its files stay unseen
             return []
+        rejected = [(step, step.error) for step in steps if step.error is not None and step.error.code != "transient"]
+        if not (items or rejected or claimed):  # nothing to write (all seen, or read elsewhere)
+            return [self._done(step) for step in steps] + elsewhere
         with self.store.begin() as conn:
-            for step in steps:
-                if step.error is not None and step.error.code != "transient":
-                    self.store.record_file(
-                        conn, step.path, *step.stat, outcome="rejected", code=step.error.code, reason=step.error.reason
-                    )
+            for step, error in rejected:
+                self.store.record_file(
+                    conn, step.path, *step.stat, outcome="rejected", code=error.code, reason=error.reason
+                )
             for step, queued in zip(read, queue_prepared(conn, ruleset, items, send=send), strict=True):
                 step.queued = queued
             self.store.release_reading(conn, claimed)
