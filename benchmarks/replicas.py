@@ -49,6 +49,7 @@ from common import (
     receiver,
     scratch,
     shipped_rules_text,
+    source_root,
     tally,
     wait_until,
     write_articles,
@@ -67,6 +68,12 @@ def _extra(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help="a PostgreSQL server URL (default: MONITOR_TEST_PG_URL or scripts/postgres.sh)")
     parser.add_argument("--observer", choices=["native", "polling"], default="native")
     parser.add_argument("--runs", type=int, help="rounds of 1 then 2 replicas (default 3; quick 1): medians shown")
+
+
+def lease_setting() -> dict[str, str]:
+    """`watch.read_lease`, unless the daemon's code predates it (BENCH_SOURCE of an older tree, to compare)."""
+    settings = source_root() / "monitor" / "settings.py"
+    return {"read_lease": f"{LEASE}s"} if "read_lease" in settings.read_text(encoding="utf-8") else {}
 
 
 def server_url(given: str | None) -> str:
@@ -175,7 +182,7 @@ def run(replicas: int, server: str, observer: str, home: Path, corpus: Corpus, c
     wanted = sum(1 for rule in expected.values() if rule)
     with fresh_database(server) as url, probing(url) as probe:
         settings = {
-            "watch": {"folders": [str(shared)], "observer": observer, "settle": "0.5s", "read_lease": f"{LEASE}s"},
+            "watch": {"folders": [str(shared)], "observer": observer, "settle": "0.5s", **lease_setting()},
             "state": {"url": url},
         }
         rules = shipped_rules_text(hook.url + HOOK_PATH)
