@@ -18,6 +18,7 @@ import fcntl
 import functools
 import json
 import os
+import secrets
 import socket
 import threading
 import time
@@ -151,7 +152,7 @@ reading = Table(
     Column("path", Text, primary_key=True),  # the ledger key (`files.path`)
     Column("size", BigInteger, nullable=False),
     Column("mtime_ns", BigInteger, nullable=False),
-    Column("owner", String(80), nullable=False),  # host:pid of the replica reading it
+    Column("owner", String(80), nullable=False),  # host:pid:token of the replica reading it
     Column("claimed_at", Float, nullable=False),
     Column("lease_until", Float, nullable=False),
 )
@@ -246,7 +247,9 @@ class Store:
             raise StoreError(f"cannot open state store {redact_url(url)}: {exc}{hint}") from None
         except (SQLAlchemyError, ValueError) as exc:
             raise StoreError(f"cannot open state store {redact_url(url)}: {exc}") from None
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"[:80]  # this process, in claims of files it reads
+        # This store's name in the claims of files it reads: host:pid, and a token should two containers
+        # share a host name and pid 1.
+        self.owner = f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
         self._writes: AbstractContextManager[Any] = contextlib.nullcontext()
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)

@@ -5,7 +5,7 @@ Revises: 0004
 Create Date: 2026-11-30
 
 On PostgreSQL `monitor.pipeline.Pipeline` claims each file version (ledger key, size, mtime) in `reading`
-before it reads it, with its owner (host:pid) and a lease; the row is deleted in the transaction that writes
+before it reads it, with its owner (host:pid:token) and a lease; the row is deleted in the transaction that writes
 the file's ledger row. A claim whose lease ran out (its replica died mid-read) is taken over. SQLite (one
 daemon) never uses the table.
 """
@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column("path", sa.Text(), primary_key=True),  # the ledger key (`files.path`)
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("mtime_ns", sa.BigInteger(), nullable=False),
-        sa.Column("owner", sa.String(80), nullable=False),  # host:pid of the replica reading it
+        sa.Column("owner", sa.String(80), nullable=False),  # host:pid:token of the replica reading it
         sa.Column("claimed_at", sa.Float(), nullable=False),
         sa.Column("lease_until", sa.Float(), nullable=False),
     )
