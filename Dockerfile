@@ -27,5 +27,5 @@ ENV MONITOR_WATCH__FOLDERS='["/data/articles"]' \
 VOLUME ["/data/articles", "/data/state"]
 EXPOSE 8787
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["news-monitor", "health", "--url", "http://127.0.0.1:8787/healthz"]
+    CMD ["news-monitor", "health"]
 ENTRYPOINT ["news-monitor", "run"]

@@ -38,7 +38,6 @@ from monitor.errors import RuleProblem, RulesError
 from monitor.matching.engine import Engine, MatchRule
 from monitor.matching.query import Compiler, QueryError, Stemmer
 from monitor.redaction import mask_text, redact_url
-from monitor.schedule import cron
 from monitor.yamlfile import YamlProblem, describe, load_yaml, load_yaml_fast, locate
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -145,6 +144,8 @@ class Rule(_Model):
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         if value is not None:
+            from monitor.schedule import cron  # APScheduler: only for rules files with a digest rule
+
             try:
                 cron(value, UTC)
             except ValueError as exc:

@@ -47,22 +47,27 @@ def test_entrypoint_is_exec_form_and_the_healthcheck_passes(tmp_path: Path) -> N
     assert "USER monitor" in DOCKERFILE and DOCKERFILE.index("pip install .") < DOCKERFILE.index("COPY monitor")
     shutil.copytree(ROOT / "config", tmp_path / "config")
     port = free_port()
-    env = {**os.environ, **image_env()}
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, **image_env(), "PYTHONPATH": path}  # this checkout's code, whatever is installed
     env |= {
         "MONITOR_WATCH__FOLDERS": json.dumps([str(tmp_path / "articles")]),
         "MONITOR_STATE__URL": f"sqlite:///{tmp_path / 'state' / 'monitor.db'}",
         "MONITOR_HTTP__HOST": "127.0.0.1",  # the image listens on 0.0.0.0 inside its own network
         "MONITOR_HTTP__PORT": str(port),
     }
-    health = [arg.replace("8787", str(port)) for arg in health]
+    assert health == ["news-monitor", "health"]  # it asks the port of the settings: MONITOR_HTTP__PORT here
+
+    def healthcheck() -> int:  # as Docker runs it: in the image's WORKDIR (its config/), with its ENV
+        return subprocess.run(command(health), cwd=tmp_path, env=env, capture_output=True).returncode
+
     log = (tmp_path / "daemon.log").open("wb")
     proc = subprocess.Popen(command(entrypoint), cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: subprocess.run(command(health), capture_output=True).returncode == 0, 30, "HEALTHCHECK")
+        wait_until(lambda: healthcheck() == 0, 30, "HEALTHCHECK")
         assert '"event": "daemon_ready"' in (tmp_path / "daemon.log").read_text()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
-        assert subprocess.run(command(health), capture_output=True).returncode == 1  # stopped: unhealthy
+        assert healthcheck() == 1  # stopped: unhealthy
     finally:
         if proc.poll() is None:
             proc.kill()
