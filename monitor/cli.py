@@ -72,7 +72,8 @@ def main() -> None:
 def _fail(message: str) -> None:
     from monitor.redaction import mask_text
 
-    console(stderr=True).print(f"[red]error:[/red] {shown(mask_text(message))}")
+    lines = "\n".join(shown(line) for line in mask_text(message).splitlines())  # a problem a line, each escaped
+    console(stderr=True).print(f"[red]error:[/red] {lines}")
     sys.exit(1)
 
 

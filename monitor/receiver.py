@@ -146,8 +146,12 @@ def _alert(data: dict[str, Any]) -> list[str]:
 
 
 def _digest(data: dict[str, Any]) -> list[str]:
-    head = f"DIGEST {data.get('rule')} at {data.get('slot')}: {data.get('count')} alert(s)"
+    head = f"DIGEST {data.get('rule')} at {data.get('slot')}: {_alerts(data.get('count'))}"
     return [printable(head)] + [f"    - {printable(str(a['article']['path']))}" for a in data.get("alerts", [])]
+
+
+def _alerts(count: Any) -> str:
+    return f"{count} alert" if count == 1 else f"{count} alerts"
 
 
 def _texts(node: Any) -> Iterator[str]:

@@ -99,6 +99,16 @@ def test_validate_names_file_line_and_what_was_expected(project: Path, rules: st
     assert __import__("re").search(expected, result.stderr), result.stderr
 
 
+def test_validate_shows_every_problem_on_its_own_line(project: Path) -> None:
+    rules = "version: 1\nrules:\n  - name: x\n    query: 'a AND (b'\n  - name: y\n    query: 'c OR'\n"
+    (project / "config" / "rules.yaml").write_text(rules)
+    result = run("validate", cwd=project)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("error: ") and "\\n" not in result.stderr, result.stderr
+    assert "rules.yaml:4" in lines[0] and "rules.yaml:6" in lines[1]
+
+
 def test_run_refuses_invalid_rules_with_one_message(project: Path) -> None:
     (project / "config" / "rules.yaml").write_text("version: 1\nrules:\n  - name: x\n    query: 'a AND (b'\n")
     result = run("run", cwd=project)
