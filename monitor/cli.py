@@ -7,16 +7,17 @@ SQLAlchemy, httpx, watchdog or APScheduler (tests/test_cli.py checks it).
 
 from __future__ import annotations
 
-import enum
 import json
 import sys
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from monitor import statecli
+from monitor.cliargs import ConfigOption, JsonOption, open_settings, open_store
 from monitor.console import console, plural, printable, shown
 from monitor.dbcli import db_app
 from monitor.errors import MonitorError
@@ -26,37 +27,15 @@ if TYPE_CHECKING:
 
     from monitor.receiver import Receiver
     from monitor.rules import RuleSet
-    from monitor.settings import LimitsSettings, Settings
+    from monitor.settings import LimitsSettings
     from monitor.store import Store
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, rich_markup_mode=None, help="News-monitoring alert daemon."
 )
-webhooks_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Webhook state.")
-app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(statecli.webhooks_app, name="webhooks")
 app.add_typer(db_app, name="db")
 BACKFILL_BATCH = 64  # files per transaction
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        metavar="FILE",
-        help="Settings file; default config/monitor.yaml.",
-        envvar="MONITOR_CONFIG",
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-class DeliveryState(enum.StrEnum):
-    """The states of monitor.store.State, without importing SQLAlchemy to offer them as choices."""
-
-    pending = "pending"
-    retrying = "retrying"
-    delivered = "delivered"
-    dead = "dead"
 
 
 def main() -> None:
@@ -99,12 +78,6 @@ def _options(
     """News-monitoring alert daemon."""
 
 
-def _settings(config: Path | None, **overrides: object) -> Settings:
-    from monitor.settings import load_settings
-
-    return load_settings(config, **overrides)
-
-
 def _listening(receiver: Receiver) -> Receiver:
     """Start a receiver; a busy or forbidden port is a user error."""
     try:
@@ -123,7 +96,7 @@ def run(config: ConfigOption = None) -> None:
     from monitor.daemon import Daemon
     from monitor.logs import configure
 
-    settings = _settings(config)
+    settings = open_settings(config)
     configure(settings.log.level, settings.log.format)
     asyncio.run(Daemon(settings).serve())
 
@@ -146,7 +119,7 @@ def demo(
     receiver = _listening(Receiver(port=port, on_request=_print_request))
     os.environ.setdefault("NEWSROOM_WEBHOOK_URL", f"{receiver.url}/hooks/newsroom")
     with tempfile.TemporaryDirectory(prefix="news-monitor-demo-") as state:
-        settings = _settings(config, state={"url": f"sqlite:///{state}/monitor.db"}, http={"enabled": False})
+        settings = open_settings(config, state={"url": f"sqlite:///{state}/monitor.db"}, http={"enabled": False})
         configure(settings.log.level, "console")
         daemon = Daemon(settings)
         folders = ", ".join(shown(str(folder)) for folder in settings.watch.folders)
@@ -190,7 +163,7 @@ def check(
     Exit status 1 if a file is rejected (or not found)."""
     from monitor.rules import load_rules
 
-    settings = _settings(config)
+    settings = open_settings(config)
     ruleset = load_rules(settings.rules_file)
     reports = [_check_one(ruleset, path, settings.watch.max_article_bytes, settings.limits) for path in files]
     if as_json:
@@ -255,7 +228,7 @@ def validate(config: ConfigOption = None) -> None:
     from monitor.evaluation import run_examples
     from monitor.rules import load_rules
 
-    settings = _settings(config)
+    settings = open_settings(config)
     ruleset = load_rules(settings.rules_file)
     if problems := settings.delivery.lease_problems(ruleset.webhooks, settings.rules_file):
         raise RulesError(problems)
@@ -278,7 +251,7 @@ def test_rules(config: ConfigOption = None) -> None:
     from monitor.evaluation import run_examples
     from monitor.rules import load_rules
 
-    ruleset = load_rules(_settings(config).rules_file)
+    ruleset = load_rules(open_settings(config).rules_file)
     results = run_examples(ruleset)
     table = Table("rule", "examples", "passed", "failed")
     for rule in ruleset.rules:
@@ -317,12 +290,12 @@ def backfill(
     from monitor.rules import load_rules
     from monitor.watch import scan
 
-    settings = _settings(config)
+    settings = open_settings(config)
     configure("WARNING", settings.log.format)
     if not folder.is_dir():
         raise MonitorError(f"{folder}: not a folder")
     ruleset = load_rules(settings.rules_file)
-    store = _store(config)
+    store = open_store(config)
     pipeline = Pipeline(store, lambda: ruleset, settings.watch.max_article_bytes, settings.limits, roots=[folder])
     paths = sorted(entry.path for entry in scan([folder], settings.watch.suffixes))
     counts: dict[str, int] = {}
@@ -338,161 +311,9 @@ def backfill(
     console().print(f"backfill of {plural(len(paths), 'file')}: {summary}")
 
 
-def _store(config: Path | None) -> Store:
-    from monitor.store import Store
-
-    store = Store(_settings(config).state.url)
-    store.create()
-    return store
-
-
-@app.command()
-def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Articles read and rejected, the outbox by state, each webhook's last delivery and error, the rules."""
-    from monitor.rules import load_rules
-
-    settings = _settings(config)
-    report = _store(config).status()
-    try:
-        ruleset = load_rules(settings.rules_file)
-        report["rules"] = {"file": ruleset.path, "count": len(ruleset.rules), "names": [r.name for r in ruleset.rules]}
-    except MonitorError as exc:
-        report["rules"] = {"file": str(settings.rules_file), "error": str(exc)}
-    if as_json:
-        _print_json(report)
-        return
-    _print_status(report)
-
-
-def _print_status(report: dict[str, Any]) -> None:
-    from monitor.redaction import mask_text
-
-    out = console()
-    files = ", ".join(f"{k} {v}" for k, v in sorted(report["files"].items())) or "none yet"
-    out.print(f"[bold]articles[/bold]  {files}")
-    for row in report["last_rejections"]:
-        reason = shown(row["reason"] or "")
-        out.print(f"  rejected {_when(row['seen_at'])}  {shown(row['path'])}  ({row['code']}) {reason}")
-    outbox = ", ".join(f"{k} {v}" for k, v in sorted(report["outbox"].items())) or "empty"
-    out.print(f"[bold]outbox[/bold]    {outbox}")
-    for hook in report["webhooks"]:
-        reason = shown(mask_text(hook["disabled_reason"] or ""))
-        state = "[red]DISABLED[/red] " + reason if hook["disabled"] else "enabled"
-        name = shown(hook["name"])
-        out.print(f"[bold]webhook[/bold]   {name}: {state}; last delivery {_when(hook['last_delivery_at'])}")
-        if hook["last_error"]:
-            out.print(f"          last error {_when(hook['last_error_at'])}: {shown(mask_text(hook['last_error']))}")
-    rules = report["rules"]
-    summary = rules.get("error") or f"{rules['count']} loaded: {', '.join(rules['names'])}"
-    out.print(f"[bold]rules[/bold]     {shown(rules['file'])}: {shown(mask_text(summary))}")
-
-
-def _print_json(data: Any) -> None:
-    """State for scripts, masked as logs are: a `last_error` stored by an older version may hold a URL's secrets."""
-    from monitor.redaction import mask_text
-
-    console().print_json(mask_text(json.dumps(data, default=str)))
-
-
-def _when(stamp: float | None) -> str:
-    if stamp is None:
-        return "never"
-    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-@app.command("deliveries")
-def list_deliveries(
-    config: ConfigOption = None,
-    state: Annotated[list[DeliveryState] | None, typer.Option("--state", help="Only these states.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many, oldest first.")] = 1000,
-    as_json: JsonOption = False,
-) -> None:
-    """List deliveries of the outbox (pending, retrying, delivered, dead)."""
-    from rich.table import Table
-
-    from monitor.redaction import mask_text
-
-    rows = _store(config).deliveries([s.value for s in state] if state else None, limit)
-    if as_json:
-        _print_json([{**asdict(d), "state": d.state.value} for d in rows])
-        return
-    table = Table("webhook", "kind", "rule", "state", "attempts", "last status", "last error", "due")
-    table.columns.insert(0, _id_column(max((len(d.id) for d in rows), default=2)))
-    for d in rows:
-        table.add_row(
-            d.id,
-            shown(d.webhook),
-            d.kind,
-            shown(d.rule),
-            d.state.value,
-            str(d.attempts),
-            str(d.last_status or "-"),
-            shown(mask_text(d.last_error or "-")),
-            _when(d.due_at),
-        )
-    console().print(table)
-
-
-def _id_column(width: int) -> Any:
-    """Ids are never cut, even on a narrow terminal: they are what `redeliver` takes."""
-    from rich.table import Column
-
-    return Column("id", no_wrap=True, min_width=width)
-
-
-@app.command()
-def redeliver(
-    ids: Annotated[list[str] | None, typer.Argument(metavar="ID", help="Delivery ids (webhook-id).")] = None,
-    all_dead: Annotated[bool, typer.Option("--all-dead", help="Every dead delivery.")] = False,
-    config: ConfigOption = None,
-) -> None:
-    """Queue deliveries again under their original ids (a running daemon sends them within seconds).
-    Exit status 1 if an id is not found (the others are queued)."""
-    if not ids and not all_dead:
-        raise MonitorError("name delivery ids or --all-dead")
-    store = _store(config)
-    if all_dead:
-        count = store.requeue(None)
-        missing = []
-    else:
-        found = {delivery_id: store.requeue([delivery_id]) for delivery_id in dict.fromkeys(ids or [])}
-        count, missing = sum(found.values()), [delivery_id for delivery_id, n in found.items() if not n]
-    console().print(f"queued {plural(count, 'delivery', 'deliveries')} again")
-    if missing:
-        raise MonitorError("no delivery with id " + ", ".join(missing))
-
-
-@webhooks_app.command("enable")
-def webhook_enable(name: str, config: ConfigOption = None) -> None:
-    """Enable a webhook disabled by a 410 Gone (its held deliveries go out again)."""
-    _known_webhook(name, config).set_webhook_disabled(name, False)
-    console().print(f"webhook {shown(name)} enabled")
-
-
-@webhooks_app.command("disable")
-def webhook_disable(name: str, config: ConfigOption = None) -> None:
-    """Hold a webhook's deliveries until it is enabled again."""
-    _known_webhook(name, config).set_webhook_disabled(name, True, "disabled by the operator")
-    console().print(f"webhook {shown(name)} disabled")
-
-
-def _known_webhook(name: str, config: Path | None) -> Store:
-    """The store, if `name` is a webhook of the rules file or one the store already keeps a state for."""
-    from monitor.errors import ConfigError
-    from monitor.yamlfile import YamlProblem, load_yaml
-
-    settings = _settings(config)
-    try:
-        raw = load_yaml(settings.rules_file)
-    except YamlProblem as exc:
-        raise ConfigError(exc.message, source=settings.rules_file) from None
-    webhooks = raw.get("webhooks") if isinstance(raw, dict) else None
-    store = _store(config)
-    known = set(webhooks or {}) | {hook["name"] for hook in store.status(recent=0)["webhooks"]}
-    if name not in known:
-        names = ", ".join(sorted(known)) or "none"
-        raise MonitorError(f"{settings.rules_file}: no webhook {name!r} (webhooks: {names})")
-    return store
+app.command()(statecli.status)
+app.command("deliveries")(statecli.list_deliveries)
+app.command()(statecli.redeliver)
 
 
 @app.command()
@@ -521,7 +342,7 @@ def health(
 
 def _health_url(config: Path | None) -> str:
     """The daemon's own health endpoint, from the settings it runs with (http.host, http.port)."""
-    http = _settings(config).http
+    http = open_settings(config).http
     if not http.enabled:
         raise MonitorError("http.enabled is false: the daemon serves no health endpoint to ask")
     host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(http.host, http.host)
@@ -562,7 +383,7 @@ def evaluate(
     from monitor.evaluation import evaluate as score
     from monitor.rules import load_rules
 
-    result = score(load_rules(rules or _settings(config).rules_file), folder, labels)
+    result = score(load_rules(rules or open_settings(config).rules_file), folder, labels)
     if as_json:
         console().print_json(json.dumps(result.to_json(), ensure_ascii=False))
         return

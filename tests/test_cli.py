@@ -209,6 +209,22 @@ def test_webhooks_refuses_a_webhook_the_rules_do_not_name(project: Path, action:
     assert [hook["name"] for hook in status["webhooks"]] == []
 
 
+def test_commands_that_only_read_create_no_state(project: Path) -> None:
+    status = run("status", cwd=project)
+    assert status.returncode == 0 and "none yet" in status.stdout and "outbox    empty" in status.stdout
+    assert json.loads(run("status", "--json", cwd=project).stdout)["outbox"] == {}
+    assert run("deliveries", "--json", cwd=project).stdout.strip() == "[]"
+    assert run("redeliver", "msg_x", cwd=project).returncode == 1
+    assert not (project / "state").exists()
+
+
+def test_delivery_states_offered_are_the_stores() -> None:
+    from monitor.statecli import DeliveryState
+    from monitor.store import State
+
+    assert [s.value for s in DeliveryState] == [s.value for s in State]
+
+
 def test_webhooks_disable_and_enable_a_webhook_of_the_rules(project: Path) -> None:
     assert run("webhooks", "disable", "newsroom", cwd=project).returncode == 0
     status = json.loads(run("status", "--json", cwd=project).stdout)

@@ -1,0 +1,52 @@
+"""What the commands share: the `--config` and `--json` options, and the settings and state store they open.
+Light to import: pydantic and SQLAlchemy come in when a command calls `settings()` or `store()`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from monitor.settings import Settings
+    from monitor.store import Store
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="Settings file; default config/monitor.yaml.",
+        envvar="MONITOR_CONFIG",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def open_settings(config: Path | None, **overrides: object) -> Settings:
+    from monitor.settings import load_settings
+
+    return load_settings(config, **overrides)
+
+
+def open_store(config: Path | None) -> Store:
+    """The state store of the settings, given the current schema if it is empty (a command that writes)."""
+    from monitor.store import Store
+
+    opened = Store(open_settings(config).state.url)
+    opened.create()
+    return opened
+
+
+def open_existing_store(config: Path | None) -> Store | None:
+    """The state store for a command that only reads: None while its SQLite file does not exist, which such
+    a command does not create (nor its folder)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(open_settings(config).state.url)
+    in_a_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+    if in_a_file and not Path(str(url.database)).exists():
+        return None
+    return open_store(config)
