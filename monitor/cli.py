@@ -222,29 +222,48 @@ def _check_one(ruleset: RuleSet, path: Path, max_bytes: int, limits: LimitsSetti
 
 
 @app.command()
-def validate(config: ConfigOption = None) -> None:
+def validate(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Check settings and rules (and run the rules' examples). Exit status 1 on any problem."""
     from monitor.errors import RulesError
     from monitor.evaluation import run_examples
     from monitor.rules import load_rules
 
-    settings = open_settings(config)
-    ruleset = load_rules(settings.rules_file)
-    if problems := settings.delivery.lease_problems(ruleset.webhooks, settings.rules_file):
-        raise RulesError(problems)
+    try:
+        settings = open_settings(config)
+        ruleset = load_rules(settings.rules_file)
+        if problems := settings.delivery.lease_problems(ruleset.webhooks, settings.rules_file):
+            raise RulesError(problems)
+    except MonitorError as exc:
+        if not as_json:
+            raise
+        _print_validation({"ok": False, "problems": str(exc).splitlines(), "failed_examples": []})
+        raise typer.Exit(1) from None
     failures = [r for r in run_examples(ruleset) if not r.passed]
-    for failure in failures:
+    if as_json:
+        found = [_example(f) for f in failures]
+        counts = {"rules": len(ruleset.rules), "webhooks": len(ruleset.webhooks)}
+        _print_validation({"ok": not failures, **counts, "problems": [], "failed_examples": found})
+    for failure in [] if as_json else failures:
         what = "should match" if failure.expected else "should not match"
-        console(stderr=True).print(
-            shown(f"{ruleset.path}: rule {failure.rule!r}: example {what}: {failure.text!r}"), soft_wrap=True
-        )
+        console(stderr=True).print(shown(f"{ruleset.path}: rule {failure.rule!r}: example {what}: {failure.text!r}"))
     if failures:
         raise typer.Exit(1)
-    console().print(f"ok: {plural(len(ruleset.rules), 'rule')}, {plural(len(ruleset.webhooks), 'webhook')}")
+    if not as_json:
+        console().print(f"ok: {plural(len(ruleset.rules), 'rule')}, {plural(len(ruleset.webhooks), 'webhook')}")
+
+
+def _print_validation(report: dict[str, Any]) -> None:
+    from monitor.redaction import mask_text
+
+    console().print_json(mask_text(json.dumps(report, ensure_ascii=False)))
+
+
+def _example(result: Any) -> dict[str, Any]:
+    return {"rule": result.rule, "text": result.text, "should_match": result.expected}
 
 
 @app.command("test-rules")
-def test_rules(config: ConfigOption = None) -> None:
+def test_rules(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Run every rule's examples; a table with pass/fail per rule. Exit status 1 if any fails."""
     from rich.table import Table
 
@@ -253,18 +272,22 @@ def test_rules(config: ConfigOption = None) -> None:
 
     ruleset = load_rules(open_settings(config).rules_file)
     results = run_examples(ruleset)
-    table = Table("rule", "examples", "passed", "failed")
+    rows: list[dict[str, Any]] = []
     for rule in ruleset.rules:
         mine = [r for r in results if r.rule == rule.name]
-        failed = [r for r in mine if not r.passed]
-        table.add_row(
-            shown(rule.name),
-            str(len(mine)),
-            str(len(mine) - len(failed)),
-            "\n".join(f"{'should match' if f.expected else 'should not match'}: {shown(f.text)}" for f in failed)
-            or "-",
-        )
-    console().print(table)
+        failed = [_example(r) for r in mine if not r.passed]
+        rows.append({"rule": rule.name, "examples": len(mine), "passed": len(mine) - len(failed), "failed": failed})
+    if as_json:
+        console().print_json(json.dumps(rows, ensure_ascii=False))
+    else:
+        table = Table("rule", "examples", "passed", "failed")
+        for row in rows:
+            lines = "\n".join(
+                f"{'should match' if f['should_match'] else 'should not match'}: {shown(f['text'])}"
+                for f in row["failed"]
+            )
+            table.add_row(shown(row["rule"]), str(row["examples"]), str(row["passed"]), lines or "-")
+        console().print(table)
     if any(not r.passed for r in results):
         raise typer.Exit(1)
 

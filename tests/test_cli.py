@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -96,7 +97,7 @@ def test_validate_names_file_line_and_what_was_expected(project: Path, rules: st
     result = run("validate", cwd=project)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert __import__("re").search(expected, result.stderr), result.stderr
+    assert re.search(expected, result.stderr), result.stderr
 
 
 def test_validate_shows_every_problem_on_its_own_line(project: Path) -> None:
@@ -107,6 +108,34 @@ def test_validate_shows_every_problem_on_its_own_line(project: Path) -> None:
     lines = result.stderr.splitlines()
     assert len(lines) == 2 and lines[0].startswith("error: ") and "\\n" not in result.stderr, result.stderr
     assert "rules.yaml:4" in lines[0] and "rules.yaml:6" in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("rules", "problems", "failed"),
+    [
+        (None, [], []),
+        ("version: 1\nrules:\n  - name: x\n    query: 'a AND (b'\n", [r"rules\.yaml:4:\d+: rule 'x'"], []),
+        ("version: 1\nrules:\n  - name: x\n    query: a\n    examples:\n      match: [b]\n", [], ["x"]),
+    ],
+    ids=["ok", "problem", "example"],
+)
+def test_validate_json_for_scripts(project: Path, rules: str | None, problems: list[str], failed: list[str]) -> None:
+    if rules is not None:
+        (project / "config" / "rules.yaml").write_text(rules)
+    result = run("validate", "--json", cwd=project)
+    report = json.loads(result.stdout)
+    assert result.returncode == (0 if report["ok"] else 1) and report["ok"] == (not problems and not failed)
+    assert len(report["problems"]) == len(problems)
+    assert all(re.search(p, line) for p, line in zip(problems, report["problems"], strict=True))
+    assert [f["rule"] for f in report["failed_examples"]] == failed
+
+
+def test_test_rules_json_for_scripts(project: Path) -> None:
+    result = run("test-rules", "--json", cwd=project)
+    assert result.returncode == 0, result.stderr
+    rows = {row["rule"]: row for row in json.loads(result.stdout)}
+    assert set(rows) == {"hoogverraad", "arrestaties", "csto", "dodental"}
+    assert all(row["examples"] == row["passed"] > 0 and row["failed"] == [] for row in rows.values())
 
 
 def test_run_refuses_invalid_rules_with_one_message(project: Path) -> None:
