@@ -3,6 +3,8 @@ Light to import: pydantic and SQLAlchemy come in when a command calls `settings(
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -26,9 +28,29 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 
 
 def open_settings(config: Path | None, **overrides: object) -> Settings:
+    from pydantic_settings import SettingsError
+
+    from monitor.errors import ConfigError
     from monitor.settings import load_settings
 
-    return load_settings(config, **overrides)
+    try:
+        return load_settings(config, **overrides)
+    except SettingsError as exc:  # a value pydantic-settings could not even parse, before any validation
+        raise ConfigError(_unparsed(exc)) from None
+
+
+def _unparsed(exc: Exception) -> str:
+    """Which variables (or .env) held the value that could not be parsed, and how lists are written."""
+    found = re.search(r'field "(\w+)" from source "(\w+)"', str(exc))
+    field, source = found.groups() if found else ("", "")
+    prefix = f"MONITOR_{field.upper()}"
+    names = sorted(k for k in os.environ if k.upper() == prefix or k.upper().startswith(prefix + "__"))
+    where = {"EnvSettingsSource": ", ".join(names) or prefix, "DotEnvSettingsSource": f".env ({prefix}...)"}
+    reason = f" ({exc.__cause__})" if exc.__cause__ else ""
+    return (
+        f"{where.get(source, source or 'settings')}: cannot parse the value of {field or 'a setting'}{reason};"
+        f" a list or table is written as JSON, e.g. MONITOR_WATCH__FOLDERS='[\"inbox\"]'"
+    )
 
 
 def open_store(config: Path | None) -> Store:

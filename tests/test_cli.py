@@ -232,6 +232,14 @@ def test_a_busy_port_is_one_line_on_stderr_and_exit_1(project: Path, busy_port: 
     assert "in use" in lines[0].lower()
 
 
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_a_list_not_written_as_json_is_one_line_naming_the_variable(project: Path, command: str) -> None:
+    result = run(command, cwd=project, MONITOR_WATCH__FOLDERS="inbox")
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error: MONITOR_WATCH__FOLDERS: ") and """'["inbox"]'""" in result.stderr
+
+
 def test_redeliver_of_an_unknown_id_fails(project: Path) -> None:
     result = run("redeliver", "msg_doesnotexist", cwd=project)
     assert result.returncode == 1
