@@ -371,4 +371,16 @@ def _substitute(
 
 def _problem(path: Path, raw: Any, error: Mapping[str, Any]) -> RuleProblem:
     line, column = locate(raw, tuple(error["loc"]))
-    return RuleProblem(path, line, describe(error), column)
+    return RuleProblem(path, line, _by_name(raw, error), column)
+
+
+def _by_name(raw: Any, error: Mapping[str, Any]) -> str:
+    """`rule 'x': quer: unknown key`, as the other rule errors name a rule, not `rules.0.quer: ...`."""
+    loc = tuple(error["loc"])
+    try:
+        name = raw["rules"][loc[1]]["name"] if loc[:1] == ("rules",) and len(loc) > 2 else None
+    except (KeyError, IndexError, TypeError):
+        name = None
+    if not isinstance(name, str):
+        return describe(error)
+    return f"rule {name!r}: {describe({**error, 'loc': loc[2:]})}"

@@ -75,7 +75,7 @@ def test_validate_and_test_rules_pass_on_the_shipped_rules(project: Path) -> Non
     ("rules", "expected"),
     [
         ("version: 1\nrules:\n  - name: x\n    query: 'a AND (b'\n", r"rules\.yaml:4:\d+: rule 'x': unexpected end"),
-        ("version: 1\nrules:\n  - name: x\n    quer: a\n", r"rules\.yaml:4:\d+: rules\.0\.quer: unknown key"),
+        ("version: 1\nrules:\n  - name: x\n    quer: a\n", r"rules\.yaml:4:\d+: rule 'x': quer: unknown key"),
         (
             "version: 1\nwebhooks:\n  w:\n    url: ${NOPE_NOT_SET}\nrules: []\n",
             r"rules\.yaml:4: environment variable NOPE_NOT_SET",
