@@ -11,11 +11,13 @@ RUN mkdir monitor && touch monitor/__init__.py && pip install . && pip uninstall
 COPY monitor ./monitor
 COPY config ./config
 RUN pip install --no-deps . \
-    && useradd --system --uid 10001 --home /app monitor \
+    && groupadd --system --gid 10001 monitor \
+    && useradd --system --uid 10001 --gid 10001 --home /app monitor \
     && mkdir -p /data/articles /data/state \
-    && chown -R monitor /data
+    && chown -R 10001:10001 /data
 
-USER monitor
+# Numeric, so that a runtime can verify it is not root without reading /etc/passwd (runAsNonRoot).
+USER 10001:10001
 # The daemon listens on 127.0.0.1 by default; the image listens on 0.0.0.0 so that the container's port can
 # be published at all. Keep it private: publish it to the host's loopback (-p 127.0.0.1:8787:8787) or only to
 # the orchestrator's network, never to the internet (no authentication; /metrics names rules and webhooks).
@@ -27,5 +29,5 @@ ENV MONITOR_WATCH__FOLDERS='["/data/articles"]' \
 VOLUME ["/data/articles", "/data/state"]
 EXPOSE 8787
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["news-monitor", "health", "--url", "http://127.0.0.1:8787/healthz"]
+    CMD ["news-monitor", "health"]
 ENTRYPOINT ["news-monitor", "run"]

@@ -1,4 +1,4 @@
-"""Start-up and memory with 100, 10,000 and 100,000 rules.
+"""Start-up and memory with 100, 10,000 and 100,000 rules; the command line's start.
 
 For each rule count, the real daemon is started on a generated rules file (the four shipped rules plus
 generated ones of the shapes users write: words, phrases, wildcards, boolean mixes with NOT, proximity,
@@ -6,12 +6,18 @@ list references, a few stemmed, digest and realert rules, over a Dutch vocabular
 from starting the process to the first 200 from /readyz, the RSS at idle (2 s after ready), and the RSS
 after a burst of articles dropped with one `cp -r` (read, matched and delivered to a real receiver).
 
-    /work/venv/bin/python benchmarks/startup.py [--quick] [--rules 100,10000,100000]
+First, the command line: the wall time of `news-monitor --version`, `--help`, `validate` and `health`
+(median of interleaved runs, off a terminal) as a multiple of `python -c "import json"` in the same run
+(issue 16: `--version` and `--help` at most 5x).
+
+    /work/venv/bin/python benchmarks/startup.py [--quick] [--rules 100,10000,100000] [--cli-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +25,8 @@ from typing import Any
 
 from common import (
     HOOK_PATH,
+    PYTHON,
+    ROOT,
     Corpus,
     Daemon,
     Row,
@@ -29,6 +37,7 @@ from common import (
     progress,
     receiver,
     scratch,
+    source_root,
     summarize_profile,
     wait_until,
     write_articles,
@@ -38,10 +47,18 @@ from monitor.receiver import Receiver
 
 # Articles in the burst after start-up, by rule count: more rules raise more alerts per article.
 BURST = {"quick": 300, "full": 1000}
+CLI_RUNS = {"quick": 10, "full": 30}
+CLI_COMMANDS = {  # name: (argv after the program, target as a multiple of the bare interpreter)
+    "--version": (["--version"], 5.0),
+    "--help": (["--help"], 5.0),
+    "validate": (["validate"], None),
+    "health (nothing listening)": (["health", "--url", "http://127.0.0.1:9/healthz", "--timeout", "1"], None),
+}
 
 
 def _extra(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rules", help="comma-separated rule counts (default 100,10000,100000; quick 100,10000)")
+    parser.add_argument("--cli-only", action="store_true", help="measure the command line only, start no daemon")
 
 
 def measure(
@@ -74,6 +91,29 @@ def measure(
     return out
 
 
+def cli_rows(runs: int) -> list[Row]:
+    """The command line's wall times against the bare interpreter's, measured round-robin in one run."""
+    program = Path(PYTHON).parent / "news-monitor"
+    base = [str(program)] if program.exists() else [PYTHON, "-m", "monitor"]
+    commands = {"python -c 'import json'": [PYTHON, "-c", "import json"]}
+    commands |= {name: [*base, *argv] for name, (argv, _) in CLI_COMMANDS.items()}
+    env = {**os.environ, "PYTHONPATH": str(source_root())}  # this checkout's code, whatever is installed
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, argv in commands.items():
+            start = time.perf_counter()
+            subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, check=False)
+            times[name].append(time.perf_counter() - start)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    bare = medians.pop("python -c 'import json'")
+    rows = [Row("python -c 'import json'", bare * 1000, "ms", note=f"median of {runs}")]
+    for name, (_, target) in CLI_COMMANDS.items():
+        note = f"{medians[name] * 1000:.0f} ms"
+        rows.append(Row(f"news-monitor {name}: x bare python", medians[name] / bare, "x", target, note=note))
+    progress(", ".join(f"{row.name} {row.value:.2f}" for row in rows))
+    return rows
+
+
 def main() -> None:
     args = arguments(__doc__.splitlines()[0], _extra)
     counts = (
@@ -82,6 +122,9 @@ def main() -> None:
         else ([100, 10_000] if args.quick else [100, 10_000, 100_000])
     )
     articles = BURST["quick" if args.quick else "full"]
+    cli = cli_rows(CLI_RUNS["quick" if args.quick else "full"])
+    if args.cli_only:
+        counts = []
     corpus = Corpus()
     results = []
     with scratch("startup", args.keep) as home, receiver() as server:
@@ -95,7 +138,7 @@ def main() -> None:
             results.append(measure(home / f"r{rules}", server, rules, source, articles, profile))
             if profile is not None:
                 print(summarize_profile(profile))
-    rows = []
+    rows = list(cli)
     for r in results:
         n = r["rules"]
         tag = f"{n:,} rules"

@@ -7,14 +7,15 @@ at an older revision is refused until `news-monitor db upgrade` has run once wit
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
+from monitor.console import LazyConsole as Console  # rich is imported when a command prints
 from monitor.redaction import redact_url
-from monitor.settings import load_settings
-from monitor.store import Store
+
+if TYPE_CHECKING:  # imported when a command runs: `news-monitor --help` needs neither pydantic nor SQLAlchemy
+    from monitor.store import Store
 
 db_app = typer.Typer(no_args_is_help=True, help="The state store's schema: show its revision, upgrade it.")
 out = Console(highlight=False)
@@ -26,6 +27,9 @@ ConfigOption = Annotated[
 
 
 def _store(config: Path | None) -> Store:
+    from monitor.settings import load_settings
+    from monitor.store import Store
+
     return Store(load_settings(config).state.url)
 
 

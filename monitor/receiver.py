@@ -10,10 +10,12 @@ import json
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from monitor.console import printable
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,19 +116,56 @@ class Receiver:
 
 
 def describe(request: Received) -> str:
-    """A human summary of one alert or digest, for the demo."""
+    """A human summary of one request, whatever the webhook's format: the generic envelope's alert or digest,
+    a chat message's text (slack, discord, mattermost, teams), or any other JSON (a template's) as it came.
+    Control characters are escaped: the text comes from article files."""
     try:
-        envelope = request.json()
+        body = request.json()
     except ValueError:
-        return f"{request.path}: {len(request.body)} bytes (not JSON)"
-    data = envelope.get("data", envelope)
-    if envelope.get("type") == "alert.digest":
-        items = "\n".join(f"    - {a['article']['path']}" for a in data.get("alerts", []))
-        return f"DIGEST {data.get('rule')} at {data.get('slot')}: {data.get('count')} alert(s)\n{items}"
-    article = data.get("article", {})
-    lines = [
-        f"ALERT {data.get('rule')}  [{article.get('date')}] {article.get('path')}  (fired by: {data.get('clause')})"
-    ]
-    lines += [f"    {hit['snippet']}" for hit in data.get("hits", [])[:5]]
-    lines.append(f"    webhook-id {request.headers.get('webhook-id')}")
+        return f"{printable(request.path)}: {len(request.body)} bytes (not JSON)"
+    if isinstance(body, dict) and isinstance(body.get("data"), dict) and "type" in body:
+        lines = _digest(body["data"]) if body["type"] == "alert.digest" else _alert(body["data"])
+    elif isinstance(body, dict) and _CHAT_KEYS & body.keys():
+        lines = [f"MESSAGE {printable(request.path)}"]
+        lines += [f"    {printable(line)}" for text in _texts(body) for line in text.splitlines() if line.strip()]
+    else:
+        lines = [f"JSON {printable(request.path)}"]
+        lines += [f"    {printable(line)}" for line in json.dumps(body, ensure_ascii=False, indent=2).splitlines()]
+    lines.append(f"    webhook-id {printable(request.headers.get('webhook-id') or '-')}")
     return "\n".join(lines)
+
+
+_CHAT_KEYS = {"text", "blocks", "content", "embeds", "attachments"}  # slack/mattermost, discord, teams
+_TEXT_KEYS = ("text", "content", "title", "description")
+
+
+def _alert(data: dict[str, Any]) -> list[str]:
+    article = data.get("article") or {}
+    head = f"ALERT {data.get('rule')}  [{article.get('date')}] {article.get('path')}  (fired by: {data.get('clause')})"
+    return [printable(head)] + [f"    {printable(str(hit.get('snippet')))}" for hit in data.get("hits", [])[:5]]
+
+
+def _digest(data: dict[str, Any]) -> list[str]:
+    head = f"DIGEST {data.get('rule')} at {data.get('slot')}: {_alerts(data.get('count'))}"
+    return [printable(head)] + [f"    - {printable(str(a['article']['path']))}" for a in data.get("alerts", [])]
+
+
+def _alerts(count: Any) -> str:
+    return f"{count} alert" if count == 1 else f"{count} alerts"
+
+
+def _texts(node: Any) -> Iterator[str]:
+    """The human text of a chat message, in order: texts, titles, and `name: value` facts and fields."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _texts(item)
+    elif isinstance(node, dict):
+        label, value = node.get("name", node.get("title")), node.get("value")
+        if isinstance(label, str) and isinstance(value, str):
+            yield f"{label}: {value}"
+            return
+        for key, item in node.items():
+            if key in _TEXT_KEYS and isinstance(item, str):
+                yield item
+            elif isinstance(item, dict | list):
+                yield from _texts(item)

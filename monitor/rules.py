@@ -38,7 +38,6 @@ from monitor.errors import RuleProblem, RulesError
 from monitor.matching.engine import Engine, MatchRule
 from monitor.matching.query import Compiler, QueryError, Stemmer
 from monitor.redaction import mask_text, redact_url
-from monitor.schedule import cron
 from monitor.yamlfile import YamlProblem, describe, load_yaml, load_yaml_fast, locate
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -145,6 +144,8 @@ class Rule(_Model):
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         if value is not None:
+            from monitor.schedule import cron  # APScheduler: only for rules files with a digest rule
+
             try:
                 cron(value, UTC)
             except ValueError as exc:
@@ -370,4 +371,16 @@ def _substitute(
 
 def _problem(path: Path, raw: Any, error: Mapping[str, Any]) -> RuleProblem:
     line, column = locate(raw, tuple(error["loc"]))
-    return RuleProblem(path, line, describe(error), column)
+    return RuleProblem(path, line, _by_name(raw, error), column)
+
+
+def _by_name(raw: Any, error: Mapping[str, Any]) -> str:
+    """`rule 'x': quer: unknown key`, as the other rule errors name a rule, not `rules.0.quer: ...`."""
+    loc = tuple(error["loc"])
+    try:
+        name = raw["rules"][loc[1]]["name"] if loc[:1] == ("rules",) and len(loc) > 2 else None
+    except (KeyError, IndexError, TypeError):
+        name = None
+    if not isinstance(name, str):
+        return describe(error)
+    return f"rule {name!r}: {describe({**error, 'loc': loc[2:]})}"

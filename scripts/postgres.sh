@@ -4,7 +4,7 @@
 # Prints the database URL on stdout, everything else goes to stderr:
 #     export MONITOR_TEST_PG_URL="$(scripts/postgres.sh)"
 # Idempotent: run again, it prints the URL of the running cluster (or starts the stopped one).
-# `scripts/postgres.sh stop` stops it. Installs Debian's `postgresql` when it is missing and we are root.
+# `scripts/postgres.sh stop` stops it; `scripts/postgres.sh running` tells (exit status) whether it runs. Installs Debian's `postgresql` when it is missing and we are root.
 # Where: $MONITOR_PG_HOME, default ${TMPDIR:-/tmp}/news-monitor-pg-<uid>. Durability is off (fsync=off): tests only.
 set -euo pipefail
 
@@ -36,8 +36,6 @@ install_postgres() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 }
 
-bin="$(bindir)" || { install_postgres; bin="$(bindir)"; }
-
 as_owner() {  # PostgreSQL refuses to run as root
   if [ "$(id -u)" = 0 ]; then
     runuser -u postgres -- "$@"
@@ -47,6 +45,14 @@ as_owner() {  # PostgreSQL refuses to run as root
 }
 
 running() { [ -f "$home/port" ] && as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; }
+
+if [ "${1:-}" = running ]; then  # exit status 0 if the cluster runs; installs nothing, starts nothing
+  bin="$(bindir)" || exit 1
+  running
+  exit $?
+fi
+
+bin="$(bindir)" || { install_postgres; bin="$(bindir)"; }
 
 if [ "${1:-}" = stop ]; then
   if running; then as_owner "$bin/pg_ctl" -D "$data" -m fast -w stop >&2; fi

@@ -26,10 +26,16 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   fi
 fi
 
-# A throwaway PostgreSQL for tests/test_postgres.py and the PostgreSQL half of tests/test_migrations.py.
+# A throwaway PostgreSQL for tests/test_postgres.py and the PostgreSQL half of tests/test_migrations.py,
+# stopped when the tests end if this run started it (one that was already running is left running).
 if [ -z "${MONITOR_TEST_PG_URL:-}" ]; then
+  was_running=0
+  bash scripts/postgres.sh running && was_running=1
   if MONITOR_TEST_PG_URL="$(bash scripts/postgres.sh)"; then
     export MONITOR_TEST_PG_URL
+    if [ "$was_running" = 0 ]; then
+      trap 'bash scripts/postgres.sh stop' EXIT
+    fi
   else
     echo "warning: no PostgreSQL (scripts/postgres.sh failed); the PostgreSQL tests will be skipped"
   fi
@@ -38,4 +44,4 @@ fi
 .venv/bin/ruff check monitor tests benchmarks scripts
 .venv/bin/ruff format --check monitor tests benchmarks scripts
 .venv/bin/mypy
-exec .venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest "$@"  # not exec: the EXIT trap above stops the PostgreSQL this run started

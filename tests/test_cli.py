@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SEED_RULES, SEEDS
+from monitor.receiver import Receiver
+from tests.conftest import ROOT, SEED_RULES, SEEDS, DaemonProcess, copy_seeds, free_port, shipped_rules
 
 
-def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "monitor", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+def run(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
+    """`news-monitor ARGS` off a terminal, running this checkout's code (not whichever `monitor` is installed)."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": path, **env},
+    )
 
 
 @pytest.fixture
@@ -34,11 +48,19 @@ def test_check_json_shows_the_seeds_matches_and_writes_no_state(project: Path) -
     assert not (project / "state").exists()
 
 
-def test_check_reports_a_bad_file_without_failing(project: Path) -> None:
+def test_check_reports_every_file_and_fails_if_one_is_rejected(project: Path) -> None:
     (project / "bad.txt").write_bytes(b"no date here")
-    result = run("check", "bad.txt", cwd=project)
-    assert result.returncode == 0
-    assert "rejected" in result.stdout and "no_date" in result.stdout
+    good = str(sorted((project / "seeds").glob("*.txt"))[0])
+    result = run("check", "bad.txt", good, cwd=project)
+    assert result.returncode == 1
+    assert "rejected" in result.stdout and "no_date" in result.stdout and "matches: hoogverraad" in result.stdout
+    assert run("check", "--json", "bad.txt", cwd=project).returncode == 1
+
+
+def test_check_of_a_file_that_does_not_exist_fails(project: Path) -> None:
+    result = run("check", "nonexistent.txt", cwd=project)
+    assert result.returncode == 1
+    assert "nonexistent.txt" in result.stdout and "rejected" in result.stdout
 
 
 def test_validate_and_test_rules_pass_on_the_shipped_rules(project: Path) -> None:
@@ -53,7 +75,7 @@ def test_validate_and_test_rules_pass_on_the_shipped_rules(project: Path) -> Non
     ("rules", "expected"),
     [
         ("version: 1\nrules:\n  - name: x\n    query: 'a AND (b'\n", r"rules\.yaml:4:\d+: rule 'x': unexpected end"),
-        ("version: 1\nrules:\n  - name: x\n    quer: a\n", r"rules\.yaml:4:\d+: rules\.0\.quer: unknown key"),
+        ("version: 1\nrules:\n  - name: x\n    quer: a\n", r"rules\.yaml:4:\d+: rule 'x': quer: unknown key"),
         (
             "version: 1\nwebhooks:\n  w:\n    url: ${NOPE_NOT_SET}\nrules: []\n",
             r"rules\.yaml:4: environment variable NOPE_NOT_SET",
@@ -75,7 +97,45 @@ def test_validate_names_file_line_and_what_was_expected(project: Path, rules: st
     result = run("validate", cwd=project)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert __import__("re").search(expected, result.stderr), result.stderr
+    assert re.search(expected, result.stderr), result.stderr
+
+
+def test_validate_shows_every_problem_on_its_own_line(project: Path) -> None:
+    rules = "version: 1\nrules:\n  - name: x\n    query: 'a AND (b'\n  - name: y\n    query: 'c OR'\n"
+    (project / "config" / "rules.yaml").write_text(rules)
+    result = run("validate", cwd=project)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("error: ") and "\\n" not in result.stderr, result.stderr
+    assert "rules.yaml:4" in lines[0] and "rules.yaml:6" in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("rules", "problems", "failed"),
+    [
+        (None, [], []),
+        ("version: 1\nrules:\n  - name: x\n    query: 'a AND (b'\n", [r"rules\.yaml:4:\d+: rule 'x'"], []),
+        ("version: 1\nrules:\n  - name: x\n    query: a\n    examples:\n      match: [b]\n", [], ["x"]),
+    ],
+    ids=["ok", "problem", "example"],
+)
+def test_validate_json_for_scripts(project: Path, rules: str | None, problems: list[str], failed: list[str]) -> None:
+    if rules is not None:
+        (project / "config" / "rules.yaml").write_text(rules)
+    result = run("validate", "--json", cwd=project)
+    report = json.loads(result.stdout)
+    assert result.returncode == (0 if report["ok"] else 1) and report["ok"] == (not problems and not failed)
+    assert len(report["problems"]) == len(problems)
+    assert all(re.search(p, line) for p, line in zip(problems, report["problems"], strict=True))
+    assert [f["rule"] for f in report["failed_examples"]] == failed
+
+
+def test_test_rules_json_for_scripts(project: Path) -> None:
+    result = run("test-rules", "--json", cwd=project)
+    assert result.returncode == 0, result.stderr
+    rows = {row["rule"]: row for row in json.loads(result.stdout)}
+    assert set(rows) == {"hoogverraad", "arrestaties", "csto", "dodental"}
+    assert all(row["examples"] == row["passed"] > 0 and row["failed"] == [] for row in rows.values())
 
 
 def test_run_refuses_invalid_rules_with_one_message(project: Path) -> None:
@@ -90,3 +150,232 @@ def test_demo_once_prints_the_seeds_alerts(project: Path) -> None:
     assert result.returncode == 0, result.stderr
     alerts = [line for line in result.stdout.splitlines() if line.startswith("ALERT ")]
     assert len(alerts) == sum(len(rules) for rules in SEED_RULES.values())
+
+
+# Issue 16: a CLI that fits its users' habits. Every run here is off a terminal, as in a script or a container.
+
+PROBE = """
+import sys
+from monitor.cli import app
+try:
+    app(sys.argv[1:], prog_name="news-monitor")
+except BaseException:
+    pass
+sys.stderr.write("\\nMODULES " + " ".join(sorted(sys.modules)))
+"""
+HEAVY = {
+    "pydantic",
+    "sqlalchemy",
+    "httpx",
+    "watchdog",
+    "apscheduler",
+    "alembic",
+    "jinja2",
+    "monitor.matching",
+    "monitor.store",
+}
+
+
+@pytest.mark.parametrize(
+    ("args", "allowed"),
+    [
+        (["--help"], set()),
+        (["--version"], set()),
+        (["check", "--help"], {"pydantic"}),  # typer coerces a command's parameters with pydantic
+        (["validate"], {"pydantic", "httpx", "monitor.matching"}),  # URLs parsed as httpx does; rules compiled
+        (["health", "--url", "http://127.0.0.1:9/healthz", "--timeout", "0.5"], {"pydantic", "httpx"}),
+    ],
+    ids=["help", "version", "check-help", "validate", "health"],
+)
+def test_light_commands_import_only_what_they_use(project: Path, args: list[str], allowed: set[str]) -> None:
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": path},
+    )
+    modules = set(result.stderr.rpartition("MODULES ")[2].split())
+    assert "typer" in modules
+    imported = {heavy for heavy in HEAVY - allowed if any(m == heavy or m.startswith(heavy + ".") for m in modules)}
+    assert not imported, f"`news-monitor {' '.join(args)}` imported {sorted(imported)}"
+
+
+def test_version_is_the_installed_distributions() -> None:
+    from importlib.metadata import version
+
+    result = run("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"news-monitor {version('news-monitor')}"
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "command", [["run"], ["receive", "--port", "{port}"], ["demo", "--port", "{port}"]], ids=["run", "receive", "demo"]
+)
+def test_a_busy_port_is_one_line_on_stderr_and_exit_1(project: Path, busy_port: int, command: list[str]) -> None:
+    args = [arg.format(port=busy_port) for arg in command]
+    result = run(*args, cwd=project, MONITOR_HTTP__PORT=str(busy_port), MONITOR_LOG__FORMAT="json")
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("{")]  # json log lines
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and f"127.0.0.1:{busy_port}" in lines[0]
+    assert "in use" in lines[0].lower()
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_a_list_not_written_as_json_is_one_line_naming_the_variable(project: Path, command: str) -> None:
+    result = run(command, cwd=project, MONITOR_WATCH__FOLDERS="inbox")
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error: MONITOR_WATCH__FOLDERS: ") and """'["inbox"]'""" in result.stderr
+
+
+def test_redeliver_of_an_unknown_id_fails(project: Path) -> None:
+    result = run("redeliver", "msg_doesnotexist", cwd=project)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "no delivery with id msg_doesnotexist" in result.stderr
+
+
+@pytest.mark.parametrize("action", ["disable", "enable"])
+def test_webhooks_refuses_a_webhook_the_rules_do_not_name(project: Path, action: str) -> None:
+    result = run("webhooks", action, "nosuchhook", cwd=project)
+    assert result.returncode == 1
+    assert "no webhook 'nosuchhook'" in result.stderr and "newsroom" in result.stderr
+    status = json.loads(run("status", "--json", cwd=project).stdout)
+    assert [hook["name"] for hook in status["webhooks"]] == []
+
+
+def test_commands_that_only_read_create_no_state(project: Path) -> None:
+    status = run("status", cwd=project)
+    assert status.returncode == 0 and "none yet" in status.stdout and "outbox    empty" in status.stdout
+    assert json.loads(run("status", "--json", cwd=project).stdout)["outbox"] == {}
+    assert run("deliveries", "--json", cwd=project).stdout.strip() == "[]"
+    assert run("redeliver", "msg_x", cwd=project).returncode == 1
+    assert not (project / "state").exists()
+
+
+def test_delivery_states_offered_are_the_stores() -> None:
+    from monitor.statecli import DeliveryState
+    from monitor.store import State
+
+    assert [s.value for s in DeliveryState] == [s.value for s in State]
+
+
+def test_webhooks_disable_and_enable_a_webhook_of_the_rules(project: Path) -> None:
+    assert run("webhooks", "disable", "newsroom", cwd=project).returncode == 0
+    status = json.loads(run("status", "--json", cwd=project).stdout)
+    assert [(hook["name"], hook["disabled"]) for hook in status["webhooks"]] == [("newsroom", True)]
+    assert run("webhooks", "enable", "newsroom", cwd=project).returncode == 0
+
+
+def test_help_shows_the_default_settings_file() -> None:
+    result = run("check", "--help")
+    assert result.returncode == 0
+    assert "config/monitor.yaml" in result.stdout and "MONITOR_CONFIG" in result.stdout
+
+
+def test_validate_counts_in_words(project: Path) -> None:
+    result = run("validate", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok: 4 rules, 1 webhook"
+
+
+def test_check_escapes_terminal_codes_of_names_and_texts(project: Path) -> None:
+    name = "\x1b]0;pwned\x07\x1b[31mrood.txt"
+    # ESC makes an article binary (rejected); the C1 CSI (U+009B) is text, and a terminal code to some terminals
+    (project / name).write_text("date 2022-01-07\nKarim Masimov \x9b2J is opgepakt wegens hoogverraad.\n")
+    (project / ("\x1b[32m" + "bad.txt")).write_text("no date \x1b[5m here\n")
+    result = run("check", name, "\x1b[32mbad.txt", cwd=project)
+    assert not {"\x1b", "\x07", "\x9b"} & set(result.stdout)
+    assert "\\x1b]0;pwned\\x07\\x1b[31mrood.txt" in result.stdout
+    assert "hoogverraad" in result.stdout and "Masimov \\x9b2J is" in result.stdout
+
+
+def test_health_asks_the_port_of_the_settings(daemon_factory: Callable[..., DaemonProcess], receiver: Receiver) -> None:
+    daemon = daemon_factory(shipped_rules(receiver.url)).start()
+    result = run("health", "--config", str(daemon.home / "monitor.yaml"), cwd=daemon.home)
+    assert result.returncode == 0, result.stderr
+    assert daemon.stop() == 0
+    result = run("health", "--config", str(daemon.home / "monitor.yaml"), "--timeout", "2", cwd=daemon.home)
+    assert result.returncode == 1
+    assert f"127.0.0.1:{daemon.port}/healthz" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_state_commands_print_whole_lines_and_ids_that_feed_redeliver(
+    daemon_factory: Callable[..., DaemonProcess], receiver: Receiver
+) -> None:
+    daemon = daemon_factory(shipped_rules(receiver.url)).start()
+    names = copy_seeds(daemon.watched)
+    hostile = "\x1b[31m\x1b]0;pwned\x07kapot.txt"
+    (daemon.watched / hostile).write_text("no date here\n")
+    daemon.wait_settled([*names, hostile])
+    config = ("--config", str(daemon.home / "monitor.yaml"))
+    try:
+        listed = run("deliveries", *config, cwd=daemon.home)
+        status = run("status", *config, cwd=daemon.home)
+        store = daemon.store()
+        ids = [d.id for d in store.deliveries()]
+        store.close()
+        assert len(ids) == 5
+        table = listed.stdout.splitlines()
+        for delivery_id in ids:  # whole, one row each: an id cut to `msg_21a3…` cannot be redelivered
+            assert sum(delivery_id in line for line in table) == 1, listed.stdout
+        again = run("redeliver", ids[0], *config, cwd=daemon.home)
+        assert again.returncode == 0 and again.stdout.strip() == "queued 1 delivery again"
+        assert "\x1b" not in status.stdout and "\x07" not in status.stdout
+        assert any(
+            "\\x1b[31m\\x1b]0;pwned\\x07kapot.txt" in line and "no_date" in line for line in status.stdout.splitlines()
+        )
+        rules_line = next(line for line in status.stdout.splitlines() if line.startswith("rules"))
+        assert str(daemon.home / "rules.yaml") in rules_line and rules_line.endswith("dodental")  # not cut at 80
+    finally:
+        assert daemon.stop() == 0
+
+
+TEMPLATE = ROOT / "tests" / "golden" / "template.json.j2"
+
+
+@pytest.mark.slow
+def test_receive_prints_every_format(daemon_factory: Callable[..., DaemonProcess], tmp_path: Path) -> None:
+    port = free_port()
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    printer = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "receive", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": path},
+    )
+    formats = ["generic", "slack", "discord", "mattermost", "teams", "template"]
+    try:
+        rules = shipped_rules(f"http://127.0.0.1:{port}/generic")
+        shutil.copyfile(TEMPLATE, tmp_path / "template.json.j2")
+        for name in formats[1:]:
+            rules["webhooks"][name] = {"url": f"http://127.0.0.1:{port}/{name}", "format": name}
+        rules["webhooks"]["template"]["template"] = str(tmp_path / "template.json.j2")
+        rules["rules"] = [{"name": "hoogverraad", "query": "hoogverraad", "notify": ["newsroom", *formats[1:]]}]
+        assert printer.stdout is not None
+        assert printer.stdout.readline().startswith(f"listening on http://127.0.0.1:{port}")
+        daemon = daemon_factory(rules).start()
+        shutil.copyfile(SEEDS / "000_3107e6f82356df66.txt", daemon.watched / "000_3107e6f82356df66.txt")
+        daemon.wait_settled(["000_3107e6f82356df66.txt"])
+        assert daemon.stop() == 0
+    finally:
+        printer.terminate()
+        output, errors = printer.communicate(timeout=10)
+    requests = [block for block in output.split("\n\n") if "webhook-id msg_" in block]
+    assert len(requests) == len(formats), output + errors
+    for block in requests:
+        assert "None" not in block, block
+        assert "hoogverraad" in block and "3107e6f82356df66" in block, block  # markdown may escape `_`
