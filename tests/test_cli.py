@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,10 @@ from tests.conftest import ROOT, SEED_RULES, SEEDS
 
 
 def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "monitor", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    """The command of this checkout (whatever `monitor` the environment would import from `cwd`)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "monitor", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture
@@ -83,6 +87,23 @@ def test_run_refuses_invalid_rules_with_one_message(project: Path) -> None:
     result = run("run", cwd=project)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and "rules.yaml:4" in result.stderr
+
+
+def test_db_prune_dry_run_on_a_new_store_prints_every_table_and_prunes_nothing(project: Path) -> None:
+    result = run("db", "prune", "--dry-run", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "would delete" in result.stdout
+    counts = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:]}
+    assert counts == dict.fromkeys(["deliveries", "alerts", "digest_claims", "files", "articles"], "0")
+
+
+def test_db_prune_refuses_invalid_rules_with_one_message(project: Path) -> None:
+    """The prune needs the rules' realert windows (alerts outlive them): no rules, no prune."""
+    (project / "config" / "rules.yaml").write_text("version: 1\nrules:\n  - name: x\n    query: 'a AND (b'\n")
+    result = run("db", "prune", cwd=project)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "rules.yaml:4" in result.stderr
+    assert not (project / "state").exists()
 
 
 def test_demo_once_prints_the_seeds_alerts(project: Path) -> None:
