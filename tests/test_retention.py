@@ -15,10 +15,11 @@ from sqlalchemy import select, text
 
 from monitor.notify.formats import render
 from monitor.pipeline import ledger_key, ledger_path
-from monitor.retention import REALERT_MARGIN, Disk, prune
+from monitor.retention import REALERT_MARGIN, Disk, longest_realert, prune
 from monitor.rules import Webhook
 from monitor.settings import RetentionSettings
 from monitor.store import DIGEST_REFS, Store, alerts, articles, deliveries, digest_claims, files
+from tests.test_alerts import queue, ruleset
 from tests.test_postgres import NO_PG, PG_URL, fresh_database
 
 NOW = 2_000_000_000.0
@@ -105,7 +106,8 @@ def keys(store: Store, column: Any) -> set[str]:
 
 def run(store: Store, folders: list[Path] | None = None, **kwargs: Any) -> dict[str, int]:
     kwargs.setdefault("realert", None)
-    counts = prune(store, kwargs.pop("retention", RETENTION), folders or [], now=NOW, **kwargs)
+    kwargs.setdefault("now", NOW)
+    counts = prune(store, kwargs.pop("retention", RETENTION), folders or [], **kwargs)
     assert counts is not None
     return counts
 
@@ -149,11 +151,29 @@ def test_alerts_outlive_the_longest_realert_window(store: Store) -> None:
     assert keys(store, alerts.c.id) == {"within-window"}
 
 
-def test_digest_claims_go_with_the_alerts_cutoff(store: Store) -> None:
+def test_a_prune_changes_no_realert_decision(store: Store, tmp_path: Path) -> None:
+    """With alerts kept 1 s but a rule's `realert: 3h`, a prune keeps the alert that opened the window: the
+    next match within it is still throttled, the first after it alerts."""
+    rules, short = ruleset(tmp_path, realert="3h"), RetentionSettings(deliveries=timedelta(0), alerts=timedelta(0))
+    assert queue(store, rules, "a.txt", "date 2024-01-01\nHoogverraad een.", NOW - 2 * 3600).deliveries == 2
+    with store.begin() as conn:  # delivered at once: its deliveries no longer hold the alert
+        conn.execute(deliveries.update().values(state="delivered", delivered_at=NOW - 2 * 3600))
+    counts = run(store, [], retention=short, realert=longest_realert(rules))
+    assert counts["deliveries"] == 2 and counts["alerts"] == 0
+    assert queue(store, rules, "b.txt", "date 2024-01-01\nHoogverraad twee.", NOW).deliveries == 0  # throttled
+    later = NOW + 2 * 3600 + REALERT_MARGIN.total_seconds()  # a's alert is past the window and the margin
+    assert run(store, [], retention=short, realert=longest_realert(rules), now=later)["alerts"] == 1
+    assert queue(store, rules, "c.txt", "date 2024-01-01\nHoogverraad drie.", later).deliveries == 2
+
+
+@pytest.mark.parametrize("batch", [1, 1000])
+def test_digest_claims_go_with_the_alerts_cutoff(store: Store, batch: int) -> None:
+    """(Batches of one row walk the two-column key in order, past a row that stays.)"""
     add(store, digest_claims, rule="r", slot="old", flushed_at=NOW - 91 * DAY)
     add(store, digest_claims, rule="r", slot="new", flushed_at=NOW - 89 * DAY)
     add(store, digest_claims, rule="s", slot="old", flushed_at=NOW - 91 * DAY)
-    assert run(store)["digest_claims"] == 2
+    add(store, digest_claims, rule="a", slot="old", flushed_at=NOW - 91 * DAY)
+    assert run(store, retention=RetentionSettings(batch=batch))["digest_claims"] == 3
     assert keys(store, digest_claims.c.slot) == {"new"}
 
 
@@ -171,7 +191,7 @@ def test_ledger_rows_go_only_for_files_gone_from_disk(store: Store, folder: Path
     ledger(store, str(folder / "rejected-gone-recent.txt"), 29, outcome="rejected")
     ledger(store, str(folder / "rejected-there.txt"), 1000, outcome="rejected")
     (folder / "rejected-there.txt").write_bytes(b"\0binary")
-    assert run(store, [folder])["files"] == 3
+    assert run(store, [folder], retention=RetentionSettings(batch=2))["files"] == 3  # batches past kept rows
     left = {Path(ledger_path(key) or key).name for key in keys(store, files.c.path)}
     assert left == {"keep.txt", odd.name, "gone-recent.txt", "rejected-gone-recent.txt", "rejected-there.txt"}
 
