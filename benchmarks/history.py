@@ -10,7 +10,7 @@ the size the daemon writes. Only the newest `--on-disk` articles exist as files 
 Measured:
 - the database size per million articles (after a WAL checkpoint; per table when SQLite has `dbstat`);
 - `news-monitor run` on that state: start to the first 200 of /readyz, then the start-up reconcile
-  (`known_files()` loads the whole ledger) until it has read 20 new files; the daemon's peak RSS
+  (the folder listing against the ledger, a chunk at a time) until it has read 20 new files; the daemon's peak RSS
   (VmHWM) then, beside the same daemon's on an empty state;
 - in a fresh process, before the daemon runs, the daemon's own functions on the built store: one reconcile scan
   (`Daemon._unseen`: time and the RSS it adds), the digest-flush check (the `EXISTS` of `flush_digest`),
@@ -361,6 +361,7 @@ def probe(db: Path, folder: Path) -> dict[str, Any]:
     owner = SimpleNamespace(
         store=store, settings=SimpleNamespace(watch=SimpleNamespace(folders=[folder], suffixes=[".txt"]))
     )
+    owner._listing = lambda: MonitorDaemon._listing(owner)  # type: ignore[arg-type]
     start = time.perf_counter()
     found, _recent = MonitorDaemon._unseen(owner, 2.0)  # type: ignore[arg-type]
     out["reconcile_s"] = time.perf_counter() - start

@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import logging
 import os
 import signal
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import structlog
 
@@ -39,12 +41,14 @@ from monitor.watch import Watcher, open_for_writing, scan
 from monitor.worker import MatchWorker
 
 log = structlog.get_logger(__name__)
+_T = TypeVar("_T")
 INGEST_BATCH = 64  # paths taken from the main lane's queue per hop to its thread
 # A file a scan finds changed within this long is taken only when no process has it open for writing (for
 # writers the observer did not see open: started before the daemon, or watched by polling).
 QUIET = 600.0
 STORE_CHECK = 2.0  # seconds between checks that the state store takes a write, and how long one may take
 RETRY_FIRST, RETRY_LAST = 2.0, 60.0  # seconds before a scan retries files that failed for now, doubling
+LEDGER_CHUNK = 1000  # files of a reconcile scan looked up in the ledger at once
 SLOW_BATCH = 1.0  # seconds: a main-lane batch still running after this is left to finish in a thread of its own
 
 
@@ -88,6 +92,7 @@ class Daemon:
             settings.limits,
             roots=settings.watch.folders,
             worker=MatchWorker(settings.limits.large_article_bytes),
+            read_lease=settings.watch.read_lease.total_seconds(),
         )
         self._retry_delay = RETRY_FIRST  # seconds before the scan that retries files that failed for now
         self._retry_at = 0.0  # monotonic time of the scan asked for by the last round of failures
@@ -100,6 +105,8 @@ class Daemon:
             "large": Lane("large", size, 1, *calls, shared=shared),  # one at a time, even when slow
         }
         self._queued: set[str] = set()
+        self._elsewhere: dict[str, float] = {}  # paths another replica was reading -> when to look again
+        self._look_again: asyncio.TimerHandle | None = None
         self._reconcile_lock = asyncio.Lock()
         self._reconcile_pending: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Future[None]] = set()
@@ -257,7 +264,35 @@ class Daemon:
         results = self.pipeline.process_many(paths)
         if any(result.deliveries for result in results) and self._loop is not None:
             self._loop.call_soon_threadsafe(self.deliverer.wake)
+        elsewhere = {result.path for result in results if result.outcome == "elsewhere"}
+        if elsewhere and self._loop is not None:
+            later = [path for path in paths if ledger_key(path) in elsewhere]
+            self._loop.call_soon_threadsafe(self._look_again_later, later)
         return results
+
+    def _look_again_later(self, paths: list[str]) -> None:
+        """Files another replica claimed to read (PostgreSQL) are queued again once its claim's lease has
+        run out: by then that replica has recorded them (they are `seen`), or it died mid-read and this one
+        takes the claim over. Never lost meanwhile: the ledger has no row for them."""
+        at = time.monotonic() + self.pipeline.read_lease + 1.0
+        for path in paths:
+            self._elsewhere.setdefault(path, at)  # in the order of their times: the lease is the same for all
+        self._arm_look_again()
+
+    def _arm_look_again(self) -> None:
+        if self._look_again is not None or not self._elsewhere or self._loop is None:
+            return
+        first = next(iter(self._elsewhere.values()))
+        self._look_again = self._loop.call_later(max(0.0, first - time.monotonic()), self._looking_again)
+
+    def _looking_again(self) -> None:
+        self._look_again = None
+        now = time.monotonic()
+        due = [path for path, at in self._elsewhere.items() if at <= now]
+        for path in due:
+            del self._elsewhere[path]
+            self.submit(path)
+        self._arm_look_again()
 
     async def _stop_ingest(self, tasks: list[asyncio.Task[None]]) -> None:
         """Let the batches in progress (in both lanes) finish within the grace period, then stop the lanes."""
@@ -336,29 +371,37 @@ class Daemon:
     def _unseen(
         self, settle: float, seen_open: Callable[[str, int], bool] = lambda path, mtime: False
     ) -> tuple[list[tuple[str, int]], int]:
-        """Paths (with their sizes) not in the ledger in this version, and how many were too recent."""
-        known = self.store.known_files()
+        """Paths (with their sizes) not in the ledger in this version, and how many were too recent. The folder
+        listing is compared with the ledger LEDGER_CHUNK files at a time: memory and each query stay the
+        same size with a year of history (the ledger is never loaded whole)."""
         now = time.time_ns()
         cutoff, quiet = now - int(settle * 1e9), now - int(QUIET * 1e9)
         found: list[tuple[str, int]] = []
         fresh: list[str] = []  # changed within QUIET: ask /proc whether a writer still has it open
         recent = 0
+        for chunk in _chunks(self._listing(), LEDGER_CHUNK):
+            known = self.store.seen_many([key for key, _path, _info in chunk])
+            for key, path, info in chunk:
+                seen = known.get(key)
+                if seen is not None and seen.unchanged(info):
+                    continue
+                if info.st_mtime_ns > cutoff or seen_open(path, info.st_mtime_ns):  # may still be written:
+                    recent += 1  # its close event, or a later scan
+                    continue
+                found.append((path, info.st_size))
+                if info.st_mtime_ns > quiet:
+                    fresh.append(path)
+        writing = open_for_writing(fresh)  # e.g. opened before the daemon started: no event said so
+        return sorted(item for item in found if item[0] not in writing), recent + len(writing)
+
+    def _listing(self) -> Iterator[tuple[str, str, os.stat_result]]:
+        """Each candidate file in the watched folders: its ledger key, path and stat."""
         for entry in scan(self.settings.watch.folders, self.settings.watch.suffixes):
             try:
                 info = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            seen = known.get(ledger_key(entry.path))
-            if seen is not None and seen.unchanged(info):
-                continue
-            if info.st_mtime_ns > cutoff or seen_open(entry.path, info.st_mtime_ns):  # may still be written:
-                recent += 1  # its close event, or a later scan
-                continue
-            found.append((entry.path, info.st_size))
-            if info.st_mtime_ns > quiet:
-                fresh.append(entry.path)
-        writing = open_for_writing(fresh)  # e.g. opened before the daemon started: no event said so
-        return sorted(item for item in found if item[0] not in writing), recent + len(writing)
+            yield ledger_key(entry.path), entry.path, info
 
     # -- digests, sweeps, health ----------------------------------------------------------------------
     async def flush_digest(self, name: str) -> None:
@@ -492,6 +535,13 @@ class Daemon:
 
     def _count(self, key: str) -> None:
         self.counts[key] = self.counts.get(key, 0) + 1
+
+
+def _chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    """The items in lists of `size` (the last may be shorter)."""
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
 
 
 def _size(path: str) -> int:

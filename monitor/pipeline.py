@@ -6,6 +6,12 @@ file is `failed`, not recorded, and tried again. A file below one of `roots` (th
 beneath that folder, through no symbolic link. A batch is read, matched and its alert payloads built first (the costly
 part, outside any lock), then written in one transaction (ledger rows, claims, alerts, outbox rows): one
 commit for many articles, and still no article is half-recorded.
+
+On PostgreSQL several replicas may see the same files (one shared folder): before reading, a batch claims
+the versions it does not find in the ledger (`Store.claim_reading`, a row per file with a lease) and reads
+only those it won; the others are `elsewhere`, looked at again by the daemon after the lease. The claims
+are deleted in the transaction that writes the batch, so the ledger row is what says a file is done; a
+replica that dies mid-read leaves claims that another replica takes over once their lease has run out.
 """
 
 from __future__ import annotations
@@ -33,12 +39,13 @@ if TYPE_CHECKING:
     from monitor.worker import MatchWorker
 
 log = structlog.get_logger(__name__)
+READ_LEASE = 60.0  # seconds a replica's claim to read a file holds (`watch.read_lease`)
 
 
 @dataclass(frozen=True, slots=True)
 class Processed:
     path: str
-    outcome: str  # accepted | unchanged | duplicate | rejected | seen | skipped | failed
+    outcome: str  # accepted | unchanged | duplicate | rejected | seen | skipped | failed | elsewhere
     alerts: int = 0
     deliveries: int = 0
     reason: str | None = None
@@ -90,12 +97,14 @@ class Pipeline:
         limits: LimitsSettings | None = None,
         roots: Sequence[Path | str] = (),
         worker: MatchWorker | None = None,
+        read_lease: float = READ_LEASE,
     ) -> None:
         self.store = store
         self.rules = rules  # the rules in force now: reloads swap what this returns
         self.max_bytes = max_bytes
         self.limits = limits or LimitsSettings()
         self.worker = worker  # large files are read and matched in its process
+        self.read_lease = read_lease  # seconds a claim to read a file holds (PostgreSQL, `_claim`)
         self.failing = False  # the store failed the last batch: log no traceback per file meanwhile
         self.abandoned = threading.Event()  # shutdown gave up waiting: batches still running write nothing
         # Longest first: a file is read beneath the innermost watched folder that holds it.
@@ -138,6 +147,10 @@ class Pipeline:
         paths = list(dict.fromkeys(paths))  # a path twice in one batch is read once
         keys = [ledger_key(real) for real in paths]
         known = self.store.seen_many(keys)
+        claimed: frozenset[str] = frozenset()
+        elsewhere: list[Processed] = []
+        if self.store.dialect == "postgresql":  # replicas: read only the files this one claimed
+            paths, keys, claimed, elsewhere = self._claim(paths, keys, known)
         steps: list[_Step] = []
         for real, path in zip(paths, keys, strict=True):
             steps.append(self._read(real, path, known.get(path), ruleset, since))
@@ -145,15 +158,46 @@ class Pipeline:
         items = [step.prepared for step in read if step.prepared is not None]
         if self.abandoned.is_set():  # the daemon stopped waiting for this batch: its files stay unseen
             return []
+        rejected = [(step, step.error) for step in steps if step.error is not None and step.error.code != "transient"]
+        if not (items or rejected or claimed):  # nothing to write (all seen, or read elsewhere)
+            return [self._done(step) for step in steps] + elsewhere
         with self.store.begin() as conn:
-            for step in steps:
-                if step.error is not None and step.error.code != "transient":
-                    self.store.record_file(
-                        conn, step.path, *step.stat, outcome="rejected", code=step.error.code, reason=step.error.reason
-                    )
+            for step, error in rejected:
+                self.store.record_file(
+                    conn, step.path, *step.stat, outcome="rejected", code=error.code, reason=error.reason
+                )
             for step, queued in zip(read, queue_prepared(conn, ruleset, items, send=send), strict=True):
                 step.queued = queued
-        return [self._done(step) for step in steps]
+            self.store.release_reading(conn, claimed)
+        return [self._done(step) for step in steps] + elsewhere
+
+    def _claim(
+        self, paths: list[str], keys: list[str], known: dict[str, Known]
+    ) -> tuple[list[str], list[str], frozenset[str], list[Processed]]:
+        """Claim the batch's files that need reading, each version (key, size, mtime) for `read_lease`
+        seconds, in one short transaction; `known` is updated with the ledger as it is after the claim.
+        Returns the paths and keys to read here, the keys claimed (released when the batch is written) and
+        `elsewhere` results for the files another replica is reading: the daemon looks at them again after
+        the lease, when either that replica has recorded them or its claim can be taken over. A file that
+        cannot be stat'ed or is unchanged needs no claim: reading it records only that."""
+        wanted: dict[str, tuple[str, int, int]] = {}
+        for real, key in zip(paths, keys, strict=True):
+            try:
+                info = os.stat(real, follow_symlinks=False)
+            except OSError:
+                continue
+            seen = known.get(key)
+            if seen is None or not seen.unchanged(info):
+                wanted[key] = (key, info.st_size, info.st_mtime_ns)
+        if not wanted:
+            return paths, keys, frozenset(), []
+        claim = self.store.claim_reading(list(wanted.values()), self.read_lease)
+        known.update(claim.known)
+        mine = [(real, key) for real, key in zip(paths, keys, strict=True) if key not in wanted or key in claim.paths]
+        elsewhere = [Processed(key, "elsewhere") for key in wanted if key not in claim.paths]
+        for result in elsewhere:
+            log.debug("article_elsewhere", path=result.path)
+        return [real for real, _ in mine], [key for _, key in mine], claim.paths, elsewhere
 
     def _read(self, real: str, path: str, known: Known | None, ruleset: RuleSet, since: date | None) -> _Step:
         """Stat, read and match one file and build its alerts' payloads, outside the transaction: in a worker

@@ -39,6 +39,7 @@ class WatchSettings(_Section):
     observer: ObserverKind = "native"
     settle: Duration = timedelta(seconds=2)
     reconcile_interval: Duration = timedelta(minutes=5)
+    read_lease: Duration = timedelta(seconds=60)  # replicas (PostgreSQL): how long a claim to read a file holds
     max_article_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     queue_size: int = Field(default=10_000, ge=1)
     suffixes: list[str] = [".txt"]

@@ -18,6 +18,7 @@ import fcntl
 import functools
 import json
 import os
+import secrets
 import socket
 import threading
 import time
@@ -43,6 +44,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     create_engine,
+    delete,
     event,
     func,
     select,
@@ -144,6 +146,18 @@ digest_claims = Table(
     Column("slot", String(40), primary_key=True),  # the schedule time, ISO 8601 in UTC
     Column("flushed_at", Float, nullable=False),
 )
+# Files being read on PostgreSQL: a replica claims a file version here before it reads it, and deletes the
+# row in the transaction that writes the file's ledger row (`Store.claim_reading`, `release_reading`).
+reading = Table(
+    "reading",
+    metadata,
+    Column("path", Text, primary_key=True),  # the ledger key (`files.path`)
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("owner", String(80), nullable=False),  # host:pid:token of the replica reading it
+    Column("claimed_at", Float, nullable=False),
+    Column("lease_until", Float, nullable=False),
+)
 meta = Table("meta", metadata, Column("key", String(40), primary_key=True), Column("value", Text, nullable=False))
 
 
@@ -155,8 +169,9 @@ class State(enum.StrEnum):
 
 
 OPEN_STATES = (State.pending.value, State.retrying.value)
-_LEDGER = select(files.c.path, files.c.size, files.c.mtime_ns, files.c.outcome, files.c.seen_at)
-_SEEN = _LEDGER.where(files.c.path.in_(bindparam("paths", expanding=True)))
+_SEEN = select(files.c.path, files.c.size, files.c.mtime_ns, files.c.outcome, files.c.seen_at).where(
+    files.c.path.in_(bindparam("paths", expanding=True))
+)
 _DISABLED = select(webhook_state.c.name).where(webhook_state.c.disabled.is_(True))
 _DUE_ROWS = (
     select(deliveries)
@@ -190,6 +205,7 @@ _RELEASE = (
     .values(lease_until=None)
 )
 _DEFER = update(deliveries).where(deliveries.c.id == bindparam("key")).values(due_at=bindparam("due"), lease_until=None)
+_RELEASE_READING = delete(reading).where(reading.c.path == bindparam("key"), reading.c.owner == bindparam("owner"))
 _NEXT_DUE = select(func.min(func.coalesce(deliveries.c.lease_until, deliveries.c.due_at))).where(
     deliveries.c.state.in_(OPEN_STATES), deliveries.c.webhook.not_in(_DISABLED)
 )
@@ -234,6 +250,9 @@ class Store:
             raise StoreError(f"cannot open state store {redact_url(url)}: {exc}{hint}") from None
         except (SQLAlchemyError, ValueError) as exc:
             raise StoreError(f"cannot open state store {redact_url(url)}: {exc}") from None
+        # This store's name in the claims of files it reads: host:pid, and a token should two containers
+        # share a host name and pid 1.
+        self.owner = f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
         self._writes: AbstractContextManager[Any] = contextlib.nullcontext()
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -334,15 +353,37 @@ class Store:
         return True
 
     # -- the file ledger ------------------------------------------------------------------------------
-    def known_files(self) -> dict[str, Known]:
-        """What the ledger holds for every file it knows (see `Known`)."""
-        with self.engine.connect() as conn:
-            return {row[0]: _known(*row[1:]) for row in conn.execute(_LEDGER)}
-
     def seen_many(self, paths: Sequence[str]) -> dict[str, Known]:
         """What the ledger holds for each of the paths it knows."""
         with self.engine.connect() as conn:
             return {row[0]: _known(*row[1:]) for row in conn.execute(_SEEN, {"paths": list(paths)})}
+
+    def claim_reading(self, versions: Sequence[tuple[str, int, int]], lease: float) -> Claimed:
+        """PostgreSQL: claim file versions, each (ledger key, size, mtime_ns), for this process to read, for
+        `lease` seconds, in one short transaction, in key order (two replicas claiming the same files lock
+        them in one order). A file another process claimed is left to it unless that claim's lease ran out
+        (the process died mid-read) or it is this process's own. What the ledger holds for the files claimed
+        is looked up after the claims, so that a file another replica recorded (and released) in the
+        meantime is known as done and not read again."""
+        now = time.time()
+        rows = [
+            {"path": path, "size": size, "mtime_ns": mtime_ns, "owner": self.owner, "claimed_at": now}
+            | {"lease_until": now + lease}
+            for path, size, mtime_ns in sorted(set(versions))
+        ]
+        if not rows:
+            return Claimed(frozenset(), {})
+        with self.begin() as conn:
+            claimed = sorted(set(conn.execute(_statement(("claim",), _claim_statement), rows).scalars()))
+            known = {row[0]: _known(*row[1:]) for row in conn.execute(_SEEN, {"paths": claimed})} if claimed else {}
+        return Claimed(frozenset(claimed), known)
+
+    def release_reading(self, conn: Connection, paths: Iterable[str]) -> None:
+        """Delete this process's claims of these files, within the caller's transaction (the one that writes
+        their ledger rows), one row at a time in key order, the order claims lock them in."""
+        rows = [{"key": path, "owner": self.owner} for path in sorted(set(paths))]
+        if rows:
+            conn.execute(_RELEASE_READING, rows)
 
     def record_file(self, conn: Connection, path: str, size: int, mtime_ns: int, **values: Any) -> None:
         upsert(conn, files, file_row(path, size, mtime_ns, **values), key="path")
@@ -446,6 +487,27 @@ class Store:
                 "outbox": {str(k): int(v) for k, v in outbox.items()},
                 "webhooks": [dict(row) for row in hooks],
             }
+
+
+class Claimed(NamedTuple):
+    """The outcome of `Store.claim_reading`: the files this process may read, and what the ledger holds for
+    them (looked up after the claim)."""
+
+    paths: frozenset[str]
+    known: dict[str, Known]
+
+
+def _claim_statement() -> Any:
+    """Insert claims; a row that exists is taken over only if its lease ran out or it is this owner's own."""
+    from sqlalchemy.dialects import postgresql
+
+    statement = postgresql.insert(reading)
+    new = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=["path"],
+        set_={name: new[name] for name in ("size", "mtime_ns", "owner", "claimed_at", "lease_until")},
+        where=(reading.c.lease_until < new.claimed_at) | (reading.c.owner == new.owner),
+    ).returning(reading.c.path)
 
 
 def _finish(conn: Connection, outcomes: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:

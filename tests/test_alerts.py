@@ -62,7 +62,7 @@ def test_the_same_text_under_another_name_is_claimed_once(store: Store, tmp_path
     again = queue(store, rules, "copy.txt", text)
     assert (again.claimed, again.deliveries) == (False, 0)
     assert len(rows(store, deliveries)) == 2
-    assert store.known_files()["copy.txt"][:2] == (len(text), 1)
+    assert store.seen_many(["copy.txt"])["copy.txt"][:2] == (len(text), 1)
 
 
 def test_send_false_records_alerts_without_deliveries(store: Store, tmp_path: Path) -> None:

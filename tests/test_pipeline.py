@@ -229,3 +229,46 @@ def test_a_raw_name_and_its_escape_written_out_are_two_files(pipeline: Pipeline,
     assert len(keys) == 2
     assert [r.outcome for r in pipeline.process_many([raw, literal])] == ["accepted", "accepted"]
     assert [r.outcome for r in pipeline.process_many([raw, literal])] == ["seen", "seen"]  # not read at every scan
+
+
+def test_the_reconcile_scan_compares_the_folder_with_the_ledger_a_chunk_at_a_time(
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: the scan loaded the whole ledger (430 MB at a million rows). It now looks files up a chunk
+    at a time: across chunk boundaries it still finds exactly the files not in the ledger in this version,
+    and no lookup asks for more than a chunk."""
+    from monitor import daemon as daemon_module
+    from monitor.settings import load_settings
+
+    folder = tmp_path / "in"
+    read = write(folder, {f"old{k:02d}.txt": PLAIN for k in range(7)})
+    settled(read)
+    pipeline.process_many(read)
+    changed = folder / "old03.txt"
+    changed.write_text(PLAIN + "Bijgewerkt.\n", encoding="utf-8")
+    new = write(folder, {f"new{k:02d}.txt": PLAIN for k in range(5)})
+    settled([*new, str(changed)])
+    rules = tmp_path / "rules.yaml"  # the pipeline fixture's
+    settings = load_settings(
+        None, rules_file=rules, state={"url": pipeline.store.url}, watch={"folders": [str(folder)]}
+    )
+    monkeypatch.setattr(daemon_module.gc, "freeze", lambda: None)  # the daemon's, not for the test process
+    owner = daemon_module.Daemon(settings)
+    lookups: list[int] = []
+    seen_many = owner.store.seen_many
+    monkeypatch.setattr(owner.store, "seen_many", lambda keys: lookups.append(len(keys)) or seen_many(keys))
+    monkeypatch.setattr(daemon_module, "LEDGER_CHUNK", 4)
+    try:
+        found, recent = owner._unseen(2.0)
+    finally:
+        owner.store.close()
+    assert sorted(path for path, _size in found) == sorted([*new, str(changed)])
+    assert recent == 0
+    assert lookups and max(lookups) <= 4 and sum(lookups) == 12
+
+
+def settled(paths: list[str]) -> None:
+    """Give files an mtime a minute ago: older than any scan's `settle`."""
+    past = time.time() - 60
+    for path in paths:
+        os.utime(path, (past, past))

@@ -97,7 +97,8 @@ def start_replicas(
 ) -> list[Any]:
     """Replica n has its own rules file, where the webhook may name it (receiver path /replica<n>)."""
     settings = {
-        "watch": {"folders": [str(folder)], "observer": "polling", "settle": "0.3s"},
+        # read_lease: the files a killed replica was reading are taken over within 10 s
+        "watch": {"folders": [str(folder)], "observer": "polling", "settle": "0.3s", "read_lease": "10s"},
         "state": {"url": url},
         "delivery": {"concurrency": CONCURRENCY, "lease": "20s", "shutdown_grace": "5s"},
     }
