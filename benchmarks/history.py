@@ -15,7 +15,11 @@ Measured:
 - in a fresh process, before the daemon runs, the daemon's own functions on the built store: one reconcile scan
   (`Daemon._unseen`: time and the RSS it adds), the digest-flush check (the `EXISTS` of `flush_digest`),
   `oldest_pending` (start-up catch-up), the flush's pending-alert query, the realert lookup (`_recent`)
-  and `next_due`: the median of repeated runs, with SQLite's query plan for each.
+  and `next_due`: the median of repeated runs, with SQLite's query plan for each;
+- after the daemon has run, in a fresh process: the retention prune (`monitor.retention.prune`, default
+  `state.retention`, the rules' longest realert) on that state: its time and rows deleted per table, the
+  database's size per million articles after it (its live pages: SQLite reuses the free ones; per table
+  when it has `dbstat`), and after a VACUUM that gives the free pages back to the file system.
 
     /work/venv/bin/python benchmarks/history.py [--quick] [--articles N] [--on-disk N]
 """
@@ -31,7 +35,7 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -70,6 +74,7 @@ def _extra(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--articles", type=int, help="ledger rows and articles (default 1,000,000; quick 100,000)")
     parser.add_argument("--on-disk", type=int, help="of those, the newest as real files (default 10,000; quick 2,000)")
     parser.add_argument("--probe", nargs=2, metavar=("DB", "FOLDER"), help=argparse.SUPPRESS)  # the child process
+    parser.add_argument("--prune-state", nargs=2, metavar=("DB", "FOLDER"), help=argparse.SUPPRESS)  # another one
 
 
 def rules_text(url: str) -> str:
@@ -421,6 +426,45 @@ def run_probe(db: Path, folder: Path) -> dict[str, Any]:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+# --- the prune: retention on the state the daemon ran on, in a fresh process --------------------------------
+def live_mb(db: Path) -> float:
+    """MB of the database's pages in use (its size less the free pages SQLite reuses for new rows)."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        pages, free, size = (
+            conn.execute(f"PRAGMA {name}").fetchone()[0] for name in ("page_count", "freelist_count", "page_size")
+        )
+    return float((pages - free) * size / 1e6)
+
+
+def prune_state(db: Path, folder: Path) -> dict[str, Any]:
+    from monitor.retention import prune
+    from monitor.settings import RetentionSettings
+    from monitor.store import Store
+
+    store = Store(f"sqlite:///{db}")
+    start = time.perf_counter()
+    counts = prune(store, RetentionSettings(), [folder], timedelta(hours=6))  # the rules' realert: 6h
+    out: dict[str, Any] = {"prune_s": time.perf_counter() - start, "counts": counts}
+    store.close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    out["live"], out["tables"] = live_mb(db), table_sizes(db)
+    start = time.perf_counter()
+    with sqlite3.connect(db) as conn:
+        conn.execute("VACUUM")
+    out["vacuum_s"], out["vacuumed"] = time.perf_counter() - start, db.stat().st_size / 1e6
+    return out
+
+
+def run_prune(db: Path, folder: Path) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(source_root())}
+    command = [PYTHON, str(Path(__file__).resolve()), "--prune-state", str(db), str(folder)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"prune failed:\n{done.stderr[-3000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
 # --- the table --------------------------------------------------------------------------------------------
 def report(
     n: int,
@@ -431,15 +475,33 @@ def report(
     full: dict[str, Any],
     empty: dict[str, Any],
     p: dict[str, Any],
+    pruned: dict[str, Any],
 ) -> list[Row]:
     scale = 1e6 / n
     at = "1 M" if n == 1_000_000 else f"{n:,}"
     bounded = n >= 1_000_000
     split = ", ".join(f"{k} {v * scale:.0f}" for k, v in sorted(tables.items(), key=lambda kv: -kv[1]) if v > 1)
     problems = full["problems"] + empty["problems"]
+    after = ", ".join(
+        f"{k} {v * scale:.0f}" for k, v in sorted(pruned["tables"].items(), key=lambda kv: -kv[1]) if v > 1
+    )
+    deleted = ", ".join(f"{k} {v:,}" for k, v in pruned["counts"].items())
     return [
         Row("state built", built, "s", note=f"{n:,} articles, {n // 2:,} alerts, {on_disk:,} files on disk"),
         Row("DB size per million articles", size * scale / 1000, "GB", note=f"MB: {split}" if split else "no dbstat"),
+        Row(
+            "  after a prune (default retention)",
+            pruned["live"] * scale / 1000,
+            "GB",
+            note=f"live pages; MB: {after}" if after else "live pages; no dbstat",
+        ),
+        Row(
+            "  after the prune and a VACUUM",
+            pruned["vacuumed"] * scale / 1000,
+            "GB",
+            note=f"VACUUM {pruned['vacuum_s']:.1f} s",
+        ),
+        Row("prune time", pruned["prune_s"], "s", note=f"rows deleted: {deleted}"),
         Row(
             f"start to ready, {at} articles",
             full["ready"],
@@ -489,6 +551,9 @@ def main() -> None:
     if args.probe:
         print(json.dumps(probe(Path(args.probe[0]), Path(args.probe[1]))))
         return
+    if args.prune_state:
+        print(json.dumps(prune_state(Path(args.prune_state[0]), Path(args.prune_state[1]))))
+        return
     n = args.articles or (100_000 if args.quick else 1_000_000)
     on_disk = args.on_disk or (2_000 if args.quick else 10_000)
     made: dict[str, Any] = {}
@@ -496,6 +561,7 @@ def main() -> None:
     def full_state(db: Path, folder: Path) -> None:
         progress(f"building {n:,} articles")
         made["built"] = build(db, folder, n, on_disk)
+        made["state"] = (db, folder)
         made["size"] = db.stat().st_size / 1e6
         made["tables"] = table_sizes(db)
         progress(f"built in {made['built']:.0f}s, {made['size']:.0f} MB")
@@ -507,7 +573,9 @@ def main() -> None:
         progress(f"empty state: ready in {empty['ready']:.2f}s, peak {empty['peak']:.0f} MB")
         full = run_daemon(home / "full", url, full_state)
         progress(f"{n:,} articles: ready in {full['ready']:.2f}s, peak {full['peak']:.0f} MB")
-    rows = report(n, on_disk, made["built"], made["size"], made["tables"], full, empty, made["probe"])
+        pruned = run_prune(*made["state"])
+        progress(f"pruned in {pruned['prune_s']:.1f}s: {pruned['counts']}")
+    rows = report(n, on_disk, made["built"], made["size"], made["tables"], full, empty, made["probe"], pruned)
     print_table(f"A year of news: {n:,} articles in the state", rows, command_line())
 
 

@@ -32,6 +32,7 @@ from monitor.notify.deliverer import Attempt, Deliverer, Outcome
 from monitor.notify.transport import Clients
 from monitor.ops import Health, HealthServer, Metrics
 from monitor.pipeline import Pipeline, Processed, ledger_key
+from monitor.retention import longest_realert, prune
 from monitor.rules import RuleSet, load_rules
 from monitor.schedule import Schedule, cron
 from monitor.settings import Settings
@@ -202,6 +203,8 @@ class Daemon:
         schedule.every("observer-check", timedelta(seconds=2), self._check_observer)
         schedule.every("store-check", timedelta(seconds=STORE_CHECK), self._check_store)
         schedule.every("rules-check", timedelta(seconds=2), self._check_rules_file)
+        if self.settings.state.retention.prune_interval > timedelta(0):
+            schedule.every("prune", self.settings.state.retention.prune_interval, self.prune)
         schedule.digests(self._digest_schedules(), self.flush_digest)
 
     def _digest_schedules(self) -> dict[str, str]:
@@ -425,6 +428,24 @@ class Daemon:
             slot = latest_fire(cron(rule.schedule, self.settings.zone), now)
             if oldest is not None and slot is not None and oldest <= slot.timestamp():
                 await self.flush_digest(rule.name)
+
+    async def prune(self) -> None:
+        """Delete what retention lets go (monitor.retention), in a thread, in small batches; a failure is
+        logged and the next round tries again."""
+        started = time.monotonic()
+        realert = longest_realert(self.ruleset)
+        retention, folders = self.settings.state.retention, self.settings.watch.folders
+        try:
+            counts = await asyncio.to_thread(prune, self.store, retention, folders, realert, stop=self.stop.is_set)
+        except Exception:  # the store failed: the next round tries again
+            log.exception("prune_failed")
+            return
+        if counts is None:
+            log.info("prune_skipped", why="another replica is pruning")
+            return
+        for table, count in counts.items():
+            self.metrics.pruned.labels(table).inc(count)
+        log.info("pruned", seconds=round(time.monotonic() - started, 3), **counts)
 
     async def _sweep(self) -> None:
         self.deliverer.wake()

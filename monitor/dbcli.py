@@ -1,4 +1,5 @@
-"""`news-monitor db`: the state store's schema revision, and upgrading it (Alembic, monitor/migrations).
+"""`news-monitor db`: the state store's schema revision, upgrading it (Alembic, monitor/migrations), and
+pruning it by the retention settings (monitor/retention.py, as the daemon does every `prune_interval`).
 
 The daemon and the other commands give an empty database the current schema by themselves; a database
 at an older revision is refused until `news-monitor db upgrade` has run once with the same settings.
@@ -6,6 +7,7 @@ at an older revision is refused until `news-monitor db upgrade` has run once wit
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,7 +19,9 @@ from monitor.redaction import redact_url
 if TYPE_CHECKING:  # imported when a command runs: `news-monitor --help` needs neither pydantic nor SQLAlchemy
     from monitor.store import Store
 
-db_app = typer.Typer(no_args_is_help=True, help="The state store's schema: show its revision, upgrade it.")
+db_app = typer.Typer(
+    no_args_is_help=True, help="The state store: show its schema revision, upgrade it, prune it by retention."
+)
 out = Console(highlight=False)
 
 ConfigOption = Annotated[
@@ -73,3 +77,34 @@ def current(config: ConfigOption = None) -> None:
     )
     if found is not None and found != head:
         raise typer.Exit(1)
+
+
+@db_app.command()
+def prune(
+    config: ConfigOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")] = False,
+) -> None:
+    """Delete what `state.retention` lets go (as the daemon does every prune_interval); prints rows per table."""
+    from monitor.retention import TABLES, longest_realert
+    from monitor.retention import prune as prune_store
+    from monitor.rules import load_rules
+    from monitor.settings import load_settings
+    from monitor.store import Store
+
+    settings = load_settings(config)
+    realert = longest_realert(load_rules(settings.rules_file))  # alerts outlive the longest realert window
+    store = Store(settings.state.url)
+    try:
+        store.create()
+        started = time.monotonic()
+        counts = prune_store(store, settings.state.retention, settings.watch.folders, realert, dry_run=dry_run)
+    finally:
+        store.close()
+    where = redact_url(store.url)
+    if counts is None:
+        out.print(f"{where}: another replica is pruning; nothing done", soft_wrap=True)
+        return
+    verb = "would delete" if dry_run else "deleted"
+    out.print(f"{where}: {verb} (in {time.monotonic() - started:.1f}s)", soft_wrap=True)
+    for table in TABLES:
+        out.print(f"  {table:<14} {counts[table]:>10,}")

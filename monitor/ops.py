@@ -76,6 +76,9 @@ class Metrics:
         self.observer_restarts = Counter("monitor_observer_restarts", "Observer restarts", registry=r)
         self.reload_failures = Counter("monitor_reload_failures", "Rules reloads refused", registry=r)
         self.queue_overflows = Counter("monitor_queue_overflows", "Paths dropped by a full queue", registry=r)
+        self.pruned = Counter(
+            "monitor_pruned_rows", "Rows deleted by the retention prune, by table", ["table"], registry=r
+        )
         self.http_refused = Counter(
             "monitor_http_refused", "Health port connections refused or dropped, by reason", ["reason"], registry=r
         )

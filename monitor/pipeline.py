@@ -17,6 +17,7 @@ replica that dies mid-read leaves claims that another replica takes over once th
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -65,6 +66,26 @@ def ledger_key(path: str) -> str:
         else:
             return path
     return os.fsencode(path.replace("\\", "\\\\")).decode("utf-8", "backslashreplace")
+
+
+_KEY_PART = re.compile(r"\\\\|\\x[0-9a-f]{2}|\\|[^\\]+")
+
+
+def ledger_path(key: str) -> str | None:
+    """The file name a ledger key stands for (`ledger_key`'s inverse); None for a key it does not make."""
+    if "\\" not in key:
+        return key
+    name = bytearray()
+    for part in _KEY_PART.findall(key):
+        if part == "\\\\":
+            name += b"\\"
+        elif part.startswith("\\x"):
+            name.append(int(part[2:], 16))
+        elif part == "\\" or any(0xD800 <= ord(char) <= 0xDFFF for char in part):  # not made by `ledger_key`
+            return None
+        else:
+            name += part.encode()
+    return os.fsdecode(bytes(name))
 
 
 class Pipeline:

@@ -45,8 +45,28 @@ class WatchSettings(_Section):
     suffixes: list[str] = [".txt"]
 
 
+class RetentionSettings(_Section):
+    """How long the store keeps what is done with; the prune (monitor/retention.py) deletes the rest."""
+
+    deliveries: Duration = timedelta(days=30)  # delivered deliveries, after their delivery
+    dead: Duration = timedelta(days=90)  # dead deliveries, after their last attempt (unless replayed)
+    alerts: Duration = timedelta(days=90)  # at least the longest `realert` window + 1 day; see README
+    articles: Duration = timedelta(days=365)  # ledger rows of files gone from disk, then their claims
+    rejections: Duration = timedelta(days=30)  # ledger rows of rejected files gone from disk
+    prune_interval: Duration = timedelta(hours=1)  # how often the daemon prunes; 0: never (`db prune` still does)
+    batch: int = Field(default=1000, ge=1, le=100_000)  # rows per transaction
+
+    @field_validator("deliveries", "dead", "alerts", "articles", "rejections", "prune_interval")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("must not be negative")
+        return value
+
+
 class StateSettings(_Section):
     url: str = "sqlite:///state/monitor.db"
+    retention: RetentionSettings = RetentionSettings()
 
 
 class DeliverySettings(_Section):

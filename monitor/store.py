@@ -73,6 +73,7 @@ files = Table(
     Column("code", String(32)),
     Column("reason", Text),
     Column("seen_at", Float, nullable=False),
+    Index("files_content_hash", "content_hash"),  # the prune's "no ledger row refers to this claim"
 )
 articles = Table(
     "articles",
@@ -126,6 +127,7 @@ deliveries = Table(
     Column("created_at", Float, nullable=False),
     Column("delivered_at", Float),
     Index("deliveries_due", "state", "due_at"),
+    Index("deliveries_alert", "alert_id"),  # the prune's "no delivery refers to this alert"
 )
 webhook_state = Table(
     "webhook_state",
@@ -557,7 +559,8 @@ def _payload(row: Any, stored: dict[str, Any] | None, found: Mapping[str, str]) 
 
 
 def _alert(alert_id: str, payload: str | None) -> dict[str, Any]:
-    """An alert's payload; only its id if the alert row is gone (alerts are never deleted today)."""
+    """An alert's payload; only its id if the alert row is gone (the prune keeps the alerts of every delivery
+    it keeps, so this is for rows of older versions or alerts deleted by hand)."""
     return json.loads(payload) if payload is not None else {"alert_id": alert_id}
 
 

@@ -145,6 +145,23 @@ def test_run_refuses_invalid_rules_with_one_message(project: Path) -> None:
     assert "Traceback" not in result.stderr and "rules.yaml:4" in result.stderr
 
 
+def test_db_prune_dry_run_on_a_new_store_prints_every_table_and_prunes_nothing(project: Path) -> None:
+    result = run("db", "prune", "--dry-run", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "would delete" in result.stdout
+    counts = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:]}
+    assert counts == dict.fromkeys(["deliveries", "alerts", "digest_claims", "files", "articles"], "0")
+
+
+def test_db_prune_refuses_invalid_rules_with_one_message(project: Path) -> None:
+    """The prune needs the rules' realert windows (alerts outlive them): no rules, no prune."""
+    (project / "config" / "rules.yaml").write_text("version: 1\nrules:\n  - name: x\n    query: 'a AND (b'\n")
+    result = run("db", "prune", cwd=project)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "rules.yaml:4" in result.stderr
+    assert not (project / "state").exists()
+
+
 def test_demo_once_prints_the_seeds_alerts(project: Path) -> None:
     result = run("demo", "--once", "--port", "0", cwd=project)
     assert result.returncode == 0, result.stderr

@@ -1,7 +1,7 @@
 """Reading claims: one row per file a replica is reading, so that a file is read and matched by one replica.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-11-30
 
 On PostgreSQL `monitor.pipeline.Pipeline` claims each file version (ledger key, size, mtime) in `reading`
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,230 @@
+"""Retention: the prune that deletes what the store no longer needs, in small batches (`state.retention`).
+
+One round, in this order, each table in batches of `batch` rows, each batch its own short transaction:
+1. deliveries: delivered ones after `deliveries` (by delivery time), dead ones after `dead` (by their last
+   attempt). An open delivery (pending, retrying) is never deleted.
+2. alerts: after `alerts` (at least the longest `realert` window + REALERT_MARGIN, if a rule has one),
+   when no kept delivery refers to them (by `alert_id`, or in a digest's list of alert ids) and no digest
+   waits for them. A realert lookup never looks back further than its window, so deleting older alerts
+   changes no decision.
+3. digest_claims: after the alerts' cut-off (a flush claims only the time it is at).
+4. files (the ledger): only rows of files gone from disk, after `rejections` (rejected files) or `articles`
+   (read files). The row of a file still there stays: it is how a scan knows the file is unchanged, so a
+   prune never makes the daemon read an old article again. A watched folder that is missing or empty (a
+   network share not mounted) counts as unknown: its rows stay.
+5. articles (claims): after `articles`, when no ledger row refers to their content.
+
+On PostgreSQL one replica prunes at a time (a session advisory lock; a replica that finds it taken skips
+the round). A dry run counts what would go without deleting: claims freed by ledger rows that the same
+round would delete are counted by the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, delete, exists, not_, or_, select, text, tuple_
+
+from monitor.pipeline import ledger_path
+from monitor.rules import RuleSet
+from monitor.settings import RetentionSettings
+from monitor.store import DIGEST_REFS, State, Store, alerts, articles, deliveries, digest_claims, files
+
+REALERT_MARGIN = timedelta(days=1)  # alerts outlive the longest realert window by this much
+TABLES = ("deliveries", "alerts", "digest_claims", "files", "articles")
+_LOCK = text("SELECT pg_try_advisory_lock(7402640113)")  # a fixed key: "the prune" across replicas
+_UNLOCK = text("SELECT pg_advisory_unlock(7402640113)")
+
+
+@dataclass(frozen=True, slots=True)
+class Cutoffs:
+    """Rows older than these UNIX times may go (each by its table's rule)."""
+
+    delivered: float
+    dead: float
+    alerts: float
+    articles: float
+    rejections: float
+
+    @classmethod
+    def of(cls, retention: RetentionSettings, realert: timedelta | None, now: float) -> Cutoffs:
+        alerts_kept = retention.alerts if realert is None else max(retention.alerts, realert + REALERT_MARGIN)
+        return cls(
+            now - retention.deliveries.total_seconds(),
+            now - retention.dead.total_seconds(),
+            now - alerts_kept.total_seconds(),
+            now - retention.articles.total_seconds(),
+            now - retention.rejections.total_seconds(),
+        )
+
+
+def prune(
+    store: Store,
+    retention: RetentionSettings,
+    folders: Sequence[Path],
+    realert: timedelta | None,
+    dry_run: bool = False,
+    now: float | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> dict[str, int] | None:
+    """Delete (or with `dry_run` count) what retention lets go: rows per table, or None when another
+    replica is pruning. `realert` is the longest realert window of the rules in force; `stop` is asked
+    between batches."""
+    cut = Cutoffs.of(retention, realert, time.time() if now is None else now)
+    with _one_at_a_time(store) as mine:
+        if not mine:
+            return None
+        sweep = _Sweep(store, retention.batch, dry_run, stop)
+        counts = {"deliveries": sweep.run(deliveries, [deliveries.c.id], _gone_delivery(cut))}
+        kept = _digest_refs(store, cut)
+        counts["alerts"] = sweep.run(alerts, [alerts.c.id], _gone_alert(cut), keep=lambda row: row[0] in kept)
+        claims = digest_claims.c.flushed_at < cut.alerts
+        counts["digest_claims"] = sweep.run(digest_claims, [digest_claims.c.rule, digest_claims.c.slot], claims)
+        disk = Disk(folders)
+        ledger = [files.c.path, files.c.seen_at]
+        counts["files"] = sweep.run(files, ledger, _gone_file(cut), keep=lambda row: not disk.gone(row[0]))
+        counts["articles"] = sweep.run(articles, [articles.c.content_hash], _gone_claim(cut))
+        return counts
+
+
+def longest_realert(ruleset: RuleSet) -> timedelta | None:
+    """The longest `realert` window of the rules (None: no rule has one)."""
+    return max((rule.realert for rule in ruleset.rules if rule.realert is not None), default=None)
+
+
+@contextmanager
+def _one_at_a_time(store: Store) -> Iterator[bool]:
+    """On PostgreSQL, whether this process got the prune's advisory lock (held until the round ends)."""
+    if store.dialect != "postgresql":
+        yield True
+        return
+    with store.engine.connect() as conn:
+        mine = bool(conn.execute(_LOCK).scalar())
+        conn.commit()  # a session lock outlives the transaction; an idle transaction would be timed out
+        try:
+            yield mine
+        finally:
+            if mine:
+                conn.execute(_UNLOCK)
+                conn.commit()
+
+
+def _gone_delivery(cut: Cutoffs) -> ColumnElement[bool]:
+    delivered = and_(deliveries.c.state == State.delivered.value, deliveries.c.delivered_at < cut.delivered)
+    dead = and_(deliveries.c.state == State.dead.value, deliveries.c.due_at < cut.dead)  # due_at: the last attempt
+    return or_(delivered, dead)
+
+
+def _gone_alert(cut: Cutoffs) -> ColumnElement[bool]:
+    referred = exists().where(deliveries.c.alert_id == alerts.c.id, not_(_gone_delivery(cut)))
+    return and_(alerts.c.created_at < cut.alerts, alerts.c.digest_pending.is_(False), not_(referred))
+
+
+def _gone_file(cut: Cutoffs) -> ColumnElement[bool]:
+    rejected = and_(files.c.outcome == "rejected", files.c.seen_at < cut.rejections)
+    return or_(rejected, and_(files.c.outcome != "rejected", files.c.seen_at < cut.articles))
+
+
+def _gone_claim(cut: Cutoffs) -> ColumnElement[bool]:
+    referred = exists().where(files.c.content_hash == articles.c.content_hash)
+    return and_(articles.c.claimed_at < cut.articles, not_(referred))
+
+
+def _digest_refs(store: Store, cut: Cutoffs) -> set[str]:
+    """The alert ids listed by the digest deliveries that this round keeps: their alerts stay, so that
+    a kept digest (pending, or replayed later) still renders in full."""
+    query = select(deliveries.c.payload).where(deliveries.c.kind == "digest", not_(_gone_delivery(cut)))
+    kept: set[str] = set()
+    with store.engine.connect() as conn:
+        for (payload,) in conn.execute(query):
+            kept.update(json.loads(payload or "{}").get(DIGEST_REFS, ()))
+    return kept
+
+
+class _Sweep:
+    """Walks a table's candidate rows in key order, a batch at a time, and deletes those not kept, each
+    batch in a transaction of its own that checks the condition again (a row changed meanwhile stays)."""
+
+    def __init__(self, store: Store, batch: int, dry_run: bool, stop: Callable[[], bool]) -> None:
+        self.store, self.batch, self.dry_run, self.stop = store, batch, dry_run, stop
+
+    def run(
+        self,
+        table: Any,
+        columns: list[Any],
+        condition: ColumnElement[bool],
+        keep: Callable[[Any], bool] | None = None,
+    ) -> int:
+        keys = [column for column in columns if column.primary_key]
+        key = keys[0] if len(keys) == 1 else tuple_(*keys)
+        deleted, after = 0, None
+        while not self.stop():
+            query = select(*columns).where(condition).order_by(*keys).limit(self.batch)
+            if after is not None:
+                query = query.where(key > (after[0] if len(keys) == 1 else tuple_(*after)))
+            with self.store.engine.connect() as conn:
+                rows = conn.execute(query).all()
+            if not rows:
+                break
+            after = tuple(rows[-1])[: len(keys)]
+            chosen = [tuple(row)[: len(keys)] for row in rows if keep is None or not keep(row)]
+            deleted += self._delete(table, keys, key, chosen, condition)
+            if len(rows) < self.batch:
+                break
+        return deleted
+
+    def _delete(self, table: Any, keys: list[Any], key: Any, chosen: list[tuple[Any, ...]], condition: Any) -> int:
+        if self.dry_run or not chosen:
+            return len(chosen)
+        values = [row[0] for row in chosen] if len(keys) == 1 else chosen
+        with self.store.begin() as conn:
+            return int(conn.execute(delete(table).where(key.in_(values), condition)).rowcount)
+
+
+class Disk:
+    """Whether a ledger row's file is gone from disk: not there (ENOENT), in a watched folder (or, outside
+    them, a directory) that is there and not empty. Anything else (no access, an I/O error, a key that is
+    not a path) counts as there."""
+
+    def __init__(self, folders: Sequence[Path]) -> None:
+        roots = {os.path.normpath(folder) for folder in folders} | {os.path.abspath(folder) for folder in folders}
+        self.roots = sorted(roots, key=len, reverse=True)
+        self._listed: dict[str, bool] = {}
+
+    def gone(self, key: str) -> bool:
+        path = ledger_path(key)
+        if path is None:
+            return False
+        try:
+            os.lstat(path)
+        except FileNotFoundError:
+            return self._listed_here(self._root(path))
+        except (OSError, ValueError):
+            return False
+        return False
+
+    def _root(self, path: str) -> str:
+        for root in self.roots:
+            if path.startswith(root.rstrip(os.sep) + os.sep):
+                return root
+        return os.path.dirname(path) or "."
+
+    def _listed_here(self, folder: str) -> bool:
+        """Whether the folder is there and has at least one entry (cached for the round)."""
+        found = self._listed.get(folder)
+        if found is None:
+            try:
+                with os.scandir(folder) as entries:
+                    found = next(entries, None) is not None
+            except OSError:
+                found = False
+            self._listed[folder] = found
+        return found
