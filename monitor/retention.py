@@ -13,6 +13,9 @@ One round, in this order, each table in batches of `batch` rows, each batch its 
    prune never makes the daemon read an old article again. A watched folder that is missing or empty (a
    network share not mounted) counts as unknown: its rows stay.
 5. articles (claims): after `articles`, when no ledger row refers to their content.
+6. reading (replicas' claims to read a file, PostgreSQL): an hour after their lease ran out. An expired
+   claim is one any replica may take over, so deleting it changes nothing; it is left by a replica that
+   died mid-read on a file that was then deleted.
 
 On PostgreSQL one replica prunes at a time (a session advisory lock; a replica that finds it taken skips
 the round). A dry run counts what would go without deleting: claims freed by ledger rows that the same
@@ -36,10 +39,11 @@ from sqlalchemy import ColumnElement, and_, delete, exists, not_, or_, select, t
 from monitor.pipeline import ledger_path
 from monitor.rules import RuleSet
 from monitor.settings import RetentionSettings
-from monitor.store import DIGEST_REFS, State, Store, alerts, articles, deliveries, digest_claims, files
+from monitor.store import DIGEST_REFS, State, Store, alerts, articles, deliveries, digest_claims, files, reading
 
 REALERT_MARGIN = timedelta(days=1)  # alerts outlive the longest realert window by this much
-TABLES = ("deliveries", "alerts", "digest_claims", "files", "articles")
+STALE_READING = timedelta(hours=1)  # a claim to read a file is deleted this long after its lease ran out
+TABLES = ("deliveries", "alerts", "digest_claims", "files", "articles", "reading")
 _LOCK = text("SELECT pg_try_advisory_lock(7402640113)")  # a fixed key: "the prune" across replicas
 _UNLOCK = text("SELECT pg_advisory_unlock(7402640113)")
 
@@ -53,6 +57,7 @@ class Cutoffs:
     alerts: float
     articles: float
     rejections: float
+    reading: float
 
     @classmethod
     def of(cls, retention: RetentionSettings, realert: timedelta | None, now: float) -> Cutoffs:
@@ -63,6 +68,7 @@ class Cutoffs:
             now - alerts_kept.total_seconds(),
             now - retention.articles.total_seconds(),
             now - retention.rejections.total_seconds(),
+            now - STALE_READING.total_seconds(),
         )
 
 
@@ -92,6 +98,7 @@ def prune(
         ledger = [files.c.path, files.c.seen_at]
         counts["files"] = sweep.run(files, ledger, _gone_file(cut), keep=lambda row: not disk.gone(row[0]))
         counts["articles"] = sweep.run(articles, [articles.c.content_hash], _gone_claim(cut))
+        counts["reading"] = sweep.run(reading, [reading.c.path], reading.c.lease_until < cut.reading)
         return counts
 
 

@@ -15,10 +15,10 @@ from sqlalchemy import select, text
 
 from monitor.notify.formats import render
 from monitor.pipeline import ledger_key, ledger_path
-from monitor.retention import REALERT_MARGIN, Disk, longest_realert, prune
+from monitor.retention import REALERT_MARGIN, STALE_READING, Disk, longest_realert, prune
 from monitor.rules import Webhook
 from monitor.settings import RetentionSettings
-from monitor.store import DIGEST_REFS, Store, alerts, articles, deliveries, digest_claims, files
+from monitor.store import DIGEST_REFS, Store, alerts, articles, deliveries, digest_claims, files, reading
 from tests.test_alerts import queue, ruleset
 from tests.test_postgres import NO_PG, PG_URL, fresh_database
 
@@ -228,7 +228,7 @@ def test_dry_run_counts_and_deletes_nothing(store: Store, folder: Path) -> None:
     tables = {"deliveries": deliveries.c.id, "alerts": alerts.c.id, "files": files.c.path}
     before = {name: keys(store, column) for name, column in tables.items()}
     counts = run(store, [folder], dry_run=True)
-    assert counts == {"deliveries": 1, "alerts": 1, "digest_claims": 0, "files": 1, "articles": 0}
+    assert counts == {"deliveries": 1, "alerts": 1, "digest_claims": 0, "files": 1, "articles": 0, "reading": 0}
     assert {name: keys(store, column) for name, column in tables.items()} == before
     assert run(store, [folder]) == counts
 
@@ -284,3 +284,23 @@ def test_ledger_path_undoes_ledger_key(name: bytes) -> None:
 def test_a_key_ledger_key_does_not_make_is_no_path(key: str) -> None:
     assert ledger_path(key) is None
     assert not Disk([]).gone(key)
+
+
+def test_claims_to_read_go_an_hour_after_their_lease_ran_out(store: Store) -> None:
+    """A replica that died mid-read on a file deleted since leaves its claim in `reading`: an expired claim
+    is one any replica may take over, so it goes once it is stale; a live or recent one stays."""
+    stale = NOW - STALE_READING.total_seconds()
+    for key, lease_until in (("dead.txt", stale - 1), ("recent.txt", stale + 60), ("live.txt", NOW + 30)):
+        add(
+            store,
+            reading,
+            path=key,
+            size=1,
+            mtime_ns=1,
+            owner="h:1:x",
+            claimed_at=lease_until - 60,
+            lease_until=lease_until,
+        )
+    counts = run(store, [])
+    assert counts["reading"] == 1
+    assert keys(store, reading.c.path) == {"recent.txt", "live.txt"}
