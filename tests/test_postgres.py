@@ -270,7 +270,7 @@ def test_every_command_works_on_postgresql(receiver: Receiver, pg_url: str, tmp_
     queued = json.loads(cli(config, "deliveries", "--json").stdout)
     assert [d["state"] for d in queued] == ["pending", "pending"]
     assert cli(config, "webhooks", "disable", "hook").returncode == 0
-    assert cli(config, "redeliver", queued[0]["id"]).stdout.strip() == "queued 1 deliveries again"
+    assert cli(config, "redeliver", queued[0]["id"]).stdout.strip() == "queued 1 delivery again"
     status = json.loads(cli(config, "status", "--json").stdout)
     assert status["files"] == {"accepted": 14} and status["outbox"] == {"pending": 2}
     assert [(w["name"], w["disabled"]) for w in status["webhooks"]] == [("hook", True)]
