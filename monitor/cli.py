@@ -26,7 +26,7 @@ from monitor.logs import configure
 from monitor.redaction import mask_text
 from monitor.rules import RuleSet, load_rules
 from monitor.settings import LimitsSettings, Settings, load_settings
-from monitor.store import State, Store
+from monitor.store import COMMAND_CONNECTIONS, State, Store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="News-monitoring alert daemon.")
 webhooks_app = typer.Typer(no_args_is_help=True, help="Webhook state.")
@@ -235,7 +235,8 @@ def backfill(
 
 
 def _store(config: Path | None) -> Store:
-    store = Store(_settings(config).state.url)
+    state = _settings(config).state
+    store = Store(state.url, state.postgres, COMMAND_CONNECTIONS)
     store.create()
     return store
 

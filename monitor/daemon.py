@@ -25,7 +25,7 @@ import structlog
 from monitor import HELD_SIGHUP, hold_sighup
 from monitor.alerts import flush_digest, latest_fire, oldest_pending
 from monitor.errors import RulesError
-from monitor.lanes import Lane
+from monitor.lanes import MAX_SLOW, Lane
 from monitor.notify.deliverer import Attempt, Deliverer, Outcome
 from monitor.notify.transport import Clients
 from monitor.ops import Health, HealthServer, Metrics
@@ -45,6 +45,17 @@ QUIET = 600.0
 STORE_CHECK = 2.0  # seconds between checks that the state store takes a write, and how long one may take
 RETRY_FIRST, RETRY_LAST = 2.0, 60.0  # seconds before a scan retries files that failed for now, doubling
 SLOW_BATCH = 1.0  # seconds: a main-lane batch still running after this is left to finish in a thread of its own
+# The state store connections one daemon holds at once, by holder: its pool (state.postgres.pool_size unset).
+# docs/scale-out.md ("Connections") states the sum and the formula for PostgreSQL's max_connections.
+CONNECTIONS = {
+    "ingest, main lane": 1 + MAX_SLOW,  # its batch, and the slow batches left running in threads of their own
+    "ingest, large lane": 1,
+    "deliverer": 1,  # one hop to a worker thread at a time
+    "store check": 1,  # one probe at a time, even while one hangs
+    "reconcile": 1,  # one scan at a time (`_reconcile_lock`)
+    "digest flush": 1,  # one flush at a time (`_flush_lock`), whatever the number of rules due at once
+    "metrics": 1,  # one scrape's outbox count at a time (monitor.ops.StateCollector)
+}
 
 
 class _OverflowAlarm(logging.Handler):
@@ -73,7 +84,7 @@ def notify_systemd(state: str) -> None:
 class Daemon:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = Store(settings.state.url)
+        self.store = Store(settings.state.url, settings.state.postgres, sum(CONNECTIONS.values()))
         self.ruleset: RuleSet = load_rules(settings.rules_file)
         if problems := settings.delivery.lease_problems(self.ruleset.webhooks, settings.rules_file):
             raise RulesError(problems)
@@ -100,6 +111,7 @@ class Daemon:
         }
         self._queued: set[str] = set()
         self._reconcile_lock = asyncio.Lock()
+        self._flush_lock = asyncio.Lock()
         self._reconcile_pending: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Future[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -366,7 +378,9 @@ class Daemon:
         slot = latest_fire(cron(rule.schedule, self.settings.zone), datetime.now(self.settings.zone))
         if slot is None:
             return
-        queued = await asyncio.to_thread(flush_digest, self.store, self.ruleset, rule, slot, None, self.settings.limits)
+        async with self._flush_lock:  # rules due at the same time take turns: one connection, not one per rule
+            limits = self.settings.limits
+            queued = await asyncio.to_thread(flush_digest, self.store, self.ruleset, rule, slot, None, limits)
         log.info("digest_flushed", rule=name, slot=slot.isoformat(), deliveries=queued)
         if queued:
             self.deliverer.wake()

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from monitor.redaction import redact_url
 from monitor.settings import load_settings
-from monitor.store import Store
+from monitor.store import COMMAND_CONNECTIONS, Store
 
 db_app = typer.Typer(no_args_is_help=True, help="The state store's schema: show its revision, upgrade it.")
 out = Console(highlight=False)
@@ -26,7 +26,8 @@ ConfigOption = Annotated[
 
 
 def _store(config: Path | None) -> Store:
-    return Store(load_settings(config).state.url)
+    state = load_settings(config).state
+    return Store(state.url, state.postgres, COMMAND_CONNECTIONS)
 
 
 @db_app.command()

@@ -44,8 +44,35 @@ class WatchSettings(_Section):
     suffixes: list[str] = [".txt"]
 
 
+class PostgresSettings(_Section):
+    """A PostgreSQL state store's sessions and pool (docs/scale-out.md, "Connections"). Each timeout makes a
+    stuck operation fail (and be retried) instead of hanging; `pool_size` unset is what the daemon needs."""
+
+    connect_timeout: Duration = timedelta(seconds=10)
+    statement_timeout: Duration = timedelta(seconds=60)
+    lock_timeout: Duration = timedelta(seconds=10)
+    idle_in_transaction_timeout: Duration = timedelta(seconds=60)
+    pool_size: int | None = Field(default=None, ge=1, le=1000)  # connections per process; unset: CONNECTIONS
+    pool_timeout: Duration = timedelta(seconds=5)  # waiting for a free connection: past it the operation fails
+
+    @field_validator("connect_timeout", "statement_timeout", "lock_timeout", "idle_in_transaction_timeout")
+    @classmethod
+    def _timeout(cls, value: timedelta) -> timedelta:
+        if not timedelta(milliseconds=1) <= value <= timedelta(days=1):
+            raise ValueError("must be at least 1ms and at most 1d")
+        return value
+
+    @field_validator("pool_timeout")
+    @classmethod
+    def _wait(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) < value <= timedelta(minutes=5):
+            raise ValueError("must be more than 0s and at most 5m")
+        return value
+
+
 class StateSettings(_Section):
     url: str = "sqlite:///state/monitor.db"
+    postgres: PostgresSettings = PostgresSettings()
 
 
 class DeliverySettings(_Section):

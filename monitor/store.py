@@ -17,6 +17,7 @@ import enum
 import fcntl
 import functools
 import json
+import math
 import os
 import socket
 import threading
@@ -24,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -54,10 +56,12 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from monitor.errors import StoreError
 from monitor.redaction import redact_url
+from monitor.settings import PostgresSettings
 
 SCHEMA_VERSION = "1"
 DIGEST_REFS = "alert_ids"  # a digest part's stored payload lists its alerts by id; `Delivery.payload` has them
 _CHUNK = 500  # ids per IN (...) when the alerts' payloads are read
+COMMAND_CONNECTIONS = 2  # a command (status, backfill, db upgrade ...) uses one at a time: its pool, with a spare
 metadata = MetaData()
 
 files = Table(
@@ -220,13 +224,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 class Store:
     """One database. Methods are blocking; the daemon calls them from worker threads."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, postgres: PostgresSettings | None = None, connections: int = 5) -> None:
+        """`postgres`: the sessions' timeouts and the pool (default: PostgresSettings()); `connections`: how
+        many the process may hold at once (its pool, unless `postgres.pool_size` says otherwise)."""
         self.url = url
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        options = postgres or PostgresSettings()
+        self.pool_size = options.pool_size or connections
         try:
-            connect = _postgres_options() if url.startswith("postgresql") else {}
-            self.engine: Engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"), connect_args=connect)
+            pool = _postgres_pool(options, self.pool_size) if url.startswith("postgresql") else {}
+            self.engine: Engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"), **pool)
         except ImportError as exc:
             hint = " (pip install 'psycopg[binary]')" if "psycopg" in str(exc) else ""
             raise StoreError(f"cannot open state store {redact_url(url)}: {exc}{hint}") from None
@@ -292,7 +300,7 @@ class Store:
                 migrations.lock(conn)
                 yield conn
         except DBAPIError as exc:
-            raise StoreError(f"state store {redact_url(self.url)} is not usable: {exc.orig}") from None
+            raise StoreError(f"state store {redact_url(self.url)} is not usable: {exc.orig}{_hint(exc)}") from None
 
     def lock(self) -> None:
         """Make this process the only daemon on a SQLite file (an exclusive flock beside it)."""
@@ -615,16 +623,45 @@ def _known(size: int, mtime_ns: int, outcome: str, seen_at: float) -> Known:
     return Known(size, mtime_ns, seen_at if outcome == "rejected" else None)
 
 
-def _postgres_options() -> dict[str, Any]:
-    """PostgreSQL sessions that never hang and say whose they are: a server that does not answer fails the
-    connection in 10 s, a statement in 60 s, a lock wait in 10 s, a transaction left idle in 60 s (each a
-    store failure the caller retries); `application_name` names the host and process in pg_stat_activity."""
-    timeouts = {"statement_timeout": "60s", "lock_timeout": "10s", "idle_in_transaction_session_timeout": "60s"}
-    return {
-        "connect_timeout": 10,
-        "application_name": f"news-monitor {socket.gethostname()}:{os.getpid()}"[:63],
-        "options": " ".join(f"-c {name}={value}" for name, value in timeouts.items()),
+def _postgres_pool(options: PostgresSettings, size: int) -> dict[str, Any]:
+    """Engine arguments for PostgreSQL: a pool of `size` connections and no overflow, so that a process never
+    holds more (docs/scale-out.md has the formula for max_connections); waiting longer than `pool_timeout`
+    for one fails the operation (retried) instead of hanging it. Sessions that never hang and say whose
+    they are: a server that does not answer fails the connection, a statement, a lock wait and a
+    transaction left idle each fail at their timeout (a store failure the caller retries);
+    `application_name` names the host and process in pg_stat_activity."""
+    timeouts = {
+        "statement_timeout": options.statement_timeout,
+        "lock_timeout": options.lock_timeout,
+        "idle_in_transaction_session_timeout": options.idle_in_transaction_timeout,
     }
+    connect = {
+        "connect_timeout": max(2, math.ceil(options.connect_timeout.total_seconds())),  # libpq: whole seconds, >= 2
+        "application_name": application_name(),
+        "options": " ".join(f"-c {name}={_millis(value)}" for name, value in timeouts.items()),
+    }
+    wait = options.pool_timeout.total_seconds()
+    return {"connect_args": connect, "pool_size": size, "max_overflow": 0, "pool_timeout": wait}
+
+
+def application_name() -> str:
+    """This process in pg_stat_activity: `news-monitor <host>:<pid>` (PostgreSQL keeps 63 bytes)."""
+    return f"news-monitor {socket.gethostname()}:{os.getpid()}"[:63]
+
+
+def _millis(duration: timedelta) -> int:
+    return max(1, round(duration.total_seconds() * 1000))
+
+
+def _hint(exc: DBAPIError) -> str:
+    """Where to look when PostgreSQL has no connection left for this process."""
+    text = str(exc.orig)
+    if "too many connections" in text or "remaining connection slots" in text:
+        return (
+            " (PostgreSQL's max_connections, or the role's or database's CONNECTION LIMIT, is reached:"
+            " see docs/scale-out.md, 'Connections', for how many each replica holds)"
+        )
+    return ""
 
 
 def file_clock() -> float:

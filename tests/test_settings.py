@@ -104,3 +104,18 @@ def test_json_logs_redact_secret_fields_and_urls(capsys: pytest.CaptureFixture[s
     assert lines[0]["url"] == "https://***@example.invalid/hook" and lines[0]["secret"] == "***"
     assert "u:p@" not in lines[1]["event"]
     assert "hunter2" not in json.dumps(lines)
+
+
+def test_postgres_sessions_have_sane_defaults_and_refuse_nonsense(tmp_path: Path) -> None:
+    from monitor.daemon import CONNECTIONS
+
+    postgres = load_settings(None).state.postgres
+    assert (postgres.statement_timeout, postgres.lock_timeout) == (timedelta(seconds=60), timedelta(seconds=10))
+    assert postgres.pool_size is None and postgres.pool_timeout == timedelta(seconds=5)
+    assert sum(CONNECTIONS.values()) == 9  # the figure docs/scale-out.md states ("Connections")
+    assert "**9 per replica**" in (Path(__file__).parent.parent / "docs" / "scale-out.md").read_text()
+    config = tmp_path / "monitor.yaml"
+    config.write_text(json.dumps({"state": {"postgres": {"lock_timeout": "0s", "pool_size": 0}}}))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert "state.postgres.lock_timeout" in str(caught.value) and "state.postgres.pool_size" in str(caught.value)
