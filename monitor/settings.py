@@ -27,7 +27,8 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 ObserverKind = Literal["native", "polling"]
 LogFormat = Literal["auto", "json", "console"]
 DEFAULT_CONFIG = Path("config/monitor.yaml")
-LEASE_MARGIN = timedelta(seconds=10)  # on top of two attempts: rendering, storing the outcome, a slow store
+LEASE_SPARE = timedelta(seconds=5)  # of a lease left past an attempt's end (at most a quarter): its outcome stored
+RENEWALS = 3  # a lease held is renewed every third of its length (monitor.notify.deliverer)
 
 
 class _Section(BaseModel):
@@ -79,22 +80,23 @@ class DeliverySettings(_Section):
     concurrency: int = Field(default=8, ge=1, le=256)
     per_webhook: int | None = Field(default=None, ge=1, le=256)  # attempts at once for one webhook; unset: half
     shutdown_grace: Duration = timedelta(seconds=10)
-    lease: Duration = timedelta(seconds=120)
+    lease: Duration = timedelta(seconds=30)
 
     def lease_problems(self, webhooks: Mapping[str, Webhook], rules_file: Path) -> list[RuleProblem]:
-        """The lease must outlast the longest wait of a leased delivery: one attempt ahead of it for a slot
-        (the deliverer leases one round more than its free slots), its own attempt, and a margin for
-        rendering and storing the outcome. An attempt ends at its webhook's timeout (an overall deadline).
-        Checked against the rules at start-up, on reload and by `validate`."""
+        """A lease held is renewed every third of its length, and an attempt starts only while its lease
+        outlasts the attempt (its webhook's timeout, an overall deadline) and LEASE_SPARE: so the lease must
+        hold that much two thirds of the way to its renewal, or deliveries waiting for a slot would be given
+        back before they could start. Checked against the rules at start-up, on reload and by `validate`."""
         if not webhooks:
             return []
         name, webhook = max(sorted(webhooks.items()), key=lambda item: item[1].timeout)
-        needed = 2 * webhook.timeout + LEASE_MARGIN
+        needed = (webhook.timeout + LEASE_SPARE) * RENEWALS / (RENEWALS - 1)
         if self.lease >= needed:
             return []
         message = (
             f"webhook {name!r}: timeout {_seconds(webhook.timeout)} needs delivery.lease of at least "
-            f"{_seconds(needed)} (2 x timeout + {_seconds(LEASE_MARGIN)}), but it is {_seconds(self.lease)}"
+            f"{_seconds(needed)} (1.5 x (timeout + {_seconds(LEASE_SPARE)}): a lease is renewed every third of it), "
+            f"but it is {_seconds(self.lease)}"
         )
         return [RuleProblem(rules_file, None, message)]
 

@@ -191,6 +191,12 @@ _RELEASE = (
     .where(deliveries.c.id == bindparam("key"), deliveries.c.lease_until == bindparam("until"))
     .values(lease_until=None)
 )
+_RENEW = (
+    update(deliveries)
+    .where(deliveries.c.id.in_(bindparam("ids", expanding=True)), deliveries.c.lease_until == bindparam("until"))
+    .values(lease_until=bindparam("renewed"))
+    .returning(deliveries.c.id)
+)
 _DEFER = update(deliveries).where(deliveries.c.id == bindparam("key")).values(due_at=bindparam("due"), lease_until=None)
 _NEXT_DUE = select(func.min(func.coalesce(deliveries.c.lease_until, deliveries.c.due_at))).where(
     deliveries.c.state.in_(OPEN_STATES), deliveries.c.webhook.not_in(_DISABLED)
@@ -401,6 +407,19 @@ class Store:
         holds it: a lease that ran out may have been taken by another replica meanwhile."""
         with self.begin() as conn:
             conn.execute(_RELEASE, [{"key": key, "until": until} for key, until in leases])
+
+    def renew(self, leases: Sequence[tuple[str, float]], until: float) -> set[str]:
+        """Extend leases to `until`, each (id, lease_until) only if that lease still holds it (a lease that ran
+        out may have been taken by another replica meanwhile); the ids renewed."""
+        held: dict[float, list[str]] = {}
+        for key, lease_until in leases:
+            held.setdefault(lease_until, []).append(key)
+        renewed: set[str] = set()
+        with self.begin() as conn:
+            for lease_until, ids in held.items():  # one statement per lease taken (leases of one turn share it)
+                result = conn.execute(_RENEW, {"ids": ids, "until": lease_until, "renewed": until})
+                renewed.update(result.scalars())
+        return renewed
 
     def defer(self, deliveries_due: Sequence[tuple[str, float]]) -> None:
         """Give back leased deliveries, each (id, due_at), due again at that time (a webhook's rate)."""

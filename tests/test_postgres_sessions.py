@@ -1,6 +1,7 @@
 """PostgreSQL sessions and the pool, on a real server: the timeouts of `state.postgres` take effect, each
 session names its host and process, one daemon never holds more connections than docs/scale-out.md says,
-and a replica that gets no connection says so in one line.
+a replica that gets no connection says so in one line, and a killed replica's deliveries are taken over
+when its (short, renewed) leases run out.
 
 Needs MONITOR_TEST_PG_URL (see tests/test_postgres.py); each test gets a database of its own.
 """
@@ -21,14 +22,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from monitor.receiver import Receiver
+from monitor.receiver import Received, Receiver
 from monitor.settings import PostgresSettings
-from monitor.store import Store
+from monitor.store import Store, deliveries
 from tests.conftest import ROOT, SECRET, DaemonProcess, wait_until
-from tests.test_postgres import NO_PG, PG_URL, fresh_database, ready, rules, write_articles
+from tests.test_postgres import NO_PG, PG_URL, by_id, fresh_database, ready, rules, write_articles
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not PG_URL, reason=NO_PG)]
 PER_PROCESS = 9  # connections one daemon holds at most: docs/scale-out.md, "Connections"
@@ -67,9 +68,9 @@ def test_a_pool_without_a_free_connection_is_not_writable_within_its_timeout(pg_
     assert 0.4 < waited < 2.0
 
 
-def daemon_on(factory: Any, url: str, rules_: dict[str, Any], **settings: Any) -> DaemonProcess:
+def daemon_on(factory: Any, url: str, rules_: dict[str, Any], name: str = "d", **settings: Any) -> DaemonProcess:
     state = {"url": url, **settings.pop("state", {})}
-    daemon: DaemonProcess = factory(rules_, settings={"state": state, **settings})
+    daemon: DaemonProcess = factory(rules_, name=name, settings={"state": state, **settings})
     daemon.state_url = url
     return daemon
 
@@ -224,3 +225,72 @@ def test_a_replica_without_a_connection_slot_says_so_in_one_line(pg_url: str, tm
     assert done.returncode == 1, output
     assert "Traceback" not in output
     assert "too many connections" in output and "docs/scale-out.md" in output, output
+
+
+class Hold:
+    """The receiver's answers: requests for /replica0 are held (their webhook-ids noted) until `released`;
+    the others are answered at once."""
+
+    def __init__(self) -> None:
+        self.held: list[str] = []
+        self.released = threading.Event()
+        self._lock = threading.Lock()
+
+    def respond(self, request: Received) -> tuple[int, dict[str, str]]:
+        if request.path == "/replica0":
+            with self._lock:
+                self.held.append(request.headers["webhook-id"])
+            self.released.wait(60)
+        return 200, {}
+
+
+def taken_over(received: list[Received]) -> list[Received]:
+    """The requests replica 1 sent."""
+    return [r for r in received if r.path == "/replica1"]
+
+
+def lease_ends(url: str) -> dict[str, float]:
+    """The leased deliveries and their lease_until."""
+    store = Store(url)
+    try:
+        with store.engine.connect() as conn:
+            query = select(deliveries.c.id, deliveries.c.lease_until).where(deliveries.c.lease_until.is_not(None))
+            return {key: float(until) for key, until in conn.execute(query)}
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_a_killed_replicas_deliveries_are_taken_over_after_the_default_lease(
+    receiver: Receiver, daemon_factory: Any, pg_url: str
+) -> None:
+    """Replica 0 leases six deliveries and has four in flight to a receiver that does not answer; it is
+    killed (SIGKILL). Replica 1, started then, sends all six under their original webhook-ids as soon as
+    the leases run out: within the default lease (30 s, renewed while held) and a few seconds, where the
+    old default (2 min) made them wait 120 s."""
+    hold = Hold()
+    receiver.respond = hold.respond
+    delivery = {"concurrency": 4, "per_webhook": 4, "shutdown_grace": "2s"}
+    replicas = [
+        daemon_on(daemon_factory, pg_url, rules(f"{receiver.url}/replica{n}"), name=f"replica{n}", delivery=delivery)
+        for n in range(2)
+    ]
+    try:
+        replicas[0].start()
+        write_articles(replicas[0].watched, range(0, 42))  # 6 match
+        wait_until(lambda: len(hold.held) == 4 and len(lease_ends(pg_url)) == 6, 30, "replica 0 to hold all six")
+        leases = lease_ends(pg_url)
+        replicas[0].kill()
+        killed = time.time()
+        replicas[1].start()
+        done = receiver.wait_for(lambda got: len(by_id(taken_over(got))) == 6, timeout=30 + 15)
+    finally:
+        hold.released.set()  # the killed replica's held requests end (their answers reach no one)
+    sent = taken_over(receiver.received)
+    assert done, f"not taken over: {len(by_id(sent))} of 6 delivered"
+    assert replicas[1].stop() == 0
+    assert sorted(by_id(sent)) == sorted(leases) and set(hold.held) <= set(leases)  # each once, its original id
+    took = max(r.at for r in sent) - killed
+    after_lease = max(r.at for r in sent) - max(leases.values())
+    print(f"taken over {took:.1f} s after the kill, {after_lease:.1f} s after the last lease ran out")
+    assert took < 30 + 5 and after_lease < 5

@@ -119,3 +119,25 @@ def test_postgres_sessions_have_sane_defaults_and_refuse_nonsense(tmp_path: Path
     with pytest.raises(ConfigError) as caught:
         load_settings(config)
     assert "state.postgres.lock_timeout" in str(caught.value) and "state.postgres.pool_size" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("lease", "timeout", "refused"),
+    [("30s", "15s", False), ("29s", "15s", True), ("98s", "1m", False), ("97s", "1m", True), ("15s", "5s", False)],
+    ids=["default", "default-too-short", "long-timeout", "long-timeout-too-short", "short"],
+)
+def test_the_lease_must_hold_an_attempt_two_thirds_of_the_way_to_its_renewal(
+    lease: str, timeout: str, refused: bool
+) -> None:
+    """A lease is renewed every third of it: it must outlast the longest attempt (timeout + 5 s spare) in
+    the two thirds left at a renewal, so 1.5 x (timeout + 5 s); the old rule (2 x timeout + 10 s) wanted 40 s
+    for the default timeout, and the default lease was 2 min."""
+    from monitor.rules import Webhook
+    from monitor.settings import DeliverySettings
+
+    webhooks = {"hook": Webhook(url="http://127.0.0.1:9/", timeout=timeout)}
+    problems = DeliverySettings(lease=lease).lease_problems(webhooks, Path("rules.yaml"))
+    assert bool(problems) is refused
+    if refused:
+        assert "needs delivery.lease of at least" in str(problems[0])
+    assert DeliverySettings().lease == timedelta(seconds=30)
