@@ -169,7 +169,7 @@ class Daemon:
             lambda: self.ruleset.webhooks,
             clients,
             settings.delivery.concurrency,
-            settings.delivery.lease.total_seconds(),
+            settings.delivery.lease_for(self.ruleset.webhooks).total_seconds(),
             settings.delivery.per_webhook,
         )
         self.deliverer.on_outcome = self._attempted
@@ -458,6 +458,7 @@ class Daemon:
             log.error("rules_reload_failed", why=why, problems=[str(p) for p in exc.problems])
             return False
         self.ruleset = ruleset
+        self.deliverer.lease = self.settings.delivery.lease_for(ruleset.webhooks).total_seconds()  # unset: may grow
         gc.freeze()
         self.schedule.digests(self._digest_schedules(), self.flush_digest)
         log.info("rules_reloaded", why=why, rules=len(ruleset.rules))

@@ -29,6 +29,7 @@ LogFormat = Literal["auto", "json", "console"]
 DEFAULT_CONFIG = Path("config/monitor.yaml")
 LEASE_SPARE = timedelta(seconds=5)  # of a lease left past an attempt's end (at most a quarter): its outcome stored
 RENEWALS = 3  # a lease held is renewed every third of its length (monitor.notify.deliverer)
+DEFAULT_LEASE = timedelta(seconds=30)  # delivery.lease unset, for webhook timeouts up to 15 s
 
 
 class _Section(BaseModel):
@@ -80,17 +81,24 @@ class DeliverySettings(_Section):
     concurrency: int = Field(default=8, ge=1, le=256)
     per_webhook: int | None = Field(default=None, ge=1, le=256)  # attempts at once for one webhook; unset: half
     shutdown_grace: Duration = timedelta(seconds=10)
-    lease: Duration = timedelta(seconds=30)
+    lease: Duration | None = None  # unset: 30 s, or longer if the rules' longest timeout needs it (lease_for)
+
+    def lease_for(self, webhooks: Mapping[str, Webhook]) -> timedelta:
+        """The lease in force: as set, or DEFAULT_LEASE raised to what the longest webhook timeout needs."""
+        if self.lease is not None:
+            return self.lease
+        return max([DEFAULT_LEASE, *(_lease_needed(webhook.timeout) for webhook in webhooks.values())])
 
     def lease_problems(self, webhooks: Mapping[str, Webhook], rules_file: Path) -> list[RuleProblem]:
         """A lease held is renewed every third of its length, and an attempt starts only while its lease
         outlasts the attempt (its webhook's timeout, an overall deadline) and LEASE_SPARE: so the lease must
         hold that much two thirds of the way to its renewal, or deliveries waiting for a slot would be given
-        back before they could start. Checked against the rules at start-up, on reload and by `validate`."""
-        if not webhooks:
+        back before they could start. A lease that is set is checked against the rules at start-up, on
+        reload and by `validate`."""
+        if not webhooks or self.lease is None:
             return []
         name, webhook = max(sorted(webhooks.items()), key=lambda item: item[1].timeout)
-        needed = (webhook.timeout + LEASE_SPARE) * RENEWALS / (RENEWALS - 1)
+        needed = _lease_needed(webhook.timeout)
         if self.lease >= needed:
             return []
         message = (
@@ -99,6 +107,10 @@ class DeliverySettings(_Section):
             f"but it is {_seconds(self.lease)}"
         )
         return [RuleProblem(rules_file, None, message)]
+
+
+def _lease_needed(timeout: timedelta) -> timedelta:
+    return (timeout + LEASE_SPARE) * RENEWALS / (RENEWALS - 1)
 
 
 class HttpSettings(_Section):

@@ -140,4 +140,9 @@ def test_the_lease_must_hold_an_attempt_two_thirds_of_the_way_to_its_renewal(
     assert bool(problems) is refused
     if refused:
         assert "needs delivery.lease of at least" in str(problems[0])
-    assert DeliverySettings().lease == timedelta(seconds=30)
+    unset = DeliverySettings()  # the default: 30 s, or what the longest timeout needs (a 30 s timeout: 52.5 s)
+    assert unset.lease_problems(webhooks, Path("rules.yaml")) == []
+    assert unset.lease_for({}) == timedelta(seconds=30)
+    assert unset.lease_for(webhooks) == max(
+        timedelta(seconds=30), 1.5 * (parse_duration(timeout) + timedelta(seconds=5))
+    )

@@ -177,7 +177,7 @@ class Deliverer:
                 self._leases.pop(item.delivery.id, None)
             self._report(posted, outcomes)
             for delivery in due:
-                self._leases[delivery.id] = _Lease(now + self.lease, leased_at)
+                self._leases[delivery.id] = _Lease(now + self.lease, leased_at, self.lease)
                 self._ready.setdefault(delivery.webhook, deque()).append(_Leased(delivery, leased_at))
             await self._start_ready()
             if due and self.in_flight < self._concurrency:  # slots left, the leased ones capped: lease again,
@@ -196,12 +196,12 @@ class Deliverer:
         ran out while the store was away, and another replica took it) is not attempted if it has not
         started; one in flight cannot be stopped (its repeat has the same webhook-id)."""
         now, at = time.time(), time.monotonic()  # the renewed lease runs from before the hop to the thread
-        due = [(key, lease.until) for key, lease in self._leases.items() if at - lease.at >= self.lease / RENEWALS]
+        due = [(key, lease.until) for key, lease in self._leases.items() if at - lease.at >= lease.length / RENEWALS]
         if not due:
             return
         renewed = await asyncio.to_thread(self.store.renew, due, now + self.lease)
         for key in renewed.intersection(self._leases):
-            self._leases[key] = _Lease(now + self.lease, at)
+            self._leases[key] = _Lease(now + self.lease, at, self.lease)
         lost = {key for key, _ in due} - renewed
         if lost:
             self._forget(lost)
@@ -220,8 +220,8 @@ class Deliverer:
 
     def _until_renewal(self) -> float | None:
         """Seconds until the oldest lease held is to be renewed; None when none is held."""
-        oldest = min((lease.at for lease in self._leases.values()), default=None)
-        return None if oldest is None else max(0.0, oldest + self.lease / RENEWALS - time.monotonic())
+        first = min((lease.at + lease.length / RENEWALS for lease in self._leases.values()), default=None)
+        return None if first is None else max(0.0, first - time.monotonic())
 
     def _busy(self) -> list[str]:
         """Webhooks to leave out of the next lease: those with two rounds in hand. (Not those over their
@@ -274,9 +274,8 @@ class Deliverer:
         renewed: an attempt never relies on a renewal to come)."""
         webhook = self.webhooks().get(leased.delivery.webhook)
         budget = webhook.timeout.total_seconds() if webhook is not None else 0.0
-        lease = self._leases.get(leased.delivery.id)
-        start = lease.at if lease is not None else leased.at
-        return start + self.lease - budget - min(LEASE_SPARE, self.lease / 4)
+        lease = self._leases.get(leased.delivery.id) or _Lease(0.0, leased.at, self.lease)
+        return lease.at + lease.length - budget - min(LEASE_SPARE, lease.length / 4)
 
     def _until_late(self) -> float | None:
         """Seconds until the first leased delivery waiting in line can no longer start (then it is given back
@@ -522,11 +521,12 @@ async def _discard_body(response: httpx.Response, cap: int) -> None:
 
 
 class _Lease(NamedTuple):
-    """A lease this deliverer holds: its lease_until (as stored) and when (time.monotonic) it began or was
-    last renewed."""
+    """A lease this deliverer holds: its lease_until (as stored), when (time.monotonic) it began or was last
+    renewed, and for how long (seconds: the lease in force then; a reload may change it)."""
 
     until: float
     at: float
+    length: float
 
 
 def _earliest(*waits: float | None) -> float | None:
