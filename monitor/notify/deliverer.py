@@ -191,10 +191,10 @@ class Deliverer:
 
     async def _renew(self) -> None:
         """Renew the leases held for a third of a lease or longer, each only while it is still this
-        deliverer's: a long attempt, or a delivery waiting for a slot, keeps its lease however long it takes,
-        so the lease can be short and a dead replica's deliveries are taken over soon. A lease found lost (it
-        ran out while the store was away, and another replica took it) is not attempted if it has not
-        started; one in flight cannot be stopped (its repeat has the same webhook-id)."""
+        deliverer's: a delivery waiting for a slot keeps its lease however long it waits, so the lease needs
+        to hold one attempt (two thirds of the way to a renewal), not a wait and an attempt, and a dead
+        replica's deliveries are taken over that much sooner. A lease found lost (it ran out while the store
+        was away, and another replica took it) is dropped from the line, never attempted here."""
         now, at = time.time(), time.monotonic()  # the renewed lease runs from before the hop to the thread
         due = [(key, lease.until) for key, lease in self._leases.items() if at - lease.at >= lease.length / RENEWALS]
         if not due:
