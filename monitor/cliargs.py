@@ -55,9 +55,10 @@ def _unparsed(exc: Exception) -> str:
 
 def open_store(config: Path | None) -> Store:
     """The state store of the settings, given the current schema if it is empty (a command that writes)."""
-    from monitor.store import Store
+    from monitor.store import COMMAND_CONNECTIONS, Store
 
-    opened = Store(open_settings(config).state.url)
+    state = open_settings(config).state
+    opened = Store(state.url, state.postgres, COMMAND_CONNECTIONS)
     opened.create()
     return opened
 

@@ -27,7 +27,7 @@ import structlog
 from monitor import HELD_SIGHUP, hold_sighup
 from monitor.alerts import flush_digest, latest_fire, oldest_pending
 from monitor.errors import RulesError
-from monitor.lanes import Lane
+from monitor.lanes import MAX_SLOW, Lane
 from monitor.notify.deliverer import Attempt, Deliverer, Outcome
 from monitor.notify.transport import Clients
 from monitor.ops import Health, HealthServer, Metrics
@@ -50,6 +50,18 @@ STORE_CHECK = 2.0  # seconds between checks that the state store takes a write, 
 RETRY_FIRST, RETRY_LAST = 2.0, 60.0  # seconds before a scan retries files that failed for now, doubling
 LEDGER_CHUNK = 1000  # files of a reconcile scan looked up in the ledger at once
 SLOW_BATCH = 1.0  # seconds: a main-lane batch still running after this is left to finish in a thread of its own
+# The state store connections one daemon holds at once, by holder: its pool (state.postgres.pool_size unset).
+# docs/scale-out.md ("Connections") states the sum and the formula for PostgreSQL's max_connections.
+CONNECTIONS = {
+    "ingest, main lane": 1 + MAX_SLOW,  # its batch, and the slow batches left running in threads of their own
+    "ingest, large lane": 1,
+    "deliverer": 1,  # one hop to a worker thread at a time
+    "store check": 1,  # one probe at a time, even while one hangs
+    "reconcile": 1,  # one scan at a time (`_reconcile_lock`)
+    "digest flush": 1,  # one flush at a time (`_flush_lock`), whatever the number of rules due at once
+    "metrics": 1,  # one scrape's outbox count at a time (monitor.ops.StateCollector)
+    "prune": 1,  # the retention prune: one batch at a time (its lease is a row, not a session lock)
+}
 
 
 class _OverflowAlarm(logging.Handler):
@@ -78,7 +90,7 @@ def notify_systemd(state: str) -> None:
 class Daemon:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = Store(settings.state.url)
+        self.store = Store(settings.state.url, settings.state.postgres, sum(CONNECTIONS.values()))
         self.ruleset: RuleSet = load_rules(settings.rules_file)
         if problems := settings.delivery.lease_problems(self.ruleset.webhooks, settings.rules_file):
             raise RulesError(problems)
@@ -108,6 +120,7 @@ class Daemon:
         self._elsewhere: dict[str, float] = {}  # paths another replica was reading -> when to look again
         self._look_again: asyncio.TimerHandle | None = None
         self._reconcile_lock = asyncio.Lock()
+        self._flush_lock = asyncio.Lock()
         self._reconcile_pending: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Future[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -165,7 +178,7 @@ class Daemon:
             lambda: self.ruleset.webhooks,
             clients,
             settings.delivery.concurrency,
-            settings.delivery.lease.total_seconds(),
+            settings.delivery.lease_for(self.ruleset.webhooks).total_seconds(),
             settings.delivery.per_webhook,
         )
         self.deliverer.on_outcome = self._attempted
@@ -412,7 +425,9 @@ class Daemon:
         slot = latest_fire(cron(rule.schedule, self.settings.zone), datetime.now(self.settings.zone))
         if slot is None:
             return
-        queued = await asyncio.to_thread(flush_digest, self.store, self.ruleset, rule, slot, None, self.settings.limits)
+        async with self._flush_lock:  # rules due at the same time take turns: one connection, not one per rule
+            limits = self.settings.limits
+            queued = await asyncio.to_thread(flush_digest, self.store, self.ruleset, rule, slot, None, limits)
         log.info("digest_flushed", rule=name, slot=slot.isoformat(), deliveries=queued)
         if queued:
             self.deliverer.wake()
@@ -508,6 +523,7 @@ class Daemon:
             log.error("rules_reload_failed", why=why, problems=[str(p) for p in exc.problems])
             return False
         self.ruleset = ruleset
+        self.deliverer.lease = self.settings.delivery.lease_for(ruleset.webhooks).total_seconds()  # unset: may grow
         gc.freeze()
         self.schedule.digests(self._digest_schedules(), self.flush_digest)
         log.info("rules_reloaded", why=why, rules=len(ruleset.rules))

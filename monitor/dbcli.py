@@ -32,9 +32,10 @@ ConfigOption = Annotated[
 
 def _store(config: Path | None) -> Store:
     from monitor.settings import load_settings
-    from monitor.store import Store
+    from monitor.store import COMMAND_CONNECTIONS, Store
 
-    return Store(load_settings(config).state.url)
+    state = load_settings(config).state
+    return Store(state.url, state.postgres, COMMAND_CONNECTIONS)
 
 
 @db_app.command()
@@ -89,11 +90,11 @@ def prune(
     from monitor.retention import prune as prune_store
     from monitor.rules import load_rules
     from monitor.settings import load_settings
-    from monitor.store import Store
+    from monitor.store import COMMAND_CONNECTIONS, Store
 
     settings = load_settings(config)
     realert = longest_realert(load_rules(settings.rules_file))  # alerts outlive the longest realert window
-    store = Store(settings.state.url)
+    store = Store(settings.state.url, settings.state.postgres, COMMAND_CONNECTIONS)
     try:
         store.create()
         started = time.monotonic()

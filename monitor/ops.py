@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,11 +90,12 @@ class StateCollector(Collector):
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
+        self._query = threading.Lock()  # scrapes at once take turns: one connection (monitor.daemon.CONNECTIONS)
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("monitor_queue_depth", "Paths waiting to be read", value=self.daemon.queued)
         backlog = GaugeMetricFamily("monitor_outbox", "Deliveries in the outbox, by state", labels=["state"])
-        with self.daemon.store.engine.connect() as conn:
+        with self._query, self.daemon.store.engine.connect() as conn:
             rows = conn.execute(select(deliveries.c.state, func.count()).group_by(deliveries.c.state)).all()
         for state, count in rows:
             backlog.add_metric([state], count)

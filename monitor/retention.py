@@ -17,9 +17,12 @@ One round, in this order, each table in batches of `batch` rows, each batch its 
    claim is one any replica may take over, so deleting it changes nothing; it is left by a replica that
    died mid-read on a file that was then deleted.
 
-On PostgreSQL one replica prunes at a time (a session advisory lock; a replica that finds it taken skips
-the round). A dry run counts what would go without deleting: claims freed by ledger rows that the same
-round would delete are counted by the next one.
+One process prunes at a time (replicas on PostgreSQL; on SQLite the daemon and `db prune`): it holds the
+prune's lease, a row of `meta` (`Store.take_lease`), renewed between batches; a process that finds it
+held skips the round, and a lease whose holder died runs out after PRUNE_LEASE. A row, not a session
+advisory lock, so that it needs no connection of its own and works through PgBouncer's transaction
+pooling. A dry run counts what would go without deleting: claims freed by ledger rows that the same round
+would delete are counted by the next one.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, not_, or_, select, text, tuple_
+from sqlalchemy import ColumnElement, and_, delete, exists, not_, or_, select, tuple_
 
 from monitor.pipeline import ledger_path
 from monitor.rules import RuleSet
@@ -44,8 +47,7 @@ from monitor.store import DIGEST_REFS, State, Store, alerts, articles, deliverie
 REALERT_MARGIN = timedelta(days=1)  # alerts outlive the longest realert window by this much
 STALE_READING = timedelta(hours=1)  # a claim to read a file is deleted this long after its lease ran out
 TABLES = ("deliveries", "alerts", "digest_claims", "files", "articles", "reading")
-_LOCK = text("SELECT pg_try_advisory_lock(7402640113)")  # a fixed key: "the prune" across replicas
-_UNLOCK = text("SELECT pg_advisory_unlock(7402640113)")
+PRUNE_LEASE = 300.0  # seconds the prune's lease holds; renewed after a third of it, between batches
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +87,10 @@ def prune(
     replica is pruning. `realert` is the longest realert window of the rules in force; `stop` is asked
     between batches."""
     cut = Cutoffs.of(retention, realert, time.time() if now is None else now)
-    with _one_at_a_time(store) as mine:
-        if not mine:
+    with _one_at_a_time(store) as holding:
+        if holding is None:
             return None
-        sweep = _Sweep(store, retention.batch, dry_run, stop)
+        sweep = _Sweep(store, retention.batch, dry_run, lambda: stop() or not holding())
         counts = {"deliveries": sweep.run(deliveries, [deliveries.c.id], _gone_delivery(cut))}
         kept = _digest_refs(store, cut)
         counts["alerts"] = sweep.run(alerts, [alerts.c.id], _gone_alert(cut), keep=lambda row: row[0] in kept)
@@ -108,20 +110,25 @@ def longest_realert(ruleset: RuleSet) -> timedelta | None:
 
 
 @contextmanager
-def _one_at_a_time(store: Store) -> Iterator[bool]:
-    """On PostgreSQL, whether this process got the prune's advisory lock (held until the round ends)."""
-    if store.dialect != "postgresql":
-        yield True
+def _one_at_a_time(store: Store) -> Iterator[Callable[[], bool] | None]:
+    """The prune's lease for this process: a callable that renews it when a third of it has passed and says
+    whether it still holds, or None when another process holds it."""
+    if not store.take_lease("prune", PRUNE_LEASE):
+        yield None
         return
-    with store.engine.connect() as conn:
-        mine = bool(conn.execute(_LOCK).scalar())
-        conn.commit()  # a session lock outlives the transaction; an idle transaction would be timed out
-        try:
-            yield mine
-        finally:
-            if mine:
-                conn.execute(_UNLOCK)
-                conn.commit()
+    renewed = time.monotonic()
+
+    def holding() -> bool:
+        nonlocal renewed
+        if time.monotonic() - renewed < PRUNE_LEASE / 3:
+            return True
+        renewed = time.monotonic()
+        return store.take_lease("prune", PRUNE_LEASE)
+
+    try:
+        yield holding
+    finally:
+        store.end_lease("prune")
 
 
 def _gone_delivery(cut: Cutoffs) -> ColumnElement[bool]:

@@ -27,7 +27,9 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 ObserverKind = Literal["native", "polling"]
 LogFormat = Literal["auto", "json", "console"]
 DEFAULT_CONFIG = Path("config/monitor.yaml")
-LEASE_MARGIN = timedelta(seconds=10)  # on top of two attempts: rendering, storing the outcome, a slow store
+LEASE_SPARE = timedelta(seconds=5)  # of a lease left past an attempt's end (at most a quarter): its outcome stored
+RENEWALS = 3  # a lease held is renewed every third of its length (monitor.notify.deliverer)
+DEFAULT_LEASE = timedelta(seconds=30)  # delivery.lease unset, for webhook timeouts up to 15 s
 
 
 class _Section(BaseModel):
@@ -64,33 +66,72 @@ class RetentionSettings(_Section):
         return value
 
 
+class PostgresSettings(_Section):
+    """A PostgreSQL state store's sessions and pool (docs/scale-out.md, "Connections"). Each timeout makes a
+    stuck operation fail (and be retried) instead of hanging; `pool_size` unset is what the daemon needs."""
+
+    connect_timeout: Duration = timedelta(seconds=10)
+    statement_timeout: Duration = timedelta(seconds=60)
+    lock_timeout: Duration = timedelta(seconds=10)
+    idle_in_transaction_timeout: Duration = timedelta(seconds=60)
+    pool_size: int | None = Field(default=None, ge=1, le=1000)  # connections per process; unset: CONNECTIONS
+    pool_timeout: Duration = timedelta(seconds=5)  # waiting for a free connection: past it the operation fails
+
+    @field_validator("connect_timeout", "statement_timeout", "lock_timeout", "idle_in_transaction_timeout")
+    @classmethod
+    def _timeout(cls, value: timedelta) -> timedelta:
+        if not timedelta(milliseconds=1) <= value <= timedelta(days=1):
+            raise ValueError("must be at least 1ms and at most 1d")
+        return value
+
+    @field_validator("pool_timeout")
+    @classmethod
+    def _wait(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) < value <= timedelta(minutes=5):
+            raise ValueError("must be more than 0s and at most 5m")
+        return value
+
+
 class StateSettings(_Section):
     url: str = "sqlite:///state/monitor.db"
     retention: RetentionSettings = RetentionSettings()
+    postgres: PostgresSettings = PostgresSettings()
 
 
 class DeliverySettings(_Section):
     concurrency: int = Field(default=8, ge=1, le=256)
     per_webhook: int | None = Field(default=None, ge=1, le=256)  # attempts at once for one webhook; unset: half
     shutdown_grace: Duration = timedelta(seconds=10)
-    lease: Duration = timedelta(seconds=120)
+    lease: Duration | None = None  # unset: 30 s, or longer if the rules' longest timeout needs it (lease_for)
+
+    def lease_for(self, webhooks: Mapping[str, Webhook]) -> timedelta:
+        """The lease in force: as set, or DEFAULT_LEASE raised to what the longest webhook timeout needs."""
+        if self.lease is not None:
+            return self.lease
+        return max([DEFAULT_LEASE, *(_lease_needed(webhook.timeout) for webhook in webhooks.values())])
 
     def lease_problems(self, webhooks: Mapping[str, Webhook], rules_file: Path) -> list[RuleProblem]:
-        """The lease must outlast the longest wait of a leased delivery: one attempt ahead of it for a slot
-        (the deliverer leases one round more than its free slots), its own attempt, and a margin for
-        rendering and storing the outcome. An attempt ends at its webhook's timeout (an overall deadline).
-        Checked against the rules at start-up, on reload and by `validate`."""
-        if not webhooks:
+        """A lease held is renewed every third of its length, and an attempt starts only while its lease
+        outlasts the attempt (its webhook's timeout, an overall deadline) and LEASE_SPARE: so the lease must
+        hold that much two thirds of the way to its renewal, or deliveries waiting for a slot would be given
+        back before they could start. A lease that is set is checked against the rules at start-up, on
+        reload and by `validate`."""
+        if not webhooks or self.lease is None:
             return []
         name, webhook = max(sorted(webhooks.items()), key=lambda item: item[1].timeout)
-        needed = 2 * webhook.timeout + LEASE_MARGIN
+        needed = _lease_needed(webhook.timeout)
         if self.lease >= needed:
             return []
         message = (
             f"webhook {name!r}: timeout {_seconds(webhook.timeout)} needs delivery.lease of at least "
-            f"{_seconds(needed)} (2 x timeout + {_seconds(LEASE_MARGIN)}), but it is {_seconds(self.lease)}"
+            f"{_seconds(needed)} (1.5 x (timeout + {_seconds(LEASE_SPARE)}): a lease is renewed every third of it), "
+            f"but it is {_seconds(self.lease)}"
         )
         return [RuleProblem(rules_file, None, message)]
+
+
+def _lease_needed(timeout: timedelta) -> timedelta:
+    return (timeout + LEASE_SPARE) * RENEWALS / (RENEWALS - 1)
 
 
 class HttpSettings(_Section):

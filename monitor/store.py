@@ -17,6 +17,7 @@ import enum
 import fcntl
 import functools
 import json
+import math
 import os
 import secrets
 import socket
@@ -25,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -56,10 +58,12 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from monitor.errors import StoreError
 from monitor.redaction import redact_url
+from monitor.settings import PostgresSettings
 
 SCHEMA_VERSION = "1"
 DIGEST_REFS = "alert_ids"  # a digest part's stored payload lists its alerts by id; `Delivery.payload` has them
 _CHUNK = 500  # ids per IN (...) when the alerts' payloads are read
+COMMAND_CONNECTIONS = 2  # a command (status, backfill, db upgrade ...) uses one at a time: its pool, with a spare
 metadata = MetaData()
 
 files = Table(
@@ -204,6 +208,12 @@ _RELEASE = (
     .where(deliveries.c.id == bindparam("key"), deliveries.c.lease_until == bindparam("until"))
     .values(lease_until=None)
 )
+_RENEW = (
+    update(deliveries)
+    .where(deliveries.c.id.in_(bindparam("ids", expanding=True)), deliveries.c.lease_until == bindparam("until"))
+    .values(lease_until=bindparam("renewed"))
+    .returning(deliveries.c.id)
+)
 _DEFER = update(deliveries).where(deliveries.c.id == bindparam("key")).values(due_at=bindparam("due"), lease_until=None)
 _RELEASE_READING = delete(reading).where(reading.c.path == bindparam("key"), reading.c.owner == bindparam("owner"))
 _NEXT_DUE = select(func.min(func.coalesce(deliveries.c.lease_until, deliveries.c.due_at))).where(
@@ -238,13 +248,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 class Store:
     """One database. Methods are blocking; the daemon calls them from worker threads."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, postgres: PostgresSettings | None = None, connections: int = 5) -> None:
+        """`postgres`: the sessions' timeouts and the pool (default: PostgresSettings()); `connections`: how
+        many the process may hold at once (its pool, unless `postgres.pool_size` says otherwise)."""
         self.url = url
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        options = postgres or PostgresSettings()
+        self.pool_size = options.pool_size or connections
         try:
-            connect = _postgres_options() if url.startswith("postgresql") else {}
-            self.engine: Engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"), connect_args=connect)
+            pool = _postgres_pool(options, self.pool_size) if url.startswith("postgresql") else {}
+            self.engine: Engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"), **pool)
         except ImportError as exc:
             hint = " (pip install 'psycopg[binary]')" if "psycopg" in str(exc) else ""
             raise StoreError(f"cannot open state store {redact_url(url)}: {exc}{hint}") from None
@@ -313,7 +327,7 @@ class Store:
                 migrations.lock(conn)
                 yield conn
         except DBAPIError as exc:
-            raise StoreError(f"state store {redact_url(self.url)} is not usable: {exc.orig}") from None
+            raise StoreError(f"state store {redact_url(self.url)} is not usable: {exc.orig}{_hint(exc)}") from None
 
     def lock(self) -> None:
         """Make this process the only daemon on a SQLite file (an exclusive flock beside it)."""
@@ -388,6 +402,30 @@ class Store:
     def record_file(self, conn: Connection, path: str, size: int, mtime_ns: int, **values: Any) -> None:
         upsert(conn, files, file_row(path, size, mtime_ns, **values), key="path")
 
+    # -- leases on shared work ------------------------------------------------------------------------
+    def take_lease(self, name: str, seconds: float) -> bool:
+        """Take or renew the lease `name` (a row of `meta`) for `seconds`: True unless another process holds
+        it and its time has not run out. The row is locked while it is decided (PostgreSQL: FOR UPDATE)."""
+        key, now = f"lease:{name}", time.time()
+        with self.begin() as conn:
+            insert_ignore(conn, meta, [{"key": key, "value": "- 0"}])
+            value = conn.execute(select(meta.c.value).where(meta.c.key == key).with_for_update()).scalar_one()
+            holder, _, until = str(value).rpartition(" ")
+            if holder != self.owner and float(until) > now:
+                return False
+            conn.execute(update(meta).where(meta.c.key == key).values(value=f"{self.owner} {now + seconds}"))
+            return True
+
+    def end_lease(self, name: str) -> None:
+        """Give the lease `name` back, if this process still holds it."""
+        key = f"lease:{name}"
+        with self.begin() as conn:
+            conn.execute(
+                update(meta)
+                .where(meta.c.key == key, meta.c.value.startswith(f"{self.owner} ", autoescape=True))
+                .values(value="- 0")
+            )
+
     # -- the outbox -----------------------------------------------------------------------------------
     def take_due(self, now: float, limit: int, lease: float) -> list[Delivery]:
         """Lease up to `limit` due deliveries of enabled webhooks, oldest first."""
@@ -436,6 +474,19 @@ class Store:
         holds it: a lease that ran out may have been taken by another replica meanwhile."""
         with self.begin() as conn:
             conn.execute(_RELEASE, [{"key": key, "until": until} for key, until in leases])
+
+    def renew(self, leases: Sequence[tuple[str, float]], until: float) -> set[str]:
+        """Extend leases to `until`, each (id, lease_until) only if that lease still holds it (a lease that ran
+        out may have been taken by another replica meanwhile); the ids renewed."""
+        held: dict[float, list[str]] = {}
+        for key, lease_until in leases:
+            held.setdefault(lease_until, []).append(key)
+        renewed: set[str] = set()
+        with self.begin() as conn:
+            for lease_until, ids in held.items():  # one statement per lease taken (leases of one turn share it)
+                result = conn.execute(_RENEW, {"ids": ids, "until": lease_until, "renewed": until})
+                renewed.update(result.scalars())
+        return renewed
 
     def defer(self, deliveries_due: Sequence[tuple[str, float]]) -> None:
         """Give back leased deliveries, each (id, due_at), due again at that time (a webhook's rate)."""
@@ -680,16 +731,45 @@ def _known(size: int, mtime_ns: int, outcome: str, seen_at: float) -> Known:
     return Known(size, mtime_ns, seen_at if outcome == "rejected" else None)
 
 
-def _postgres_options() -> dict[str, Any]:
-    """PostgreSQL sessions that never hang and say whose they are: a server that does not answer fails the
-    connection in 10 s, a statement in 60 s, a lock wait in 10 s, a transaction left idle in 60 s (each a
-    store failure the caller retries); `application_name` names the host and process in pg_stat_activity."""
-    timeouts = {"statement_timeout": "60s", "lock_timeout": "10s", "idle_in_transaction_session_timeout": "60s"}
-    return {
-        "connect_timeout": 10,
-        "application_name": f"news-monitor {socket.gethostname()}:{os.getpid()}"[:63],
-        "options": " ".join(f"-c {name}={value}" for name, value in timeouts.items()),
+def _postgres_pool(options: PostgresSettings, size: int) -> dict[str, Any]:
+    """Engine arguments for PostgreSQL: a pool of `size` connections and no overflow, so that a process never
+    holds more (docs/scale-out.md has the formula for max_connections); waiting longer than `pool_timeout`
+    for one fails the operation (retried) instead of hanging it. Sessions that never hang and say whose
+    they are: a server that does not answer fails the connection, a statement, a lock wait and a
+    transaction left idle each fail at their timeout (a store failure the caller retries);
+    `application_name` names the host and process in pg_stat_activity."""
+    timeouts = {
+        "statement_timeout": options.statement_timeout,
+        "lock_timeout": options.lock_timeout,
+        "idle_in_transaction_session_timeout": options.idle_in_transaction_timeout,
     }
+    connect = {
+        "connect_timeout": max(2, math.ceil(options.connect_timeout.total_seconds())),  # libpq: whole seconds, >= 2
+        "application_name": application_name(),
+        "options": " ".join(f"-c {name}={_millis(value)}" for name, value in timeouts.items()),
+    }
+    wait = options.pool_timeout.total_seconds()
+    return {"connect_args": connect, "pool_size": size, "max_overflow": 0, "pool_timeout": wait}
+
+
+def application_name() -> str:
+    """This process in pg_stat_activity: `news-monitor <host>:<pid>` (PostgreSQL keeps 63 bytes)."""
+    return f"news-monitor {socket.gethostname()}:{os.getpid()}"[:63]
+
+
+def _millis(duration: timedelta) -> int:
+    return max(1, round(duration.total_seconds() * 1000))
+
+
+def _hint(exc: DBAPIError) -> str:
+    """Where to look when PostgreSQL has no connection left for this process."""
+    text = str(exc.orig)
+    if "too many connections" in text or "remaining connection slots" in text:
+        return (
+            " (PostgreSQL's max_connections, or the role's or database's CONNECTION LIMIT, is reached:"
+            " see docs/scale-out.md, 'Connections', for how many each replica holds)"
+        )
+    return ""
 
 
 def file_clock() -> float:

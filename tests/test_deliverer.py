@@ -861,6 +861,60 @@ async def test_busy_loop_when_a_waiting_delivery_runs_late_while_every_slot_is_b
 
 
 @pytest.mark.asyncio
+async def test_a_delivery_waiting_in_line_keeps_its_lease_by_renewals(
+    setup: MakeSetup, running: Callable[[Deliverer], asyncio.Event]
+) -> None:
+    """Lease 9 s, renewed every 3 s; timeout 3.55 s (spare 2.25 s). msg_2 waits 3.4 s behind msg_1's attempt:
+    without a renewal its lease would be too short for its attempt after 3.2 s and it would be given back;
+    renewed at 3 s, it keeps its lease and starts when the slot frees."""
+    s = setup(concurrency=1, per_webhook=1, lease=9.0, webhook=hook(timeout="3.55s"))
+    waited: list[float] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.headers["webhook-id"] == "msg_1":
+            waited.append(row(s.store, "msg_2")["lease_until"])
+            await asyncio.sleep(3.4)
+            waited.append(row(s.store, "msg_2")["lease_until"])
+        return httpx.Response(200)
+
+    s.receiver.handler = handler
+    add(s.store, "msg_1", due_at=1.0)
+    add(s.store, "msg_2", due_at=2.0)
+    with capture_logs() as logs:
+        running(s.deliverer)
+        await until(lambda: set(states(s.store).values()) == {"delivered"}, "both deliveries")
+    assert [r.headers["webhook-id"] for r in s.receiver.requests] == ["msg_1", "msg_2"]
+    assert "delivery_lease_returned" not in [e["event"] for e in logs]
+    assert waited[1] - waited[0] >= 2.5  # renewed while it waited, a lease from the renewal's time
+
+
+@pytest.mark.asyncio
+async def test_a_lease_found_lost_at_renewal_is_not_attempted(
+    setup: MakeSetup, running: Callable[[Deliverer], asyncio.Event]
+) -> None:
+    """msg_2 waits in line behind a long attempt; meanwhile its lease is taken by another replica (as after
+    a store outage that let it run out). The renewal finds it lost: msg_2 is dropped from the line, never
+    sent by this deliverer, and the other replica's lease is left alone."""
+    s = setup(concurrency=1, per_webhook=1, lease=6.0, webhook=hook(timeout="2.4s"))  # renewed at 2 s
+    gate = Gate(URL)
+    s.receiver.handler = gate
+    add(s.store, "msg_1", due_at=1.0)
+    add(s.store, "msg_2", due_at=2.0)
+    theirs = time.time() + 3600
+    with capture_logs() as logs:
+        running(s.deliverer)
+        await until(lambda: gate.held == 1, "the first attempt")
+        assert row(s.store, "msg_2")["lease_until"] is not None, "msg_2 leased and waiting in line"
+        with s.store.begin() as conn:
+            conn.execute(deliveries.update().where(deliveries.c.id == "msg_2").values(lease_until=theirs))
+        await until(lambda: any(e["event"] == "delivery_lease_lost" for e in logs), "the renewal to find it lost", 5)
+        gate.open.set()
+        await until(lambda: states(s.store)["msg_1"] == "delivered", "the first delivery")
+    assert [r.headers["webhook-id"] for r in s.receiver.requests] == ["msg_1"]
+    assert row(s.store, "msg_2")["lease_until"] == theirs
+
+
+@pytest.mark.asyncio
 async def test_an_attempt_that_ends_after_the_loop_stored_others_is_stored_too(
     setup: MakeSetup, running: Callable[[Deliverer], asyncio.Event]
 ) -> None:

@@ -375,11 +375,14 @@ def test_a_slow_receiver_never_gets_an_id_twice_under_a_short_lease(
 def test_a_lease_too_short_for_a_timeout_is_refused_at_start_and_on_reload(
     receiver: Receiver, daemon_factory: Callable[..., DaemonProcess]
 ) -> None:
-    short = daemon_factory(one_hook(receiver.url, timeout="10s"), name="short", settings={"delivery": {"lease": "25s"}})
+    short = daemon_factory(one_hook(receiver.url, timeout="15s"), name="short", settings={"delivery": {"lease": "25s"}})
     short.start(ready=False)
     assert short.proc is not None
     assert short.proc.wait(30) == 1
-    expected = "webhook 'hook': timeout 10s needs delivery.lease of at least 30s (2 x timeout + 10s), but it is 25s"
+    expected = (
+        "webhook 'hook': timeout 15s needs delivery.lease of at least 30s (1.5 x (timeout + 5s): a lease is renewed"
+        " every third of it), but it is 25s"
+    )
     assert expected in " ".join(short.log.read_text().split())  # one line, wrapped by the terminal's width
     validate = subprocess.run(
         [sys.executable, "-m", "monitor", "validate", "--config", str(short.home / "monitor.yaml")],
@@ -392,7 +395,7 @@ def test_a_lease_too_short_for_a_timeout_is_refused_at_start_and_on_reload(
     assert validate.returncode == 1
     assert expected in " ".join(validate.stderr.split())
     daemon = daemon_factory(one_hook(receiver.url, timeout="5s"), settings={"delivery": {"lease": "25s"}}).start()
-    daemon.write_rules(one_hook(receiver.url, timeout="10s"))
+    daemon.write_rules(one_hook(receiver.url, timeout="15s"))
     wait_until(lambda: "rules_reload_failed" in daemon.log.read_text(), 20, "the reload to be refused")
     assert expected in daemon.log.read_text()
     assert daemon.stop() == 0

@@ -377,13 +377,17 @@ def test_a_hung_database_is_not_ready_then_heals(receiver: Receiver, daemon_fact
     processes = cluster_processes(pg_url)
     try:
         signal_all(processes, signal.SIGSTOP)
+        stopped = time.monotonic()
         wait_until(lambda: not ready(daemon), 15, "/readyz to say the store is not writable")
+        took = time.monotonic() - stopped
         names = write_articles(daemon.watched, range(3))  # arrive while the database hangs
     finally:
         signal_all(processes, signal.SIGCONT)
     wait_until(lambda: ready(daemon), 20, "/readyz to recover")
     daemon.wait_settled(names, timeout=30)
     assert daemon.stop() == 0
+    print(f"/readyz said 503 {took:.2f} s after the database stopped answering")
+    assert took < 2 * 2 + 1.5  # a store check every 2 s, each allowed 2 s (monitor.daemon.STORE_CHECK)
     log = daemon.log.read_text()
     assert '"store_failed"' in log and '"store_recovered"' in log
 

@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from monitor.notify.formats import render
 from monitor.pipeline import ledger_key, ledger_path
 from monitor.retention import REALERT_MARGIN, STALE_READING, Disk, longest_realert, prune
 from monitor.rules import Webhook
 from monitor.settings import RetentionSettings
-from monitor.store import DIGEST_REFS, Store, alerts, articles, deliveries, digest_claims, files, reading
+from monitor.store import DIGEST_REFS, Store, alerts, articles, deliveries, digest_claims, files, meta, reading
 from tests.test_alerts import queue, ruleset
 from tests.test_postgres import NO_PG, PG_URL, fresh_database
 
@@ -255,19 +256,26 @@ def test_a_digest_whose_alerts_are_gone_still_renders(store: Store) -> None:
         assert render(webhook, taken)
 
 
-def test_on_postgresql_one_replica_prunes_at_a_time(store: Store) -> None:
-    if store.dialect != "postgresql":
-        pytest.skip("an advisory lock: PostgreSQL only")
+def test_one_process_prunes_at_a_time_and_a_dead_holders_lease_runs_out(store: Store) -> None:
+    """Replicas on PostgreSQL (or the daemon and `db prune` on SQLite): a process that finds the prune's
+    lease held skips the round; the lease is given back at the end of a round, and one whose holder died
+    is taken over once its time has run out."""
     delivery(store, "old", "delivered", 31)
     other = Store(store.url)
     try:
-        with other.engine.connect() as conn:
-            assert conn.execute(text("SELECT pg_try_advisory_lock(7402640113)")).scalar()
-            assert prune(store, RETENTION, [], None, now=NOW) is None
-            conn.execute(text("SELECT pg_advisory_unlock(7402640113)"))
+        assert other.take_lease("prune", 60)
+        assert prune(store, RETENTION, [], None, now=NOW) is None
+        assert not store.take_lease("prune", 60)
+        other.end_lease("prune")
+        assert run(store)["deliveries"] == 1
+        assert other.take_lease("prune", 60), "a round gives the lease back"
+        with store.begin() as conn:  # the holder died: its lease ran out a second ago
+            conn.execute(
+                meta.update().where(meta.c.key == "lease:prune").values(value=f"{other.owner} {time.time() - 1}")
+            )
+        assert store.take_lease("prune", 60) and not other.take_lease("prune", 60)
     finally:
         other.close()
-    assert run(store)["deliveries"] == 1
 
 
 @pytest.mark.parametrize(

@@ -104,3 +104,45 @@ def test_json_logs_redact_secret_fields_and_urls(capsys: pytest.CaptureFixture[s
     assert lines[0]["url"] == "https://***@example.invalid/hook" and lines[0]["secret"] == "***"
     assert "u:p@" not in lines[1]["event"]
     assert "hunter2" not in json.dumps(lines)
+
+
+def test_postgres_sessions_have_sane_defaults_and_refuse_nonsense(tmp_path: Path) -> None:
+    from monitor.daemon import CONNECTIONS
+
+    postgres = load_settings(None).state.postgres
+    assert (postgres.statement_timeout, postgres.lock_timeout) == (timedelta(seconds=60), timedelta(seconds=10))
+    assert postgres.pool_size is None and postgres.pool_timeout == timedelta(seconds=5)
+    assert sum(CONNECTIONS.values()) == 10  # the figure docs/scale-out.md states ("Connections")
+    assert "**10 per replica**" in (Path(__file__).parent.parent / "docs" / "scale-out.md").read_text()
+    config = tmp_path / "monitor.yaml"
+    config.write_text(json.dumps({"state": {"postgres": {"lock_timeout": "0s", "pool_size": 0}}}))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert "state.postgres.lock_timeout" in str(caught.value) and "state.postgres.pool_size" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("lease", "timeout", "refused"),
+    [("30s", "15s", False), ("29s", "15s", True), ("98s", "1m", False), ("97s", "1m", True), ("15s", "5s", False)],
+    ids=["default", "default-too-short", "long-timeout", "long-timeout-too-short", "short"],
+)
+def test_the_lease_must_hold_an_attempt_two_thirds_of_the_way_to_its_renewal(
+    lease: str, timeout: str, refused: bool
+) -> None:
+    """A lease is renewed every third of it: it must outlast the longest attempt (timeout + 5 s spare) in
+    the two thirds left at a renewal, so 1.5 x (timeout + 5 s); the old rule (2 x timeout + 10 s) wanted 40 s
+    for the default timeout, and the default lease was 2 min."""
+    from monitor.rules import Webhook
+    from monitor.settings import DeliverySettings
+
+    webhooks = {"hook": Webhook(url="http://127.0.0.1:9/", timeout=timeout)}
+    problems = DeliverySettings(lease=lease).lease_problems(webhooks, Path("rules.yaml"))
+    assert bool(problems) is refused
+    if refused:
+        assert "needs delivery.lease of at least" in str(problems[0])
+    unset = DeliverySettings()  # the default: 30 s, or what the longest timeout needs (a 30 s timeout: 52.5 s)
+    assert unset.lease_problems(webhooks, Path("rules.yaml")) == []
+    assert unset.lease_for({}) == timedelta(seconds=30)
+    assert unset.lease_for(webhooks) == max(
+        timedelta(seconds=30), 1.5 * (parse_duration(timeout) + timedelta(seconds=5))
+    )

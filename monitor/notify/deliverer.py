@@ -18,7 +18,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import structlog
@@ -27,6 +27,8 @@ from monitor.notify.formats import render
 from monitor.notify.signing import webhook_headers
 from monitor.redaction import mask_text
 from monitor.rules import Webhook
+from monitor.settings import LEASE_SPARE as SPARE
+from monitor.settings import RENEWALS
 from monitor.store import Delivery, State, Store
 
 log = structlog.get_logger(__name__)
@@ -36,7 +38,7 @@ STORE_RETRY = 1.0  # seconds before trying the store again after it failed
 RESPONSE_CAP = 65_536  # bytes of a response body read (and discarded); past them the connection is closed
 ERROR_CHARS = 500  # of an error message stored and logged
 SLOW_ATTEMPT = 2.0  # seconds: an attempt this long gives its webhook one slot until an attempt is quicker
-LEASE_SPARE = 5.0  # seconds of a lease (at most a quarter) kept past an attempt's end, to store its outcome
+LEASE_SPARE = SPARE.total_seconds()  # of a lease (at most a quarter) kept past an attempt's end, to store its outcome
 INLINE_HITS = 20  # an alert with at most this many hits, of at most INLINE_CHARS characters in all, is
 INLINE_CHARS = 8_192  # rendered on the loop; anything larger in a worker thread
 
@@ -114,7 +116,7 @@ class Deliverer:
         webhooks: Callable[[], Mapping[str, Webhook]],
         client: httpx.AsyncClient | Callable[[Webhook], httpx.AsyncClient],
         concurrency: int = 8,
-        lease: float = 120.0,
+        lease: float = 30.0,
         per_webhook: int | None = None,
     ) -> None:
         self.store = store
@@ -130,7 +132,7 @@ class Deliverer:
         self._running: Counter[str] = Counter()  # per webhook: attempts started and not ended
         self._slow: set[str] = set()  # webhooks whose last attempt took SLOW_ATTEMPT or more
         self._sent: dict[str, deque[float]] = {}  # per webhook: start times of attempts in the last minute
-        self._leases: dict[str, float] = {}  # deliveries leased and not stored: their lease_until
+        self._leases: dict[str, _Lease] = {}  # deliveries leased and not stored: their lease_until, renewed
         self.on_outcome: Callable[[Delivery, Attempt], None] | None = None
 
     def wake(self) -> None:
@@ -142,7 +144,8 @@ class Deliverer:
         return len(self._tasks) + len(self._posted)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop` is set; then return without starting new attempts."""
+        """Deliver until `stop` is set; then return without starting new attempts. The leases held are
+        renewed every third of a lease (`_renew`)."""
         while not stop.is_set():
             self._wake.clear()
             try:
@@ -154,7 +157,9 @@ class Deliverer:
     async def _step(self, stop: asyncio.Event) -> None:
         """One turn: start leased deliveries while slots are free; when the leased ones cannot fill the free
         slots, or finished attempts have piled up, store those outcomes and lease more, in one hop to a
-        worker thread and one transaction; then wait for a finished attempt, a wake-up or the next due time."""
+        worker thread and one transaction; then wait for a finished attempt, a wake-up, the next due time or
+        the next renewal of leases."""
+        await self._renew()
         await self._start_ready()
         free = self._concurrency - len(self._tasks)  # the slots of finished attempts are free once stored, below
         startable = self._startable()
@@ -172,16 +177,51 @@ class Deliverer:
                 self._leases.pop(item.delivery.id, None)
             self._report(posted, outcomes)
             for delivery in due:
-                self._leases[delivery.id] = now + self.lease
+                self._leases[delivery.id] = _Lease(now + self.lease, leased_at, self.lease)
                 self._ready.setdefault(delivery.webhook, deque()).append(_Leased(delivery, leased_at))
             await self._start_ready()
             if due and self.in_flight < self._concurrency:  # slots left, the leased ones capped: lease again,
                 self._wake.set()  # those webhooks left out once they have two rounds in hand
         if self._tasks or self._posted:  # each finished attempt wakes the loop, which then looks for more
-            await self._wait(stop, self._until_late())  # or a leased one waiting in line runs short of lease
-            return
+            await self._wait(stop, _earliest(self._until_late(), self._until_renewal()))  # or one in line runs
+            return  # short of lease, or leases are to be renewed
         next_due = await asyncio.to_thread(self.store.next_due)
-        await self._wait(stop, IDLE_POLL if next_due is None else min(IDLE_POLL, max(0.0, next_due - time.time())))
+        idle = IDLE_POLL if next_due is None else min(IDLE_POLL, max(0.0, next_due - time.time()))
+        await self._wait(stop, _earliest(idle, self._until_renewal()))
+
+    async def _renew(self) -> None:
+        """Renew the leases held for a third of a lease or longer, each only while it is still this
+        deliverer's: a delivery waiting for a slot keeps its lease however long it waits, so the lease needs
+        to hold one attempt (two thirds of the way to a renewal), not a wait and an attempt, and a dead
+        replica's deliveries are taken over that much sooner. A lease found lost (it ran out while the store
+        was away, and another replica took it) is dropped from the line, never attempted here."""
+        now, at = time.time(), time.monotonic()  # the renewed lease runs from before the hop to the thread
+        due = [(key, lease.until) for key, lease in self._leases.items() if at - lease.at >= lease.length / RENEWALS]
+        if not due:
+            return
+        renewed = await asyncio.to_thread(self.store.renew, due, now + self.lease)
+        for key in renewed.intersection(self._leases):
+            self._leases[key] = _Lease(now + self.lease, at, self.lease)
+        lost = {key for key, _ in due} - renewed
+        if lost:
+            self._forget(lost)
+            log.warning("delivery_lease_lost", deliveries=len(lost), ids=sorted(lost)[:10])
+
+    def _forget(self, lost: set[str]) -> None:
+        """Drop leases found lost, and the deliveries among them still waiting in line."""
+        for key in lost:
+            self._leases.pop(key, None)
+        for name in list(self._ready):
+            queue = deque(leased for leased in self._ready[name] if leased.delivery.id not in lost)
+            if queue:
+                self._ready[name] = queue
+            else:
+                del self._ready[name]
+
+    def _until_renewal(self) -> float | None:
+        """Seconds until the oldest lease held is to be renewed; None when none is held."""
+        first = min((lease.at + lease.length / RENEWALS for lease in self._leases.values()), default=None)
+        return None if first is None else max(0.0, first - time.monotonic())
 
     def _busy(self) -> list[str]:
         """Webhooks to leave out of the next lease: those with two rounds in hand. (Not those over their
@@ -230,10 +270,12 @@ class Deliverer:
         return self._late_at(leased) > time.monotonic()
 
     def _late_at(self, leased: _Leased) -> float:
-        """When (time.monotonic) an attempt of the delivery would no longer end within its lease."""
+        """When (time.monotonic) an attempt of the delivery would no longer end within its lease (as last
+        renewed: an attempt never relies on a renewal to come)."""
         webhook = self.webhooks().get(leased.delivery.webhook)
         budget = webhook.timeout.total_seconds() if webhook is not None else 0.0
-        return leased.at + self.lease - budget - min(LEASE_SPARE, self.lease / 4)
+        lease = self._leases.get(leased.delivery.id) or _Lease(0.0, leased.at, self.lease)
+        return lease.at + lease.length - budget - min(LEASE_SPARE, lease.length / 4)
 
     def _until_late(self) -> float | None:
         """Seconds until the first leased delivery waiting in line can no longer start (then it is given back
@@ -270,7 +312,7 @@ class Deliverer:
     async def _give_back(self, ids: list[str]) -> None:
         """Release the leases of deliveries not attempted, each only if it is still the lease this deliverer
         took (on PostgreSQL another replica may hold a later one)."""
-        leases = [(delivery_id, self._leases.pop(delivery_id)) for delivery_id in ids if delivery_id in self._leases]
+        leases = [(key, self._leases.pop(key).until) for key in ids if key in self._leases]
         if leases:
             await asyncio.to_thread(self.store.release, leases)
 
@@ -476,6 +518,20 @@ async def _discard_body(response: httpx.Response, cap: int) -> None:
         read += len(chunk)
         if read > cap:
             return
+
+
+class _Lease(NamedTuple):
+    """A lease this deliverer holds: its lease_until (as stored), when (time.monotonic) it began or was last
+    renewed, and for how long (seconds: the lease in force then; a reload may change it)."""
+
+    until: float
+    at: float
+    length: float
+
+
+def _earliest(*waits: float | None) -> float | None:
+    """The shortest of the waits given (None: no limit)."""
+    return min((wait for wait in waits if wait is not None), default=None)
 
 
 @dataclass(frozen=True, slots=True)
