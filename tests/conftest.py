@@ -71,6 +71,12 @@ def shipped_rules(url: str, **webhook: Any) -> dict[str, Any]:
     return data
 
 
+def this_checkout() -> dict[str, str]:
+    """The environment for a `python -m monitor` subprocess that runs this checkout's code, whatever
+    `monitor` the environment would import from its folder (a worktree beside an editable install)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+
+
 @dataclass
 class DaemonProcess:
     """The real daemon (`python -m monitor run`) on a temporary folder, state file and config."""
@@ -114,10 +120,10 @@ class DaemonProcess:
     def start(self, ready: bool = True) -> DaemonProcess:
         assert self.proc is None or self.proc.poll() is not None, "daemon already running"
         self.starts += 1
-        # The daemon runs this checkout's code, whatever `monitor` the environment would import from its folder.
-        path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-        inherited = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}  # a test sets its own
-        env = {**inherited, **self.env, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
+        inherited = {
+            k: v for k, v in this_checkout().items() if not k.lower().endswith("_proxy")
+        }  # a test sets its own
+        env = {**inherited, **self.env, "PYTHONUNBUFFERED": "1"}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "monitor", "run", "--config", str(self.home / "monitor.yaml")],

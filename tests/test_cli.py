@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import socket
@@ -15,19 +14,18 @@ from pathlib import Path
 import pytest
 
 from monitor.receiver import Receiver
-from tests.conftest import ROOT, SEED_RULES, SEEDS, DaemonProcess, copy_seeds, free_port, shipped_rules
+from tests.conftest import ROOT, SEED_RULES, SEEDS, DaemonProcess, copy_seeds, free_port, shipped_rules, this_checkout
 
 
 def run(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
     """`news-monitor ARGS` off a terminal, running this checkout's code (not whichever `monitor` is installed)."""
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-m", "monitor", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "PYTHONPATH": path, **env},
+        env={**this_checkout(), **env},
     )
 
 
@@ -205,14 +203,13 @@ HEAVY = {
     ids=["help", "version", "check-help", "validate", "health"],
 )
 def test_light_commands_import_only_what_they_use(project: Path, args: list[str], allowed: set[str]) -> None:
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     result = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
         cwd=project,
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "PYTHONPATH": path},
+        env=this_checkout(),
     )
     modules = set(result.stderr.rpartition("MODULES ")[2].split())
     assert "typer" in modules
@@ -366,13 +363,12 @@ TEMPLATE = ROOT / "tests" / "golden" / "template.json.j2"
 @pytest.mark.slow
 def test_receive_prints_every_format(daemon_factory: Callable[..., DaemonProcess], tmp_path: Path) -> None:
     port = free_port()
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     printer = subprocess.Popen(
         [sys.executable, "-m", "monitor", "receive", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": path},
+        env=this_checkout(),
     )
     formats = ["generic", "slack", "discord", "mattermost", "teams", "template"]
     try:

@@ -4,7 +4,6 @@ ENTRYPOINT and HEALTHCHECK commands run outside a container, with the image's en
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port, wait_until
+from tests.conftest import ROOT, free_port, this_checkout, wait_until
 
 pytestmark = pytest.mark.e2e
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -51,8 +50,7 @@ def test_entrypoint_is_exec_form_and_the_healthcheck_passes(tmp_path: Path) -> N
     ) < DOCKERFILE.index("COPY monitor")
     shutil.copytree(ROOT / "config", tmp_path / "config")
     port = free_port()
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, **image_env(), "PYTHONPATH": path}  # this checkout's code, whatever is installed
+    env = {**this_checkout(), **image_env()}  # this checkout's code, whatever is installed
     env |= {
         "MONITOR_WATCH__FOLDERS": json.dumps([str(tmp_path / "articles")]),
         "MONITOR_STATE__URL": f"sqlite:///{tmp_path / 'state' / 'monitor.db'}",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from monitor.receiver import Received, Receiver
-from tests.conftest import ROOT, SECRET, DaemonProcess, wait_until
+from tests.conftest import SECRET, DaemonProcess, this_checkout, wait_until
 
 pytestmark = pytest.mark.e2e
 FAST = ["0.2s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s"]
@@ -52,7 +51,7 @@ def cli(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "monitor", *args, "--config", str(daemon.home / "monitor.yaml")],
         cwd=daemon.home,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's monitor, as the daemon (conftest)
+        env=this_checkout(),
         capture_output=True,
         text=True,
         timeout=60,

@@ -3,7 +3,6 @@ retention lets go, and a daemon started again on the pruned state alerts no arti
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from sqlalchemy import func, select
 
 from monitor.receiver import Receiver
 from monitor.store import alerts, articles, deliveries, files
-from tests.conftest import ROOT, DaemonProcess, wait_until
+from tests.conftest import DaemonProcess, this_checkout, wait_until
 from tests.test_postgres import NO_PG, PG_URL, fresh_database
 
 pytestmark = pytest.mark.e2e
@@ -75,7 +74,7 @@ def prune_cli(daemon: DaemonProcess, *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "monitor", "db", "prune", "--config", config, *args],
         cwd=daemon.home,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
+        env=this_checkout(),
         capture_output=True,
         text=True,
         timeout=60,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import re
 import select
 import socket
@@ -33,7 +32,7 @@ from monitor.daemon import SLOW_BATCH
 from monitor.lanes import MAX_SLOW, Lane
 from monitor.pipeline import Processed
 from monitor.receiver import Received, Receiver
-from tests.conftest import ROOT, SECRET, DaemonProcess, HealthProbe, shipped_rules, wait_until
+from tests.conftest import SECRET, DaemonProcess, HealthProbe, shipped_rules, this_checkout, wait_until
 from tests.servers import RawServer
 
 GOOD = "date 2022-01-08 Bericht {i}: oud-premier opgepakt op verdenking van hoogverraad.\n"
@@ -387,7 +386,7 @@ def test_a_lease_too_short_for_a_timeout_is_refused_at_start_and_on_reload(
     validate = subprocess.run(
         [sys.executable, "-m", "monitor", "validate", "--config", str(short.home / "monitor.yaml")],
         cwd=short.home,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=this_checkout(),
         capture_output=True,
         text=True,
         timeout=60,

@@ -33,7 +33,7 @@ from monitor.articles import parse_article
 from monitor.receiver import Received, Receiver
 from monitor.rules import load_rules
 from monitor.store import OPEN_STATES, Store, alerts, articles, deliveries, files
-from tests.conftest import SECRET, DaemonProcess, wait_until
+from tests.conftest import SECRET, DaemonProcess, this_checkout, wait_until
 
 PG_URL = os.environ.get("MONITOR_TEST_PG_URL", "")
 NO_PG = (
@@ -249,6 +249,7 @@ def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "monitor", *args, "--config", str(config)],
         cwd=config.parent,
+        env=this_checkout(),
         capture_output=True,
         text=True,
         timeout=60,

@@ -249,6 +249,14 @@ def taken_over(received: list[Received]) -> list[Received]:
     return [r for r in received if r.path == "/replica1"]
 
 
+def held_rules(url: str) -> dict[str, Any]:
+    """`rules` with a webhook timeout of 15 s: the held attempts do not time out (and give their leases back)
+    before all six are leased on a loaded machine; 1.5 x (15 s + 5 s) keeps the default lease at 30 s."""
+    made = rules(url)
+    made["webhooks"]["hook"]["timeout"] = "15s"
+    return made
+
+
 def lease_ends(url: str) -> dict[str, float]:
     """The leased deliveries and their lease_until."""
     store = Store(url)
@@ -272,7 +280,9 @@ def test_a_killed_replicas_deliveries_are_taken_over_after_the_default_lease(
     receiver.respond = hold.respond
     delivery = {"concurrency": 4, "per_webhook": 4, "shutdown_grace": "2s"}
     replicas = [
-        daemon_on(daemon_factory, pg_url, rules(f"{receiver.url}/replica{n}"), name=f"replica{n}", delivery=delivery)
+        daemon_on(
+            daemon_factory, pg_url, held_rules(f"{receiver.url}/replica{n}"), name=f"replica{n}", delivery=delivery
+        )
         for n in range(2)
     ]
     try:
