@@ -396,3 +396,21 @@ def test_receive_prints_every_format(daemon_factory: Callable[..., DaemonProcess
     for block in requests:
         assert "None" not in block, block
         assert "hoogverraad" in block and "3107e6f82356df66" in block, block  # markdown may escape `_`
+
+
+@pytest.mark.parametrize("command", [["db", "current"], ["db", "upgrade"], ["db", "prune"]], ids=" ".join)
+def test_db_commands_name_an_unparseable_variable_in_one_line(project: Path, command: list[str]) -> None:
+    result = run(*command, cwd=project, MONITOR_WATCH__FOLDERS="inbox")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "MONITOR_WATCH__FOLDERS" in result.stderr
+
+
+def test_db_current_and_prune_before_the_first_start_create_no_state(project: Path) -> None:
+    current = run("db", "current", cwd=project)
+    assert current.returncode == 0 and "revision none" in current.stdout, current.stderr
+    for dry_run in (["--dry-run"], []):
+        pruned = run("db", "prune", *dry_run, cwd=project)
+        assert pruned.returncode == 0 and "deliveries" in pruned.stdout, pruned.stderr
+    assert not (project / "state").exists()
+    assert "--config FILE" in run("db", "prune", "--help", cwd=project).stdout  # as every command says it
