@@ -414,3 +414,32 @@ def test_db_current_and_prune_before_the_first_start_create_no_state(project: Pa
         assert pruned.returncode == 0 and "deliveries" in pruned.stdout, pruned.stderr
     assert not (project / "state").exists()
     assert "--config FILE" in run("db", "prune", "--help", cwd=project).stdout  # as every command says it
+
+
+def test_receive_prints_a_digest_whose_alerts_were_pruned() -> None:
+    """A kept digest whose alert rows are gone is sent with each alert as its id only (monitor/store.py):
+    `receive` answers it and prints the ids, rather than failing the request with a traceback."""
+    import httpx
+
+    port = free_port()
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    printer = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "receive", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": path},
+    )
+    digest = {"rule": "r", "slot": "2026-01-01T09:00:00+00:00", "count": 2}
+    digest["alerts"] = [{"alert_id": "alr_gone"}, {"alert_id": "alr_also_gone"}]
+    try:
+        assert printer.stdout is not None
+        assert printer.stdout.readline().startswith(f"listening on http://127.0.0.1:{port}")
+        body = {"type": "alert.digest", "data": digest}
+        response = httpx.post(f"http://127.0.0.1:{port}/hook", json=body, headers={"webhook-id": "msg_1"}, timeout=10)
+        assert response.status_code == 200
+    finally:
+        printer.terminate()
+        output, errors = printer.communicate(timeout=10)
+    assert "Traceback" not in errors, errors
+    assert "DIGEST r" in output and "alr_gone" in output and "alr_also_gone" in output, output
