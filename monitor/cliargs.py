@@ -66,10 +66,15 @@ def open_store(config: Path | None) -> Store:
 def open_existing_store(config: Path | None) -> Store | None:
     """The state store for a command that only reads: None while its SQLite file does not exist, which such
     a command does not create (nor its folder)."""
-    from sqlalchemy.engine import make_url
-
-    url = make_url(open_settings(config).state.url)
-    in_a_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
-    if in_a_file and not Path(str(url.database)).exists():
+    if no_state_yet(open_settings(config).state.url):
         return None
     return open_store(config)
+
+
+def no_state_yet(url: str) -> bool:
+    """Whether the state store is a SQLite file that does not exist yet (before the daemon's first start)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    in_a_file = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
+    return in_a_file and not Path(str(parsed.database)).exists()

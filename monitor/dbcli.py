@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from monitor.cliargs import ConfigOption, no_state_yet, open_settings
 from monitor.console import LazyConsole as Console  # rich is imported when a command prints
 from monitor.redaction import redact_url
 
@@ -24,17 +25,11 @@ db_app = typer.Typer(
 )
 out = Console(highlight=False)
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="Settings file [default: config/monitor.yaml]", envvar="MONITOR_CONFIG"),
-]
-
 
 def _store(config: Path | None) -> Store:
-    from monitor.settings import load_settings
     from monitor.store import COMMAND_CONNECTIONS, Store
 
-    state = load_settings(config).state
+    state = open_settings(config).state
     return Store(state.url, state.postgres, COMMAND_CONNECTIONS)
 
 
@@ -59,11 +54,8 @@ def upgrade(
 @db_app.command()
 def current(config: ConfigOption = None) -> None:
     """Show the schema revision of the state store and the one this news-monitor needs. Exit 1 if they differ."""
-    store = _store(config)
-    try:
-        found = store.revision()
-    finally:
-        store.close()
+    url = open_settings(config).state.url
+    found = None if no_state_yet(url) else _revision(config)  # before the first start: no file is made
     from monitor import migrations  # Alembic: only for the commands that need it
 
     head = migrations.head()
@@ -74,10 +66,18 @@ def current(config: ConfigOption = None) -> None:
     else:
         state = "newer than this news-monitor"
     out.print(
-        f"{redact_url(store.url)}: revision {found or 'none'} (this news-monitor needs {head}): {state}", soft_wrap=True
+        f"{redact_url(url)}: revision {found or 'none'} (this news-monitor needs {head}): {state}", soft_wrap=True
     )
     if found is not None and found != head:
         raise typer.Exit(1)
+
+
+def _revision(config: Path | None) -> str | None:
+    store = _store(config)
+    try:
+        return store.revision()
+    finally:
+        store.close()
 
 
 @db_app.command()
@@ -89,19 +89,20 @@ def prune(
     from monitor.retention import TABLES, longest_realert
     from monitor.retention import prune as prune_store
     from monitor.rules import load_rules
-    from monitor.settings import load_settings
     from monitor.store import COMMAND_CONNECTIONS, Store
 
-    settings = load_settings(config)
+    settings = open_settings(config)
     realert = longest_realert(load_rules(settings.rules_file))  # alerts outlive the longest realert window
-    store = Store(settings.state.url, settings.state.postgres, COMMAND_CONNECTIONS)
-    try:
-        store.create()
-        started = time.monotonic()
-        counts = prune_store(store, settings.state.retention, settings.watch.folders, realert, dry_run=dry_run)
-    finally:
-        store.close()
-    where = redact_url(store.url)
+    where, started = redact_url(settings.state.url), time.monotonic()
+    if no_state_yet(settings.state.url):  # before the first start: nothing to prune, and no file is made
+        counts: dict[str, int] | None = dict.fromkeys(TABLES, 0)
+    else:
+        store = Store(settings.state.url, settings.state.postgres, COMMAND_CONNECTIONS)
+        try:
+            store.create()
+            counts = prune_store(store, settings.state.retention, settings.watch.folders, realert, dry_run=dry_run)
+        finally:
+            store.close()
     if counts is None:
         out.print(f"{where}: another replica is pruning; nothing done", soft_wrap=True)
         return

@@ -99,7 +99,7 @@ def configure(level: str = "INFO", fmt: LogFormat = "auto") -> None:
         cache_logger_on_first_use=False,  # a later configure() (tests, commands) applies to every logger
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],  # a record's `extra` as fields of its event
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,

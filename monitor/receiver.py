@@ -147,7 +147,15 @@ def _alert(data: dict[str, Any]) -> list[str]:
 
 def _digest(data: dict[str, Any]) -> list[str]:
     head = f"DIGEST {data.get('rule')} at {data.get('slot')}: {_alerts(data.get('count'))}"
-    return [printable(head)] + [f"    - {printable(str(a['article']['path']))}" for a in data.get("alerts", [])]
+    return [printable(head)] + [f"    - {printable(_listed(alert))}" for alert in data.get("alerts", [])]
+
+
+def _listed(alert: Any) -> str:
+    """A digest's alert: its article's path, or its id alone when the store no longer had the alert (pruned)."""
+    article = alert.get("article") if isinstance(alert, dict) else None
+    if isinstance(article, dict):
+        return str(article.get("path"))
+    return f"{alert.get('alert_id')} (alert no longer stored)" if isinstance(alert, dict) else str(alert)
 
 
 def _alerts(count: Any) -> str:

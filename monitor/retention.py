@@ -45,6 +45,7 @@ from monitor.settings import RetentionSettings
 from monitor.store import DIGEST_REFS, State, Store, alerts, articles, deliveries, digest_claims, files, reading
 
 REALERT_MARGIN = timedelta(days=1)  # alerts outlive the longest realert window by this much
+REFS_SLACK = 600.0  # seconds: digests due this long before the last read of their refs are read again
 STALE_READING = timedelta(hours=1)  # a claim to read a file is deleted this long after its lease ran out
 TABLES = ("deliveries", "alerts", "digest_claims", "files", "articles", "reading")
 PRUNE_LEASE = 300.0  # seconds the prune's lease holds; renewed after a third of it, between batches
@@ -92,8 +93,8 @@ def prune(
             return None
         sweep = _Sweep(store, retention.batch, dry_run, lambda: stop() or not holding())
         counts = {"deliveries": sweep.run(deliveries, [deliveries.c.id], _gone_delivery(cut))}
-        kept = _digest_refs(store, cut)
-        counts["alerts"] = sweep.run(alerts, [alerts.c.id], _gone_alert(cut), keep=lambda row: row[0] in kept)
+        refs = _DigestRefs(store, cut)
+        counts["alerts"] = sweep.run(alerts, [alerts.c.id], _gone_alert(cut), keep=refs.keeps, fresh=refs.read)
         claims = digest_claims.c.flushed_at < cut.alerts
         counts["digest_claims"] = sweep.run(digest_claims, [digest_claims.c.rule, digest_claims.c.slot], claims)
         disk = Disk(folders)
@@ -152,15 +153,29 @@ def _gone_claim(cut: Cutoffs) -> ColumnElement[bool]:
     return and_(articles.c.claimed_at < cut.articles, not_(referred))
 
 
-def _digest_refs(store: Store, cut: Cutoffs) -> set[str]:
-    """The alert ids listed by the digest deliveries that this round keeps: their alerts stay, so that
-    a kept digest (pending, or replayed later) still renders in full."""
-    query = select(deliveries.c.payload).where(deliveries.c.kind == "digest", not_(_gone_delivery(cut)))
-    kept: set[str] = set()
-    with store.engine.connect() as conn:
-        for (payload,) in conn.execute(query):
-            kept.update(json.loads(payload or "{}").get(DIGEST_REFS, ()))
-    return kept
+class _DigestRefs:
+    """The alert ids listed by the digest deliveries that this round keeps: their alerts stay, so that a
+    kept digest (pending, or replayed later) still renders in full. Read whole once, then before each batch
+    of alerts the digests due since the last read (less REFS_SLACK): a digest flushed meanwhile cleared its
+    alerts' `digest_pending` in the transaction that wrote it, so it is seen by the time they are candidates.
+    A digest's `due_at` is never before its creation, and (state, due_at) is indexed."""
+
+    def __init__(self, store: Store, cut: Cutoffs) -> None:
+        self.store, self.cut = store, cut
+        self.ids: set[str] = set()
+        self._since: float | None = None
+
+    def keeps(self, row: Any) -> bool:
+        return row[0] in self.ids
+
+    def read(self) -> None:
+        query = select(deliveries.c.payload).where(deliveries.c.kind == "digest", not_(_gone_delivery(self.cut)))
+        if self._since is not None:
+            query = query.where(deliveries.c.state.in_(list(State)), deliveries.c.due_at >= self._since)
+        self._since = time.time() - REFS_SLACK
+        with self.store.engine.connect() as conn:
+            for (payload,) in conn.execute(query):
+                self.ids.update(json.loads(payload or "{}").get(DIGEST_REFS, ()))
 
 
 class _Sweep:
@@ -176,7 +191,10 @@ class _Sweep:
         columns: list[Any],
         condition: ColumnElement[bool],
         keep: Callable[[Any], bool] | None = None,
+        fresh: Callable[[], None] | None = None,
     ) -> int:
+        """Delete the rows that meet `condition` unless `keep` says otherwise; `fresh` is called after each
+        batch is read and before `keep` is asked about it."""
         keys = [column for column in columns if column.primary_key]
         key = keys[0] if len(keys) == 1 else tuple_(*keys)
         deleted, after = 0, None
@@ -189,6 +207,8 @@ class _Sweep:
             if not rows:
                 break
             after = tuple(rows[-1])[: len(keys)]
+            if fresh is not None:
+                fresh()
             chosen = [tuple(row)[: len(keys)] for row in rows if keep is None or not keep(row)]
             deleted += self._delete(table, keys, key, chosen, condition)
             if len(rows) < self.batch:

@@ -392,3 +392,49 @@ def test_receive_prints_every_format(daemon_factory: Callable[..., DaemonProcess
     for block in requests:
         assert "None" not in block, block
         assert "hoogverraad" in block and "3107e6f82356df66" in block, block  # markdown may escape `_`
+
+
+@pytest.mark.parametrize("command", [["db", "current"], ["db", "upgrade"], ["db", "prune"]], ids=" ".join)
+def test_db_commands_name_an_unparseable_variable_in_one_line(project: Path, command: list[str]) -> None:
+    result = run(*command, cwd=project, MONITOR_WATCH__FOLDERS="inbox")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "MONITOR_WATCH__FOLDERS" in result.stderr
+
+
+def test_db_current_and_prune_before_the_first_start_create_no_state(project: Path) -> None:
+    current = run("db", "current", cwd=project)
+    assert current.returncode == 0 and "revision none" in current.stdout, current.stderr
+    for dry_run in (["--dry-run"], []):
+        pruned = run("db", "prune", *dry_run, cwd=project)
+        assert pruned.returncode == 0 and "deliveries" in pruned.stdout, pruned.stderr
+    assert not (project / "state").exists()
+    assert "--config FILE" in run("db", "prune", "--help", cwd=project).stdout  # as every command says it
+
+
+def test_receive_prints_a_digest_whose_alerts_were_pruned() -> None:
+    """A kept digest whose alert rows are gone is sent with each alert as its id only (monitor/store.py):
+    `receive` answers it and prints the ids, rather than failing the request with a traceback."""
+    import httpx
+
+    port = free_port()
+    printer = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "receive", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=this_checkout(),
+    )
+    digest = {"rule": "r", "slot": "2026-01-01T09:00:00+00:00", "count": 2}
+    digest["alerts"] = [{"alert_id": "alr_gone"}, {"alert_id": "alr_also_gone"}]
+    try:
+        assert printer.stdout is not None
+        assert printer.stdout.readline().startswith(f"listening on http://127.0.0.1:{port}")
+        body = {"type": "alert.digest", "data": digest}
+        response = httpx.post(f"http://127.0.0.1:{port}/hook", json=body, headers={"webhook-id": "msg_1"}, timeout=10)
+        assert response.status_code == 200
+    finally:
+        printer.terminate()
+        output, errors = printer.communicate(timeout=10)
+    assert "Traceback" not in errors, errors
+    assert "DIGEST r" in output and "alr_gone" in output and "alr_also_gone" in output, output

@@ -229,3 +229,16 @@ def test_replicas_starting_together_on_an_empty_postgresql_take_turns() -> None:
         check = Store(url)
         assert check.revision() == HEAD
         check.close()
+
+
+def test_the_upgrade_is_logged_as_an_event_with_fields(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """JSON logs keep the event name alone and the revisions as fields, not packed into the event string."""
+    from monitor.logs import configure
+
+    configure("INFO", "json")
+    store = Store(f"sqlite:///{tmp_path / 'monitor.db'}")
+    store.create()
+    store.close()
+    (event,) = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert event["event"] == "schema_upgraded" and event["level"] == "info"
+    assert (event["dialect"], event["before"], event["after"]) == ("sqlite", None, HEAD)

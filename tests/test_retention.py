@@ -7,13 +7,14 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from monitor.alerts import flush_digest
 from monitor.notify.formats import render
 from monitor.pipeline import ledger_key, ledger_path
 from monitor.retention import REALERT_MARGIN, STALE_READING, Disk, longest_realert, prune
@@ -312,3 +313,22 @@ def test_claims_to_read_go_an_hour_after_their_lease_ran_out(store: Store) -> No
     counts = run(store, [])
     assert counts["reading"] == 1
     assert keys(store, reading.c.path) == {"recent.txt", "live.txt"}
+
+
+def test_a_digest_flushed_while_the_prune_runs_keeps_its_alerts(store: Store, tmp_path: Path) -> None:
+    """An alert that waited for a digest longer than `alerts` (a quarterly digest) and is flushed after the
+    prune listed the kept digests but before it swept the alerts stays: the new digest renders it in full."""
+    rules = ruleset(tmp_path, schedule="0 * * * *")
+    queue(store, rules, "a.txt", "date 2024-01-01\nHoogverraad een.", NOW - 100 * DAY)
+    slot = datetime.fromtimestamp(NOW - 3600, UTC)
+    asked: list[int] = []
+
+    def flush_between_sweeps() -> bool:  # asked before each batch: the second time, the alerts' first
+        asked.append(1)
+        if len(asked) == 2:
+            assert flush_digest(store, rules, rules.rule("hv"), slot, now=NOW - 3600) == 2
+        return False
+
+    assert run(store, stop=flush_between_sweeps)["alerts"] == 0
+    assert len(keys(store, alerts.c.id)) == 1
+    assert all(d.payload["alerts"][0].get("rule") == "hv" for d in store.deliveries())

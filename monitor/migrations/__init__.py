@@ -87,4 +87,4 @@ def upgrade(conn: Connection, target: str = "head") -> None:
         raise StoreError(f"cannot upgrade the schema to {target!r}: {exc}") from None
     after = revision(conn)
     if after != before:
-        log.info("schema_upgraded dialect=%s before=%s after=%s", conn.dialect.name, before, after)
+        log.info("schema_upgraded", extra={"dialect": conn.dialect.name, "before": before, "after": after})
