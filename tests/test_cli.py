@@ -360,16 +360,16 @@ def test_state_commands_print_whole_lines_and_ids_that_feed_redeliver(
 TEMPLATE = ROOT / "tests" / "golden" / "template.json.j2"
 
 
+def receive(port: int) -> subprocess.Popen[str]:
+    """`news-monitor receive --port PORT`, its output in pipes."""
+    command = [sys.executable, "-m", "monitor", "receive", "--port", str(port)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=this_checkout())
+
+
 @pytest.mark.slow
 def test_receive_prints_every_format(daemon_factory: Callable[..., DaemonProcess], tmp_path: Path) -> None:
     port = free_port()
-    printer = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "receive", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=this_checkout(),
-    )
+    printer = receive(port)
     formats = ["generic", "slack", "discord", "mattermost", "teams", "template"]
     try:
         rules = shipped_rules(f"http://127.0.0.1:{port}/generic")
@@ -418,13 +418,7 @@ def test_receive_prints_a_digest_whose_alerts_were_pruned() -> None:
     import httpx
 
     port = free_port()
-    printer = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "receive", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=this_checkout(),
-    )
+    printer = receive(port)
     digest = {"rule": "r", "slot": "2026-01-01T09:00:00+00:00", "count": 2}
     digest["alerts"] = [{"alert_id": "alr_gone"}, {"alert_id": "alr_also_gone"}]
     try:
