@@ -17,15 +17,22 @@ from pydantic_settings import (
 )
 
 from monitor.durations import parse_duration
+from monitor.envvars import PREFIX, unknown_variables, variable_for
 from monitor.errors import ConfigError, RuleProblem
 from monitor.yamlfile import YamlProblem, describe, load_yaml, locate
 
 if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
+
     from monitor.rules import Webhook
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 ObserverKind = Literal["native", "polling"]
 LogFormat = Literal["auto", "json", "console"]
+LogLevel = Annotated[
+    Literal["DEBUG", "INFO", "WARNING", "ERROR"],
+    BeforeValidator(lambda value: value.upper() if isinstance(value, str) else value),  # `debug` as well
+]
 DEFAULT_CONFIG = Path("config/monitor.yaml")
 LEASE_SPARE = timedelta(seconds=5)  # of a lease left past an attempt's end (at most a quarter): its outcome stored
 RENEWALS = 3  # a lease held is renewed every third of its length (monitor.notify.deliverer)
@@ -162,7 +169,7 @@ class LimitsSettings(_Section):
 
 
 class LogSettings(_Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    level: LogLevel = "INFO"
     format: LogFormat = "auto"
 
 
@@ -222,15 +229,29 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         except YamlProblem as exc:
             where = f"{config}:{exc.line}" if exc.line else str(config)
             raise ConfigError(exc.message, source=where) from None
+    if typos := unknown_variables(Settings.model_fields):
+        raise ConfigError("\n".join(f"{name}: {_NOT_A_SETTING}" for name in typos))
     model_config = {**Settings.model_config, "yaml_file": str(config) if config else None}
     bound = type("Settings", (Settings,), {"model_config": model_config})
     try:
         settings: Settings = bound(**overrides)
         return settings
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            line, _ = locate(raw, tuple(error["loc"])) if raw is not None else (None, None)
-            where = f"{config}:{line}" if config and line else str(config or "settings")
-            problems.append(f"{where}: {describe(error)}")
-        raise ConfigError("\n".join(problems)) from None
+        raise ConfigError("\n".join(_problem(error, raw, config) for error in exc.errors())) from None
+
+
+_NOT_A_SETTING = f"not a setting (a typo?); settings are {PREFIX}<KEY> or {PREFIX}<SECTION>__<KEY>, see README"
+
+
+def _problem(error: ErrorDetails, raw: Any, config: Path | None) -> str:
+    """One settings error, named by its source: the variable that set the key (the environment's, then
+    `.env`'s), else the settings file and the key's line in it."""
+    loc = tuple(error["loc"])
+    variable = variable_for(loc)
+    if variable is not None and str(loc[0]).upper().startswith(PREFIX):  # a `.env` variable naming no setting
+        return f"{variable}: {_NOT_A_SETTING}"
+    if variable is not None:
+        return f"{variable}: {describe(error)}"
+    line, _ = locate(raw, loc) if raw is not None else (None, None)
+    where = f"{config}:{line}" if config and line else str(config or "settings")
+    return f"{where}: {describe(error)}"

@@ -254,6 +254,61 @@ def test_a_list_not_written_as_json_is_one_line_naming_the_variable(project: Pat
     assert result.stderr.startswith("error: MONITOR_WATCH__FOLDERS: ") and """'["inbox"]'""" in result.stderr
 
 
+SETTINGS_MISTAKES = [
+    ("MONITOR_HTTP__PORT", "abc", "http.port: Input should be a valid integer"),
+    ("MONITOR_WATCH__FOLDER", '["inbox"]', "watch.folder: unknown key (a typo?)"),
+    ("MONITOR_TIMEZONEE", "UTC", "not a setting (a typo?)"),
+]
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+@pytest.mark.parametrize(("name", "value", "expected"), SETTINGS_MISTAKES, ids=["value", "nested-typo", "typo"])
+def test_a_settings_mistake_in_the_environment_names_the_variable(
+    project: Path, command: str, name: str, value: str, expected: str
+) -> None:
+    result = run(command, cwd=project, **{name: value})
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"error: {name}: {result.stderr.partition(name + ': ')[2].strip()}"]
+    assert expected in result.stderr and "monitor.yaml" not in result.stderr
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), SETTINGS_MISTAKES, ids=["value", "nested-typo", "typo"])
+def test_a_settings_mistake_in_dotenv_names_the_file_and_the_variable(
+    project: Path, name: str, value: str, expected: str
+) -> None:
+    (project / ".env").write_text(f"{name}='{value}'\n")
+    result = run("validate", cwd=project)
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"error: .env: {name}: ") and expected in result.stderr
+    assert "monitor.yaml" not in result.stderr
+
+
+def test_a_settings_mistake_in_the_file_names_its_line_whatever_the_environment_sets(project: Path) -> None:
+    settings = project / "config" / "monitor.yaml"
+    settings.write_text(settings.read_text() + "http:\n  host: 127.0.0.1\n  port: abc\n")
+    line = len(settings.read_text().splitlines())
+    result = run(
+        "validate",
+        cwd=project,
+        MONITOR_HTTP__HOST="127.0.0.2",
+        MONITOR_TEST_PG_URL="x",
+        MONITOR_CONFIG="config/monitor.yaml",
+    )
+    assert result.returncode == 1
+    assert result.stderr == f"error: config/monitor.yaml:{line}: http.port: Input should be a valid integer, " + (
+        "unable to parse string as an integer\n"
+    )
+
+
+def test_log_levels_are_case_insensitive(project: Path) -> None:
+    assert run("validate", cwd=project, MONITOR_LOG__LEVEL="debug").returncode == 0
+    settings = project / "config" / "monitor.yaml"
+    settings.write_text(settings.read_text().replace("level: INFO", "level: warning"))
+    result = run("validate", cwd=project)
+    assert result.returncode == 0, result.stderr
+
+
 def test_redeliver_of_an_unknown_id_fails(project: Path) -> None:
     result = run("redeliver", "msg_doesnotexist", cwd=project)
     assert result.returncode == 1
