@@ -278,7 +278,10 @@ def test_a_killed_replicas_deliveries_are_taken_over_after_the_default_lease(
     old default (2 min) made them wait 120 s."""
     hold = Hold()
     receiver.respond = hold.respond
-    delivery = {"concurrency": 4, "per_webhook": 4, "shutdown_grace": "2s"}
+    # Four slots for the webhook, eight in all: the two deliveries beyond the webhook's four are leased and
+    # wait in its line however the ingest batches fell (with all four slots taken, leasing waited for
+    # a free slot, so the six were leased at once only when one batch brought them all).
+    delivery = {"concurrency": 8, "per_webhook": 4, "shutdown_grace": "2s"}
     replicas = [
         daemon_on(
             daemon_factory, pg_url, held_rules(f"{receiver.url}/replica{n}"), name=f"replica{n}", delivery=delivery
