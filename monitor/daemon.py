@@ -117,8 +117,6 @@ class Daemon:
             "large": Lane("large", size, 1, *calls, shared=shared),  # one at a time, even when slow
         }
         self._queued: set[str] = set()
-        self._elsewhere: dict[str, float] = {}  # paths another replica was reading -> when to look again
-        self._look_again: asyncio.TimerHandle | None = None
         self._reconcile_lock = asyncio.Lock()
         self._flush_lock = asyncio.Lock()
         self._reconcile_pending: asyncio.TimerHandle | None = None
@@ -277,35 +275,12 @@ class Daemon:
         results = self.pipeline.process_many(paths)
         if any(result.deliveries for result in results) and self._loop is not None:
             self._loop.call_soon_threadsafe(self.deliverer.wake)
-        elsewhere = {result.path for result in results if result.outcome == "elsewhere"}
-        if elsewhere and self._loop is not None:
-            later = [path for path in paths if ledger_key(path) in elsewhere]
-            self._loop.call_soon_threadsafe(self._look_again_later, later)
+        if any(result.outcome == "elsewhere" for result in results) and self._loop is not None:
+            # Files another replica claimed to read (PostgreSQL): a scan after its claim's lease finds them
+            # recorded by it, or (it died mid-read) still unseen, and this replica takes the claim over.
+            # Never lost meanwhile: the ledger has no row for them.
+            self._loop.call_soon_threadsafe(self.request_reconcile, self.pipeline.read_lease + 1.0)
         return results
-
-    def _look_again_later(self, paths: list[str]) -> None:
-        """Files another replica claimed to read (PostgreSQL) are queued again once its claim's lease has
-        run out: by then that replica has recorded them (they are `seen`), or it died mid-read and this one
-        takes the claim over. Never lost meanwhile: the ledger has no row for them."""
-        at = time.monotonic() + self.pipeline.read_lease + 1.0
-        for path in paths:
-            self._elsewhere.setdefault(path, at)  # in the order of their times: the lease is the same for all
-        self._arm_look_again()
-
-    def _arm_look_again(self) -> None:
-        if self._look_again is not None or not self._elsewhere or self._loop is None:
-            return
-        first = next(iter(self._elsewhere.values()))
-        self._look_again = self._loop.call_later(max(0.0, first - time.monotonic()), self._looking_again)
-
-    def _looking_again(self) -> None:
-        self._look_again = None
-        now = time.monotonic()
-        due = [path for path, at in self._elsewhere.items() if at <= now]
-        for path in due:
-            del self._elsewhere[path]
-            self.submit(path)
-        self._arm_look_again()
 
     async def _stop_ingest(self, tasks: list[asyncio.Task[None]]) -> None:
         """Let the batches in progress (in both lanes) finish within the grace period, then stop the lanes."""

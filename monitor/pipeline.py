@@ -9,7 +9,7 @@ commit for many articles, and still no article is half-recorded.
 
 On PostgreSQL several replicas may see the same files (one shared folder): before reading, a batch claims
 the versions it does not find in the ledger (`Store.claim_reading`, a row per file with a lease) and reads
-only those it won; the others are `elsewhere`, looked at again by the daemon after the lease. The claims
+only those it won; the others are `elsewhere`, found again by a reconcile scan after the lease. The claims
 are deleted in the transaction that writes the batch, so the ledger row is what says a file is done; a
 replica that dies mid-read leaves claims that another replica takes over once their lease has run out.
 """
@@ -177,7 +177,7 @@ class Pipeline:
         """Claim the batch's files that need reading, each version (key, size, mtime) for `read_lease`
         seconds, in one short transaction; `known` is updated with the ledger as it is after the claim.
         Returns the paths and keys to read here, the keys claimed (released when the batch is written) and
-        `elsewhere` results for the files another replica is reading: the daemon looks at them again after
+        `elsewhere` results for the files another replica is reading: a reconcile scan looks at them again after
         the lease, when either that replica has recorded them or its claim can be taken over. A file that
         cannot be stat'ed or is unchanged needs no claim: reading it records only that."""
         wanted: dict[str, tuple[str, int, int]] = {}
