@@ -254,7 +254,7 @@ def write_files(builder: Builder) -> dict[int, tuple[int, int]]:
 
 def build(db: Path, folder: Path, n: int, on_disk: int) -> float:
     """The state of `n` articles in `db`, the newest `on_disk` of them as files in `folder`; seconds taken."""
-    from monitor import store as schema
+    from monitor.store import schema  # bulk rows, straight into the tables
 
     start = time.perf_counter()
     store = schema.Store(f"sqlite:///{db}")
@@ -349,9 +349,11 @@ def _plan(conn: Any, statement: Any) -> str:
 def probe(db: Path, folder: Path) -> dict[str, Any]:
     from sqlalchemy import exists, select
 
-    from monitor import alerts as stage
     from monitor.daemon import Daemon as MonitorDaemon
-    from monitor.store import Store, alerts
+    from monitor.store import Store
+    from monitor.store.alerts import _ALERTED_SINCE
+    from monitor.store.digests import _waiting
+    from monitor.store.schema import alerts
 
     store = Store(f"sqlite:///{db}")
     out: dict[str, Any] = {}
@@ -372,20 +374,22 @@ def probe(db: Path, folder: Path) -> dict[str, Any]:
     digests = [SimpleNamespace(name=name) for name, (period, _) in RULES.items() if period is not None]
     realerts = [(name, key) for name, (_, key) in RULES.items() if key]
     with store.engine.connect() as conn:
-        checks = [select(exists().where(stage._pending(rule, slot))) for rule in digests]  # type: ignore[arg-type]
+        checks = [select(exists().where(_waiting(rule.name, slot.timestamp()))) for rule in digests]
         out["flush_check_ms"] = _median_ms(lambda: [conn.execute(q).scalar() for q in checks]) / len(checks)
         out["flush_check_plan"] = _plan(conn, checks[0])
-        query = select(alerts.c.id).where(stage._pending(digests[0], slot)).order_by(alerts.c.created_at, alerts.c.id)  # type: ignore[arg-type]
+        query = select(alerts.c.id).where(_waiting(digests[0].name, slot.timestamp()))
+        query = query.order_by(alerts.c.created_at, alerts.c.id)
         out["flush_query_ms"] = _median_ms(lambda: conn.execute(query).all())
         out["flush_query_rows"] = len(conn.execute(query).all())
-        out["oldest_pending_ms"] = _median_ms(lambda: stage.oldest_pending(store))
+        out["oldest_pending_ms"] = _median_ms(store.oldest_pending)
         out["oldest_pending_plan"] = _plan(conn, _oldest_pending_query())
         end = float(conn.exec_driver_sql("SELECT max(created_at) FROM alerts").scalar() or now)  # the newest
         day = datetime.fromtimestamp(end, UTC).date().isoformat()
         keys = [(name, day if key == "date" else "") for name, key in realerts]
         for label, window in (("realert_ms", 6 * 3600), ("realert_30d_ms", 30 * 86400)):
             since = end - window
-            out[label] = _median_ms(lambda: [stage._recent(conn, r, k, since) for r, k in keys]) / len(keys)  # noqa: B023
+            lookups = [{"rule": r, "key": k, "since": since} for r, k in keys]
+            out[label] = _median_ms(lambda: [conn.execute(_ALERTED_SINCE, p).scalar() for p in lookups]) / len(keys)  # noqa: B023
         out["realert_plan"] = _plan(conn, _recent_query(keys[0][0], keys[0][1], since))
     out["next_due_ms"] = _median_ms(store.next_due)
     store.close()
@@ -395,7 +399,7 @@ def probe(db: Path, folder: Path) -> dict[str, Any]:
 def _oldest_pending_query() -> Any:
     from sqlalchemy import func, select
 
-    from monitor.store import alerts
+    from monitor.store.schema import alerts
 
     query = select(alerts.c.rule, func.min(alerts.c.created_at)).where(alerts.c.digest_pending.is_(True))
     return query.group_by(alerts.c.rule)
@@ -405,7 +409,7 @@ def _recent_query(rule: str, key: str, since: float) -> Any:
     """The statement of `monitor.alerts._recent`, for its plan."""
     from sqlalchemy import exists, select
 
-    from monitor.store import alerts
+    from monitor.store.schema import alerts
 
     return select(
         exists().where(

@@ -1,4 +1,6 @@
-"""Matches become alerts and outbox rows, in the same transaction as the article's claim.
+"""Matches become alerts and outbox rows, in the same transaction as the article's claim: what to alert,
+what a realert window suppresses, what goes into a digest. The decisions are pure functions (`plan_batch`,
+`digest_deliveries`); the store executes them (`monitor.store.Transaction`), and speaks all the SQL.
 
 `prepare` builds each match's bounded payload (monitor.payload) before the transaction: that works out
 the match's hits, the costly part, which must not hold the write lock. The transaction (`queue_prepared`)
@@ -19,33 +21,18 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import ColumnElement, Connection, and_, exists, func, select, text, update
 
 from monitor.articles import Article
 from monitor.matching.engine import Match
 from monitor.payload import alert_payload, digest_parts, dumps
 from monitor.rules import Rule, RuleSet
 from monitor.settings import LimitsSettings
-from monitor.store import (
-    State,
-    Store,
-    alerts,
-    articles,
-    deliveries,
-    digest_claims,
-    file_row,
-    files,
-    insert_ignore,
-    insert_returning,
-    octets,
-    upsert_many,
-)
+from monitor.store import ArticleClaim, LedgerEntry, NewAlert, NewDelivery, Store, Transaction, Window
 
 REALERT_KEY_BYTES = 256
 _LOOKBACK = (
@@ -86,6 +73,16 @@ class Prepared:
     drafts: tuple[Draft, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a batch of articles writes: ledger rows, alerts, immediate deliveries, and each article's result."""
+
+    ledger: list[LedgerEntry] = field(default_factory=list)
+    alerts: list[NewAlert] = field(default_factory=list)
+    deliveries: list[NewDelivery] = field(default_factory=list)
+    results: list[Queued] = field(default_factory=list)
+
+
 def make_id(*parts: str) -> str:
     return "msg_" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
@@ -116,12 +113,12 @@ def queue_article(
     """Claim the article and queue its alerts, all in one transaction (`send=False`: record them only);
     the payloads are built before it."""
     prepared = prepare(ruleset, article, matches, stat, limits)
-    with store.begin() as conn:
-        return queue_prepared(conn, ruleset, [prepared], now, send)[0]
+    with store.transaction() as tx:
+        return queue_prepared(tx, ruleset, [prepared], now, send)[0]
 
 
 def queue_many(
-    conn: Connection,
+    tx: Transaction,
     ruleset: RuleSet,
     items: Sequence[tuple[Article, list[Match], tuple[int, int]]],
     now: float | None = None,
@@ -131,147 +128,116 @@ def queue_many(
     """`queue_prepared` of articles not prepared yet: their payloads are built within the caller's
     transaction (a caller holding a write lock should `prepare` first, as the pipeline does)."""
     prepared = [prepare(ruleset, article, matches, stat, limits) for article, matches, stat in items]
-    return queue_prepared(conn, ruleset, prepared, now, send)
+    return queue_prepared(tx, ruleset, prepared, now, send)
 
 
 def queue_prepared(
-    conn: Connection, ruleset: RuleSet, items: Sequence[Prepared], now: float | None = None, send: bool = True
+    tx: Transaction, ruleset: RuleSet, items: Sequence[Prepared], now: float | None = None, send: bool = True
 ) -> list[Queued]:
     """`queue_article` for several articles within the caller's transaction, with one statement per table
     for all of them (claims, ledger rows, alerts, deliveries). The first article of a content claims it;
-    the others with that content are duplicates, as if they had come one after another."""
+    the others with that content are duplicates, as if they had come one after another. Before the realert
+    lookups the windows of the newly claimed articles are locked (PostgreSQL: replicas take turns)."""
     now = time.time() if now is None else now
+    first = _first_of_each_content(items)
+    claimed = tx.claim_articles([_claim(items[index], now) for index in first.values()])
+    winners = [items[index] for content, index in first.items() if content in claimed]
+    windows = realert_windows(ruleset, winners, now)
+    tx.lock_realert_windows((window.rule, window.key) for window in windows)
+    recent = tx.alerted_since(windows)
+    won = {index for content, index in first.items() if content in claimed}
+    paths = {index: tx.claimed_path(item.article.content_hash) for index, item in enumerate(items) if index not in won}
+    plan = plan_batch(ruleset, items, won, paths, recent, now, send)
+    tx.record_files(plan.ledger)
+    tx.queue_alerts(plan.alerts)
+    tx.queue_deliveries(plan.deliveries)
+    return plan.results
+
+
+def _first_of_each_content(items: Sequence[Prepared]) -> dict[str, int]:
+    """Each content's first article in the batch (by index): the one that may claim it."""
     first: dict[str, int] = {}
     for index, item in enumerate(items):
         first.setdefault(item.article.content_hash, index)
-    claims = [_claim(items[index].article, len(items[index].drafts), now) for index in first.values()]
-    claims.sort(key=lambda row: row["content_hash"])  # every table in key order: replicas lock rows in one order
-    claimed = set(insert_returning(conn, articles, claims, articles.c.content_hash))
-    winners = [items[index] for content, index in first.items() if content in claimed]
-    _lock_realert_windows(conn, ruleset, winners)
-    ledger, alert_rows, delivery_rows, results = [], [], [], []
+    return first
+
+
+def realert_windows(ruleset: RuleSet, winners: Sequence[Prepared], now: float) -> list[Window]:
+    """The realert windows that the matches of newly claimed articles fall in (rules with `realert`)."""
+    windows = []
+    for item in winners:
+        for draft in item.drafts:
+            realert = ruleset.rule(draft.rule).realert
+            if realert is not None:
+                windows.append(Window(draft.rule, draft.realert_key, now - realert.total_seconds()))
+    return windows
+
+
+def plan_batch(
+    ruleset: RuleSet,
+    items: Sequence[Prepared],
+    won: set[int],
+    claimed_paths: Mapping[int, str | None],
+    recent: set[tuple[str, str]],
+    now: float,
+    send: bool,
+) -> Plan:
+    """Decide what a batch writes. `won`: the items (by index) that claimed their content now;
+    `claimed_paths`: for the others, the path whose content claimed theirs; `recent`: the (rule, realert
+    key) alerted within the rule's window before this batch. An alert earlier in the batch counts too."""
+    plan = Plan()
     sent: set[tuple[str, str]] = set()  # (rule, realert key) alerted earlier in this batch: not in the table yet
     for index, item in enumerate(items):
         article = item.article
-        won = article.content_hash in claimed and first[article.content_hash] == index
-        same_name = won or _claimed_path(conn, article) == article.path
+        same_name = index in won or claimed_paths.get(index) == article.path
         outcome = "accepted" if same_name else "duplicate"  # in the ledger: the file's content is claimed
-        ledger.append(file_row(article.path, *item.stat, outcome=outcome, content_hash=article.content_hash))
-        if not won:
-            results.append(Queued(False, 0, 0, "unchanged" if same_name else "duplicate"))
+        plan.ledger.append(LedgerEntry(article.path, *item.stat, outcome=outcome, content_hash=article.content_hash))
+        if index not in won:
+            plan.results.append(Queued(False, 0, 0, "unchanged" if same_name else "duplicate"))
             continue
         queued = 0
         for draft in item.drafts:
-            alert, due = _alert(conn, sent, ruleset, ruleset.rule(draft.rule), article, draft, now, send)
-            alert_rows.append(alert)
-            delivery_rows += due
+            alert, due = decide_alert(ruleset, ruleset.rule(draft.rule), article, draft, now, send, sent, recent)
+            plan.alerts.append(alert)
+            plan.deliveries.extend(due)
             queued += len(due)
-        results.append(Queued(True, len(item.drafts), queued))
-    upsert_many(conn, files, sorted(ledger, key=lambda row: row["path"]), key="path")
-    insert_returning(conn, alerts, sorted(alert_rows, key=lambda row: row["id"]), alerts.c.id)
-    insert_returning(conn, deliveries, sorted(delivery_rows, key=lambda row: row["id"]), deliveries.c.id)
-    return results
+        plan.results.append(Queued(True, len(item.drafts), queued))
+    return plan
 
 
-def _lock_realert_windows(conn: Connection, ruleset: RuleSet, winners: Sequence[Prepared]) -> None:
-    """On PostgreSQL, lock each (rule, realert key) that these newly claimed articles may alert, until the
-    transaction ends, in sorted order: another replica's check for a recent alert of the same key then waits
-    for this commit and sees its alert, so a window gets one alert however the matches race. (On SQLite
-    the write lock already makes the check and the insert one step.)"""
-    if conn.dialect.name != "postgresql":
-        return
-    keys = {
-        _lock_key(draft.rule, draft.realert_key)
-        for item in winners
-        for draft in item.drafts
-        if ruleset.rule(draft.rule).realert is not None
-    }
-    for key in sorted(keys):
-        conn.execute(_ADVISORY_LOCK, {"key": key})
+def _claim(item: Prepared, now: float) -> ArticleClaim:
+    article = item.article
+    date = article.date.isoformat()
+    return ArticleClaim(article.content_hash, article.path, date, article.size, len(item.drafts), now)
 
 
-_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
-
-
-def _lock_key(rule: str, key: str) -> int:
-    """A signed 64-bit advisory lock key for (rule, realert key)."""
-    digest = hashlib.blake2b(f"realert\x1f{rule}\x1f{key}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-def _claim(article: Article, matches: int, now: float) -> dict[str, Any]:
-    return {
-        "content_hash": article.content_hash,
-        "path": article.path,
-        "article_date": article.date.isoformat(),
-        "size": article.size,
-        "matches": matches,
-        "claimed_at": now,
-    }
-
-
-def _claimed_path(conn: Connection, article: Article) -> str | None:
-    """The file whose content claimed this article: the same path when another replica read it first."""
-    query = select(articles.c.path).where(articles.c.content_hash == article.content_hash)
-    return conn.execute(query).scalar()
-
-
-def _alert(
-    conn: Connection,
-    sent: set[tuple[str, str]],
+def decide_alert(
     ruleset: RuleSet,
     rule: Rule,
     article: Article,
     draft: Draft,
     now: float,
     send: bool,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The alert row of a match of a newly claimed article, and its immediate delivery rows: they refer
-    to the alert, whose row holds the payload once."""
-    alert_id, key = draft.alert_id, draft.realert_key
-    suppressed = rule.realert is not None and (
-        (rule.name, key) in sent or _recent(conn, rule.name, key, now - rule.realert.total_seconds())
-    )
+    sent: set[tuple[str, str]],
+    recent: set[tuple[str, str]],
+) -> tuple[NewAlert, list[NewDelivery]]:
+    """The alert of a match of a newly claimed article, and its immediate deliveries: they refer to the
+    alert, which holds the payload once. Suppressed when its realert window already had an alert (before
+    this batch: `recent`; in it: `sent`, which this adds to); a digest rule's waits for its digest."""
+    key = draft.realert_key
+    suppressed = rule.realert is not None and ((rule.name, key) in sent or (rule.name, key) in recent)
     if not suppressed:
         sent.add((rule.name, key))
-    row = {
-        "id": alert_id,
-        "rule": rule.name,
-        "content_hash": article.content_hash,
-        "payload": draft.payload,
-        "realert_key": key,
-        "suppressed": suppressed,
-        "digest_pending": send and rule.schedule is not None and not suppressed,
-        "created_at": now,
-    }
+    digest_pending = send and rule.schedule is not None and not suppressed
+    content = article.content_hash
+    alert = NewAlert(draft.alert_id, rule.name, content, draft.payload, key, suppressed, digest_pending, now)
     if suppressed or not send or rule.schedule is not None:
-        return row, []
+        return alert, []
     hooks = ruleset.targets(rule)
-    return row, [_delivery(make_id(alert_id, hook), hook, "alert", rule.name, now, alert_id=alert_id) for hook in hooks]
-
-
-def _delivery(
-    delivery_id: str,
-    webhook: str,
-    kind: str,
-    rule: str,
-    now: float,
-    payload: str | None = None,
-    alert_id: str | None = None,
-) -> dict[str, Any]:
-    """An outbox row: an alert's refers to its alert (`alert_id`), a digest's holds its compact payload."""
-    return {
-        "id": delivery_id,
-        "webhook": webhook,
-        "kind": kind,
-        "rule": rule,
-        "alert_id": alert_id,
-        "payload": payload,
-        "state": State.pending.value,
-        "attempts": 0,
-        "due_at": now,
-        "created_at": now,
-    }
+    return alert, [
+        NewDelivery(make_id(draft.alert_id, hook), hook, "alert", rule.name, now, alert_id=draft.alert_id)
+        for hook in hooks
+    ]
 
 
 def _realert_key(rule: Rule, article: Article, match: Match) -> str:
@@ -290,18 +256,6 @@ def _bounded(key: str) -> str:
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
-def _recent(conn: Connection, rule: str, key: str, since: float) -> bool:
-    query = select(
-        exists().where(
-            alerts.c.rule == rule,
-            alerts.c.realert_key == key,
-            alerts.c.suppressed.is_(False),
-            alerts.c.created_at >= since,
-        )
-    )
-    return bool(conn.execute(query).scalar())
-
-
 def flush_digest(
     store: Store,
     ruleset: RuleSet,
@@ -315,40 +269,37 @@ def flush_digest(
     flush (another replica, or an earlier run) has claimed this schedule time."""
     now = time.time() if now is None else now
     budget = (limits or LimitsSettings()).max_payload_bytes
-    with store.begin() as conn:
-        if not rule.send_empty and not conn.execute(select(exists().where(_pending(rule, slot)))).scalar():
+    until = slot.timestamp()
+    with store.transaction() as tx:
+        if not rule.send_empty and not tx.digest_waiting(rule.name, until):
             return 0
-        claim = {"rule": rule.name, "slot": slot.astimezone(UTC).isoformat(), "flushed_at": now}
-        if insert_ignore(conn, digest_claims, [claim]) == 0:
+        if not tx.claim_digest(rule.name, slot.astimezone(UTC).isoformat(), now):
             return 0
-        query = select(alerts.c.id, octets(conn, alerts.c.payload)).where(_pending(rule, slot))
-        query = query.order_by(alerts.c.created_at, alerts.c.id)
-        if conn.dialect.name == "postgresql":  # a flush of a later time waits, then skips what this one sends
-            query = query.with_for_update()
-        pending = [(alert_id, int(size)) for alert_id, size in conn.execute(query)]
+        pending = tx.take_digest_alerts(rule.name, until)
         if not pending and not rule.send_empty:
             return 0
-        parts = digest_parts(rule.name, slot.isoformat(), pending, budget)
-        rows = [
-            _delivery(_digest_id(rule, hook, slot, number), hook, "digest", rule.name, now, payload=dumps(part))
-            for hook in ruleset.targets(rule)
-            for number, part in enumerate(parts, 1)
-        ]
-        queued = insert_ignore(conn, deliveries, rows)
-        ids = [alert_id for alert_id, _ in pending]
-        if ids:
-            conn.execute(update(alerts).where(alerts.c.id.in_(ids)).values(digest_pending=False))
+        queued = tx.queue_digest(digest_deliveries(ruleset, rule, slot, pending, budget, now))
+        tx.mark_digested([alert_id for alert_id, _ in pending])
     return queued
+
+
+def digest_deliveries(
+    ruleset: RuleSet, rule: Rule, slot: datetime, pending: Sequence[tuple[str, int]], budget: int, now: float
+) -> list[NewDelivery]:
+    """A digest's deliveries: its alerts, each (id, payload size), in parts within `budget` bytes, one
+    delivery per webhook and part, each part listing its alerts by id."""
+    parts = digest_parts(rule.name, slot.isoformat(), list(pending), budget)
+    return [
+        NewDelivery(_digest_id(rule, hook, slot, number), hook, "digest", rule.name, now, payload=dumps(part))
+        for hook in ruleset.targets(rule)
+        for number, part in enumerate(parts, 1)
+    ]
 
 
 def _digest_id(rule: Rule, hook: str, slot: datetime, number: int) -> str:
     """Part 1 has the id a digest had before digests had parts; part k > 1 adds k."""
     parts = ("digest", rule.name, hook, slot.isoformat())
     return make_id(*parts) if number == 1 else make_id(*parts, str(number))
-
-
-def _pending(rule: Rule, slot: datetime) -> ColumnElement[bool]:
-    return and_(alerts.c.rule == rule.name, alerts.c.digest_pending.is_(True), alerts.c.created_at <= slot.timestamp())
 
 
 def latest_fire(trigger: CronTrigger, now: datetime) -> datetime | None:
@@ -363,10 +314,3 @@ def latest_fire(trigger: CronTrigger, now: datetime) -> datetime | None:
                 return fire  # type: ignore[no-any-return]
             fire = following
     return None
-
-
-def oldest_pending(store: Store) -> dict[str, float]:
-    """Per rule, the creation time of its oldest alert waiting for a digest (rules with none are absent)."""
-    with store.engine.connect() as conn:
-        query = select(alerts.c.rule, func.min(alerts.c.created_at)).where(alerts.c.digest_pending.is_(True))
-        return {rule: float(oldest) for rule, oldest in conn.execute(query.group_by(alerts.c.rule))}

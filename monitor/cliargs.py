@@ -73,8 +73,6 @@ def open_existing_store(config: Path | None) -> Store | None:
 
 def no_state_yet(url: str) -> bool:
     """Whether the state store is a SQLite file that does not exist yet (before the daemon's first start)."""
-    from sqlalchemy.engine import make_url
+    from monitor.store import no_state_yet as missing
 
-    parsed = make_url(url)
-    in_a_file = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
-    return in_a_file and not Path(str(parsed.database)).exists()
+    return missing(url)

@@ -25,7 +25,7 @@ from typing import TypeVar
 import structlog
 
 from monitor import HELD_SIGHUP, hold_sighup
-from monitor.alerts import flush_digest, latest_fire, oldest_pending
+from monitor.alerts import flush_digest, latest_fire
 from monitor.errors import RulesError
 from monitor.lanes import MAX_SLOW, Lane
 from monitor.notify.deliverer import Attempt, Deliverer, Outcome
@@ -410,7 +410,7 @@ class Daemon:
     async def catch_up_digests(self) -> None:
         """Digest times missed while the daemon was down: one coalesced digest per rule, never twice."""
         now = datetime.now(self.settings.zone)
-        pending = await asyncio.to_thread(oldest_pending, self.store)  # one query for all rules
+        pending = await asyncio.to_thread(self.store.oldest_pending)  # one query for all rules
         for rule in self.ruleset.rules:
             oldest = pending.get(rule.name)
             if rule.schedule is None or oldest is None:

@@ -21,10 +21,8 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
 from monitor.errors import ConfigError
-from monitor.store import deliveries
 
 if TYPE_CHECKING:
     from monitor.daemon import Daemon
@@ -95,9 +93,9 @@ class StateCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("monitor_queue_depth", "Paths waiting to be read", value=self.daemon.queued)
         backlog = GaugeMetricFamily("monitor_outbox", "Deliveries in the outbox, by state", labels=["state"])
-        with self._query, self.daemon.store.engine.connect() as conn:
-            rows = conn.execute(select(deliveries.c.state, func.count()).group_by(deliveries.c.state)).all()
-        for state, count in rows:
+        with self._query:
+            counts = self.daemon.store.count_deliveries_by_state()
+        for state, count in counts.items():
             backlog.add_metric([state], count)
         yield backlog
 

@@ -161,14 +161,12 @@ class Pipeline:
         rejected = [(step, step.error) for step in steps if step.error is not None and step.error.code != "transient"]
         if not (items or rejected or claimed):  # nothing to write (all seen, or read elsewhere)
             return [self._done(step) for step in steps] + elsewhere
-        with self.store.begin() as conn:
+        with self.store.transaction() as tx:
             for step, error in rejected:
-                self.store.record_file(
-                    conn, step.path, *step.stat, outcome="rejected", code=error.code, reason=error.reason
-                )
-            for step, queued in zip(read, queue_prepared(conn, ruleset, items, send=send), strict=True):
+                tx.record_file(step.path, *step.stat, outcome="rejected", code=error.code, reason=error.reason)
+            for step, queued in zip(read, queue_prepared(tx, ruleset, items, send=send), strict=True):
                 step.queued = queued
-            self.store.release_reading(conn, claimed)
+            tx.release_reading(claimed)
         return [self._done(step) for step in steps] + elsewhere
 
     def _claim(

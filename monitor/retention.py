@@ -42,7 +42,8 @@ from sqlalchemy import ColumnElement, and_, delete, exists, not_, or_, select, t
 from monitor.pipeline import ledger_path
 from monitor.rules import RuleSet
 from monitor.settings import RetentionSettings
-from monitor.store import DIGEST_REFS, State, Store, alerts, articles, deliveries, digest_claims, files, reading
+from monitor.store import DIGEST_REFS, State, Store
+from monitor.store.schema import alerts, articles, deliveries, digest_claims, files, reading
 
 REALERT_MARGIN = timedelta(days=1)  # alerts outlive the longest realert window by this much
 REFS_SLACK = 600.0  # seconds: digests due this long before the last read of their refs are read again

@@ -21,7 +21,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from monitor.receiver import Receiver
-from monitor.store import OPEN_STATES, Store, deliveries, files
+from monitor.store import OPEN_STATES, Store
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -170,11 +170,8 @@ class DaemonProcess:
         """Every named file is in the ledger and no delivery is still pending or retrying."""
         store = self.store()
         try:
-            with store.engine.connect() as conn:
-                seen = {Path(p).name for (p,) in conn.execute(files.select().with_only_columns(files.c.path))}
-                open_ = conn.execute(
-                    deliveries.select().with_only_columns(deliveries.c.id).where(deliveries.c.state.in_(OPEN_STATES))
-                ).all()
+            seen = {Path(file.path).name for file in store.recorded_files()}
+            open_ = sum(count for state, count in store.count_deliveries_by_state().items() if state in OPEN_STATES)
         except Exception:
             return False
         finally:

@@ -1,4 +1,5 @@
-"""Alerts and the outbox on a real SQLite file: one claim per content, stable ids, digests, realert."""
+"""Alerts: the pure decisions (what a batch writes, realert, digest parts) without a database, and through
+the store on a real SQLite file: one claim per content, stable ids, digests, realert."""
 
 from __future__ import annotations
 
@@ -15,13 +16,24 @@ from ruamel.yaml import YAML
 from sqlalchemy import event, func, select
 
 from monitor import alerts as alerts_module
-from monitor.alerts import flush_digest, latest_fire, make_id, queue_article, queue_many
+from monitor.alerts import (
+    digest_deliveries,
+    flush_digest,
+    latest_fire,
+    make_id,
+    plan_batch,
+    prepare,
+    queue_article,
+    queue_many,
+    realert_windows,
+)
 from monitor.articles import parse_article
 from monitor.payload import alert_budget, json_size
 from monitor.rules import RuleSet, load_rules
 from monitor.schedule import cron
 from monitor.settings import LimitsSettings
-from monitor.store import Store, alerts, deliveries
+from monitor.store import Store, Window
+from monitor.store.schema import alerts, deliveries  # the rows as stored
 
 HOOKS = {"a": {"url": "http://127.0.0.1:9/a"}, "b": {"url": "http://127.0.0.1:9/b"}}
 
@@ -89,8 +101,8 @@ def test_realert_keys(store: Store, tmp_path: Path, key: str, second: str, sent:
     first = "date 2022-01 Over hoogverraad."
     if together:  # the second sees the first although it is not in the table yet
         items = [item(rules, "1.txt", first), item(rules, "2.txt", second)]
-        with store.begin() as conn:
-            queued = queue_many(conn, rules, items, now=1100.0)
+        with store.transaction() as tx:
+            queued = queue_many(tx, rules, items, now=1100.0)
         assert [q.deliveries for q in queued] == [1, sent - 1]
     else:
         queue(store, rules, "1.txt", first, now=1000.0)
@@ -265,7 +277,7 @@ def test_the_periodic_queries_use_their_indexes(store: Store, tmp_path: Path) ->
     event.listen(store.engine, "before_cursor_execute", record)
     try:
         queue(store, rules, "1.txt", "date 2022-01 hoogverraad een", now=slot.timestamp() - 60)  # realert lookup
-        alerts_module.oldest_pending(store)
+        store.oldest_pending()
         flush_digest(store, rules, rules.rule("hv"), slot)  # the check, then the pending alerts
     finally:
         event.remove(store.engine, "before_cursor_execute", record)
@@ -276,3 +288,72 @@ def test_the_periodic_queries_use_their_indexes(store: Store, tmp_path: Path) ->
     assert len(pending) == 3 and len(realert) == 1, plans
     assert all("USING INDEX alerts_digest_pending" in plan for plan in pending), pending
     assert "USING COVERING INDEX alerts_realert" in realert[0] or "USING INDEX alerts_realert" in realert[0], realert
+
+
+def prepared(rules: RuleSet, path: str, text: str) -> Any:
+    article = parse_article(path, text, len(text))
+    return prepare(rules, article, rules.engine.match(article), (len(text), 1), None)
+
+
+def test_a_batch_plan_alerts_the_winners_and_records_every_file(tmp_path: Path) -> None:
+    """Without a database: the article that claimed its content gets an alert and a delivery per webhook;
+    a copy under another name is a duplicate, the same name read again is unchanged; all are in the ledger."""
+    rules = ruleset(tmp_path)
+    items = [prepared(rules, name, "date 2022-01 hoogverraad") for name in ("x.txt", "copy.txt", "x.txt")]
+    plan = plan_batch(rules, items, {0}, {1: "x.txt", 2: "x.txt"}, set(), 1000.0, True)
+    assert [(q.claimed, q.outcome, q.deliveries) for q in plan.results] == [
+        (True, "accepted", 2),
+        (False, "duplicate", 0),
+        (False, "unchanged", 0),
+    ]
+    ledger = [(entry.path, entry.outcome) for entry in plan.ledger]
+    assert ledger == [("x.txt", "accepted"), ("copy.txt", "duplicate"), ("x.txt", "accepted")]
+    [alert] = plan.alerts
+    assert (alert.suppressed, alert.digest_pending, alert.created_at) == (False, False, 1000.0)
+    assert {d.id for d in plan.deliveries} == {make_id(alert.id, "a"), make_id(alert.id, "b")}
+    assert all(d.alert_id == alert.id and d.payload is None and d.kind == "alert" for d in plan.deliveries)
+
+
+@pytest.mark.parametrize(
+    ("recent", "send", "schedule", "expected"),
+    [
+        (False, True, None, (False, False, 1)),
+        (True, True, None, (True, False, 0)),
+        (False, False, None, (False, False, 0)),
+        (False, True, "0 * * * *", (False, True, 0)),
+        (True, True, "0 * * * *", (True, False, 0)),
+    ],
+    ids=["alerts", "realert-suppresses", "record-only", "digest-waits", "suppressed-digest-does-not-wait"],
+)
+def test_realert_and_digest_decisions(
+    tmp_path: Path, recent: bool, send: bool, schedule: str | None, expected: tuple[bool, bool, int]
+) -> None:
+    """Without a database: (suppressed, waits for a digest, immediate deliveries) of one match."""
+    rules = ruleset(tmp_path, realert="1h", notify=["a"], **({"schedule": schedule} if schedule else {}))
+    item = prepared(rules, "x.txt", "date 2022-01 hoogverraad")
+    [window] = realert_windows(rules, [item], 5000.0)
+    assert window == Window("hv", "", 5000.0 - 3600)
+    plan = plan_batch(rules, [item], {0}, {}, {("hv", "")} if recent else set(), 5000.0, send)
+    [alert] = plan.alerts
+    assert (alert.suppressed, alert.digest_pending, len(plan.deliveries)) == expected
+
+
+def test_a_second_match_of_a_window_in_one_batch_is_suppressed(tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, realert="1h", notify=["a"])
+    items = [prepared(rules, name, f"date 2022-01 hoogverraad {name}") for name in ("1.txt", "2.txt")]
+    plan = plan_batch(rules, items, {0, 1}, {}, set(), 1000.0, True)
+    assert [alert.suppressed for alert in plan.alerts] == [False, True]
+    assert [q.deliveries for q in plan.results] == [1, 0]
+
+
+def test_digest_deliveries_split_in_parts_for_every_webhook(tmp_path: Path) -> None:
+    """Without a database: one delivery per webhook and part, each part listing its alerts by id."""
+    rules = ruleset(tmp_path, schedule="0 * * * *")
+    slot = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    pending = [(f"msg_{n}", 1500) for n in range(6)]
+    rows = digest_deliveries(rules, rules.rule("hv"), slot, pending, 4096, 7.0)
+    parts = [json.loads(row.payload or "") for row in rows if row.webhook == "a"]
+    assert len(parts) > 1 and len(rows) == 2 * len(parts)
+    assert [alert_id for part in parts for alert_id in part["alert_ids"]] == [alert_id for alert_id, _ in pending]
+    assert rows[0].id == make_id("digest", "hv", "a", slot.isoformat()) and rows[0].created_at == 7.0
+    assert digest_deliveries(rules, rules.rule("hv"), slot, [], 4096, 7.0)[0].payload is not None  # send_empty

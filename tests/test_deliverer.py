@@ -28,7 +28,8 @@ from monitor.notify import deliverer as deliverer_module
 from monitor.notify.deliverer import RETRY_AFTER_CAP, Deliverer, Outcome, classify, next_delay, retry_after
 from monitor.notify.transport import Transport
 from monitor.rules import Webhook
-from monitor.store import Delivery, State, Store, deliveries, webhook_state
+from monitor.store import Delivery, State, Store
+from monitor.store.schema import deliveries  # raw rows: a lease, attempts, a payload of an older version
 
 SECRET = "whsec_" + base64.b64encode(b"deliverer-test-secret-32-bytes!!").decode()
 URL = "http://receiver.test/hook"
@@ -301,8 +302,7 @@ async def test_410_disables_the_webhook_and_holds_its_deliveries(setup: MakeSetu
     for delivery_id, webhook in (("msg_1", "newsroom"), ("msg_2", "newsroom"), ("msg_3", "other")):
         add(store, delivery_id, webhook)
     assert await s.attempt("msg_1") is Outcome.disabled
-    with store.engine.connect() as conn:
-        state = conn.execute(select(webhook_state).where(webhook_state.c.name == "newsroom")).mappings().one()
+    [state] = [hook for hook in store.webhook_states() if hook["name"] == "newsroom"]
     assert state["disabled"] is True and "410" in state["disabled_reason"]
     assert row(store, "msg_1")["state"] == State.pending, "held, not dead: it goes out once re-enabled"
     later = time.time() + 10**6
@@ -778,7 +778,7 @@ async def test_lease_clock_starts_after_the_exchange(setup: MakeSetup, running: 
     s.receiver.handler = handler
     add(s.store, "msg_1", due_at=1.0)
     add(s.store, "msg_2", due_at=2.0)
-    original = s.store.exchange
+    original = s.store.record_outcomes_and_lease
     calls = {"n": 0}
 
     def slow_exchange(*args: Any) -> Any:
@@ -788,7 +788,7 @@ async def test_lease_clock_starts_after_the_exchange(setup: MakeSetup, running: 
             time.sleep(2.5)  # the leasing transaction (or the compose after it) took 2.5 s
         return result
 
-    s.store.exchange = slow_exchange  # type: ignore[method-assign]
+    s.store.record_outcomes_and_lease = slow_exchange  # type: ignore[method-assign]
     running(s.deliverer)
     await until(lambda: set(states(s.store).values()) == {"delivered"}, "both", 15)
     assert all(v >= 1.0 for v in seen.values()), "an attempt started with less lease left than its timeout"
@@ -969,7 +969,7 @@ def fail_exchange_once(
     monkeypatch: pytest.MonkeyPatch, store: Store, error: str, storing: bool = False
 ) -> dict[str, int]:
     """Make the deliverer's next store call fail (with `storing`: the next one that stores outcomes)."""
-    original = store.exchange
+    original = store.record_outcomes_and_lease
     failures = {"left": 1}
 
     def flaky(outcomes: Any, now: float, limit: int, lease: float, busy: Any = ()) -> list[Delivery]:
@@ -978,7 +978,7 @@ def fail_exchange_once(
             raise OperationalError("UPDATE", {}, Exception(error))
         return original(outcomes, now, limit, lease, busy)
 
-    monkeypatch.setattr(store, "exchange", flaky)
+    monkeypatch.setattr(store, "record_outcomes_and_lease", flaky)
     return failures
 
 

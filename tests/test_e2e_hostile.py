@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from monitor.receiver import Received, Receiver
-from monitor.store import files
 from tests.conftest import ROOT, SEEDS, DaemonProcess, HealthProbe, shipped_rules, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -47,9 +46,7 @@ def ledger(daemon: DaemonProcess) -> dict[str, tuple[str, str | None]]:
     """File name -> (outcome, rejection code)."""
     store = daemon.store()
     try:
-        with store.engine.connect() as conn:
-            rows = conn.execute(files.select().with_only_columns(files.c.path, files.c.outcome, files.c.code))
-            return {Path(path).name: (outcome, code) for path, outcome, code in rows}
+        return {Path(file.path).name: (file.outcome, file.code) for file in store.recorded_files()}
     finally:
         store.close()
 

@@ -12,10 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from monitor.receiver import Receiver
-from monitor.store import files
 from tests.conftest import SECRET, SEED_RULES, DaemonProcess, copy_seeds, shipped_rules, wait_until
 from tests.test_e2e_delivery import cli
 
@@ -45,11 +43,10 @@ def metric(text: str, name: str) -> float:
 def ledger(daemon: DaemonProcess) -> dict[str, tuple[str, str | None]]:
     store = daemon.store()
     try:
-        with store.engine.connect() as conn:
-            rows = conn.execute(select(files.c.path, files.c.outcome, files.c.code)).all()
+        rows = store.recorded_files()
     finally:
         store.close()
-    return {path: (outcome, code) for path, outcome, code in rows}
+    return {file.path: (file.outcome, file.code) for file in rows}
 
 
 def test_health_and_metrics(receiver: Receiver, daemon_factory) -> None:

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from monitor.receiver import Receiver
-from monitor.store import alerts, articles, deliveries, files
+from monitor.store.schema import alerts, articles, deliveries, files  # what the prune left, row by row
 from tests.conftest import DaemonProcess, this_checkout, wait_until
 from tests.test_postgres import NO_PG, PG_URL, fresh_database
 

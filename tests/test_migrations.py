@@ -24,7 +24,8 @@ from sqlalchemy import Connection, func, select, text
 
 from monitor import migrations
 from monitor.errors import StoreError
-from monitor.store import Store, deliveries, files, metadata
+from monitor.store import Store
+from monitor.store.schema import deliveries, files, metadata  # raw rows of older revisions
 from tests.conftest import ROOT
 from tests.test_postgres import NO_PG, PG_URL, fresh_database
 

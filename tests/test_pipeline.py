@@ -17,7 +17,8 @@ from structlog.testing import capture_logs
 from monitor import pipeline as pipeline_module
 from monitor.pipeline import Pipeline
 from monitor.rules import load_rules
-from monitor.store import Store, alerts, deliveries, files
+from monitor.store import Store
+from monitor.store.schema import alerts, deliveries, files
 from tests.test_alerts import watching_transactions
 
 MATCH = "date 2022-01-08 Een officier wordt verdacht van hoogverraad.\n"

@@ -28,11 +28,13 @@ import pytest
 from sqlalchemy import create_engine, exists, func, select, text
 from sqlalchemy.engine import make_url
 
-from monitor.alerts import _pending, flush_digest, queue_article
+from monitor.alerts import flush_digest, queue_article
 from monitor.articles import parse_article
 from monitor.receiver import Received, Receiver
 from monitor.rules import load_rules
-from monitor.store import OPEN_STATES, Store, alerts, articles, deliveries, files
+from monitor.store import OPEN_STATES, Store
+from monitor.store.digests import _waiting
+from monitor.store.schema import alerts, articles, deliveries, files
 from tests.conftest import SECRET, DaemonProcess, this_checkout, wait_until
 
 PG_URL = os.environ.get("MONITOR_TEST_PG_URL", "")
@@ -462,7 +464,7 @@ def test_the_periodic_queries_can_use_their_indexes_and_long_keys_fit(pg_url: st
     words = " ".join(f"hoogverraad{hashlib.sha512(bytes([k])).hexdigest()}{k:020d}" for k in range(20))
     article = parse_article("long.txt", f"date 2022-01 {words}", 3000)
     assert queue_article(store, ruleset, article, ruleset.engine.match(article), (3000, 1)).alerts == 1
-    check = select(exists().where(_pending(ruleset.rule("hoogverraad"), datetime.now(UTC))))
+    check = select(exists().where(_waiting("hoogverraad", datetime.now(UTC).timestamp())))
     with store.engine.connect() as conn:
         conn.execute(text("SET enable_seqscan = off"))  # an empty table: show whether the index can serve
         sql = check.compile(conn, compile_kwargs={"literal_binds": True})

@@ -138,14 +138,14 @@ def test_a_claim_is_refused_while_another_holds_it_and_taken_over_after(pg_url: 
     try:
         assert other.claim_reading([("a", 1, 1), ("b", 1, 1)], lease=60).paths == {"a", "b"}
         assert other.claim_reading([("c", 1, 1)], lease=-1).paths == {"c"}  # its lease already ran out
-        with mine.begin() as conn:
-            mine.record_file(conn, "d", 5, 7, outcome="accepted")
+        with mine.transaction() as tx:
+            tx.record_file("d", 5, 7, outcome="accepted")
         claim = mine.claim_reading([("a", 1, 1), ("c", 1, 1), ("d", 5, 7), ("e", 2, 2)], lease=60)
         assert claim.paths == {"c", "d", "e"}  # not "a": another process reads it
         assert set(claim.known) == {"d"} and claim.known["d"].mtime_ns == 7
         assert mine.claim_reading([("e", 2, 3)], lease=60).paths == {"e"}  # its own claim, a new version
-        with mine.begin() as conn:
-            mine.release_reading(conn, ["a", "c", "d", "e"])  # "a" is not its own: kept
+        with mine.transaction() as tx:
+            tx.release_reading(["a", "c", "d", "e"])  # "a" is not its own: kept
         with mine.engine.connect() as conn:
             left = dict(conn.execute(text("SELECT path, owner FROM reading ORDER BY path")).all())
         assert left == {"a": "other-host:1", "b": "other-host:1"}

@@ -27,7 +27,8 @@ from sqlalchemy.engine import make_url
 
 from monitor.receiver import Received, Receiver
 from monitor.settings import PostgresSettings
-from monitor.store import Store, deliveries
+from monitor.store import Store
+from monitor.store.schema import deliveries
 from tests.conftest import ROOT, SECRET, DaemonProcess, wait_until
 from tests.test_postgres import NO_PG, PG_URL, by_id, fresh_database, ready, rules, write_articles
 

@@ -20,7 +20,8 @@ from monitor.pipeline import ledger_key, ledger_path
 from monitor.retention import REALERT_MARGIN, STALE_READING, Disk, longest_realert, prune
 from monitor.rules import Webhook
 from monitor.settings import RetentionSettings
-from monitor.store import DIGEST_REFS, Store, alerts, articles, deliveries, digest_claims, files, meta, reading
+from monitor.store import DIGEST_REFS, Store
+from monitor.store.schema import alerts, articles, deliveries, digest_claims, files, meta, reading
 from tests.test_alerts import queue, ruleset
 from tests.test_postgres import NO_PG, PG_URL, fresh_database
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-from monitor.store import metadata
+from monitor.store.schema import metadata
 
 
 def run(connection: Connection) -> None:

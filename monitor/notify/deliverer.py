@@ -29,7 +29,7 @@ from monitor.redaction import mask_text
 from monitor.rules import Webhook
 from monitor.settings import LEASE_SPARE as SPARE
 from monitor.settings import RENEWALS
-from monitor.store import Delivery, State, Store
+from monitor.store import Attempted, Delivery, State, Store
 
 log = structlog.get_logger(__name__)
 RETRY_AFTER_CAP = 6 * 3600.0
@@ -169,7 +169,7 @@ class Deliverer:
             limit = free + self._concurrency - startable if short else 0  # the free slots and one round more
             now, leased_at = time.time(), time.monotonic()  # the lease runs from before the hop to the thread
             try:
-                outcomes, due = await asyncio.to_thread(self._exchange, posted, now, limit, self._busy())
+                outcomes, due = await asyncio.to_thread(self._record_and_lease, posted, now, limit, self._busy())
             except BaseException:
                 self._posted[:0] = posted  # not stored: kept for the next turn (their leases still hold them)
                 raise
@@ -316,7 +316,7 @@ class Deliverer:
         if leases:
             await asyncio.to_thread(self.store.release, leases)
 
-    def _exchange(
+    def _record_and_lease(
         self, posted: list[_Posted], now: float, limit: int, busy: Sequence[str] = ()
     ) -> tuple[list[Outcome], list[Delivery]]:
         """In a worker thread: store finished attempts and lease what is due, in one transaction."""
@@ -325,8 +325,8 @@ class Deliverer:
             if outcome is Outcome.disabled:
                 self.store.set_webhook_disabled(item.delivery.webhook, True, item.attempt.error)
         pairs = list(zip(posted, decided, strict=True))
-        rows = [(item.delivery.id, item.delivery.webhook, values) for item, (_, values) in pairs]
-        due = self.store.exchange(rows, now, limit, self.lease, busy)
+        attempted = [Attempted(item.delivery.id, item.delivery.webhook, **values) for item, (_, values) in pairs]
+        due = self.store.record_outcomes_and_lease(attempted, now, limit, self.lease, busy)
         for item, (outcome, values) in pairs:
             _log_outcome(item, outcome, values, now)
         return [outcome for outcome, _ in decided], due
@@ -456,7 +456,7 @@ class Deliverer:
 
     def _store_outcomes(self, posted: list[_Posted]) -> list[Outcome]:
         """Store attempts in one transaction; each outcome is final: a retry without an attempt left is dead."""
-        return self._exchange(posted, time.time(), 0)[0]
+        return self._record_and_lease(posted, time.time(), 0)[0]
 
     @staticmethod
     def _decide(item: _Posted, now: float) -> tuple[Outcome, dict[str, Any]]:

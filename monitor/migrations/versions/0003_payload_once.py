@@ -6,7 +6,7 @@ Create Date: 2026-11-30
 
 `deliveries.alert_id` (new, nullable) names the alert whose payload an alert delivery sends, and
 `deliveries.payload` may be NULL for such a row. A digest part stores a compact payload that lists its
-alerts by id. `monitor.store.compose` builds the full payload when it hands a delivery out. Rows written
+alerts by id. `monitor.store.outbox.compose` builds the full payload when it hands a delivery out. Rows written
 before this revision keep their full payload and no alert_id, and are sent as stored.
 """
 
