@@ -762,7 +762,9 @@ A_URL, B_URL = "http://a.test/hook", "http://b.test/hook"  # found in review: ea
 
 
 @pytest.mark.asyncio
-async def test_lease_clock_starts_after_the_exchange(setup: MakeSetup, running: Callable[..., asyncio.Event]) -> None:
+async def test_lease_clock_starts_after_the_leasing_transaction(
+    setup: MakeSetup, running: Callable[..., asyncio.Event]
+) -> None:
     """leased_at is taken when the exchange returns, the DB lease from `now` before it: a slow exchange
     (SQLite lock wait, PostgreSQL lock wait, compose of big payloads) lets an attempt start with less than
     its timeout of lease left."""
@@ -950,7 +952,7 @@ async def test_a_saturated_loop_waits_instead_of_polling(
     running(s.deliverer)
     await until(lambda: len(s.receiver.requests) == 1, "the first request")
     calls = {"n": 0}
-    for name in ("exchange", "next_due"):
+    for name in ("record_outcomes_and_lease", "next_due"):
         original = getattr(s.store, name)
 
         def counted(*args: Any, _original: Callable[..., Any] = original) -> Any:
