@@ -25,10 +25,10 @@ from monitor.errors import MonitorError
 if TYPE_CHECKING:
     from rich.text import Text
 
+    from monitor.daemon import Daemon
     from monitor.receiver import Receiver
     from monitor.rules import RuleSet
     from monitor.settings import LimitsSettings
-    from monitor.store import Store
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, rich_markup_mode=None, help="News-monitoring alert daemon."
@@ -146,11 +146,11 @@ def _print_request(request: Any) -> None:
     console().print(escape(describe(request)) + "\n")
 
 
-async def _open_deliveries(daemon: object) -> bool:
+async def _open_deliveries(daemon: Daemon) -> bool:
     import asyncio
 
-    store: Store = daemon.store  # type: ignore[attr-defined]
-    return bool(await asyncio.to_thread(store.deliveries, ["pending", "retrying"], 1))
+    open_states = [statecli.DeliveryState.pending, statecli.DeliveryState.retrying]
+    return bool(await asyncio.to_thread(daemon.store.deliveries, open_states, 1))
 
 
 @app.command()

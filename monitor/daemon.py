@@ -26,9 +26,10 @@ import structlog
 
 from monitor import HELD_SIGHUP, hold_sighup
 from monitor.alerts import flush_digest, latest_fire, oldest_pending
+from monitor.articles import ArticleOutcome
 from monitor.errors import RulesError
 from monitor.lanes import MAX_SLOW, Lane
-from monitor.notify.deliverer import Attempt, Deliverer, Outcome
+from monitor.notify.deliverer import Attempt, AttemptOutcome, Deliverer
 from monitor.notify.transport import Clients
 from monitor.ops import Health, HealthServer, Metrics
 from monitor.pipeline import Pipeline, Processed, ledger_key
@@ -259,7 +260,7 @@ class Daemon:
         RETRY_LAST) while failures go on, and starts over after a quiet spell, so a file that always fails
         costs one scan a minute, not one every 2 s."""
         now = time.monotonic()
-        if result.outcome == "failed":
+        if result.outcome is ArticleOutcome.failed:
             if now < self._retry_at:  # this round's scan is already asked for
                 return
             self.request_reconcile(self._retry_delay)
@@ -275,7 +276,7 @@ class Daemon:
         results = self.pipeline.process_many(paths)
         if any(result.deliveries for result in results) and self._loop is not None:
             self._loop.call_soon_threadsafe(self.deliverer.wake)
-        if any(result.outcome == "elsewhere" for result in results) and self._loop is not None:
+        if any(result.outcome is ArticleOutcome.elsewhere for result in results) and self._loop is not None:
             # Files another replica claimed to read (PostgreSQL): a scan after its claim's lease finds them
             # recorded by it, or (it died mid-read) still unseen, and this replica takes the claim over.
             # Never lost meanwhile: the ledger has no row for them.
@@ -519,7 +520,7 @@ class Daemon:
 
     def _attempted(self, delivery: Delivery, attempt: Attempt) -> None:
         self.metrics.attempts.labels(attempt.outcome.value, delivery.webhook).inc()
-        if attempt.outcome is Outcome.delivered and delivery.kind == "alert":
+        if attempt.outcome is AttemptOutcome.delivered and delivery.kind == "alert":
             written = self._written_at.get(str(delivery.payload.get("article", {}).get("path")))
             if written is not None:
                 self.metrics.latency.observe(max(0.0, time.time() - written))
