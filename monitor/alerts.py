@@ -241,10 +241,10 @@ def _alert(
         "payload": draft.payload,
         "realert_key": key,
         "suppressed": suppressed,
-        "digest_pending": send and rule.schedule is not None and not suppressed,
+        "digest_pending": send and rule.digest_cron is not None and not suppressed,
         "created_at": now,
     }
-    if suppressed or not send or rule.schedule is not None:
+    if suppressed or not send or rule.digest_cron is not None:
         return row, []
     hooks = ruleset.targets(rule)
     return row, [_delivery(make_id(alert_id, hook), hook, "alert", rule.name, now, alert_id=alert_id) for hook in hooks]

@@ -141,9 +141,9 @@ def demo(
 def _print_request(request: Any) -> None:
     from rich.markup import escape
 
-    from monitor.receiver import describe
+    from monitor.receiver import summarize_request
 
-    console().print(escape(describe(request)) + "\n")
+    console().print(escape(summarize_request(request)) + "\n")
 
 
 async def _open_deliveries(daemon: Daemon) -> bool:

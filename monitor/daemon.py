@@ -35,7 +35,7 @@ from monitor.ops import Health, HealthServer, Metrics
 from monitor.pipeline import Pipeline, Processed, ledger_key
 from monitor.retention import longest_realert, prune
 from monitor.rules import RuleSet, load_rules
-from monitor.schedule import Schedule, cron
+from monitor.schedule import Wakeups, cron
 from monitor.settings import Settings
 from monitor.store import Delivery, Store
 from monitor.watch import Watcher, open_for_writing, scan
@@ -203,24 +203,24 @@ class Daemon:
         stack.callback(self.watcher.stop)
         self.request_reconcile(0)  # in the background: a large backlog must not delay readiness
         await self.catch_up_digests()
-        self.schedule = Schedule(settings.zone)
-        self._plan(self.schedule)
-        self.schedule.start()
-        stack.callback(self.schedule.shutdown)
+        self.wakeups = Wakeups(settings.zone)
+        self._plan(self.wakeups)
+        self.wakeups.start()
+        stack.callback(self.wakeups.shutdown)
         self.started = True
 
-    def _plan(self, schedule: Schedule) -> None:
-        schedule.every("reconcile", self.settings.watch.reconcile_interval, self.reconcile)
-        schedule.every("retry-sweep", timedelta(seconds=15), self._sweep)
-        schedule.every("observer-check", timedelta(seconds=2), self._check_observer)
-        schedule.every("store-check", timedelta(seconds=STORE_CHECK), self._check_store)
-        schedule.every("rules-check", timedelta(seconds=2), self._check_rules_file)
+    def _plan(self, wakeups: Wakeups) -> None:
+        wakeups.every("reconcile", self.settings.watch.reconcile_interval, self.reconcile)
+        wakeups.every("retry-sweep", timedelta(seconds=15), self._sweep)
+        wakeups.every("observer-check", timedelta(seconds=2), self._check_observer)
+        wakeups.every("store-check", timedelta(seconds=STORE_CHECK), self._check_store)
+        wakeups.every("rules-check", timedelta(seconds=2), self._check_rules_file)
         if self.settings.state.retention.prune_interval > timedelta(0):
-            schedule.every("prune", self.settings.state.retention.prune_interval, self.prune)
-        schedule.digests(self._digest_schedules(), self.flush_digest)
+            wakeups.every("prune", self.settings.state.retention.prune_interval, self.prune)
+        wakeups.digests(self._digest_crons(), self.flush_digest)
 
-    def _digest_schedules(self) -> dict[str, str]:
-        return {rule.name: rule.schedule for rule in self.ruleset.rules if rule.schedule}
+    def _digest_crons(self) -> dict[str, str]:
+        return {rule.name: rule.digest_cron for rule in self.ruleset.rules if rule.digest_cron}
 
     # -- intake ---------------------------------------------------------------------------------------
     def submit(self, path: str) -> None:
@@ -396,9 +396,9 @@ class Daemon:
     async def flush_digest(self, name: str) -> None:
         rules = {rule.name: rule for rule in self.ruleset.rules}
         rule = rules.get(name)
-        if rule is None or rule.schedule is None:
+        if rule is None or rule.digest_cron is None:
             return
-        slot = latest_fire(cron(rule.schedule, self.settings.zone), datetime.now(self.settings.zone))
+        slot = latest_fire(cron(rule.digest_cron, self.settings.zone), datetime.now(self.settings.zone))
         if slot is None:
             return
         async with self._flush_lock:  # rules due at the same time take turns: one connection, not one per rule
@@ -414,9 +414,9 @@ class Daemon:
         pending = await asyncio.to_thread(oldest_pending, self.store)  # one query for all rules
         for rule in self.ruleset.rules:
             oldest = pending.get(rule.name)
-            if rule.schedule is None or oldest is None:
+            if rule.digest_cron is None or oldest is None:
                 continue
-            slot = latest_fire(cron(rule.schedule, self.settings.zone), now)
+            slot = latest_fire(cron(rule.digest_cron, self.settings.zone), now)
             if oldest is not None and slot is not None and oldest <= slot.timestamp():
                 await self.flush_digest(rule.name)
 
@@ -501,7 +501,7 @@ class Daemon:
         self.ruleset = ruleset
         self.deliverer.lease = self.settings.delivery.lease_for(ruleset.webhooks).total_seconds()  # unset: may grow
         gc.freeze()
-        self.schedule.digests(self._digest_schedules(), self.flush_digest)
+        self.wakeups.digests(self._digest_crons(), self.flush_digest)
         log.info("rules_reloaded", why=why, rules=len(ruleset.rules))
         self.deliverer.wake()
         return True

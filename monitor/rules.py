@@ -38,7 +38,7 @@ from monitor.errors import RuleProblem, RulesError
 from monitor.matching.engine import Engine, MatchRule
 from monitor.matching.query import Compiler, QueryError, Stemmer
 from monitor.redaction import mask_text, redact_url
-from monitor.yamlfile import YamlProblem, describe, load_yaml, load_yaml_fast, locate
+from monitor.yamlfile import YamlProblem, field_problem, load_yaml, load_yaml_fast, locate
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Format = Literal["generic", "slack", "discord", "mattermost", "teams", "template"]
@@ -130,7 +130,7 @@ class Rule(_Model):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)]
     query: str
     notify: list[str] | None = None  # None: every webhook
-    schedule: str | None = None  # cron: a digest rule
+    digest_cron: str | None = Field(default=None, alias="schedule")  # `schedule:` in YAML: a digest rule's cron
     send_empty: bool = False
     realert: Duration | None = None
     realert_key: Literal["rule", "date", "term"] = "rule"
@@ -140,7 +140,7 @@ class Rule(_Model):
     max_age: Duration | None = None
     examples: Examples = Examples()
 
-    @field_validator("schedule")
+    @field_validator("digest_cron")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         if value is not None:
@@ -382,5 +382,5 @@ def _by_name(raw: Any, error: Mapping[str, Any]) -> str:
     except (KeyError, IndexError, TypeError):
         name = None
     if not isinstance(name, str):
-        return describe(error)
-    return f"rule {name!r}: {describe({**error, 'loc': loc[2:]})}"
+        return field_problem(error)
+    return f"rule {name!r}: {field_problem({**error, 'loc': loc[2:]})}"

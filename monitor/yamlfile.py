@@ -122,7 +122,7 @@ def locate(raw: Any, loc: tuple[int | str, ...]) -> tuple[int | None, int | None
     return (line + 1 if line is not None else None, column + 1 if column is not None else None)
 
 
-def describe(error: Mapping[str, Any]) -> str:
+def field_problem(error: Mapping[str, Any]) -> str:
     """A pydantic error as `dotted.field: what was expected`."""
     field = ".".join(str(part) for part in error["loc"]) or "top level"
     message = str(error["msg"]).removeprefix("Value error, ")
