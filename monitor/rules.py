@@ -34,11 +34,11 @@ from pydantic import (
 )
 
 from monitor.durations import parse_duration
-from monitor.errors import RuleProblem, RulesError
+from monitor.errors import QueryError, RuleProblem, RulesError, YamlProblem
 from monitor.matching.engine import Engine, MatchRule
-from monitor.matching.query import Compiler, QueryError, Stemmer
+from monitor.matching.query import Compiler, Stemmer
 from monitor.redaction import mask_text, redact_url
-from monitor.yamlfile import YamlProblem, field_problem, load_yaml, load_yaml_fast, locate
+from monitor.yamlfile import field_problem, load_yaml, load_yaml_fast, locate
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Format = Literal["generic", "slack", "discord", "mattermost", "teams", "template"]

@@ -18,8 +18,8 @@ from pydantic_settings import (
 
 from monitor.durations import parse_duration
 from monitor.envvars import PREFIX, unknown_variables, variable_for
-from monitor.errors import ConfigError, RuleProblem
-from monitor.yamlfile import YamlProblem, field_problem, load_yaml, locate
+from monitor.errors import ConfigError, RuleProblem, YamlProblem
+from monitor.yamlfile import field_problem, load_yaml, locate
 
 if TYPE_CHECKING:
     from pydantic_core import ErrorDetails

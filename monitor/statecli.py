@@ -164,8 +164,8 @@ def webhook_disable(name: str, config: ConfigOption = None) -> None:
 
 def _known_webhook(name: str, config: Path | None) -> Store:
     """The store, if `name` is a webhook of the rules file or one the store already keeps a state for."""
-    from monitor.errors import ConfigError
-    from monitor.yamlfile import YamlProblem, load_yaml
+    from monitor.errors import ConfigError, YamlProblem
+    from monitor.yamlfile import load_yaml
 
     settings = open_settings(config)
     try:

@@ -11,11 +11,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.reader import ReaderError
 
-
-class YamlProblem(Exception):
-    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
-        self.message, self.line, self.column = message, line, column
-        super().__init__(message)
+from monitor.errors import YamlProblem
 
 
 def load_yaml(path: Path) -> Any:

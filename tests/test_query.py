@@ -12,9 +12,10 @@ import yaml
 from luqum import tree
 from luqum.parser import parser
 
+from monitor.errors import QueryError
 from monitor.matching import lucene
 from monitor.matching.analysis import fold, fold_term
-from monitor.matching.query import AllOf, AnyOf, Compiler, Not, QueryError, Term, render, required, terms
+from monitor.matching.query import AllOf, AnyOf, Compiler, Not, Term, render, required, terms
 from monitor.rules import stemmer_for
 
 LISTS = {

@@ -21,6 +21,7 @@ from luqum import tree
 from luqum.exceptions import IllegalCharacterError, ParseError
 from luqum.parser import parser
 
+from monitor.errors import QueryError
 from monitor.matching import lucene
 from monitor.matching.analysis import WORD, fold_term, keep_case
 
@@ -29,12 +30,6 @@ Stemmer = Callable[[str], str]
 
 _PATTERN_WORD = re.compile(r"[\w*?]+")
 _LUCENE_OPERATORS = {"&&": "AND", "||": "OR", "!": "NOT"}
-
-
-class QueryError(ValueError):
-    def __init__(self, message: str, position: int | None = None) -> None:
-        self.position = position
-        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
