@@ -354,13 +354,13 @@ def _pending(rule: Rule, slot: datetime) -> ColumnElement[bool]:
 def latest_fire(trigger: CronTrigger, now: datetime) -> datetime | None:
     """The last time at or before `now` that the cron trigger fired (None if not within a year)."""
     for window in _LOOKBACK:
-        fire = trigger.get_next_fire_time(None, now - window)
+        fire: datetime | None = trigger.get_next_fire_time(None, now - window)  # APScheduler 3 is untyped
         if fire is None or fire > now:
             continue
         while True:
-            following = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+            following: datetime | None = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
             if following is None or following > now:
-                return fire  # type: ignore[no-any-return]
+                return fire
             fire = following
     return None
 
