@@ -30,6 +30,7 @@ from monitor.articles import ArticleOutcome
 from monitor.errors import RulesError
 from monitor.lanes import MAX_SLOW, Lane
 from monitor.notify.deliverer import Attempt, AttemptOutcome, Deliverer
+from monitor.notify.formats.template import load_template
 from monitor.notify.transport import Clients
 from monitor.ops import Health, HealthServer, Metrics
 from monitor.pipeline import Pipeline, Processed, ledger_key
@@ -92,7 +93,7 @@ class Daemon:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = Store(settings.state.url, settings.state.postgres, sum(CONNECTIONS.values()))
-        self.ruleset: RuleSet = load_rules(settings.rules_file)
+        self.ruleset: RuleSet = load_rules(settings.rules_file, check_template=load_template)
         if problems := settings.delivery.lease_problems(self.ruleset.webhooks, settings.rules_file):
             raise RulesError(problems)
         gc.freeze()  # the compiled rules live as long as the process: keep them out of every collection
@@ -491,7 +492,7 @@ class Daemon:
     async def reload(self, why: str) -> bool:
         """Load the rules file again; an invalid file is refused and the rules in force stay."""
         try:
-            ruleset = await asyncio.to_thread(load_rules, self.settings.rules_file)
+            ruleset = await asyncio.to_thread(load_rules, self.settings.rules_file, check_template=load_template)
             if problems := self.settings.delivery.lease_problems(ruleset.webhooks, self.settings.rules_file):
                 raise RulesError(problems)
         except RulesError as exc:
