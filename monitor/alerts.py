@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 
-from monitor.articles import Article
+from monitor.articles import Article, ArticleOutcome
 from monitor.matching.engine import Match
 from monitor.payload import alert_payload, digest_parts, dumps
 from monitor.rules import Rule, RuleSet
@@ -49,9 +49,9 @@ class Queued:
     claimed: bool  # False: the same content was claimed before (no new alerts)
     alerts: int
     deliveries: int  # immediate deliveries queued now
-    # accepted (claimed now) | unchanged (this text was claimed under this very name: read again, or by
-    # another replica at the same moment) | duplicate (the same text under another name)
-    outcome: str = "accepted"
+    # accepted (claimed now), unchanged (this text was claimed under this very name: read again, or by
+    # another replica at the same moment) or duplicate (the same text under another name)
+    outcome: ArticleOutcome = ArticleOutcome.accepted
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,10 +190,14 @@ def plan_batch(
     for index, item in enumerate(items):
         article = item.article
         same_name = index in won or claimed_paths.get(index) == article.path
-        outcome = "accepted" if same_name else "duplicate"  # in the ledger: the file's content is claimed
+        outcome = (
+            ArticleOutcome.accepted if same_name else ArticleOutcome.duplicate
+        )  # in the ledger: the file's content is claimed
         plan.ledger.append(LedgerEntry(article.path, *item.stat, outcome=outcome, content_hash=article.content_hash))
         if index not in won:
-            plan.results.append(Queued(False, 0, 0, "unchanged" if same_name else "duplicate"))
+            plan.results.append(
+                Queued(False, 0, 0, ArticleOutcome.unchanged if same_name else ArticleOutcome.duplicate)
+            )
             continue
         queued = 0
         for draft in item.drafts:
@@ -228,10 +232,10 @@ def decide_alert(
     suppressed = rule.realert is not None and ((rule.name, key) in sent or (rule.name, key) in recent)
     if not suppressed:
         sent.add((rule.name, key))
-    digest_pending = send and rule.schedule is not None and not suppressed
+    digest_pending = send and rule.digest_cron is not None and not suppressed
     content = article.content_hash
     alert = NewAlert(draft.alert_id, rule.name, content, draft.payload, key, suppressed, digest_pending, now)
-    if suppressed or not send or rule.schedule is not None:
+    if suppressed or not send or rule.digest_cron is not None:
         return alert, []
     hooks = ruleset.targets(rule)
     return alert, [
@@ -305,12 +309,12 @@ def _digest_id(rule: Rule, hook: str, slot: datetime, number: int) -> str:
 def latest_fire(trigger: CronTrigger, now: datetime) -> datetime | None:
     """The last time at or before `now` that the cron trigger fired (None if not within a year)."""
     for window in _LOOKBACK:
-        fire = trigger.get_next_fire_time(None, now - window)
+        fire: datetime | None = trigger.get_next_fire_time(None, now - window)  # APScheduler 3 is untyped
         if fire is None or fire > now:
             continue
         while True:
-            following = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+            following: datetime | None = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
             if following is None or following > now:
-                return fire  # type: ignore[no-any-return]
+                return fire
             fire = following
     return None

@@ -48,6 +48,21 @@ _BOMS = (  # longest first: the UTF-32 LE mark begins with the UTF-16 LE one
 )
 
 
+class ArticleOutcome(enum.StrEnum):
+    """What became of an article file (`pipeline.Processed.outcome`); the recorded ones are stored in the
+    ledger's `outcome` column as these strings, and they label the `monitor_articles_total` metric."""
+
+    accepted = "accepted"  # read and recorded: its content is claimed (alerts queued when rules matched)
+    unchanged = "unchanged"  # the same content under the same name (touched, or rewritten as it was)
+    duplicate = "duplicate"  # the same content as another file already claimed
+    rejected = "rejected"  # cannot be read (the reason code says why); recorded, not read again unless it changes
+    seen = "seen"  # in the ledger with the same size and modification time: not read again
+    skipped = "skipped"  # dated before `--since` (backfill): not recorded, so a later run can take it
+    failed = "failed"  # a transient failure or the store failed: not recorded, tried again later
+    elsewhere = "elsewhere"  # another replica is reading it (PostgreSQL): found again by a reconcile scan
+    pending = "pending"  # read, not yet recorded (a batch's step before its transaction)
+
+
 class Precision(enum.StrEnum):
     month = "month"
     day = "day"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from monitor import statecli
-from monitor.cliargs import ConfigOption, JsonOption, open_settings, open_store
+from monitor.cliargs import ConfigOption, JsonOption, open_rules, open_settings, open_store
 from monitor.console import console, plural, printable, shown
 from monitor.dbcli import db_app
 from monitor.errors import MonitorError
@@ -25,10 +25,10 @@ from monitor.errors import MonitorError
 if TYPE_CHECKING:
     from rich.text import Text
 
+    from monitor.daemon import Daemon
     from monitor.receiver import Receiver
     from monitor.rules import RuleSet
     from monitor.settings import LimitsSettings
-    from monitor.store import Store
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, rich_markup_mode=None, help="News-monitoring alert daemon."
@@ -141,16 +141,16 @@ def demo(
 def _print_request(request: Any) -> None:
     from rich.markup import escape
 
-    from monitor.receiver import describe
+    from monitor.receiver import summarize_request
 
-    console().print(escape(describe(request)) + "\n")
+    console().print(escape(summarize_request(request)) + "\n")
 
 
-async def _open_deliveries(daemon: object) -> bool:
+async def _open_deliveries(daemon: Daemon) -> bool:
     import asyncio
 
-    store: Store = daemon.store  # type: ignore[attr-defined]
-    return bool(await asyncio.to_thread(store.deliveries, ["pending", "retrying"], 1))
+    open_states = [statecli.DeliveryState.pending, statecli.DeliveryState.retrying]
+    return bool(await asyncio.to_thread(daemon.store.deliveries, open_states, 1))
 
 
 @app.command()
@@ -161,10 +161,8 @@ def check(
 ) -> None:
     """Dry run: the date, the matching rules and their hits for each file. Writes no state, sends nothing.
     Exit status 1 if a file is rejected (or not found)."""
-    from monitor.rules import load_rules
-
     settings = open_settings(config)
-    ruleset = load_rules(settings.rules_file)
+    ruleset = open_rules(settings.rules_file)
     reports = [_check_one(ruleset, path, settings.watch.max_article_bytes, settings.limits) for path in files]
     if as_json:
         console().print_json(json.dumps(reports, ensure_ascii=False))
@@ -226,11 +224,10 @@ def validate(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Check settings and rules (and run the rules' examples). Exit status 1 on any problem."""
     from monitor.errors import RulesError
     from monitor.evaluation import run_examples
-    from monitor.rules import load_rules
 
     try:
         settings = open_settings(config)
-        ruleset = load_rules(settings.rules_file)
+        ruleset = open_rules(settings.rules_file)
         if problems := settings.delivery.lease_problems(ruleset.webhooks, settings.rules_file):
             raise RulesError(problems)
     except MonitorError as exc:
@@ -268,9 +265,8 @@ def test_rules(config: ConfigOption = None, as_json: JsonOption = False) -> None
     from rich.table import Table
 
     from monitor.evaluation import run_examples
-    from monitor.rules import load_rules
 
-    ruleset = load_rules(open_settings(config).rules_file)
+    ruleset = open_rules(open_settings(config).rules_file)
     results = run_examples(ruleset)
     rows: list[dict[str, Any]] = []
     for rule in ruleset.rules:
@@ -310,14 +306,13 @@ def backfill(
 
     from monitor.logs import configure
     from monitor.pipeline import Pipeline
-    from monitor.rules import load_rules
     from monitor.watch import scan
 
     settings = open_settings(config)
     configure("WARNING", settings.log.format)
     if not folder.is_dir():
         raise MonitorError(f"{folder}: not a folder")
-    ruleset = load_rules(settings.rules_file)
+    ruleset = open_rules(settings.rules_file)
     store = open_store(config)
     pipeline = Pipeline(store, lambda: ruleset, settings.watch.max_article_bytes, settings.limits, roots=[folder])
     paths = sorted(entry.path for entry in scan([folder], settings.watch.suffixes))
@@ -404,9 +399,8 @@ def evaluate(
     from rich.table import Table
 
     from monitor.evaluation import evaluate as score
-    from monitor.rules import load_rules
 
-    result = score(load_rules(rules or open_settings(config).rules_file), folder, labels)
+    result = score(open_rules(rules or open_settings(config).rules_file), folder, labels)
     if as_json:
         console().print_json(json.dumps(result.to_json(), ensure_ascii=False))
         return

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from monitor.rules import RuleSet
     from monitor.settings import Settings
     from monitor.store import Store
 
@@ -51,6 +52,20 @@ def _unparsed(exc: Exception) -> str:
         f"{where.get(source, source or 'settings')}: cannot parse the value of {field or 'a setting'}{reason};"
         f" a list or table is written as JSON, e.g. MONITOR_WATCH__FOLDERS='[\"inbox\"]'"
     )
+
+
+def open_rules(path: Path | str) -> RuleSet:
+    """The rules file loaded as the daemon loads it: its webhooks' template files checked too."""
+    from monitor.rules import load_rules
+
+    return load_rules(path, check_template=check_template)
+
+
+def check_template(path: Path) -> object:
+    """`load_template`, imported only for a rules file with a template (it brings jinja2 and the formats)."""
+    from monitor.notify.formats.template import load_template
+
+    return load_template(path)
 
 
 def open_store(config: Path | None) -> Store:

@@ -26,15 +26,17 @@ import structlog
 
 from monitor import HELD_SIGHUP, hold_sighup
 from monitor.alerts import flush_digest, latest_fire
+from monitor.articles import ArticleOutcome
 from monitor.errors import RulesError
 from monitor.lanes import MAX_SLOW, Lane
-from monitor.notify.deliverer import Attempt, Deliverer, Outcome
+from monitor.notify.deliverer import Attempt, AttemptOutcome, Deliverer
+from monitor.notify.formats.template import load_template
 from monitor.notify.transport import Clients
 from monitor.ops import Health, HealthServer, Metrics
 from monitor.pipeline import Pipeline, Processed, ledger_key
 from monitor.retention import longest_realert, prune
 from monitor.rules import RuleSet, load_rules
-from monitor.schedule import Schedule, cron
+from monitor.schedule import Wakeups, cron
 from monitor.settings import Settings
 from monitor.store import Delivery, Store
 from monitor.watch import Watcher, open_for_writing, scan
@@ -91,7 +93,7 @@ class Daemon:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = Store(settings.state.url, settings.state.postgres, sum(CONNECTIONS.values()))
-        self.ruleset: RuleSet = load_rules(settings.rules_file)
+        self.ruleset: RuleSet = load_rules(settings.rules_file, check_template=load_template)
         if problems := settings.delivery.lease_problems(self.ruleset.webhooks, settings.rules_file):
             raise RulesError(problems)
         gc.freeze()  # the compiled rules live as long as the process: keep them out of every collection
@@ -202,24 +204,24 @@ class Daemon:
         stack.callback(self.watcher.stop)
         self.request_reconcile(0)  # in the background: a large backlog must not delay readiness
         await self.catch_up_digests()
-        self.schedule = Schedule(settings.zone)
-        self._plan(self.schedule)
-        self.schedule.start()
-        stack.callback(self.schedule.shutdown)
+        self.wakeups = Wakeups(settings.zone)
+        self._plan(self.wakeups)
+        self.wakeups.start()
+        stack.callback(self.wakeups.shutdown)
         self.started = True
 
-    def _plan(self, schedule: Schedule) -> None:
-        schedule.every("reconcile", self.settings.watch.reconcile_interval, self.reconcile)
-        schedule.every("retry-sweep", timedelta(seconds=15), self._sweep)
-        schedule.every("observer-check", timedelta(seconds=2), self._check_observer)
-        schedule.every("store-check", timedelta(seconds=STORE_CHECK), self._check_store)
-        schedule.every("rules-check", timedelta(seconds=2), self._check_rules_file)
+    def _plan(self, wakeups: Wakeups) -> None:
+        wakeups.every("reconcile", self.settings.watch.reconcile_interval, self.reconcile)
+        wakeups.every("retry-sweep", timedelta(seconds=15), self._sweep)
+        wakeups.every("observer-check", timedelta(seconds=2), self._check_observer)
+        wakeups.every("store-check", timedelta(seconds=STORE_CHECK), self._check_store)
+        wakeups.every("rules-check", timedelta(seconds=2), self._check_rules_file)
         if self.settings.state.retention.prune_interval > timedelta(0):
-            schedule.every("prune", self.settings.state.retention.prune_interval, self.prune)
-        schedule.digests(self._digest_schedules(), self.flush_digest)
+            wakeups.every("prune", self.settings.state.retention.prune_interval, self.prune)
+        wakeups.digests(self._digest_crons(), self.flush_digest)
 
-    def _digest_schedules(self) -> dict[str, str]:
-        return {rule.name: rule.schedule for rule in self.ruleset.rules if rule.schedule}
+    def _digest_crons(self) -> dict[str, str]:
+        return {rule.name: rule.digest_cron for rule in self.ruleset.rules if rule.digest_cron}
 
     # -- intake ---------------------------------------------------------------------------------------
     def submit(self, path: str) -> None:
@@ -259,7 +261,7 @@ class Daemon:
         RETRY_LAST) while failures go on, and starts over after a quiet spell, so a file that always fails
         costs one scan a minute, not one every 2 s."""
         now = time.monotonic()
-        if result.outcome == "failed":
+        if result.outcome is ArticleOutcome.failed:
             if now < self._retry_at:  # this round's scan is already asked for
                 return
             self.request_reconcile(self._retry_delay)
@@ -275,7 +277,7 @@ class Daemon:
         results = self.pipeline.process_many(paths)
         if any(result.deliveries for result in results) and self._loop is not None:
             self._loop.call_soon_threadsafe(self.deliverer.wake)
-        if any(result.outcome == "elsewhere" for result in results) and self._loop is not None:
+        if any(result.outcome is ArticleOutcome.elsewhere for result in results) and self._loop is not None:
             # Files another replica claimed to read (PostgreSQL): a scan after its claim's lease finds them
             # recorded by it, or (it died mid-read) still unseen, and this replica takes the claim over.
             # Never lost meanwhile: the ledger has no row for them.
@@ -395,9 +397,9 @@ class Daemon:
     async def flush_digest(self, name: str) -> None:
         rules = {rule.name: rule for rule in self.ruleset.rules}
         rule = rules.get(name)
-        if rule is None or rule.schedule is None:
+        if rule is None or rule.digest_cron is None:
             return
-        slot = latest_fire(cron(rule.schedule, self.settings.zone), datetime.now(self.settings.zone))
+        slot = latest_fire(cron(rule.digest_cron, self.settings.zone), datetime.now(self.settings.zone))
         if slot is None:
             return
         async with self._flush_lock:  # rules due at the same time take turns: one connection, not one per rule
@@ -413,9 +415,9 @@ class Daemon:
         pending = await asyncio.to_thread(self.store.oldest_pending)  # one query for all rules
         for rule in self.ruleset.rules:
             oldest = pending.get(rule.name)
-            if rule.schedule is None or oldest is None:
+            if rule.digest_cron is None or oldest is None:
                 continue
-            slot = latest_fire(cron(rule.schedule, self.settings.zone), now)
+            slot = latest_fire(cron(rule.digest_cron, self.settings.zone), now)
             if oldest is not None and slot is not None and oldest <= slot.timestamp():
                 await self.flush_digest(rule.name)
 
@@ -490,7 +492,7 @@ class Daemon:
     async def reload(self, why: str) -> bool:
         """Load the rules file again; an invalid file is refused and the rules in force stay."""
         try:
-            ruleset = await asyncio.to_thread(load_rules, self.settings.rules_file)
+            ruleset = await asyncio.to_thread(load_rules, self.settings.rules_file, check_template=load_template)
             if problems := self.settings.delivery.lease_problems(ruleset.webhooks, self.settings.rules_file):
                 raise RulesError(problems)
         except RulesError as exc:
@@ -500,7 +502,7 @@ class Daemon:
         self.ruleset = ruleset
         self.deliverer.lease = self.settings.delivery.lease_for(ruleset.webhooks).total_seconds()  # unset: may grow
         gc.freeze()
-        self.schedule.digests(self._digest_schedules(), self.flush_digest)
+        self.wakeups.digests(self._digest_crons(), self.flush_digest)
         log.info("rules_reloaded", why=why, rules=len(ruleset.rules))
         self.deliverer.wake()
         return True
@@ -519,7 +521,7 @@ class Daemon:
 
     def _attempted(self, delivery: Delivery, attempt: Attempt) -> None:
         self.metrics.attempts.labels(attempt.outcome.value, delivery.webhook).inc()
-        if attempt.outcome is Outcome.delivered and delivery.kind == "alert":
+        if attempt.outcome is AttemptOutcome.delivered and delivery.kind == "alert":
             written = self._written_at.get(str(delivery.payload.get("article", {}).get("path")))
             if written is not None:
                 self.metrics.latency.observe(max(0.0, time.time() - written))

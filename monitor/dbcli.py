@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from monitor.cliargs import ConfigOption, no_state_yet, open_settings
+from monitor.cliargs import ConfigOption, no_state_yet, open_rules, open_settings
 from monitor.console import LazyConsole as Console  # rich is imported when a command prints
 from monitor.redaction import redact_url
 
@@ -88,11 +88,10 @@ def prune(
     """Delete what `state.retention` lets go (as the daemon does every prune_interval); prints rows per table."""
     from monitor.retention import TABLES, longest_realert
     from monitor.retention import prune as prune_store
-    from monitor.rules import load_rules
     from monitor.store import COMMAND_CONNECTIONS, Store
 
     settings = open_settings(config)
-    realert = longest_realert(load_rules(settings.rules_file))  # alerts outlive the longest realert window
+    realert = longest_realert(open_rules(settings.rules_file))  # alerts outlive the longest realert window
     where, started = redact_url(settings.state.url), time.monotonic()
     if no_state_yet(settings.state.url):  # before the first start: nothing to prune, and no file is made
         counts: dict[str, int] | None = dict.fromkeys(TABLES, 0)

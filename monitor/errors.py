@@ -1,13 +1,20 @@
 """The one exception tree of news-monitor.
 
     MonitorError
-    ├── ConfigError      settings that cannot be used (file, key, what was expected)
-    ├── RulesError       a rules file that cannot be loaded (file, line, column, what was expected)
-    ├── ArticleError     an article file that cannot be read (path, reason); becomes a recorded rejection
-    ├── StoreError       the state store is missing, unwritable or of another schema
-    └── DeliveryError    a webhook attempt that failed (webhook, status or transport error)
+    ├── ConfigError             settings that cannot be used (file or variable, key, what was expected)
+    ├── RulesError              a rules file that cannot be loaded: its problems, one `file:line:column: message` each
+    ├── YamlProblem             a YAML file that cannot be read or parsed (line, column); its loader (settings,
+    │                           rules, labels) re-raises it as a ConfigError or RulesError naming the file
+    ├── QueryError              a rule's query that does not compile (0-based position); also a ValueError;
+    │                           loading the rules turns it into a RulesError problem
+    ├── ArticleError            an article file that cannot be read (path, reason, code); becomes a recorded rejection
+    │   └── MatchBudgetExceeded matching it took more CPU than `limits.match_budget` (code "too_costly")
+    └── StoreError              the state store is missing, unwritable, unreachable or of another schema
 
-Every message says what failed, where, and what was expected, and never carries a secret.
+A failed delivery is no exception but data: the deliverer's `Attempt` (outcome, status, masked error), stored
+with the delivery. Every message says what failed, where, and what was expected, and never carries a secret.
+At the command line (`monitor.cli.main`) every MonitorError ends as `error: <message>` on stderr (one line
+a problem) and exit status 1, never a traceback.
 """
 
 from __future__ import annotations
@@ -69,10 +76,21 @@ class StoreError(MonitorError):
     pass
 
 
-class DeliveryError(MonitorError):
-    def __init__(self, webhook: str, message: str) -> None:
-        self.webhook = webhook
-        super().__init__(f"webhook {webhook!r}: {message}")
+class YamlProblem(MonitorError):
+    """A YAML file that cannot be read or parsed, where it happened (1-based) when known; without the file's
+    name: the loader that opened the file adds it."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
+        self.message, self.line, self.column = message, line, column
+        super().__init__(message)
+
+
+class QueryError(MonitorError, ValueError):
+    """A query that does not compile, with the 0-based position in the query when known."""
+
+    def __init__(self, message: str, position: int | None = None) -> None:
+        self.position = position
+        super().__init__(message)
 
 
 class MatchBudgetExceeded(ArticleError):

@@ -2,13 +2,12 @@
 
 JSON lines when stderr is not a terminal (or `log.format: json`), a readable console form on a terminal.
 Records of the standard library's loggers (httpx, apscheduler, watchdog) go through the same chain.
-Fields named like secrets are masked; every other value, the rendered traceback included, passes through
+Fields named like secrets (`secret_name`) are masked; every other value, the rendered traceback included, passes through
 `mask_text` (monitor.redaction): URL userinfo, query values and `whsec_` secrets never reach the output.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import sys
 import threading
@@ -17,25 +16,18 @@ from typing import Any
 
 import structlog
 
-from monitor.redaction import mask_text
+from monitor.redaction import MASK, mask_text, secret_name
 from monitor.settings import LogFormat
 
-_SECRET_KEYS = ("secret", "password", "token", "authorization")
 _PLAIN = (int, float, bool)
-
-
-@functools.lru_cache(maxsize=1024)
-def _secret_key(key: str) -> bool:
-    lowered = key.lower()
-    return any(word in lowered for word in _SECRET_KEYS)
 
 
 def mask_event(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """A processor, after `format_exc_info`: a field named like a secret (`secret`, `token`, ...) as ***,
     every other value through `mask_text`: messages, tracebacks, and the text of values of other types."""
     for key, value in event.items():
-        if _secret_key(key):
-            event[key] = "***"
+        if secret_name(key):
+            event[key] = MASK
         elif type(value) is str:  # most values (ints, short strings) cost a type check and no call
             event[key] = mask_text(value)
         elif value is not None and type(value) not in _PLAIN:

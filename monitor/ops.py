@@ -47,7 +47,7 @@ class Health:
         found = []
         if not self.daemon.observer_ok:  # checked every 2 s in a thread
             found.append("observer not running")
-        if not self.daemon.schedule.running():
+        if not self.daemon.wakeups.running():
             found.append("scheduler not running")
         if not self.daemon.store_ok:  # checked every 2 s in a thread: a hung store never hangs /readyz
             found.append("state store not writable")

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from monitor.alerts import Prepared, Queued, prepare, queue_prepared
-from monitor.articles import Article, read_article, unavailable
+from monitor.articles import Article, ArticleOutcome, read_article, unavailable
 from monitor.errors import ArticleError, MatchBudgetExceeded
 from monitor.matching.engine import Match
 from monitor.rules import RuleSet
@@ -45,7 +45,7 @@ READ_LEASE = 60.0  # seconds a replica's claim to read a file holds (`watch.read
 @dataclass(frozen=True, slots=True)
 class Processed:
     path: str
-    outcome: str  # accepted | unchanged | duplicate | rejected | seen | skipped | failed | elsewhere
+    outcome: ArticleOutcome
     alerts: int = 0
     deliveries: int = 0
     reason: str | None = None
@@ -163,7 +163,9 @@ class Pipeline:
             return [self._done(step) for step in steps] + elsewhere
         with self.store.transaction() as tx:
             for step, error in rejected:
-                tx.record_file(step.path, *step.stat, outcome="rejected", code=error.code, reason=error.reason)
+                tx.record_file(
+                    step.path, *step.stat, outcome=ArticleOutcome.rejected, code=error.code, reason=error.reason
+                )
             for step, queued in zip(read, queue_prepared(tx, ruleset, items, send=send), strict=True):
                 step.queued = queued
             tx.release_reading(claimed)
@@ -192,7 +194,7 @@ class Pipeline:
         claim = self.store.claim_reading(list(wanted.values()), self.read_lease)
         known.update(claim.known)
         mine = [(real, key) for real, key in zip(paths, keys, strict=True) if key not in wanted or key in claim.paths]
-        elsewhere = [Processed(key, "elsewhere") for key in wanted if key not in claim.paths]
+        elsewhere = [Processed(key, ArticleOutcome.elsewhere) for key in wanted if key not in claim.paths]
         for result in elsewhere:
             log.debug("article_elsewhere", path=result.path)
         return [real for real, _ in mine], [key for _, key in mine], claim.paths, elsewhere
@@ -211,16 +213,16 @@ class Pipeline:
         """The result of a step whose transaction committed, logged."""
         if step.error is not None and step.error.code == "transient":
             log.warning("article_deferred", path=step.path, reason=step.error.reason)
-            return Processed(step.path, "failed", reason=step.error.reason, code=step.error.code)
+            return Processed(step.path, ArticleOutcome.failed, reason=step.error.reason, code=step.error.code)
         if step.error is not None:
             log.warning("article_rejected", path=step.path, code=step.error.code, reason=step.error.reason)
-            return Processed(step.path, "rejected", reason=step.error.reason, code=step.error.code)
+            return Processed(step.path, ArticleOutcome.rejected, reason=step.error.reason, code=step.error.code)
         if step.article is None or step.queued is None:
             return Processed(step.path, step.outcome)
         article, queued = step.article, step.queued
         outcome = queued.outcome
         matched = [m.rule for m in step.matches]
-        log.info("article_read", path=step.path, outcome=outcome, date=article.date.isoformat(), matches=matched)
+        log.info("article_read", path=step.path, outcome=outcome.value, date=article.date.isoformat(), matches=matched)
         rules = tuple(matched) if queued.claimed else ()
         return Processed(step.path, outcome, queued.alerts, queued.deliveries, rules=rules, mtime=step.mtime)
 
@@ -231,7 +233,9 @@ class Pipeline:
         else:
             self.failing = True  # until a batch is written again (or the daemon's store check says so)
             log.exception("article_failed", path=real)
-        return Processed(ledger_key(real), "failed", reason="the state store failed; tried again by the next scan")
+        return Processed(
+            ledger_key(real), ArticleOutcome.failed, reason="the state store failed; tried again by the next scan"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,13 +262,13 @@ def read_step(ruleset: RuleSet, job: Job) -> _Step:
         return _Step(path, (0, 0), error=unavailable(path, "stat", exc))
     stat = (info.st_size, info.st_mtime_ns)
     if job.known is not None and job.known.unchanged(info):
-        return _Step(path, stat, outcome="seen")
+        return _Step(path, stat, outcome=ArticleOutcome.seen)
     try:
         article = replace(read_article(real, job.max_bytes, job.root), path=path)
     except ArticleError as exc:
         return _Step(path, stat, error=exc)
     if job.since is not None and article.date.latest().date() < job.since:
-        return _Step(path, stat, outcome="skipped")
+        return _Step(path, stat, outcome=ArticleOutcome.skipped)
     limits = job.limits
     try:
         matches = ruleset.engine.match(
@@ -282,7 +286,7 @@ class _Step:
 
     path: str
     stat: tuple[int, int]
-    outcome: str = "pending"
+    outcome: ArticleOutcome = ArticleOutcome.pending
     error: ArticleError | None = None
     article: Article | None = None
     matches: list[Match] = field(default_factory=list)

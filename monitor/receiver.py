@@ -115,7 +115,7 @@ class Receiver:
             return True
 
 
-def describe(request: Received) -> str:
+def summarize_request(request: Received) -> str:
     """A human summary of one request, whatever the webhook's format: the generic envelope's alert or digest,
     a chat message's text (slack, discord, mattermost, teams), or any other JSON (a template's) as it came.
     Control characters are escaped: the text comes from article files."""

@@ -5,13 +5,16 @@ the values of its query and fragment parameters (`?token=abc&x=1` becomes `?toke
 `mask_text(text)` does that to every URL inside a free text (an error message, a redirect's Location
 echoed in an error, a traceback, a rendered log line) and masks Standard Webhooks secrets (`whsec_...`).
 Neither ever raises: a URL that does not parse is masked by the same string rules.
+`secret_name(name)` says whether a field's name marks its whole value as a secret (`MASK` in its place).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 
 MASK = "***"
+_SECRET_NAMES = ("secret", "password", "token", "authorization")
 # An absolute URL up to white space or a quote; or a query string (of a relative URL) that has a `name=`.
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s\"'<>]*|\?[^\s\"'<>=&#?]+=[^\s\"'<>]*", re.IGNORECASE)
 _SECRET_VALUE = re.compile(r"whsec_[A-Za-z0-9+/=]+")
@@ -38,6 +41,14 @@ def mask_text(text: str) -> str:
     if "://" not in text and "?" not in text and "whsec_" not in text:  # the common case, without a regex
         return text
     return _SECRET_VALUE.sub("whsec_" + MASK, _URL.sub(lambda found: redact_url(found.group()), text))
+
+
+@functools.lru_cache(maxsize=1024)
+def secret_name(name: str) -> bool:
+    """A field named like a secret (`secret`, `password`, `token`, `authorization`, in any case or part of a
+    name): its value is written as `MASK`, whatever it holds."""
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_NAMES)
 
 
 def _masked_parameters(query: str) -> str:

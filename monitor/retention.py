@@ -39,6 +39,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, exists, not_, or_, select, tuple_
 
+from monitor.articles import ArticleOutcome
 from monitor.pipeline import ledger_path
 from monitor.rules import RuleSet
 from monitor.settings import RetentionSettings
@@ -145,8 +146,8 @@ def _gone_alert(cut: Cutoffs) -> ColumnElement[bool]:
 
 
 def _gone_file(cut: Cutoffs) -> ColumnElement[bool]:
-    rejected = and_(files.c.outcome == "rejected", files.c.seen_at < cut.rejections)
-    return or_(rejected, and_(files.c.outcome != "rejected", files.c.seen_at < cut.articles))
+    rejected = and_(files.c.outcome == ArticleOutcome.rejected, files.c.seen_at < cut.rejections)
+    return or_(rejected, and_(files.c.outcome != ArticleOutcome.rejected, files.c.seen_at < cut.articles))
 
 
 def _gone_claim(cut: Cutoffs) -> ColumnElement[bool]:

@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
@@ -34,11 +34,11 @@ from pydantic import (
 )
 
 from monitor.durations import parse_duration
-from monitor.errors import RuleProblem, RulesError
+from monitor.errors import QueryError, RuleProblem, RulesError, YamlProblem
 from monitor.matching.engine import Engine, MatchRule
-from monitor.matching.query import Compiler, QueryError, Stemmer
+from monitor.matching.query import Compiler, Stemmer
 from monitor.redaction import mask_text, redact_url
-from monitor.yamlfile import YamlProblem, describe, load_yaml, load_yaml_fast, locate
+from monitor.yamlfile import field_problem, load_yaml, load_yaml_fast, locate
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Format = Literal["generic", "slack", "discord", "mattermost", "teams", "template"]
@@ -130,7 +130,7 @@ class Rule(_Model):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)]
     query: str
     notify: list[str] | None = None  # None: every webhook
-    schedule: str | None = None  # cron: a digest rule
+    digest_cron: str | None = Field(default=None, alias="schedule")  # `schedule:` in YAML: a digest rule's cron
     send_empty: bool = False
     realert: Duration | None = None
     realert_key: Literal["rule", "date", "term"] = "rule"
@@ -140,7 +140,7 @@ class Rule(_Model):
     max_age: Duration | None = None
     examples: Examples = Examples()
 
-    @field_validator("schedule")
+    @field_validator("digest_cron")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         if value is not None:
@@ -205,8 +205,16 @@ def stemmer_for(language: str) -> Stemmer:
     return stem
 
 
-def load_rules(path: str | Path, environ: Mapping[str, str] | None = None) -> RuleSet:
-    """Load, validate and compile a rules file. Raises RulesError listing every problem found.
+# Checks a webhook's template file, raising ValueError that says what is wrong with it: the caller passes
+# `monitor.notify.formats.template.load_template` (the formats import this module, so it cannot import them).
+TemplateCheck = Callable[[Path], object]
+
+
+def load_rules(
+    path: str | Path, environ: Mapping[str, str] | None = None, check_template: TemplateCheck | None = None
+) -> RuleSet:
+    """Load, validate and compile a rules file. Raises RulesError listing every problem found, a webhook's
+    template file that `check_template` refuses among them (without it, template paths are only resolved).
 
     The file is parsed with a fast C loader; only when something is wrong is it parsed again with the
     slower loader that keeps every value's line (ten times slower on a file of 10,000 rules)."""
@@ -218,9 +226,9 @@ def load_rules(path: str | Path, environ: Mapping[str, str] | None = None) -> Ru
         digest = ""  # _load says what is wrong with the file
     with _collector_paused:
         try:
-            ruleset = _load(path, environ, located=False)
+            ruleset = _load(path, environ, check_template, located=False)
         except RulesError:
-            ruleset = _load(path, environ, located=True)
+            ruleset = _load(path, environ, check_template, located=True)
     object.__setattr__(ruleset, "digest", digest)
     return ruleset
 
@@ -259,7 +267,7 @@ class _CollectorPause:
 _collector_paused = _CollectorPause()
 
 
-def _load(path: Path, environ: Mapping[str, str], located: bool) -> RuleSet:
+def _load(path: Path, environ: Mapping[str, str], check_template: TemplateCheck | None, located: bool) -> RuleSet:
     try:
         raw = load_yaml(path) if located else load_yaml_fast(path)
     except YamlProblem as exc:
@@ -274,10 +282,10 @@ def _load(path: Path, environ: Mapping[str, str], located: bool) -> RuleSet:
         parsed = RulesFile.model_validate(data)
     except ValidationError as exc:
         raise RulesError([_problem(path, raw, err) for err in exc.errors()]) from None
-    return _compile(path, raw, parsed)
+    return _compile(path, raw, parsed, check_template)
 
 
-def _compile(path: Path, raw: Any, parsed: RulesFile) -> RuleSet:
+def _compile(path: Path, raw: Any, parsed: RulesFile, check_template: TemplateCheck | None) -> RuleSet:
     problems = []
     compiled = []
     names: set[str] = set()
@@ -302,7 +310,9 @@ def _compile(path: Path, raw: Any, parsed: RulesFile) -> RuleSet:
             problems.append(_query_problem(path, raw, index, rule, exc))
             continue
         compiled.append(MatchRule(rule.name, rule.query, node, rule.min_hits, rule.max_age))
-    webhooks = {name: _with_template(path, raw, name, hook, problems) for name, hook in parsed.webhooks.items()}
+    webhooks = {
+        name: _with_template(path, raw, name, hook, check_template, problems) for name, hook in parsed.webhooks.items()
+    }
     if problems:
         raise RulesError(problems)
     engine = Engine(compiled)
@@ -319,15 +329,16 @@ def _query_problem(path: Path, raw: Any, index: int, rule: Rule, exc: QueryError
     return RuleProblem(path, line, f"rule {rule.name!r}: {exc} (query {rule.query!r})", col)
 
 
-def _with_template(path: Path, raw: Any, name: str, hook: Webhook, problems: list[RuleProblem]) -> Webhook:
+def _with_template(
+    path: Path, raw: Any, name: str, hook: Webhook, check_template: TemplateCheck | None, problems: list[RuleProblem]
+) -> Webhook:
     """A template path relative to the rules file's folder, checked now rather than at delivery."""
     if hook.template is None:
         return hook
-    from monitor.notify.formats.template import load_template  # the formats import this module
-
     template = hook.template if hook.template.is_absolute() else path.parent / hook.template
     try:
-        load_template(template)
+        if check_template is not None:
+            check_template(template)
     except ValueError as exc:
         where = locate(raw, ("webhooks", name, "template"))[0]
         problems.append(RuleProblem(path, where, f"webhook {name!r}: {exc}"))
@@ -382,5 +393,5 @@ def _by_name(raw: Any, error: Mapping[str, Any]) -> str:
     except (KeyError, IndexError, TypeError):
         name = None
     if not isinstance(name, str):
-        return describe(error)
-    return f"rule {name!r}: {describe({**error, 'loc': loc[2:]})}"
+        return field_problem(error)
+    return f"rule {name!r}: {field_problem({**error, 'loc': loc[2:]})}"

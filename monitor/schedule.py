@@ -33,7 +33,9 @@ def cron(expression: str, zone: tzinfo) -> CronTrigger:
     return CronTrigger.from_crontab(expression, timezone=zone)
 
 
-class Schedule:
+class Wakeups:
+    """The daemon's timed jobs (digest flushes, reconcile scans, retry sweeps, pruning) on one AsyncIOScheduler."""
+
     def __init__(self, zone: ZoneInfo) -> None:
         self.zone = zone
         self.scheduler = AsyncIOScheduler(timezone=zone, job_defaults={"coalesce": True, "max_instances": 1})
@@ -52,12 +54,12 @@ class Schedule:
         trigger = IntervalTrigger(seconds=max(interval.total_seconds(), 0.05), timezone=self.zone)
         self.scheduler.add_job(job, trigger, id=name, name=name, replace_existing=True, misfire_grace_time=None)
 
-    def digests(self, schedules: dict[str, str], flush: Callable[[str], Awaitable[None]]) -> None:
-        """One cron job per digest rule; replaces the jobs of a previous rule set."""
+    def digests(self, crons: dict[str, str], flush: Callable[[str], Awaitable[None]]) -> None:
+        """One cron job per digest rule (`crons`: rule name to its `schedule:`); replaces a previous rule set's."""
         for job in self.scheduler.get_jobs():
-            if job.id.startswith(DIGEST_PREFIX) and job.id[len(DIGEST_PREFIX) :] not in schedules:
+            if job.id.startswith(DIGEST_PREFIX) and job.id[len(DIGEST_PREFIX) :] not in crons:
                 job.remove()
-        for rule, expression in schedules.items():
+        for rule, expression in crons.items():
             self.scheduler.add_job(
                 flush,
                 cron(expression, self.zone),

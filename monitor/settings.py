@@ -18,8 +18,8 @@ from pydantic_settings import (
 
 from monitor.durations import parse_duration
 from monitor.envvars import PREFIX, unknown_variables, variable_for
-from monitor.errors import ConfigError, RuleProblem
-from monitor.yamlfile import YamlProblem, describe, load_yaml, locate
+from monitor.errors import ConfigError, RuleProblem, YamlProblem
+from monitor.yamlfile import field_problem, load_yaml, locate
 
 if TYPE_CHECKING:
     from pydantic_core import ErrorDetails
@@ -251,7 +251,7 @@ def _problem(error: ErrorDetails, raw: Any, config: Path | None) -> str:
     if variable is not None and str(loc[0]).upper().startswith(PREFIX):  # a `.env` variable naming no setting
         return f"{variable}: {_NOT_A_SETTING}"
     if variable is not None:
-        return f"{variable}: {describe(error)}"
+        return f"{variable}: {field_problem(error)}"
     line, _ = locate(raw, loc) if raw is not None else (None, None)
     where = f"{config}:{line}" if config and line else str(config or "settings")
-    return f"{where}: {describe(error)}"
+    return f"{where}: {field_problem(error)}"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from monitor.cliargs import ConfigOption, JsonOption, open_existing_store, open_settings, open_store
+from monitor.cliargs import ConfigOption, JsonOption, open_existing_store, open_rules, open_settings, open_store
 from monitor.console import console, plural, shown
 from monitor.errors import MonitorError
 
@@ -34,13 +34,11 @@ class DeliveryState(enum.StrEnum):
 
 def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Articles read and rejected, the outbox by state, each webhook's last delivery and error, the rules."""
-    from monitor.rules import load_rules
-
     settings = open_settings(config)
     found = open_existing_store(config)
     report = found.status() if found is not None else dict(NO_STATE)
     try:
-        ruleset = load_rules(settings.rules_file)
+        ruleset = open_rules(settings.rules_file)
         report["rules"] = {"file": ruleset.path, "count": len(ruleset.rules), "names": [r.name for r in ruleset.rules]}
     except MonitorError as exc:
         report["rules"] = {"file": str(settings.rules_file), "error": str(exc)}
@@ -164,8 +162,8 @@ def webhook_disable(name: str, config: ConfigOption = None) -> None:
 
 def _known_webhook(name: str, config: Path | None) -> Store:
     """The store, if `name` is a webhook of the rules file or one the store already keeps a state for."""
-    from monitor.errors import ConfigError
-    from monitor.yamlfile import YamlProblem, load_yaml
+    from monitor.errors import ConfigError, YamlProblem
+    from monitor.yamlfile import load_yaml
 
     settings = open_settings(config)
     try:

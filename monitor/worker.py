@@ -102,7 +102,7 @@ def _read_in_worker(rules_path: str, digest: str, job: Job) -> _Step:
 
     ruleset = _RULES.get(digest)
     if ruleset is None:
-        ruleset = load_rules(rules_path)
+        ruleset = load_rules(rules_path)  # templates unchecked: the daemon checked this file (its digest)
         if ruleset.digest != digest:
             raise StaleRules(rules_path)
         _RULES.clear()

@@ -11,11 +11,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.reader import ReaderError
 
-
-class YamlProblem(Exception):
-    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
-        self.message, self.line, self.column = message, line, column
-        super().__init__(message)
+from monitor.errors import YamlProblem
 
 
 def load_yaml(path: Path) -> Any:
@@ -122,7 +118,7 @@ def locate(raw: Any, loc: tuple[int | str, ...]) -> tuple[int | None, int | None
     return (line + 1 if line is not None else None, column + 1 if column is not None else None)
 
 
-def describe(error: Mapping[str, Any]) -> str:
+def field_problem(error: Mapping[str, Any]) -> str:
     """A pydantic error as `dotted.field: what was expected`."""
     field = ".".join(str(part) for part in error["loc"]) or "top level"
     message = str(error["msg"]).removeprefix("Value error, ")

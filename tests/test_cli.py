@@ -98,6 +98,27 @@ def test_validate_names_file_line_and_what_was_expected(project: Path, rules: st
     assert re.search(expected, result.stderr), result.stderr
 
 
+BROKEN_TEMPLATE_RULES = (
+    "version: 1\nwebhooks:\n  hook:\n    url: http://127.0.0.1:9/x\n    format: template\n"
+    "    template: broken.json.j2\nrules:\n  - {name: x, query: hoogverraad}\n"
+)
+
+
+@pytest.mark.parametrize(
+    "command", [("validate",), ("test-rules",), ("status",), ("db", "prune", "--dry-run"), ("run",)], ids=" ".join
+)
+def test_every_command_that_loads_the_rules_checks_their_template_files(project: Path, command: tuple[str]) -> None:
+    (project / "config" / "rules.yaml").write_text(BROKEN_TEMPLATE_RULES)
+    (project / "config" / "broken.json.j2").write_text('{"rule": {{ rule }')  # a Jinja2 syntax error
+    result = run(*command, cwd=project)
+    assert "Traceback" not in result.stderr
+    if command == ("status",):  # status reports the rules' problem in its report, and succeeds
+        assert result.returncode == 0 and "broken.json.j2" in result.stdout, result.stdout
+        return
+    assert result.returncode == 1, result.stderr
+    assert re.search(r"rules\.yaml:6: webhook 'hook': .*broken\.json\.j2", result.stderr), result.stderr
+
+
 def test_validate_shows_every_problem_on_its_own_line(project: Path) -> None:
     rules = "version: 1\nrules:\n  - name: x\n    query: 'a AND (b'\n  - name: y\n    query: 'c OR'\n"
     (project / "config" / "rules.yaml").write_text(rules)

@@ -25,7 +25,7 @@ from standardwebhooks.webhooks import Webhook as Verifier
 from structlog.testing import capture_logs
 
 from monitor.notify import deliverer as deliverer_module
-from monitor.notify.deliverer import RETRY_AFTER_CAP, Deliverer, Outcome, classify, next_delay, retry_after
+from monitor.notify.deliverer import RETRY_AFTER_CAP, AttemptOutcome, Deliverer, classify, next_delay, retry_after
 from monitor.notify.transport import Transport
 from monitor.rules import Webhook
 from monitor.store import Delivery, State, Store
@@ -106,7 +106,7 @@ class Setup:
     webhooks: dict[str, Webhook]
     deliverer: Deliverer
 
-    async def attempt(self, delivery_id: str, now: float | None = None) -> Outcome:
+    async def attempt(self, delivery_id: str, now: float | None = None) -> AttemptOutcome:
         return await asyncio.wait_for(self.deliverer.deliver(take(self.store, delivery_id, now)), WAIT)
 
 
@@ -137,7 +137,7 @@ async def test_2xx_is_delivered(setup: MakeSetup, status: int) -> None:
     s = setup(httpx.Response(status))
     add(s.store, "msg_1")
     before = time.time()
-    assert await s.attempt("msg_1") is Outcome.delivered
+    assert await s.attempt("msg_1") is AttemptOutcome.delivered
     stored = row(s.store, "msg_1")
     assert stored["state"] == State.delivered
     assert stored["attempts"] == 1
@@ -162,7 +162,7 @@ async def test_503_retries_on_the_schedule_with_jitter(
     s = setup(httpx.Response(503), webhook=hook(*schedule))
     add(s.store, "msg_1", attempts=attempts)
     before = time.time()
-    assert await s.attempt("msg_1") is Outcome.retry
+    assert await s.attempt("msg_1") is AttemptOutcome.retry
     after = time.time()
     stored = row(s.store, "msg_1")
     assert stored["state"] == State.retrying
@@ -176,13 +176,13 @@ async def test_503_retries_on_the_schedule_with_jitter(
 
 @pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504, 599])
 def test_retryable_statuses(status: int) -> None:
-    assert classify(httpx.Response(status)).outcome is Outcome.retry
+    assert classify(httpx.Response(status)).outcome is AttemptOutcome.retry
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 413, 422])
 def test_other_4xx_are_permanent(status: int) -> None:
     attempt = classify(httpx.Response(status))
-    assert attempt.outcome is Outcome.dead
+    assert attempt.outcome is AttemptOutcome.dead
     assert attempt.error == f"HTTP {status} (permanent)"
 
 
@@ -251,7 +251,7 @@ async def test_429_retry_after_is_honoured(setup: MakeSetup, header: Callable[[]
     s = setup(httpx.Response(429, headers={"retry-after": header()}), webhook=hook("1s", "1s"))
     add(s.store, "msg_1")
     before = time.time()
-    assert await s.attempt("msg_1") is Outcome.retry
+    assert await s.attempt("msg_1") is AttemptOutcome.retry
     stored = row(s.store, "msg_1")
     assert stored["state"] == State.retrying and stored["last_status"] == 429
     assert stored["due_at"] >= before + 119, "the next attempt must not come before Retry-After"
@@ -277,7 +277,7 @@ async def test_redirects_are_not_followed_and_retried(setup: MakeSetup, status: 
         client={"follow_redirects": follow},
     )
     add(s.store, "msg_1")
-    assert await s.attempt("msg_1") is Outcome.retry
+    assert await s.attempt("msg_1") is AttemptOutcome.retry
     assert [str(r.url) for r in s.receiver.requests] == [URL], "the redirect must not be followed"
     stored = row(s.store, "msg_1")
     assert stored["state"] == State.retrying and stored["last_status"] == status
@@ -288,7 +288,7 @@ async def test_redirects_are_not_followed_and_retried(setup: MakeSetup, status: 
 async def test_404_is_dead_at_once(setup: MakeSetup) -> None:
     s = setup(httpx.Response(404))
     add(s.store, "msg_1")
-    assert await s.attempt("msg_1") is Outcome.dead
+    assert await s.attempt("msg_1") is AttemptOutcome.dead
     stored = row(s.store, "msg_1")
     assert stored["state"] == State.dead and stored["attempts"] == 1
     assert stored["last_status"] == 404 and "permanent" in stored["last_error"]
@@ -301,7 +301,7 @@ async def test_410_disables_the_webhook_and_holds_its_deliveries(setup: MakeSetu
     s.webhooks["other"] = hook()
     for delivery_id, webhook in (("msg_1", "newsroom"), ("msg_2", "newsroom"), ("msg_3", "other")):
         add(store, delivery_id, webhook)
-    assert await s.attempt("msg_1") is Outcome.disabled
+    assert await s.attempt("msg_1") is AttemptOutcome.disabled
     [state] = [hook for hook in store.webhook_states() if hook["name"] == "newsroom"]
     assert state["disabled"] is True and "410" in state["disabled_reason"]
     assert row(store, "msg_1")["state"] == State.pending, "held, not dead: it goes out once re-enabled"
@@ -325,7 +325,7 @@ async def test_410_disables_the_webhook_and_holds_its_deliveries(setup: MakeSetu
 async def test_timeouts_and_connection_errors_retry(setup: MakeSetup, error: Exception, message: str) -> None:
     s = setup(error)
     add(s.store, "msg_1")
-    assert await s.attempt("msg_1") is Outcome.retry
+    assert await s.attempt("msg_1") is AttemptOutcome.retry
     stored = row(s.store, "msg_1")
     assert stored["state"] == State.retrying and stored["last_status"] is None
     assert stored["last_error"] == message
@@ -336,7 +336,7 @@ async def test_undecodable_response_body_is_a_retry_not_a_crash(setup: MakeSetup
     broken = httpx.ByteStream(b"not gzip")
     s = setup(httpx.Response(503, headers={"content-encoding": "gzip"}, stream=broken))
     add(s.store, "msg_1")
-    assert await s.attempt("msg_1") is Outcome.retry
+    assert await s.attempt("msg_1") is AttemptOutcome.retry
     assert row(s.store, "msg_1")["state"] == State.retrying
 
 
@@ -359,7 +359,7 @@ async def test_a_stalled_receiver_is_abandoned_at_the_webhook_timeout(store: Sto
             deliverer = Deliverer(store, lambda: webhooks, client)
             add(store, "msg_1")
             start = time.monotonic()
-            assert await asyncio.wait_for(deliverer.deliver(take(store, "msg_1")), WAIT) is Outcome.retry
+            assert await asyncio.wait_for(deliverer.deliver(take(store, "msg_1")), WAIT) is AttemptOutcome.retry
             elapsed = time.monotonic() - start
     finally:
         server.close()
@@ -426,7 +426,7 @@ async def test_a_dripping_receiver_is_abandoned_at_the_webhook_timeout(
             real_deliverer(store, client, url, timeout="0.5s").deliver(take(store, "msg_1")), WAIT
         )
         elapsed = time.monotonic() - start
-    assert outcome is Outcome.retry
+    assert outcome is AttemptOutcome.retry
     assert 0.45 <= elapsed < 1.5
     assert row(store, "msg_1")["last_error"] == "timed out after 0.5s"
 
@@ -452,7 +452,7 @@ async def test_a_huge_response_body_is_read_no_further_than_the_cap(
     async with httpx.AsyncClient(transport=Transport()) as client:
         add(store, "msg_1")
         deliverer = real_deliverer(store, client, url)
-        assert await asyncio.wait_for(deliverer.deliver(take(store, "msg_1")), WAIT) is Outcome.delivered
+        assert await asyncio.wait_for(deliverer.deliver(take(store, "msg_1")), WAIT) is AttemptOutcome.delivered
         await until(lambda: bool(sent), "the receiver to see the connection closed")
     assert sent[0] < 32 * 1024 * 1024, "no more than the socket buffers hold beyond the 64 KB read"
 
@@ -473,7 +473,7 @@ async def test_small_response_bodies_keep_the_connection_alive(
         deliverer = real_deliverer(store, client, url)
         for n in range(3):
             add(store, f"msg_{n}")
-            assert await asyncio.wait_for(deliverer.deliver(take(store, f"msg_{n}")), WAIT) is Outcome.delivered
+            assert await asyncio.wait_for(deliverer.deliver(take(store, f"msg_{n}")), WAIT) is AttemptOutcome.delivered
     assert len(peers) == 1, "one kept-alive connection"
 
 
@@ -505,7 +505,7 @@ async def test_large_payloads_are_rendered_off_the_loop(
     monkeypatch.setattr(deliverer_module, "render", render)
     s = setup()
     add(s.store, "msg_1", payload=payload)
-    assert await s.attempt("msg_1") is Outcome.delivered
+    assert await s.attempt("msg_1") is AttemptOutcome.delivered
     assert (threads == [threading.main_thread()]) is on_loop
     Verifier(SECRET).verify(s.receiver.requests[0].content, dict(s.receiver.requests[0].headers))
 
@@ -516,11 +516,11 @@ async def test_large_payloads_are_rendered_off_the_loop(
 @pytest.mark.asyncio
 async def test_last_attempt_is_dead(setup: MakeSetup, reply: httpx.Response | Exception) -> None:
     s = setup(reply, webhook=hook("1s", "2s"))
-    seen: list[Outcome] = []
+    seen: list[AttemptOutcome] = []
     s.deliverer.on_outcome = lambda delivery, attempt: seen.append(attempt.outcome)
     add(s.store, "msg_1", attempts=2)  # two attempts done: this third one is the last
-    assert await s.attempt("msg_1") is Outcome.dead
-    assert seen == [Outcome.dead], "observers (metrics) see the final outcome"
+    assert await s.attempt("msg_1") is AttemptOutcome.dead
+    assert seen == [AttemptOutcome.dead], "observers (metrics) see the final outcome"
     stored = row(s.store, "msg_1")
     assert stored["state"] == State.dead and stored["attempts"] == 3
     assert stored["last_error"]
@@ -533,7 +533,7 @@ async def test_last_attempt_is_dead(setup: MakeSetup, reply: httpx.Response | Ex
 async def test_unknown_webhook_is_dead(setup: MakeSetup) -> None:
     s = setup()
     add(s.store, "msg_1", webhook="removed")
-    assert await s.attempt("msg_1") is Outcome.dead
+    assert await s.attempt("msg_1") is AttemptOutcome.dead
     assert "removed" in row(s.store, "msg_1")["last_error"]
     assert s.receiver.requests == []
 
@@ -546,7 +546,7 @@ async def test_render_failure_is_dead_not_a_crash(setup: MakeSetup, monkeypatch:
     monkeypatch.setattr(deliverer_module, "render", broken)
     s = setup()
     add(s.store, "msg_1")
-    assert await s.attempt("msg_1") is Outcome.dead
+    assert await s.attempt("msg_1") is AttemptOutcome.dead
     assert "template exploded" in row(s.store, "msg_1")["last_error"]
     assert s.receiver.requests == []
 
@@ -563,7 +563,7 @@ async def test_same_id_fresh_timestamp_and_signature_on_every_attempt(
     for step in range(3):
         clock["offset"] = step * 30.0
         outcomes.append(await s.attempt("msg_1", now=time.time() + 3600))
-    assert outcomes == [Outcome.retry, Outcome.retry, Outcome.delivered]
+    assert outcomes == [AttemptOutcome.retry, AttemptOutcome.retry, AttemptOutcome.delivered]
     headers = [r.headers for r in s.receiver.requests]
     assert [h["webhook-id"] for h in headers] == ["msg_1"] * 3
     assert len({h["webhook-timestamp"] for h in headers}) == 3
@@ -1077,7 +1077,7 @@ async def test_a_redirect_that_echoes_the_url_is_stored_without_its_secrets(setu
     s = setup(httpx.Response(302, headers={"location": location}))
     add(s.store, "msg_1")
     with capture_logs() as logs:
-        assert await s.attempt("msg_1") is Outcome.retry
+        assert await s.attempt("msg_1") is AttemptOutcome.retry
     stored = row(s.store, "msg_1")["last_error"]
     assert stored == "HTTP 302 redirect to https://***@elsewhere.test/hook?token=***&x=*** not followed"
     assert "SECRET42" not in repr(logs)

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from monitor.articles import ArticleOutcome
 from monitor.daemon import SLOW_BATCH
 from monitor.lanes import MAX_SLOW, Lane
 from monitor.pipeline import Processed
@@ -57,7 +58,7 @@ class Batches:
             assert self.release.wait(WAIT)
         if "broken" in paths:
             raise RuntimeError("the store is gone")
-        return [Processed(path, "accepted") for path in paths]
+        return [Processed(path, ArticleOutcome.accepted) for path in paths]
 
 
 async def eventually(predicate: Callable[[], bool], what: str) -> None:

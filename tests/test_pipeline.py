@@ -3,6 +3,7 @@ transaction; every file gets its own outcome, and a file the store refuses canno
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from datetime import date
@@ -15,6 +16,7 @@ from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
 from monitor import pipeline as pipeline_module
+from monitor.articles import ArticleOutcome
 from monitor.pipeline import Pipeline
 from monitor.rules import load_rules
 from monitor.store import Store
@@ -149,6 +151,25 @@ def test_a_name_that_is_not_utf8_is_stored_with_escapes(pipeline: Pipeline, stor
     assert result.outcome == "accepted"
     assert result.path.endswith("caf\\xe9.txt")
     assert pipeline.process_many([os.fsdecode(raw)])[0].outcome == "seen"
+
+
+def test_outcomes_are_enum_members_stored_and_read_back_as_the_same_strings(
+    pipeline: Pipeline, store: Store, tmp_path: Path
+) -> None:
+    paths = write(tmp_path / "in", {"a.txt": MATCH, "b.txt": "geen datum hier\n", "c.txt": MATCH})
+    results = pipeline.process_many(paths)
+    assert [r.outcome for r in results] == [ArticleOutcome.accepted, ArticleOutcome.rejected, ArticleOutcome.duplicate]
+    assert all(type(r.outcome) is ArticleOutcome for r in results)
+    stored = dict(_ledger(store))
+    assert {Path(path).name: (type(value), value) for path, value in stored.items()} == {
+        "a.txt": (str, "accepted"),
+        "b.txt": (str, "rejected"),
+        "c.txt": (str, "duplicate"),
+    }, "the ledger keeps the plain strings"
+    assert [ArticleOutcome(stored[r.path]) for r in results] == [r.outcome for r in results]
+    assert store.status()["files"] == {"accepted": 1, "rejected": 1, "duplicate": 1}
+    assert json.dumps([r.outcome for r in results]) == '["accepted", "rejected", "duplicate"]'
+    assert [r.outcome for r in pipeline.process_many(paths)] == [ArticleOutcome.seen] * 3  # the rejection read back
 
 
 def _ledger(store: Store) -> list[tuple[str, str]]:

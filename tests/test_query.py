@@ -12,9 +12,10 @@ import yaml
 from luqum import tree
 from luqum.parser import parser
 
+from monitor.errors import QueryError
 from monitor.matching import lucene
 from monitor.matching.analysis import fold, fold_term
-from monitor.matching.query import All, Any, Compiler, Not, QueryError, Term, render, required, terms
+from monitor.matching.query import AllOf, AnyOf, Compiler, Not, Term, render, required, terms
 from monitor.rules import stemmer_for
 
 LISTS = {
@@ -27,7 +28,7 @@ LISTS = {
 }
 
 
-def compile_query(query: str, **options: object) -> All | Any | Not | Term:
+def compile_query(query: str, **options: object) -> AllOf | AnyOf | Not | Term:
     return Compiler(LISTS, **options).compile(query)  # type: ignore[arg-type]
 
 
@@ -37,8 +38,8 @@ def shape(node: object) -> object:
         return (node.kind, *node.words, node.slop) if node.kind == "near" else (node.kind, *node.words)
     if isinstance(node, Not):
         return ("NOT", shape(node.child))
-    assert isinstance(node, All | Any)
-    return ("AND" if isinstance(node, All) else "OR", *(shape(c) for c in node.children))
+    assert isinstance(node, AllOf | AnyOf)
+    return ("AND" if isinstance(node, AllOf) else "OR", *(shape(c) for c in node.children))
 
 
 W = "word"
@@ -184,7 +185,7 @@ def full(node: object) -> object:
         return (node.text, node.kind, node.words, node.slop, node.case_sensitive, node.stem, node.stemmer, node.written)
     if isinstance(node, Not):
         return ("NOT", full(node.child))
-    assert isinstance(node, All | Any)
+    assert isinstance(node, AllOf | AnyOf)
     return (type(node).__name__, getattr(node, "label", ""), *(full(c) for c in node.children))
 
 

@@ -9,7 +9,7 @@ import pytest
 import structlog
 
 from monitor.logs import configure
-from monitor.redaction import mask_text, redact_url
+from monitor.redaction import mask_text, redact_url, secret_name
 
 SECRET = "SECRET42"
 
@@ -84,3 +84,20 @@ def test_tracebacks_in_logs_are_masked(capsys: pytest.CaptureFixture[str], fmt: 
             "delivery_crashed",
             "failed at https://h.example/x?token=***",
         ]
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("secret", True),
+        ("webhook_secret", True),
+        ("Authorization", True),
+        ("DB_PASSWORD", True),
+        ("access_token", True),
+        ("webhook", False),
+        ("url", False),
+        ("error", False),
+    ],
+)
+def test_fields_named_like_secrets_are_known_by_name(name: str, secret: bool) -> None:
+    assert secret_name(name) is secret

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import gc
 import json
@@ -18,6 +19,7 @@ from monitor import rules as rules_module
 from monitor.cli import app
 from monitor.errors import ConfigError, RulesError
 from monitor.evaluation import evaluate, run_examples
+from monitor.notify.formats.template import load_template
 from monitor.rules import RuleSet, Webhook, load_rules
 from monitor.yamlfile import load_yaml, load_yaml_fast
 
@@ -377,3 +379,25 @@ def test_valid_webhook_urls_load(tmp_path: Path, url: str) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text(f"version: 1\nwebhooks:\n  hook:\n    url: '{url}'\nrules:\n  - {{name: a, query: a}}\n")
     assert load_rules(path, environ={}).webhooks["hook"].url == url
+
+
+def test_a_template_file_is_checked_by_the_checker_the_caller_gives(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "version: 1\nwebhooks:\n  hook:\n    url: http://127.0.0.1:9/x\n    format: template\n"
+        "    template: broken.json.j2\nrules:\n  - {name: a, query: a}\n"
+    )
+    (tmp_path / "broken.json.j2").write_text('{"rule": {{ rule }')
+    with pytest.raises(RulesError) as caught:
+        load_rules(path, environ={}, check_template=load_template)
+    assert str(caught.value).startswith(f"{path}:6: webhook 'hook': ") and "broken.json.j2" in str(caught.value)
+    unchecked = load_rules(path, environ={})  # no checker: the path is resolved against the rules file's folder
+    assert unchecked.webhooks["hook"].template == tmp_path / "broken.json.j2"
+
+
+def test_the_rules_module_imports_nothing_of_the_formats() -> None:
+    """The formats import `monitor.rules` (Webhook): the template checker is handed in, not imported."""
+    tree = ast.parse((ROOT / "monitor" / "rules.py").read_text())
+    imported = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    imported += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    assert not [name for name in imported if name and name.startswith("monitor.notify")]

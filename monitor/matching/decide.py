@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from monitor.matching.query import All, Any, Node, Not, Term
+from monitor.matching.query import AllOf, AnyOf, Node, Not, Term
 from monitor.matching.spans import Doc, TermSpans
 
 # None: holds whenever it is a candidate; a set: these words must all occur; a node: the tree to evaluate.
@@ -36,13 +36,13 @@ class Decisions:
     def _test(self, node: Node) -> Test:
         if self._certain(node):
             return None
-        if isinstance(node, All) and all(_plain(child) for child in node.children):
+        if isinstance(node, AllOf) and all(_plain(child) for child in node.children):
             return frozenset(child.words[0] for child in node.children if isinstance(child, Term))
         return _cheap_first(node)
 
     def _certain(self, node: Node) -> bool:
         """Whether one of the node's presearch keys occurring makes it true."""
-        if isinstance(node, Any):
+        if isinstance(node, AnyOf):
             return all(self._certain(child) for child in node.children)
         return isinstance(node, Term) and self._spans.certain(node)
 
@@ -51,9 +51,9 @@ class Decisions:
             return self._spans.present(node, doc)
         if type(node) is Not:
             return not self._true(node.child, doc)
-        if type(node) is All:
+        if type(node) is AllOf:
             return all(self._true(child, doc) for child in node.children)
-        assert isinstance(node, Any)
+        assert isinstance(node, AnyOf)
         return any(self._true(child, doc) for child in node.children)
 
 
@@ -70,7 +70,7 @@ def _cheap_first(node: Node) -> Node:
     if isinstance(node, Term):
         return node
     children = sorted((_cheap_first(child) for child in node.children), key=_expensive)
-    return All(tuple(children)) if isinstance(node, All) else Any(tuple(children))
+    return AllOf(tuple(children)) if isinstance(node, AllOf) else AnyOf(tuple(children))
 
 
 def _expensive(node: Node) -> bool:

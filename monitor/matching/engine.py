@@ -23,7 +23,7 @@ from monitor.matching.analysis import Folded, excerpt, fold, snippet
 from monitor.matching.budget import NO_LIMIT, Budget, Deadline
 from monitor.matching.decide import Decisions
 from monitor.matching.presearch import Presearch
-from monitor.matching.query import All, Any, Node, Not, Term, positive_terms, render, required, terms
+from monitor.matching.query import AllOf, AnyOf, Node, Not, Term, positive_terms, render, required, terms
 from monitor.matching.spans import Doc, SpanList, TermSpans, pairs
 
 
@@ -116,7 +116,8 @@ class Match:
         return f"Match(rule={self.rule!r}, hits={self.hits!r}, clause={self.clause!r})"
 
 
-Outcome = tuple[list[tuple[Term, SpanList]], str] | None  # (each term's spans, the clause)
+# What a query node found in a document: each term's spans and the clause that held, or None if it did not hold.
+NodeMatch = tuple[list[tuple[Term, SpanList]], str] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,20 +252,20 @@ class Engine:
             hits.append(hit)
         return tuple(hits)
 
-    def _node(self, node: Node, doc: Doc) -> Outcome:
+    def _node(self, node: Node, doc: Doc) -> NodeMatch:
         if type(node) is Term:
             spans = self._spans.spans(node, doc)
             return ([(node, spans)], node.text) if spans else None
         if type(node) is Not:
             return None if self._node(node.child, doc) is not None else ([], render(node))
-        assert isinstance(node, All | Any)
-        is_all = isinstance(node, All)
-        label = node.label if isinstance(node, Any) else ""
+        assert isinstance(node, AllOf | AnyOf)
+        is_all = isinstance(node, AllOf)
+        label = node.label if isinstance(node, AnyOf) else ""
         kept = []
         for child in node.children:
-            outcome = self._node(child, doc)
-            if outcome is not None:
-                kept.append(outcome)
+            found = self._node(child, doc)
+            if found is not None:
+                kept.append(found)
             elif is_all:
                 return None
         if not kept:

@@ -6,7 +6,7 @@ the very tree luqum builds, in a third of the time; luqum parses the rest and re
     word  "a phrase"  arrest*  *verraad  dode?tal  "tokajev masimov"~5  @list
     a AND b   a OR b   NOT a   +a  -a   (groups)   a b  (implicit operator: AND)
 
-Leaves are `Term`s; inner nodes are `All`, `Any` and `Not`. Compilation checks everything a user can get
+Leaves are `Term`s; inner nodes are `AllOf`, `AnyOf` and `Not`. Compilation checks everything a user can get
 wrong and raises QueryError with the 0-based position in the query. See docs/rules.md.
 """
 
@@ -15,13 +15,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any as AnyType
-from typing import Literal
+from typing import Any, Literal
 
 from luqum import tree
 from luqum.exceptions import IllegalCharacterError, ParseError
 from luqum.parser import parser
 
+from monitor.errors import QueryError
 from monitor.matching import lucene
 from monitor.matching.analysis import WORD, fold_term, keep_case
 
@@ -30,12 +30,6 @@ Stemmer = Callable[[str], str]
 
 _PATTERN_WORD = re.compile(r"[\w*?]+")
 _LUCENE_OPERATORS = {"&&": "AND", "||": "OR", "!": "NOT"}
-
-
-class QueryError(ValueError):
-    def __init__(self, message: str, position: int | None = None) -> None:
-        self.position = position
-        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -58,12 +52,12 @@ class Term:
 
 
 @dataclass(frozen=True, slots=True)
-class All:
+class AllOf:
     children: tuple[Node, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class Any:
+class AnyOf:
     children: tuple[Node, ...]
     label: str = ""  # "@name" for a list reference, shown in explanations
 
@@ -73,7 +67,7 @@ class Not:
     child: Node
 
 
-Node = Term | All | Any | Not
+Node = Term | AllOf | AnyOf | Not
 
 
 def word_regex(pattern: str) -> str:
@@ -139,9 +133,9 @@ class Compiler:
         if isinstance(item, tree.Group | tree.FieldGroup | tree.Plus):
             return self._node(item.children[0])
         if isinstance(item, tree.AndOperation | tree.UnknownOperation):
-            return All(tuple(self._node(child) for child in item.children))
+            return AllOf(tuple(self._node(child) for child in item.children))
         if isinstance(item, tree.OrOperation):
-            return Any(tuple(self._node(child) for child in item.children))
+            return AnyOf(tuple(self._node(child) for child in item.children))
         if isinstance(item, tree.Not | tree.Prohibit):
             return Not(self._node(item.children[0]))
         if isinstance(item, tree.Proximity):
@@ -172,7 +166,7 @@ class Compiler:
             return Term(value, "stem", (folded,), stem=stem, stemmer=self.stemmer, **self._case(value))
         return Term(value, "wildcard" if wildcard else "word", (folded,), **self._case(value))
 
-    def _case(self, text: str) -> dict[str, AnyType]:
+    def _case(self, text: str) -> dict[str, Any]:
         if not self.case_sensitive:
             return {}
         written = "".join(p if p in "*?" else keep_case(p) for p in re.split(r"([*?])", text))
@@ -206,7 +200,7 @@ class Compiler:
             self._open_lists.pop()
         if not items:
             raise QueryError(f"list @{name} is empty", pos)
-        return Any(items, label=f"@{name}")
+        return AnyOf(items, label=f"@{name}")
 
     def _item(self, item: str, name: str, pos: int | None) -> Node:
         try:
@@ -269,7 +263,7 @@ def _required(node: Node) -> tuple[list[Term] | None, list[Term]]:
     if isinstance(node, Not):
         return None, []
     parts = [_required(child) for child in node.children]
-    if isinstance(node, Any):
+    if isinstance(node, AnyOf):
         truth = [t for sub, _ in parts if sub is not None for t in sub]
         return (None if any(sub is None for sub, _ in parts) else truth), [t for _, hit in parts for t in hit]
     options = [sub for sub, _ in parts if sub is not None]
@@ -292,8 +286,8 @@ def render(node: Node) -> str:
         return node.text
     if isinstance(node, Not):
         return f"NOT {render(node.child)}"
-    if isinstance(node, Any) and node.label:
+    if isinstance(node, AnyOf) and node.label:
         return node.label
-    joiner = " AND " if isinstance(node, All) else " OR "
+    joiner = " AND " if isinstance(node, AllOf) else " OR "
     inner = joiner.join(render(child) for child in node.children)
     return f"({inner})" if len(node.children) > 1 else inner

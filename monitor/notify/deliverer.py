@@ -1,4 +1,4 @@
-"""The deliverer: takes due deliveries from the outbox and POSTs them: `deliver(delivery) -> Outcome`.
+"""The deliverer: takes due deliveries from the outbox and POSTs them: `deliver(delivery) -> AttemptOutcome`.
 
 2xx is success. 429, 5xx, 408, redirects (never followed), timeouts and connection errors are retried on
 the webhook's schedule with ±20 % jitter, honouring Retry-After; other 4xx are permanent; 410 disables the
@@ -43,7 +43,9 @@ INLINE_HITS = 20  # an alert with at most this many hits, of at most INLINE_CHAR
 INLINE_CHARS = 8_192  # rendered on the loop; anything larger in a worker thread
 
 
-class Outcome(enum.StrEnum):
+class AttemptOutcome(enum.StrEnum):
+    """What one delivery attempt came to (the `outcome` label of `monitor_delivery_attempts_total`)."""
+
     delivered = "delivered"
     retry = "retry"
     dead = "dead"
@@ -52,7 +54,7 @@ class Outcome(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    outcome: Outcome
+    outcome: AttemptOutcome
     status: int | None
     error: str | None  # masked (mask_text), cut to ERROR_CHARS: a receiver's text (a Location header) is untrusted
     retry_after: float | None = None
@@ -67,17 +69,17 @@ class Attempt:
 def classify(response: httpx.Response) -> Attempt:
     status = response.status_code
     if 200 <= status < 300:
-        return Attempt(Outcome.delivered, status, None)
+        return Attempt(AttemptOutcome.delivered, status, None)
     error = f"HTTP {status}"
     if status == 410:
-        return Attempt(Outcome.disabled, status, "HTTP 410 Gone: webhook disabled")
+        return Attempt(AttemptOutcome.disabled, status, "HTTP 410 Gone: webhook disabled")
     if 300 <= status < 400:
         return Attempt(
-            Outcome.retry, status, f"{error} redirect to {response.headers.get('location', '?')} not followed"
+            AttemptOutcome.retry, status, f"{error} redirect to {response.headers.get('location', '?')} not followed"
         )
     if status in (408, 429) or status >= 500:
-        return Attempt(Outcome.retry, status, error, retry_after(response.headers.get("retry-after")))
-    return Attempt(Outcome.dead, status, f"{error} (permanent)")
+        return Attempt(AttemptOutcome.retry, status, error, retry_after(response.headers.get("retry-after")))
+    return Attempt(AttemptOutcome.dead, status, f"{error} (permanent)")
 
 
 def retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -127,7 +129,7 @@ class Deliverer:
         self._per_webhook = per_webhook or max(1, concurrency // 2)
         self._wake = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._posted: list[_Posted] = []  # attempts made whose outcomes are not stored yet
+        self._posted: list[_UnstoredAttempt] = []  # attempts made whose outcomes are not stored yet
         self._ready: dict[str, deque[_Leased]] = {}  # per webhook, in turn order: leased, not started yet
         self._running: Counter[str] = Counter()  # per webhook: attempts started and not ended
         self._slow: set[str] = set()  # webhooks whose last attempt took SLOW_ATTEMPT or more
@@ -317,12 +319,12 @@ class Deliverer:
             await asyncio.to_thread(self.store.release, leases)
 
     def _record_and_lease(
-        self, posted: list[_Posted], now: float, limit: int, busy: Sequence[str] = ()
-    ) -> tuple[list[Outcome], list[Delivery]]:
+        self, posted: list[_UnstoredAttempt], now: float, limit: int, busy: Sequence[str] = ()
+    ) -> tuple[list[AttemptOutcome], list[Delivery]]:
         """In a worker thread: store finished attempts and lease what is due, in one transaction."""
         decided = [self._decide(item, now) for item in posted]
         for item, (outcome, _) in zip(posted, decided, strict=True):
-            if outcome is Outcome.disabled:
+            if outcome is AttemptOutcome.disabled:
                 self.store.set_webhook_disabled(item.delivery.webhook, True, item.attempt.error)
         pairs = list(zip(posted, decided, strict=True))
         attempted = [Attempted(item.delivery.id, item.delivery.webhook, **values) for item, (_, values) in pairs]
@@ -347,13 +349,13 @@ class Deliverer:
             self._slow.add(webhook)
             log.warning("webhook_slow", webhook=webhook, took=round(took, 3), slots=1)
 
-    async def _try(self, delivery: Delivery) -> _Posted:
+    async def _try(self, delivery: Delivery) -> _UnstoredAttempt:
         webhook = self.webhooks().get(delivery.webhook)
         if webhook is None:
-            attempt = Attempt(Outcome.dead, None, f"webhook {delivery.webhook!r} is not in the rules file")
+            attempt = Attempt(AttemptOutcome.dead, None, f"webhook {delivery.webhook!r} is not in the rules file")
         else:
             attempt = await self._post(webhook, delivery)
-        return _Posted(webhook, delivery, attempt)
+        return _UnstoredAttempt(webhook, delivery, attempt)
 
     def _throttled(self, webhook: str) -> float | None:
         """Seconds until the webhook may take another attempt, or None to go now (the attempt is counted)."""
@@ -379,7 +381,7 @@ class Deliverer:
             self._leases.pop(delivery.id, None)
             log.error("delivery_crashed", id=delivery.id, error=repr(error), exc_info=error)
 
-    def _report(self, posted: list[_Posted], outcomes: list[Outcome]) -> None:
+    def _report(self, posted: list[_UnstoredAttempt], outcomes: list[AttemptOutcome]) -> None:
         """On the loop, after the outcomes are stored: tell the daemon (metrics)."""
         if self.on_outcome is None:
             return
@@ -413,7 +415,7 @@ class Deliverer:
             self._report(posted, await asyncio.to_thread(self._store_outcomes, posted))
         await self._give_back(leftover)
 
-    async def deliver(self, delivery: Delivery) -> Outcome:
+    async def deliver(self, delivery: Delivery) -> AttemptOutcome:
         """One attempt of one delivery, outside the loop: POST and store its outcome."""
         posted = [await self._try(delivery)]
         outcomes = await asyncio.to_thread(self._store_outcomes, posted)
@@ -427,18 +429,18 @@ class Deliverer:
             body, headers = await _prepared(webhook, delivery)
         except Exception as exc:  # a broken template must not kill the loop: the delivery dies visibly
             log.exception("delivery_render_failed", id=delivery.id, webhook=delivery.webhook)
-            return Attempt(Outcome.dead, None, f"cannot render {webhook.format}: {exc}"[:ERROR_CHARS])
+            return Attempt(AttemptOutcome.dead, None, f"cannot render {webhook.format}: {exc}"[:ERROR_CHARS])
         timeout = webhook.timeout.total_seconds()
         try:
             async with asyncio.timeout(timeout):  # httpx's timeout is per read: a drip of bytes would outlive it
                 return await self._send(webhook, body, headers, timeout)
         except (TimeoutError, httpx.TimeoutException):
-            return Attempt(Outcome.retry, None, f"timed out after {timeout:g}s")
+            return Attempt(AttemptOutcome.retry, None, f"timed out after {timeout:g}s")
         except httpx.RequestError as exc:  # connection, protocol, or a response body that cannot be read
-            return Attempt(Outcome.retry, None, _reason(exc))
+            return Attempt(AttemptOutcome.retry, None, _reason(exc))
         except Exception as exc:  # a bug, or a value httpx cannot send: a failed attempt, never a lost lease
             log.exception("delivery_attempt_crashed", id=delivery.id, webhook=delivery.webhook)
-            return Attempt(Outcome.retry, None, _reason(exc))
+            return Attempt(AttemptOutcome.retry, None, _reason(exc))
 
     def client(self, webhook: Webhook) -> httpx.AsyncClient:
         """The client for a webhook's attempts: direct or through its proxy."""
@@ -454,24 +456,24 @@ class Deliverer:
             await response.aclose()  # a body not read to its end closes the connection instead of pooling it
         return classify(response)
 
-    def _store_outcomes(self, posted: list[_Posted]) -> list[Outcome]:
+    def _store_outcomes(self, posted: list[_UnstoredAttempt]) -> list[AttemptOutcome]:
         """Store attempts in one transaction; each outcome is final: a retry without an attempt left is dead."""
         return self._record_and_lease(posted, time.time(), 0)[0]
 
     @staticmethod
-    def _decide(item: _Posted, now: float) -> tuple[Outcome, dict[str, Any]]:
+    def _decide(item: _UnstoredAttempt, now: float) -> tuple[AttemptOutcome, dict[str, Any]]:
         """The final outcome of an attempt and the values to store."""
         delivery, attempt, webhook = item.delivery, item.attempt, item.webhook
         common: dict[str, Any] = {"last_status": attempt.status, "last_error": attempt.error}
-        if attempt.outcome is Outcome.delivered:
-            return Outcome.delivered, {"state": State.delivered, "delivered_at": now, **common}
-        if attempt.outcome is Outcome.disabled:
-            return Outcome.disabled, {"state": State.pending, "due_at": now, **common}
-        retry = webhook is not None and attempt.outcome is Outcome.retry
+        if attempt.outcome is AttemptOutcome.delivered:
+            return AttemptOutcome.delivered, {"state": State.delivered, "delivered_at": now, **common}
+        if attempt.outcome is AttemptOutcome.disabled:
+            return AttemptOutcome.disabled, {"state": State.pending, "due_at": now, **common}
+        retry = webhook is not None and attempt.outcome is AttemptOutcome.retry
         delay = next_delay(webhook, delivery.attempts + 1, attempt.retry_after) if retry and webhook else None
         if delay is None:
-            return Outcome.dead, {"state": State.dead, **common}
-        return Outcome.retry, {"state": State.retrying, "due_at": now + delay, **common}
+            return AttemptOutcome.dead, {"state": State.dead, **common}
+        return AttemptOutcome.retry, {"state": State.retrying, "due_at": now + delay, **common}
 
 
 def _reason(exc: Exception) -> str:
@@ -543,7 +545,7 @@ class _Leased:
 
 
 @dataclass(frozen=True, slots=True)
-class _Posted:
+class _UnstoredAttempt:
     """An attempt made, its outcome not yet stored."""
 
     webhook: Webhook | None
@@ -551,13 +553,13 @@ class _Posted:
     attempt: Attempt
 
 
-def _log_outcome(item: _Posted, outcome: Outcome, values: Mapping[str, Any], now: float) -> None:
+def _log_outcome(item: _UnstoredAttempt, outcome: AttemptOutcome, values: Mapping[str, Any], now: float) -> None:
     delivery, error = item.delivery, item.attempt.error
-    if outcome is Outcome.delivered:
+    if outcome is AttemptOutcome.delivered:
         log.info("delivery_succeeded", id=delivery.id, webhook=delivery.webhook, attempts=delivery.attempts + 1)
-    elif outcome is Outcome.disabled:
+    elif outcome is AttemptOutcome.disabled:
         log.error("webhook_disabled", webhook=delivery.webhook, reason=error)
-    elif outcome is Outcome.dead:
+    elif outcome is AttemptOutcome.dead:
         log.error("delivery_dead", id=delivery.id, webhook=delivery.webhook, error=error)
     else:
         log.warning(
