@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -52,6 +53,24 @@ class WatchSettings(_Section):
     max_article_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     queue_size: int = Field(default=10_000, ge=1)
     suffixes: list[str] = [".txt"]
+    create_folders: bool = False  # make missing folders at start (and when removed); else a missing one is an error
+
+    def missing_folders(self) -> list[Path]:
+        """The watched folders that are not there (or are not folders)."""
+        return [folder for folder in self.folders if not folder.is_dir()]
+
+    def check_folders(self) -> None:
+        """Refuse a watched folder that is not there (ConfigError, one line each), unless `create_folders`
+        says to make it: a typo in a path must not become a new, empty folder that is watched forever."""
+        if self.create_folders:
+            return
+        if missing := self.missing_folders():
+            raise ConfigError(
+                "\n".join(
+                    f"watch.folders: {str(folder)!r} does not exist (create it, or set watch.create_folders: true)"
+                    for folder in missing
+                )
+            )
 
 
 class RetentionSettings(_Section):
@@ -149,6 +168,17 @@ class HttpSettings(_Section):
     port: int = Field(default=8787, ge=0, le=65535)
     max_connections: int = Field(default=64, ge=1, le=1024)  # past it, the longest-waiting client is dropped
     request_timeout: Duration = timedelta(seconds=3)  # for the request line and headers together
+    reload: bool | None = None  # POST /-/reload; unset: on when `host` is a loopback address
+
+    def reload_allowed(self) -> bool:
+        """Whether `POST /-/reload` reloads the rules: as set, or (unset) only on a loopback address, which
+        only this machine reaches (the image listens on 0.0.0.0: there it is off unless set)."""
+        if self.reload is not None:
+            return self.reload
+        try:
+            return self.host == "localhost" or ipaddress.ip_address(self.host).is_loopback
+        except ValueError:  # a host name
+            return False
 
     @field_validator("request_timeout")
     @classmethod

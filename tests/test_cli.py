@@ -487,3 +487,15 @@ def test_receive_prints_a_digest_whose_alerts_were_pruned() -> None:
         output, errors = printer.communicate(timeout=10)
     assert "Traceback" not in errors, errors
     assert "DIGEST r" in output and "alr_gone" in output and "alr_also_gone" in output, output
+
+
+def test_validate_refuses_a_missing_watched_folder_in_one_line(project: Path) -> None:
+    result = run("validate", cwd=project, MONITOR_WATCH__FOLDERS='["inbox"]')
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: watch.folders: 'inbox' does not exist (create it, or set watch.create_folders: true)"
+    )
+    assert not (project / "inbox").exists()
+    made = run("validate", cwd=project, MONITOR_WATCH__FOLDERS='["inbox"]', MONITOR_WATCH__CREATE_FOLDERS="true")
+    assert made.returncode == 0, made.stderr
+    assert not (project / "inbox").exists()  # validate checks, it makes nothing

@@ -146,3 +146,32 @@ def test_the_lease_must_hold_an_attempt_two_thirds_of_the_way_to_its_renewal(
     assert unset.lease_for(webhooks) == max(
         timedelta(seconds=30), 1.5 * (parse_duration(timeout) + timedelta(seconds=5))
     )
+
+
+@pytest.mark.parametrize(
+    ("http", "allowed"),
+    [
+        ({}, True),
+        ({"host": "::1"}, True),
+        ({"host": "localhost"}, True),
+        ({"host": "0.0.0.0"}, False),
+        ({"host": "monitor.internal"}, False),
+        ({"host": "0.0.0.0", "reload": True}, True),
+        ({"reload": False}, False),
+    ],
+    ids=["default", "ipv6-loopback", "localhost", "any-address", "host-name", "set-on", "set-off"],
+)
+def test_post_reload_is_on_by_default_only_on_a_loopback_address(http: dict[str, object], allowed: bool) -> None:
+    assert load_settings(None, http=http).http.reload_allowed() is allowed
+
+
+def test_a_missing_watched_folder_is_refused_unless_create_folders(tmp_path: Path) -> None:
+    there = tmp_path / "there"
+    there.mkdir()
+    folders = [str(there), str(tmp_path / "gone")]
+    with pytest.raises(ConfigError) as refused:
+        load_settings(None, watch={"folders": folders}).watch.check_folders()
+    assert str(refused.value) == (
+        f"watch.folders: {str(tmp_path / 'gone')!r} does not exist (create it, or set watch.create_folders: true)"
+    )
+    load_settings(None, watch={"folders": folders, "create_folders": True}).watch.check_folders()
