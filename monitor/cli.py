@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from monitor.store import Store
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, rich_markup_mode=None, help="News-monitoring alert daemon."
+    add_completion=True, no_args_is_help=True, rich_markup_mode=None, help="News-monitoring alert daemon."
 )
 app.add_typer(statecli.webhooks_app, name="webhooks")
 app.add_typer(db_app, name="db")

@@ -499,3 +499,21 @@ def test_validate_refuses_a_missing_watched_folder_in_one_line(project: Path) ->
     made = run("validate", cwd=project, MONITOR_WATCH__FOLDERS='["inbox"]', MONITOR_WATCH__CREATE_FOLDERS="true")
     assert made.returncode == 0, made.stderr
     assert not (project / "inbox").exists()  # validate checks, it makes nothing
+
+
+def test_shell_completion_is_offered_and_completes_commands() -> None:
+    """Through the installed `news-monitor` script: a shell completes that name (its variable is named after it)."""
+    script = Path(sys.executable).parent / "news-monitor"
+    if not script.exists():
+        pytest.skip(f"no installed news-monitor script beside {sys.executable}")
+
+    def installed(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        argv = [str(script), *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, env={**this_checkout(), **env})
+
+    assert "--install-completion" in installed("--help").stdout
+    shown = installed("--show-completion", "bash")
+    assert shown.returncode == 0 and "complete -o default -F _news_monitor_completion news-monitor" in shown.stdout
+    # What bash asks when Tab is pressed after `news-monitor va`:
+    asked = installed(_NEWS_MONITOR_COMPLETE="complete_bash", COMP_WORDS="news-monitor va", COMP_CWORD="1")
+    assert asked.returncode == 0 and asked.stdout.split() == ["validate"], asked.stderr
