@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from monitor.settings import LimitsSettings
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, rich_markup_mode=None, help="News-monitoring alert daemon."
+    add_completion=True, no_args_is_help=True, rich_markup_mode=None, help="News-monitoring alert daemon."
 )
 app.add_typer(statecli.webhooks_app, name="webhooks")
 app.add_typer(db_app, name="db")
@@ -119,7 +119,8 @@ def demo(
     receiver = _listening(Receiver(port=port, on_request=_print_request))
     os.environ.setdefault("NEWSROOM_WEBHOOK_URL", f"{receiver.url}/hooks/newsroom")
     with tempfile.TemporaryDirectory(prefix="news-monitor-demo-") as state:
-        settings = open_settings(config, state={"url": f"sqlite:///{state}/monitor.db"}, http={"enabled": False})
+        throwaway = {"state": {"url": f"sqlite:///{state}/monitor.db"}, "http": {"enabled": False}}
+        settings = open_settings(config, **throwaway, watch={"create_folders": True})  # its folder may be new
         configure(settings.log.level, "console")
         daemon = Daemon(settings)
         folders = ", ".join(shown(str(folder)) for folder in settings.watch.folders)
@@ -227,6 +228,7 @@ def validate(config: ConfigOption = None, as_json: JsonOption = False) -> None:
 
     try:
         settings = open_settings(config)
+        settings.watch.check_folders()
         ruleset = open_rules(settings.rules_file)
         if problems := settings.delivery.lease_problems(ruleset.webhooks, settings.rules_file):
             raise RulesError(problems)

@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TypeVar
 
 import structlog
@@ -32,7 +33,7 @@ from monitor.lanes import MAX_SLOW, Lane
 from monitor.notify.deliverer import Attempt, AttemptOutcome, Deliverer
 from monitor.notify.formats.template import load_template
 from monitor.notify.transport import Clients
-from monitor.ops import Health, HealthServer, Metrics
+from monitor.ops import Health, HealthServer, Metrics, StateCollector
 from monitor.pipeline import Pipeline, Processed, ledger_key
 from monitor.retention import longest_realert, prune
 from monitor.rules import RuleSet, load_rules
@@ -91,6 +92,7 @@ def notify_systemd(state: str) -> None:
 
 class Daemon:
     def __init__(self, settings: Settings) -> None:
+        settings.watch.check_folders()  # a missing folder is refused (unless watch.create_folders)
         self.settings = settings
         self.store = Store(settings.state.url, settings.state.postgres, sum(CONNECTIONS.values()))
         self.ruleset: RuleSet = load_rules(settings.rules_file, check_template=load_template)
@@ -121,6 +123,7 @@ class Daemon:
         self._queued: set[str] = set()
         self._reconcile_lock = asyncio.Lock()
         self._flush_lock = asyncio.Lock()
+        self._reload_lock = asyncio.Lock()
         self._reconcile_pending: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Future[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -131,6 +134,7 @@ class Daemon:
         self.started = False  # every stage runs
         self.store_ok = True  # the last check of the state store took a write (`_check_store`)
         self.observer_ok = True  # the last check found the observers alive (`_check_observer`)
+        self.missing_folders: list[str] = []  # watched folders the last check did not find (`_check_observer`)
         self._store_probe: asyncio.Future[bool] | None = None
 
     async def serve(self) -> None:
@@ -164,7 +168,9 @@ class Daemon:
             stack.callback(self.pipeline.worker.close)
         self.store.lock()
         if settings.http.enabled:  # /readyz says "starting" until the stages run
-            server = HealthServer(Health(self), settings.http)
+            self.metrics.registry.register(StateCollector(lambda: self.queued, self.store))
+            reload = self._reload_now if settings.http.reload_allowed() else None
+            server = HealthServer(self._health(), settings.http, self.metrics, reload)
             await server.start()
             stack.push_async_callback(server.close)
         if self.store.dialect == "sqlite":  # one process owns this file: leases of a crashed run are void
@@ -195,6 +201,7 @@ class Daemon:
             polling=settings.watch.observer == "polling",
             settle=settings.watch.settle.total_seconds(),
             suffixes=settings.watch.suffixes,
+            create=settings.watch.create_folders,
         )
         self.watcher.start()
         alarm = _OverflowAlarm(lambda: loop.call_soon_threadsafe(self._events_lost))
@@ -209,6 +216,16 @@ class Daemon:
         self.wakeups.start()
         stack.callback(self.wakeups.shutdown)
         self.started = True
+
+    def _health(self) -> Health:
+        """What /readyz reads: the outcome of the daemon's own checks, never a blocking call."""
+        return Health(
+            started=lambda: self.started,
+            observer_ok=lambda: self.observer_ok,
+            scheduler_running=lambda: self.wakeups.running(),
+            store_ok=lambda: self.store_ok,
+            missing_folders=lambda: self.missing_folders,
+        )
 
     def _plan(self, wakeups: Wakeups) -> None:
         wakeups.every("reconcile", self.settings.watch.reconcile_interval, self.reconcile)
@@ -405,7 +422,14 @@ class Daemon:
         async with self._flush_lock:  # rules due at the same time take turns: one connection, not one per rule
             limits = self.settings.limits
             queued = await asyncio.to_thread(flush_digest, self.store, self.ruleset, rule, slot, None, limits)
-        log.info("digest_flushed", rule=name, slot=slot.isoformat(), deliveries=queued)
+        # An empty digest (nothing due) is routine, every schedule tick: INFO only when something was queued.
+        log.log(
+            logging.INFO if queued else logging.DEBUG,
+            "digest_flushed",
+            rule=name,
+            slot=slot.isoformat(),
+            deliveries=queued,
+        )
         if queued:
             self.deliverer.wake()
 
@@ -477,11 +501,27 @@ class Daemon:
             return
         self.observer_ok = await asyncio.to_thread(self.watcher.alive)
         if not self.observer_ok:
-            log.error("observer_died", restarting=True)
+            if self.missing_folders:  # a missing folder came back: watch it
+                log.info("observer_restarting", why="a missing watched folder is there again")
+            else:
+                log.error("observer_died", restarting=True)
             await asyncio.to_thread(self.watcher.restart)
             self.metrics.observer_restarts.inc()
             self.observer_ok = self.watcher.alive()
             await self.reconcile()
+        self._note_missing(await asyncio.to_thread(self.watcher.missing))
+
+    def _note_missing(self, missing: list[Path]) -> None:
+        """Watched folders not there (removed, unmounted; watch.create_folders not set): /readyz names them
+        until they are back. Logged once per change."""
+        names = [str(folder) for folder in missing]
+        for name in names:
+            if name not in self.missing_folders:
+                log.error("watch_folder_missing", folder=name, fix="create it, or set watch.create_folders: true")
+        for name in self.missing_folders:
+            if name not in names:
+                log.warning("watch_folder_back", folder=name)
+        self.missing_folders = names
 
     async def _check_rules_file(self) -> None:
         mtime = _mtime(self.settings.rules_file)
@@ -489,23 +529,35 @@ class Daemon:
             self._rules_mtime = mtime
             await self.reload("file changed")
 
-    async def reload(self, why: str) -> bool:
-        """Load the rules file again; an invalid file is refused and the rules in force stay."""
+    async def _reload_now(self) -> list[str]:
+        """`POST /-/reload` (monitor.ops): reload, and the problems that refused the file (none: reloaded)."""
+        return await self.reload("POST /-/reload")
+
+    async def reload(self, why: str) -> list[str]:
+        """Load the rules file again; an invalid file is refused and the rules in force stay. Returns the
+        problems (file:line: message) that refused it, none when the new rules are in force."""
+        async with self._reload_lock:  # reloads asked at once (SIGHUP, POST, a file change) take turns
+            return await self._reload(why)
+
+    async def _reload(self, why: str) -> list[str]:
         try:
             ruleset = await asyncio.to_thread(load_rules, self.settings.rules_file, check_template=load_template)
             if problems := self.settings.delivery.lease_problems(ruleset.webhooks, self.settings.rules_file):
                 raise RulesError(problems)
         except RulesError as exc:
             self.metrics.reload_failures.inc()
+            self.metrics.reload_ok.set(0)
             log.error("rules_reload_failed", why=why, problems=[str(p) for p in exc.problems])
-            return False
+            return [str(problem) for problem in exc.problems]
+        self.metrics.reload_ok.set(1)
+        self.metrics.reload_time.set_to_current_time()
         self.ruleset = ruleset
         self.deliverer.lease = self.settings.delivery.lease_for(ruleset.webhooks).total_seconds()  # unset: may grow
         gc.freeze()
         self.wakeups.digests(self._digest_crons(), self.flush_digest)
         log.info("rules_reloaded", why=why, rules=len(ruleset.rules))
         self.deliverer.wake()
-        return True
+        return []
 
     def _record(self, result: Processed) -> None:
         self._count(f"articles_{result.outcome}")

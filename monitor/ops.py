@@ -1,32 +1,36 @@
-"""Health and metrics on a local port: `/healthz`, `/readyz`, `/metrics` (Prometheus text format).
+"""Health and metrics on a local port: `/healthz`, `/readyz`, `/metrics` (Prometheus text format), and
+`POST /-/reload` (the rules, as SIGHUP does).
 
-A deliberately small HTTP/1.1 responder on asyncio streams: three routes, GET and HEAD, one request a
-connection. Requests are parsed by h11; connections, their time and their size are bounded (README, "Health").
+A deliberately small HTTP/1.1 responder on asyncio streams: four routes, one request a connection. Requests
+are parsed by h11; connections, their time and their size are bounded (README, "Health"). It knows the daemon
+only through callables (`Health`, the reload), so this module never imports monitor.daemon.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import platform
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 import h11
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from monitor import __version__
 from monitor.errors import ConfigError
 
 if TYPE_CHECKING:
-    from monitor.daemon import Daemon
     from monitor.settings import HttpSettings
+    from monitor.store import Store
 
 log = structlog.get_logger(__name__)
 MAX_REQUEST_BYTES = 8192  # the request line and headers together; a probe's request is about 100 bytes
@@ -36,20 +40,30 @@ LINGER_SECONDS = 1.0  # after an answer, how long the client may take to close (
 REFUSALS_LOGGED_EVERY = 60.0  # seconds: refused requests are one log line at most this often
 
 
+Reload = Callable[[], Awaitable[list[str]]]  # reloads the rules; the problems that refused the new file
+
+
+@dataclass(frozen=True, slots=True)
 class Health:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    """What /readyz asks the daemon, as callables that read the outcome of its own checks (the observer and
+    the state store are checked every 2 s in a thread: a hung share or store never hangs /readyz)."""
+
+    started: Callable[[], bool]
+    observer_ok: Callable[[], bool]
+    scheduler_running: Callable[[], bool]
+    store_ok: Callable[[], bool]
+    missing_folders: Callable[[], list[str]]
 
     def problems(self) -> list[str]:
         """What keeps the daemon from being ready; empty when it is."""
-        if not self.daemon.started:
+        if not self.started():
             return ["starting"]
-        found = []
-        if not self.daemon.observer_ok:  # checked every 2 s in a thread
+        found = [f"watched folder missing: {folder}" for folder in self.missing_folders()]
+        if not self.observer_ok():
             found.append("observer not running")
-        if not self.daemon.wakeups.running():
+        if not self.scheduler_running():
             found.append("scheduler not running")
-        if not self.daemon.store_ok:  # checked every 2 s in a thread: a hung store never hangs /readyz
+        if not self.store_ok():
             found.append("state store not writable")
         return found
 
@@ -74,6 +88,19 @@ class Metrics:
         )
         self.observer_restarts = Counter("monitor_observer_restarts", "Observer restarts", registry=r)
         self.reload_failures = Counter("monitor_reload_failures", "Rules reloads refused", registry=r)
+        self.reload_ok = Gauge(
+            "monitor_config_last_reload_successful", "Whether the last rules reload succeeded (1) or not", registry=r
+        )
+        self.reload_ok.set(1)  # the rules in force at start-up loaded
+        self.reload_time = Gauge(
+            "monitor_config_last_reload_success_timestamp_seconds",
+            "When the rules in force were loaded (Unix time)",
+            registry=r,
+        )
+        self.reload_time.set_to_current_time()
+        build = Gauge("monitor_build_info", "The running version, always 1", ["version", "python"], registry=r)
+        build.labels(__version__, platform.python_version()).set(1)
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, ... (Linux)
         self.queue_overflows = Counter("monitor_queue_overflows", "Paths dropped by a full queue", registry=r)
         self.pruned = Counter(
             "monitor_pruned_rows", "Rows deleted by the retention prune, by table", ["table"], registry=r
@@ -86,15 +113,15 @@ class Metrics:
 class StateCollector(Collector):
     """Gauges read at scrape time: the ingest queue and the outbox backlog by state."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, queued: Callable[[], int], store: Store) -> None:
+        self.queued, self.store = queued, store
         self._query = threading.Lock()  # scrapes at once take turns: one connection (monitor.daemon.CONNECTIONS)
 
     def collect(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily("monitor_queue_depth", "Paths waiting to be read", value=self.daemon.queued)
+        yield GaugeMetricFamily("monitor_queue_depth", "Paths waiting to be read", value=self.queued())
         backlog = GaugeMetricFamily("monitor_outbox", "Deliveries in the outbox, by state", labels=["state"])
         with self._query:
-            counts = self.daemon.store.count_deliveries_by_state()
+            counts = self.store.count_deliveries_by_state()
         for state, count in counts.items():
             backlog.add_metric([state], count)
         yield backlog
@@ -102,16 +129,17 @@ class StateCollector(Collector):
 
 class HealthServer:
     """The HTTP/1.1 responder, bounded against slow and hostile clients: at most `max_connections` at once,
-    one deadline for the whole request, a cap on its size, GET and HEAD only. One request a connection."""
+    one deadline for the whole request, a cap on its size, GET and HEAD only but for `POST /-/reload` (off
+    when `reload` is None: http.reload, README "Health"). One request a connection."""
 
-    def __init__(self, health: Health, settings: HttpSettings) -> None:
+    def __init__(self, health: Health, settings: HttpSettings, metrics: Metrics, reload: Reload | None) -> None:
         self.health = health
         self.host, self.port = settings.host, settings.port
         self.max_connections = settings.max_connections
         self.deadline = settings.request_timeout.total_seconds()
-        self.registry = health.daemon.metrics.registry
-        self.registry.register(StateCollector(health.daemon))
-        self.refusals = _Refusals(health.daemon.metrics.http_refused)
+        self.registry = metrics.registry
+        self.refusals = _Refusals(metrics.http_refused)
+        self.reload = reload
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.WriteTransport] = set()  # every connection
         self._waiting: dict[asyncio.WriteTransport, None] = {}  # those waiting for their client, oldest first
@@ -191,10 +219,12 @@ class HealthServer:
                 pass
 
     async def _answer(self, request: h11.Request) -> _Answer:
+        path = request.target.decode("ascii").split("?", 1)[0]
+        if path == "/-/reload":
+            return await self._reload(request)
         if request.method not in (b"GET", b"HEAD"):
             self.refusals.add("method")
             return _Answer(405, b"method not allowed\n", allow="GET, HEAD")
-        path = request.target.decode("ascii").split("?", 1)[0]
         if path == "/healthz":
             return _Answer(200, b"ok\n")
         if path == "/readyz":
@@ -206,6 +236,25 @@ class HealthServer:
             body = await asyncio.to_thread(generate_latest, self.registry)
             return _Answer(200, body, content_type="text/plain; version=0.0.4")
         return _Answer(404, b"not found\n")
+
+    async def _reload(self, request: h11.Request) -> _Answer:
+        """`POST /-/reload`: the rules reloaded as on SIGHUP; 500 with each problem (file:line) when the new
+        file is refused (the rules in force stay). Refused: another method (405), reload switched off, and a
+        browser's request from a web page (it sends Origin: a page must not make the daemon reload) (403)."""
+        if request.method != b"POST":
+            self.refusals.add("method")
+            return _Answer(405, b"method not allowed: POST /-/reload\n", allow="POST")
+        if self.reload is None:
+            self.refusals.add("reload_off")
+            return _Answer(403, b"reload is off (http.reload); SIGHUP reloads\n")
+        if any(name.lower() == b"origin" for name, _ in request.headers):
+            self.refusals.add("origin")
+            return _Answer(403, b"refused: a request from a web page (Origin)\n")
+        if problems := await self.reload():
+            return _Answer(
+                500, ("rules not reloaded, the rules in force stay:\n" + "\n".join(problems) + "\n").encode()
+            )
+        return _Answer(200, b"reloaded\n")
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -52,6 +55,24 @@ class WatchSettings(_Section):
     max_article_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     queue_size: int = Field(default=10_000, ge=1)
     suffixes: list[str] = [".txt"]
+    create_folders: bool = False  # make missing folders at start (and when removed); else a missing one is an error
+
+    def missing_folders(self) -> list[Path]:
+        """The watched folders that are not there (or are not folders)."""
+        return [folder for folder in self.folders if not folder.is_dir()]
+
+    def check_folders(self) -> None:
+        """Refuse a watched folder that is not there (ConfigError, one line each), unless `create_folders`
+        says to make it: a typo in a path must not become a new, empty folder that is watched forever."""
+        if self.create_folders:
+            return
+        if missing := self.missing_folders():
+            raise ConfigError(
+                "\n".join(
+                    f"watch.folders: {str(folder)!r} does not exist (create it, or set watch.create_folders: true)"
+                    for folder in missing
+                )
+            )
 
 
 class RetentionSettings(_Section):
@@ -149,6 +170,17 @@ class HttpSettings(_Section):
     port: int = Field(default=8787, ge=0, le=65535)
     max_connections: int = Field(default=64, ge=1, le=1024)  # past it, the longest-waiting client is dropped
     request_timeout: Duration = timedelta(seconds=3)  # for the request line and headers together
+    reload: bool | None = None  # POST /-/reload; unset: on when `host` is a loopback address
+
+    def reload_allowed(self) -> bool:
+        """Whether `POST /-/reload` reloads the rules: as set, or (unset) only on a loopback address, which
+        only this machine reaches (the image listens on 0.0.0.0: there it is off unless set)."""
+        if self.reload is not None:
+            return self.reload
+        try:
+            return self.host == "localhost" or ipaddress.ip_address(self.host).is_loopback
+        except ValueError:  # a host name
+            return False
 
     @field_validator("request_timeout")
     @classmethod
@@ -235,9 +267,78 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     bound = type("Settings", (Settings,), {"model_config": model_config})
     try:
         settings: Settings = bound(**overrides)
-        return settings
     except ValidationError as exc:
         raise ConfigError("\n".join(_problem(error, raw, config) for error in exc.errors())) from None
+    if config is None or _same_folder(config.parent, Path()):
+        return settings  # the paths as written: nothing changes, not even their spelling (the ledger's keys)
+    return _from_the_file(settings, raw, config.parent, overrides)
+
+
+# -- paths in a settings file are from its folder -------------------------------------------------------------
+_SQLITE = re.compile(r"(sqlite(?:\+\w+)?:///)([^?]*)(.*)", re.DOTALL)  # scheme, database path, query
+
+
+def _same_folder(one: Path, other: Path) -> bool:
+    try:
+        return os.path.samefile(one, other)
+    except OSError:
+        return False
+
+
+def _from_the_file(settings: Settings, raw: Any, base: Path, overrides: Mapping[str, Any]) -> Settings:
+    """The relative paths that the settings file gave (rules_file, watch.folders, a SQLite state.url) joined
+    to the file's folder; those the environment, `.env` or the command gave stay from the working directory.
+    A path joined so that its old place (from the working directory) exists and its new one does not is
+    refused: a deployment upgraded without moving its files would otherwise read its folder again into a
+    new, empty state (README, "Settings")."""
+
+    def given(*loc: str) -> bool:
+        return _holds(raw, loc) and not _holds(overrides, loc) and variable_for(loc) is None
+
+    update: dict[str, Any] = {}
+    if given("rules_file"):
+        update["rules_file"] = Path(_moved("rules_file", base, str(settings.rules_file)))
+    if given("watch", "folders"):
+        folders = [Path(_moved("watch.folders", base, str(folder))) for folder in settings.watch.folders]
+        update["watch"] = settings.watch.model_copy(update={"folders": folders})
+    found = _SQLITE.fullmatch(settings.state.url)
+    if given("state", "url") and found and found[2] not in ("", ":memory:"):
+        url = found[1] + _moved("state.url", base, found[2]) + found[3]
+        update["state"] = settings.state.model_copy(update={"url": url})
+    return settings.model_copy(update=update) if update else settings
+
+
+def _moved(key: str, base: Path, path: str) -> str:
+    """`path` from the folder `base`, spelled as a version that took paths from the working directory would
+    have had it written for the same place, so that the ledger's keys (the scan's paths) stay: as written
+    when that is the same place; else normalised (`config/../seeds` is `seeds`), and relative to the working
+    directory when below it; else absolute."""
+    if os.path.isabs(path):
+        return path
+    joined = os.path.normpath(os.path.join(base, path))
+    if _same_file(joined, path):  # the same place from here: spelled as written (the ledger's keys stay)
+        return path
+    here = os.getcwd()
+    if os.path.isabs(joined) and joined.startswith(os.path.join(here, "")):  # below the working directory:
+        joined = os.path.relpath(joined, here)  # spelled from it, as a version that took paths from it did
+    if not os.path.exists(joined) and os.path.exists(path) and not _same_file(joined, path):
+        raise ConfigError(
+            f"{key}: {path!r} is taken from the settings file's folder ({joined!r}, not there), but {path!r} of"
+            f" the working directory is there: write it from {str(base)!r} or absolute (README, Settings)"
+        )
+    return joined
+
+
+def _same_file(one: str, other: str) -> bool:
+    return os.path.realpath(one) == os.path.realpath(other)
+
+
+def _holds(tree: Any, loc: tuple[str, ...]) -> bool:
+    for key in loc:
+        if not isinstance(tree, Mapping) or key not in tree:
+            return False
+        tree = tree[key]
+    return True
 
 
 _NOT_A_SETTING = f"not a setting (a typo?); settings are {PREFIX}<KEY> or {PREFIX}<SECTION>__<KEY>, see README"

@@ -177,8 +177,10 @@ class Watcher:
         polling: bool = False,
         settle: float = 2.0,
         suffixes: Sequence[str] = (".txt",),
+        create: bool = False,
     ) -> None:
         self.folders = [Path(f) for f in folders]
+        self.create = create  # make missing folders (at start and restart); else they wait to be made
         self.submit = submit
         self.loop = loop
         self.polling = polling
@@ -194,7 +196,9 @@ class Watcher:
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        for folder in self.folders:
+        """Watch the folders; a missing folder is made (`create`) or left out until it is there: `alive` turns
+        false when it appears, and a restart watches it."""
+        for folder in self.folders if self.create else ():
             folder.mkdir(parents=True, exist_ok=True)
         self._identity = [_identity(folder) for folder in self.folders]
         try:  # watchdog makes its inotify instance in schedule() or start(), depending on the version
@@ -223,9 +227,14 @@ class Watcher:
         observer: BaseObserver = polled(os.lstat, os.scandir, polling_interval=1) if self.polling else Observer()
         # inotify tells open and close: modification events add nothing, so the kernel is not asked for them
         kinds = None if self.polling else _NATIVE_EVENTS
-        for folder in self.folders:
-            observer.schedule(_Handler(self, folder), str(folder), recursive=True, event_filter=kinds)
+        for folder, identity in zip(self.folders, self._identity, strict=True):
+            if identity is not None:
+                observer.schedule(_Handler(self, folder), str(folder), recursive=True, event_filter=kinds)
         return observer
+
+    def missing(self) -> list[Path]:
+        """The folders that are not there now (stats them: call it off the loop)."""
+        return [folder for folder in self.folders if _identity(folder) is None]
 
     def alive(self) -> bool:
         """The observer thread runs, so does each folder's emitter (it stops when its folder is removed), and
@@ -236,7 +245,8 @@ class Watcher:
             return False
         if [_identity(folder) for folder in self.folders] != self._identity:
             return False
-        return bool(observer.emitters) and all(emitter.is_alive() for emitter in observer.emitters)
+        watching = any(identity is not None for identity in self._identity)  # not when every folder is missing
+        return bool(observer.emitters) == watching and all(emitter.is_alive() for emitter in observer.emitters)
 
     def restart(self) -> None:
         """Replace a dead observer; files missed meanwhile are found by the next reconcile scan."""

@@ -14,7 +14,17 @@ from pathlib import Path
 import pytest
 
 from monitor.receiver import Receiver
-from tests.conftest import ROOT, SEED_RULES, SEEDS, DaemonProcess, copy_seeds, free_port, shipped_rules, this_checkout
+from tests.conftest import (
+    ROOT,
+    SEED_RULES,
+    SEEDS,
+    DaemonProcess,
+    copy_seeds,
+    free_port,
+    shipped_rules,
+    this_checkout,
+    wait_until,
+)
 
 
 def run(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
@@ -508,3 +518,75 @@ def test_receive_prints_a_digest_whose_alerts_were_pruned() -> None:
         output, errors = printer.communicate(timeout=10)
     assert "Traceback" not in errors, errors
     assert "DIGEST r" in output and "alr_gone" in output and "alr_also_gone" in output, output
+
+
+def test_validate_refuses_a_missing_watched_folder_in_one_line(project: Path) -> None:
+    result = run("validate", cwd=project, MONITOR_WATCH__FOLDERS='["inbox"]')
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: watch.folders: 'inbox' does not exist (create it, or set watch.create_folders: true)"
+    )
+    assert not (project / "inbox").exists()
+    made = run("validate", cwd=project, MONITOR_WATCH__FOLDERS='["inbox"]', MONITOR_WATCH__CREATE_FOLDERS="true")
+    assert made.returncode == 0, made.stderr
+    assert not (project / "inbox").exists()  # validate checks, it makes nothing
+
+
+def test_shell_completion_is_offered_and_completes_commands() -> None:
+    """Through the installed `news-monitor` script: a shell completes that name (its variable is named after it)."""
+    script = Path(sys.executable).parent / "news-monitor"
+    if not script.exists():
+        pytest.skip(f"no installed news-monitor script beside {sys.executable}")
+
+    def installed(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        argv = [str(script), *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, env={**this_checkout(), **env})
+
+    assert "--install-completion" in installed("--help").stdout
+    shown = installed("--show-completion", "bash")
+    assert shown.returncode == 0 and "complete -o default -F _news_monitor_completion news-monitor" in shown.stdout
+    # What bash asks when Tab is pressed after `news-monitor va`:
+    asked = installed(_NEWS_MONITOR_COMPLETE="complete_bash", COMP_WORDS="news-monitor va", COMP_CWORD="1")
+    assert asked.returncode == 0 and asked.stdout.split() == ["validate"], asked.stderr
+
+
+def test_the_systemd_layout_runs_with_paths_from_the_settings_files_folder(receiver: Receiver, tmp_path: Path) -> None:
+    """deploy/news-monitor.service: settings in /etc/news-monitor/, another working directory. The rules file,
+    the watched folder and the state file written relative in the settings file are found beside it."""
+    import signal
+
+    import httpx
+    from ruamel.yaml import YAML
+
+    etc, var = tmp_path / "etc" / "news-monitor", tmp_path / "var" / "lib" / "news-monitor"
+    (etc / "articles").mkdir(parents=True)
+    var.mkdir(parents=True)
+    YAML(typ="safe").dump(shipped_rules(receiver.url), etc / "rules.yaml")
+    port = free_port()
+    settings = (
+        "rules_file: rules.yaml\nwatch:\n  folders: [articles]\n  settle: 0.5s\nstate:\n  url: sqlite:///monitor.db\n"
+    )
+    (etc / "monitor.yaml").write_text(settings + f"http:\n  port: {port}\nlog:\n  format: json\n", encoding="utf-8")
+    assert run("validate", cwd=var, MONITOR_CONFIG=str(etc / "monitor.yaml")).returncode == 0
+    env = {**this_checkout(), "MONITOR_CONFIG": str(etc / "monitor.yaml")}
+    log = (tmp_path / "daemon.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "run"], cwd=var, env=env, stdout=log, stderr=log)
+    try:
+        ready = f"http://127.0.0.1:{port}/readyz"
+
+        def answers() -> bool:
+            assert proc.poll() is None, (tmp_path / "daemon.log").read_text()
+            try:
+                return httpx.get(ready, timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(answers, 30, "the daemon's /readyz")
+        copy_seeds(etc / "articles")
+        assert receiver.wait_for(lambda got: len(got) >= 1, timeout=30), (tmp_path / "daemon.log").read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        log.close()
+    assert (etc / "monitor.db").exists() and not (var / "monitor.db").exists()
+    assert not (var / "articles").exists()

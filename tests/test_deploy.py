@@ -49,6 +49,8 @@ def test_entrypoint_is_exec_form_and_the_healthcheck_passes(tmp_path: Path) -> N
         "pip install ."
     ) < DOCKERFILE.index("COPY monitor")
     shutil.copytree(ROOT / "config", tmp_path / "config")
+    (tmp_path / "articles").mkdir()  # the image makes its /data/articles (mkdir -p): run refuses a missing folder
+    assert "mkdir -p /data/articles" in DOCKERFILE
     port = free_port()
     env = {**this_checkout(), **image_env()}  # this checkout's code, whatever is installed
     env |= {

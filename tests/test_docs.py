@@ -3,17 +3,21 @@ with the settings loader (a fragment of either is completed with the keys it lea
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
 
+from monitor.cli import app
 from monitor.rules import load_rules
 from monitor.settings import load_settings
-from tests.conftest import ROOT, SECRET
+from tests.conftest import ROOT, SECRET, this_checkout
 
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 EXAMPLES = [
@@ -51,3 +55,50 @@ def test_yaml_example_loads(text: str, tmp_path: Path, monkeypatch: pytest.Monke
     else:
         (config / "monitor.yaml").write_text(text)
         load_settings(config / "monitor.yaml")
+
+
+# -- command lines -----------------------------------------------------------------------------------------------
+COMMAND_LINES = sorted(
+    {
+        found.group(1)
+        for path in [*DOCUMENTS, ROOT / "Dockerfile", *sorted((ROOT / "deploy").iterdir())]
+        for found in re.finditer(r"`news-monitor ([^`<]*)`", path.read_text(encoding="utf-8"))
+    }
+)
+# Run as written, off a terminal, on a copy of the project: every one that needs no running daemon and
+# changes nothing outside its folder (not `run`, `health`, `redeliver ID`, nor `--install-completion`,
+# which edits the shell's start-up file).
+RUNNABLE = [line for line in COMMAND_LINES if not re.search(r"[A-Z]{2}|\[|run$|^health|^redeliver|--install", line)]
+
+
+def test_the_documents_have_command_lines() -> None:
+    assert len(COMMAND_LINES) >= 20 and len(RUNNABLE) >= 10
+
+
+@pytest.mark.parametrize("line", COMMAND_LINES)
+def test_command_line_names_real_commands_and_options(line: str) -> None:
+    """`news-monitor db prune [--dry-run]`: `db prune` is a command, and `--dry-run` one of its options."""
+    from typer.testing import CliRunner
+
+    words = line.replace("\\|", "|").split()
+    path = list(itertools.takewhile(lambda word: re.fullmatch(r"[a-z][a-z-]*", word), words))
+    shown = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    for option in re.findall(r"--[a-z-]+", line):
+        assert option in shown.output, f"{line}: {option} is not an option of news-monitor {' '.join(path)}"
+
+
+@pytest.mark.parametrize("line", RUNNABLE)
+def test_command_line_runs_as_written(line: str, tmp_path: Path) -> None:
+    for folder in ("config", "seeds", "tests/data"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", *line.split()],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=this_checkout(),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr

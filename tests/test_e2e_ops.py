@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import platform
+import re
 import shutil
 import signal
 from collections import Counter
@@ -13,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from monitor import __version__
 from monitor.receiver import Receiver
 from tests.conftest import SECRET, SEED_RULES, DaemonProcess, copy_seeds, shipped_rules, wait_until
 from tests.test_e2e_delivery import cli
@@ -91,14 +94,95 @@ def test_rules_reload_on_change_refuses_invalid_and_on_sighup(receiver: Receiver
     assert daemon.stop() == 0
 
 
-def test_observer_restarts_when_its_folder_disappears(receiver: Receiver, daemon_factory) -> None:
+def test_post_reload_reloads_rules_and_refuses_an_invalid_file_with_its_line(
+    receiver: Receiver, daemon_factory
+) -> None:
+    daemon = daemon_factory(rules_for(receiver.url, ("hoogverraad", "*hoogverraad*"))).start()
+    reload = f"http://127.0.0.1:{daemon.port}/-/reload"
+    text = get(daemon, "/metrics").text
+    assert metric(text, "monitor_config_last_reload_successful") == 1
+    loaded = metric(text, "monitor_config_last_reload_success_timestamp_seconds")
+    assert loaded > 0
+    assert f'monitor_build_info{{python="{platform.python_version()}",version="{__version__}"}} 1.0' in text
+    assert metric(text, "process_resident_memory_bytes") > 0 and metric(text, "process_open_fds") > 0
+    refused = httpx.get(reload, timeout=5)
+    assert refused.status_code == 405 and refused.headers["allow"] == "POST"
+    assert httpx.post(reload, headers={"Origin": "http://evil.example"}, timeout=5).status_code == 403
+    broken = daemon.home / "rules.yaml.new"
+    broken.write_text("version: 1\nrules:\n  - name: broken\n    query: 'a AND (b'\n", encoding="utf-8")
+    broken.replace(daemon.home / "rules.yaml")
+    answer = httpx.post(reload, timeout=10)
+    assert answer.status_code == 500
+    assert re.search(r"rules\.yaml:4:\d+: rule 'broken': ", answer.text), answer.text
+    assert metric(get(daemon, "/metrics").text, "monitor_config_last_reload_successful") == 0
+    (daemon.watched / "one.txt").write_text(GOOD.format(i=1), encoding="utf-8")
+    assert receiver.wait_for(lambda got: len(got) == 1, timeout=20)  # the old rules are still in force
+    daemon.write_rules(rules_for(receiver.url, ("dodental", "dodental*")))
+    answer = httpx.post(reload, timeout=10)
+    assert (answer.status_code, answer.text) == (200, "reloaded\n")
+    text = get(daemon, "/metrics").text
+    assert metric(text, "monitor_config_last_reload_successful") == 1
+    assert metric(text, "monitor_config_last_reload_success_timestamp_seconds") >= loaded
+    assert '"why": "POST /-/reload"' in daemon.log.read_text()
+    (daemon.watched / "two.txt").write_text("date 2022-01-09 Het dodental is gestegen.", encoding="utf-8")
+    assert receiver.wait_for(lambda got: len(got) == 2, timeout=20)
+    assert receiver.received[1].json()["data"]["rule"] == "dodental"
+    assert daemon.stop() == 0
+
+
+def test_post_reload_is_off_when_http_reload_is_false(receiver: Receiver, daemon_factory) -> None:
+    settings = {"http": {"reload": False}}
+    daemon = daemon_factory(rules_for(receiver.url, ("hoogverraad", "*hoogverraad*")), settings=settings).start()
+    answer = httpx.post(f"http://127.0.0.1:{daemon.port}/-/reload", timeout=5)
+    assert answer.status_code == 403 and "http.reload" in answer.text
+    assert "rules_reloaded" not in daemon.log.read_text()
+    assert daemon.stop() == 0
+
+
+def test_a_folder_removed_while_running_makes_readyz_fail_until_it_is_back(receiver: Receiver, daemon_factory) -> None:
     daemon = daemon_factory(rules_for(receiver.url, ("hoogverraad", "*hoogverraad*"))).start()
     shutil.rmtree(daemon.watched)
-    wait_until(lambda: "observer_died" in daemon.log.read_text(), 20, "the dead observer to be noticed")
+
+    def not_ready() -> bool:
+        answer = get(daemon, "/readyz")
+        return answer.status_code == 503 and f"watched folder missing: {daemon.watched}" in answer.text
+
+    wait_until(not_ready, 20, "/readyz to name the missing folder")
+    assert '"event": "watch_folder_missing"' in daemon.log.read_text()
+    assert not daemon.watched.exists()  # made again only with watch.create_folders
+    daemon.watched.mkdir()
     daemon.wait_ready()
     (daemon.watched / "after.txt").write_text(GOOD.format(i=2), encoding="utf-8")
     assert receiver.wait_for(lambda got: len(got) == 1, timeout=20), daemon.log.read_text()[-2000:]
     assert daemon.stop() == 0
+    assert '"event": "watch_folder_back"' in daemon.log.read_text()
+
+
+def test_create_folders_makes_a_missing_folder_at_start_and_when_removed(
+    receiver: Receiver, daemon_factory, tmp_path: Path
+) -> None:
+    fresh = tmp_path / "not-yet" / "inbox"
+    settings = {"watch": {"folders": [str(fresh)], "create_folders": True}}
+    daemon = daemon_factory(rules_for(receiver.url, ("hoogverraad", "*hoogverraad*")), settings=settings).start()
+    assert fresh.is_dir()
+    shutil.rmtree(fresh)
+    wait_until(lambda: "observer_died" in daemon.log.read_text(), 20, "the dead observer to be noticed")
+    daemon.wait_ready()
+    (fresh / "after.txt").write_text(GOOD.format(i=2), encoding="utf-8")
+    assert receiver.wait_for(lambda got: len(got) == 1, timeout=20), daemon.log.read_text()[-2000:]
+    assert daemon.stop() == 0
+
+
+def test_run_refuses_a_missing_folder_in_one_line(receiver: Receiver, daemon_factory, tmp_path: Path) -> None:
+    missing = tmp_path / "typo"
+    settings = {"watch": {"folders": [str(missing)]}}
+    daemon = daemon_factory(rules_for(receiver.url, ("hoogverraad", "*hoogverraad*")), settings=settings)
+    daemon.start(ready=False)
+    assert daemon.proc is not None and daemon.proc.wait(30) == 1
+    assert daemon.log.read_text().strip() == (
+        f"error: watch.folders: {str(missing)!r} does not exist (create it, or set watch.create_folders: true)"
+    )
+    assert not missing.exists()
 
 
 def malformed(folder: Path, outside: Path) -> dict[str, str | None]:

@@ -44,9 +44,9 @@ def test_yaml_then_environment_overrides(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("MONITOR_STATE__URL", "sqlite:///elsewhere.db")
     settings = load_settings(config)
     assert settings.timezone == "Europe/Amsterdam"
-    assert settings.watch.folders == [Path("in")]
+    assert settings.watch.folders == [tmp_path / "in"]  # from the settings file's folder
     assert settings.watch.settle == timedelta(milliseconds=250)
-    assert settings.state.url == "sqlite:///elsewhere.db"
+    assert settings.state.url == "sqlite:///elsewhere.db"  # a variable's: from the working directory
 
 
 @pytest.mark.parametrize(
@@ -146,3 +146,105 @@ def test_the_lease_must_hold_an_attempt_two_thirds_of_the_way_to_its_renewal(
     assert unset.lease_for(webhooks) == max(
         timedelta(seconds=30), 1.5 * (parse_duration(timeout) + timedelta(seconds=5))
     )
+
+
+@pytest.mark.parametrize(
+    ("http", "allowed"),
+    [
+        ({}, True),
+        ({"host": "::1"}, True),
+        ({"host": "localhost"}, True),
+        ({"host": "0.0.0.0"}, False),
+        ({"host": "monitor.internal"}, False),
+        ({"host": "0.0.0.0", "reload": True}, True),
+        ({"reload": False}, False),
+    ],
+    ids=["default", "ipv6-loopback", "localhost", "any-address", "host-name", "set-on", "set-off"],
+)
+def test_post_reload_is_on_by_default_only_on_a_loopback_address(http: dict[str, object], allowed: bool) -> None:
+    assert load_settings(None, http=http).http.reload_allowed() is allowed
+
+
+def test_a_missing_watched_folder_is_refused_unless_create_folders(tmp_path: Path) -> None:
+    there = tmp_path / "there"
+    there.mkdir()
+    folders = [str(there), str(tmp_path / "gone")]
+    with pytest.raises(ConfigError) as refused:
+        load_settings(None, watch={"folders": folders}).watch.check_folders()
+    assert str(refused.value) == (
+        f"watch.folders: {str(tmp_path / 'gone')!r} does not exist (create it, or set watch.create_folders: true)"
+    )
+    load_settings(None, watch={"folders": folders, "create_folders": True}).watch.check_folders()
+
+
+SETTINGS_WITH_PATHS = (
+    "rules_file: rules.yaml\nwatch:\n  folders: [./in, /abs/in]\nstate:\n  url: sqlite:///state/monitor.db\n"
+)
+
+
+def test_relative_paths_of_a_settings_file_are_from_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16: the systemd layout (settings in /etc/news-monitor/, another working directory) failed."""
+    etc, work = tmp_path / "etc", tmp_path / "work"
+    etc.mkdir()
+    work.mkdir()
+    (etc / "monitor.yaml").write_text(SETTINGS_WITH_PATHS, encoding="utf-8")
+    monkeypatch.chdir(work)
+    settings = load_settings(etc / "monitor.yaml")
+    assert settings.rules_file == etc / "rules.yaml"
+    assert settings.watch.folders == [etc / "in", Path("/abs/in")]
+    assert settings.state.url == f"sqlite:///{etc / 'state' / 'monitor.db'}"
+    monkeypatch.setenv("MONITOR_RULES_FILE", "mine.yaml")  # a variable's (or the command's) path: from here
+    settings = load_settings(etc / "monitor.yaml", state={"url": "sqlite:///here.db"})
+    assert (settings.rules_file, settings.state.url) == (Path("mine.yaml"), "sqlite:///here.db")
+    assert settings.watch.folders == [etc / "in", Path("/abs/in")]
+
+
+def test_a_settings_file_in_the_working_directory_keeps_its_paths_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ledger keys files by the path the scan makes from the folder as written: unchanged there."""
+    (tmp_path / "monitor.yaml").write_text(SETTINGS_WITH_PATHS, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    for config in (Path("monitor.yaml"), tmp_path / "monitor.yaml"):
+        settings = load_settings(config)
+        assert settings.rules_file == Path("rules.yaml")
+        assert [str(folder) for folder in settings.watch.folders] == ["in", "/abs/in"]  # Path("./in") is "in"
+        assert settings.state.url == "sqlite:///state/monitor.db"
+
+
+def test_the_shipped_settings_from_the_repository_give_the_paths_they_always_gave(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """README quick start (working directory: the clone): the same rules file, folder and state file, so the
+    ledger's keys (`seeds/...`) of an existing state are unchanged."""
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.chdir(root)
+    for config in (None, Path("config/monitor.yaml"), root / "config" / "monitor.yaml"):
+        settings = load_settings(config)
+        assert settings.rules_file == Path("config/rules.yaml")
+        assert settings.watch.folders == [Path("seeds")]
+        assert settings.state.url == "sqlite:///state/monitor.db"
+
+
+def test_a_path_that_is_the_same_place_from_here_keeps_its_spelling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Settings given by an absolute path, the working directory elsewhere, a folder written so that it is
+    the same place from either: kept as written, so the ledger's keys do not change (no file read again)."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "monitor.yaml").write_text("watch:\n  folders: [.]\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path / "in")
+    assert load_settings(tmp_path / "in" / "monitor.yaml").watch.folders == [Path(".")]
+
+
+def test_a_path_whose_old_place_exists_and_new_one_does_not_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upgraded deployment whose working directory is not the settings file's folder: its state would be
+    a new, empty one, and every file read and alerted again. Refused, naming both places."""
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "monitor.yaml").write_text("state:\n  url: sqlite:///monitor.db\n", encoding="utf-8")
+    (tmp_path / "monitor.db").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"^state\.url: 'monitor\.db' is taken from the settings file's folder"):
+        load_settings(Path("etc/monitor.yaml"))

@@ -272,21 +272,48 @@ async def test_restart_replaces_the_observer(watch: WatchFactory) -> None:
     await folder.barrier()  # the new observer sees events
 
 
-@pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
-@pytest.mark.asyncio
-async def test_a_removed_folder_is_noticed_and_restart_watches_it_again(watch: WatchFactory, polling: bool) -> None:
-    folder = watch(polling=polling)
-    watcher = folder.watcher
-    assert watcher is not None
-    shutil.rmtree(folder.path)
-
+async def _dead(watcher: Watcher) -> None:
     async def dead() -> None:
         while watcher.alive():
             await asyncio.sleep(0.02)
 
     await asyncio.wait_for(dead(), WAIT)
+
+
+@pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
+@pytest.mark.asyncio
+async def test_a_removed_folder_is_noticed_and_restart_makes_it_and_watches_it(
+    watch: WatchFactory, polling: bool
+) -> None:
+    folder = watch(polling=polling)
+    watcher = folder.watcher
+    assert watcher is not None
+    watcher.create = True  # watch.create_folders
+    shutil.rmtree(folder.path)
+    await _dead(watcher)
     watcher.restart()  # recreates the folder and watches it
-    assert watcher.alive() and watcher.restarts == 1
+    assert watcher.alive() and watcher.restarts == 1 and watcher.missing() == []
+    path = folder.path / "after.txt"
+    path.write_bytes(b"date 2022-01-08\nBody.")
+    await folder.inbox.wait_for(path)
+
+
+@pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
+@pytest.mark.asyncio
+async def test_a_removed_folder_is_not_made_again_and_is_watched_once_it_is_back(
+    watch: WatchFactory, polling: bool
+) -> None:
+    folder = watch(polling=polling)
+    watcher = folder.watcher
+    assert watcher is not None
+    shutil.rmtree(folder.path)
+    await _dead(watcher)
+    watcher.restart()  # watches what is there: nothing
+    assert watcher.alive() and watcher.missing() == [folder.path] and not folder.path.exists()
+    folder.path.mkdir()
+    assert not watcher.alive()  # the folder is back: a restart watches it
+    watcher.restart()
+    assert watcher.alive() and watcher.restarts == 2 and watcher.missing() == []
     path = folder.path / "after.txt"
     path.write_bytes(b"date 2022-01-08\nBody.")
     await folder.inbox.wait_for(path)
