@@ -16,6 +16,8 @@ import pytest
 from monitor.receiver import Receiver
 from tests.conftest import ROOT, SEED_RULES, SEEDS, DaemonProcess, copy_seeds, free_port, shipped_rules, this_checkout
 
+pytestmark = pytest.mark.e2e  # every test runs `news-monitor` as a process: 0.1-2.5 s each, ~35 s in all
+
 
 def run(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
     """`news-monitor ARGS` off a terminal, running this checkout's code (not whichever `monitor` is installed)."""

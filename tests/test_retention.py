@@ -21,8 +21,8 @@ from monitor.retention import REALERT_MARGIN, STALE_READING, Disk, longest_reale
 from monitor.rules import Webhook
 from monitor.settings import RetentionSettings
 from monitor.store import DIGEST_REFS, Store, alerts, articles, deliveries, digest_claims, files, meta, reading
+from tests.helpers import NO_PG, PG_URL, fresh_database
 from tests.test_alerts import queue, ruleset
-from tests.test_postgres import NO_PG, PG_URL, fresh_database
 
 NOW = 2_000_000_000.0
 DAY = 86400.0
