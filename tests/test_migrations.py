@@ -91,6 +91,7 @@ def test_an_empty_database_gets_the_schema_of_the_code(store: Store) -> None:
     add_rows(store)  # 64-bit sizes and nanosecond times fit
 
 
+@pytest.mark.e2e  # `news-monitor db upgrade` as a process
 def test_upgrade_from_the_previous_revision_keeps_the_data(store: Store, url: str, tmp_path: Path) -> None:
     assert store.upgrade(PREVIOUS) == (None, PREVIOUS)
     add_rows(store)
