@@ -28,7 +28,7 @@ from common import (
     scratch,
     shipped_rules_text,
     source_root,
-    write_articles,
+    write_corpus,
 )
 
 
@@ -73,7 +73,7 @@ def main() -> None:
     with scratch("backfill", args.keep) as home:
         progress(f"writing {count} articles in subfolders of {count // 10}")
         archive = home / "archive"
-        expected = write_articles(corpus, archive, count, "a", per_folder=count // 10)
+        expected = write_corpus(corpus, archive, count, "a", per_folder=count // 10)
         wanted = sum(1 for rule in expected.values() if rule)
         state = Daemon(home / "bf", shipped_rules_text("http://127.0.0.1:9/hooks/newsroom"))  # config only
         profile = None

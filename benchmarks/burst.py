@@ -35,7 +35,7 @@ from common import (
     summarize_profile,
     tally,
     wait_until,
-    write_articles,
+    write_corpus,
 )
 
 from monitor.receiver import Receiver
@@ -120,8 +120,8 @@ def prepare(corpus: Corpus, home: Path, count: int, run: str) -> tuple[list[Path
     """Two source folders of `count / 2` articles each; {file name: rule} over both."""
     half = count // 2
     first, second = home / "src" / f"{run}1", home / "src" / f"{run}2"
-    expected = write_articles(corpus, first, half, run)
-    expected |= write_articles(corpus, second, count - half, run, start=half)
+    expected = write_corpus(corpus, first, half, run)
+    expected |= write_corpus(corpus, second, count - half, run, start=half)
     return [first, second], expected
 
 
@@ -140,7 +140,7 @@ def main() -> None:
             args.profile.mkdir(parents=True, exist_ok=True)
             daemon.profile = args.profile / "burst-daemon.raw"
         try:
-            ready = daemon.start()
+            ready = daemon.start().ready_after
             daemon.record()
             idle, _ = daemon.rss_mb()
             progress(f"daemon ready in {ready:.2f}s; cp -r then rsync of {count} articles")

@@ -304,7 +304,7 @@ def run_daemon(home: Path, url: str, build_state: Callable[[Path, Path], None]) 
     names = ", ".join(f"'{p}'" for p in new)
     out: dict[str, Any] = {}
     try:
-        out["ready"] = daemon.start()
+        out["ready"] = daemon.start().ready_after
         deadline = time.monotonic() + 600
         while int(daemon.query(f"SELECT count(*) FROM files WHERE path IN ({names})") or 0) < NEW_FILES:
             if time.monotonic() > deadline:

@@ -179,7 +179,7 @@ def main() -> None:
         floor_files = [(floor_folder, f"floor{i:06d}.txt", corpus.article(i, None, "floor")) for i in range(count)]
         closed: dict[str, float] = {}
         try:
-            ready = daemon.start()
+            ready = daemon.start().ready_after
             daemon.record()
             progress(
                 f"daemon ready in {ready:.2f}s; writing {count} articles at {rate:g}/s, "

@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import statistics
 import subprocess
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,12 +50,14 @@ from common import (
     source_root,
     tally,
     wait_until,
-    write_articles,
+    write_corpus,
 )
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
 from monitor.receiver import Receiver
+from monitor.testing.harness import reads
+from monitor.testing.postgres import fresh_database
 
 IDLE = 3.0  # seconds of idle CPU measured before each burst
 LEASE = 5.0  # watch.read_lease: files claimed by the other replica are looked at again this long after
@@ -81,21 +81,6 @@ def server_url(given: str | None) -> str:
         return str(given or os.environ["MONITOR_TEST_PG_URL"])
     done = subprocess.run(["bash", str(ROOT / "scripts" / "postgres.sh")], capture_output=True, text=True, check=True)
     return done.stdout.strip()
-
-
-@contextmanager
-def fresh_database(server: str) -> Iterator[str]:
-    """A new, empty database on `server`; its URL. Dropped on exit."""
-    name = f"nm_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextmanager
@@ -129,19 +114,6 @@ def backend_cpu(engine: Engine) -> dict[int, float]:
                 continue
             found[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         return found
-
-
-def reads(log: Path) -> collections.Counter[str]:
-    """How often a replica read and matched each file (its `article_read` log events), by file name."""
-    counts: collections.Counter[str] = collections.Counter()
-    for line in log.read_text(errors="replace").splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if event.get("event") == "article_read":
-            counts[Path(event["path"]).name] += 1
-    return counts
 
 
 def cpu(daemons: list[Daemon]) -> float:
@@ -178,9 +150,9 @@ def run(replicas: int, server: str, observer: str, home: Path, corpus: Corpus, c
     tag = f"r{replicas}"
     staging, shared = home / f"staging-{tag}", home / f"shared-{tag}"
     shared.mkdir(parents=True)
-    expected = write_articles(corpus, staging, count, tag)
+    expected = write_corpus(corpus, staging, count, tag)
     wanted = sum(1 for rule in expected.values() if rule)
-    with fresh_database(server) as url, probing(url) as probe:
+    with fresh_database(server, "bench") as url, probing(url) as probe:
         settings = {
             "watch": {"folders": [str(shared)], "observer": observer, "settle": "0.5s", **lease_setting()},
             "state": {"url": url},

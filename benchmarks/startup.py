@@ -40,7 +40,7 @@ from common import (
     source_root,
     summarize_profile,
     wait_until,
-    write_articles,
+    write_corpus,
 )
 
 from monitor.receiver import Receiver
@@ -70,7 +70,7 @@ def measure(
     try:
         if profile is not None:  # record the start-up itself: py-spy starts the daemon
             daemon.start_recorded()
-        out["ready"] = daemon.start() if profile is None else daemon.wait_ready()
+        out["ready"] = daemon.start().ready_after if profile is None else daemon.wait_ready()
         progress(f"{rules} rules: ready in {out['ready']:.2f}s")
         time.sleep(2.0)
         out["idle"], _ = daemon.rss_mb()
@@ -129,7 +129,7 @@ def main() -> None:
     results = []
     with scratch("startup", args.keep) as home, receiver() as server:
         source = home / "src" / "burst"
-        write_articles(corpus, source, articles, "s")
+        write_corpus(corpus, source, articles, "s")
         for rules in counts:
             profile = None
             if args.profile:

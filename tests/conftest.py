@@ -1,14 +1,10 @@
-"""Shared fixtures: a real receiver on 127.0.0.1 and the real daemon as a subprocess."""
+"""Shared fixtures: a real receiver on 127.0.0.1 and the real daemon as a subprocess (`monitor.testing`'s
+harness); shared helpers are in tests/helpers.py."""
 
 from __future__ import annotations
 
-import base64
-import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,36 +12,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from ruamel.yaml import YAML
 
 from monitor.receiver import Receiver
 from monitor.store import OPEN_STATES, Store
+from monitor.testing import harness
+from monitor.testing.harness import checkout_env as this_checkout
+from monitor.testing.harness import free_port, wait_until
+from monitor.testing.rules import SECRET, shipped_rules
+from tests.helpers import fresh_database
+
+__all__ = ["SECRET", "free_port", "shipped_rules", "this_checkout", "wait_until"]  # imported from here by tests
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
-SECRET = "whsec_" + base64.b64encode(b"news-monitor-test-secret-32bytes").decode()
 # The shipped rules flag these seeds, by rule (issue 2).
 SEED_RULES = {
     "000_3107e6f82356df66.txt": {"hoogverraad", "arrestaties", "csto"},
     "003_1649dd4e54c446b5.txt": {"arrestaties", "dodental"},
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
-    """Poll `predicate` until it holds; fail the test with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture
@@ -64,104 +49,10 @@ def receiver() -> Iterator[Receiver]:
     server.stop()
 
 
-def shipped_rules(url: str, **webhook: Any) -> dict[str, Any]:
-    """config/rules.yaml with the newsroom webhook pointed at `url` and `webhook` settings added."""
-    data = YAML(typ="safe").load((ROOT / "config" / "rules.yaml").read_text(encoding="utf-8"))
-    data["webhooks"]["newsroom"] = {"url": url, "secret": SECRET, "format": "generic", **webhook}
-    return data
-
-
-def this_checkout() -> dict[str, str]:
-    """The environment for a `python -m monitor` subprocess that runs this checkout's code, whatever
-    `monitor` the environment would import from its folder (a worktree beside an editable install)."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-
-
 @dataclass
-class DaemonProcess:
-    """The real daemon (`python -m monitor run`) on a temporary folder, state file and config."""
-
-    home: Path
-    rules: dict[str, Any]
-    settings: dict[str, Any] = field(default_factory=dict)
-    env: dict[str, str] = field(default_factory=dict)
-    proc: subprocess.Popen[bytes] | None = None
-    port: int = field(default_factory=free_port)
-    starts: int = 0
-
-    def __post_init__(self) -> None:
-        self.watched = self.home / "incoming"
-        self.watched.mkdir(parents=True, exist_ok=True)
-        self.state_url = f"sqlite:///{self.home / 'state' / 'monitor.db'}"
-        self.write_rules(self.rules)
-        config = {
-            "rules_file": str(self.home / "rules.yaml"),
-            "timezone": "UTC",
-            "watch": {"folders": [str(self.watched)], "settle": "0.5s", "reconcile_interval": "30s"},
-            "state": {"url": self.state_url},
-            "delivery": {"shutdown_grace": "5s"},
-            "http": {"port": self.port},
-            "log": {"level": "INFO", "format": "json"},
-        }
-        for section, values in self.settings.items():
-            config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values
-        YAML(typ="safe").dump(config, self.home / "monitor.yaml")
-
-    def write_rules(self, rules: dict[str, Any]) -> None:
-        """Write the rules file as editors do: a temporary file renamed into place."""
-        temporary = self.home / "rules.yaml.tmp"
-        YAML(typ="safe").dump(rules, temporary)
-        temporary.replace(self.home / "rules.yaml")
-
-    @property
-    def log(self) -> Path:
-        return self.home / "daemon.log"
-
-    def start(self, ready: bool = True) -> DaemonProcess:
-        assert self.proc is None or self.proc.poll() is not None, "daemon already running"
-        self.starts += 1
-        inherited = {
-            k: v for k, v in this_checkout().items() if not k.lower().endswith("_proxy")
-        }  # a test sets its own
-        env = {**inherited, **self.env, "PYTHONUNBUFFERED": "1"}
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "monitor", "run", "--config", str(self.home / "monitor.yaml")],
-                cwd=self.home,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        if ready:
-            self.wait_ready()
-        return self
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        def ready() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
-            try:
-                return httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(ready, timeout, "the daemon's /readyz")
-
-    def stop(self, timeout: float = 30) -> int:
-        """SIGTERM, and the exit status; fails the test if the daemon does not stop in time."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise AssertionError(f"daemon ignored SIGTERM for {timeout}s:\n{self.log.read_text()[-3000:]}") from None
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(10)
+class DaemonProcess(harness.DaemonProcess):
+    """The real daemon (`python -m monitor run`) on a temporary folder, state file and config; its state
+    read through the store."""
 
     def store(self) -> Store:
         return Store(self.state_url)
@@ -248,3 +139,10 @@ class HealthProbe:
             while chunk := sock.recv(4096):  # the server closes the connection after its answer
                 answer += chunk
         return answer
+
+
+@pytest.fixture
+def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A new, empty database on the MONITOR_TEST_PG_URL server, named after the test module; dropped after."""
+    with fresh_database(request.module.__name__.rpartition(".")[2].removeprefix("test_")) as url:
+        yield url

@@ -26,6 +26,8 @@ from tests.conftest import (
     wait_until,
 )
 
+pytestmark = pytest.mark.e2e  # every test runs `news-monitor` as a process: 0.1-2.5 s each, ~35 s in all
+
 
 def run(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
     """`news-monitor ARGS` off a terminal, running this checkout's code (not whichever `monitor` is installed)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import email.utils
 import json
 import random
@@ -30,8 +29,8 @@ from monitor.notify.transport import Transport
 from monitor.rules import Webhook
 from monitor.store import Delivery, State, Store
 from monitor.store.schema import deliveries  # raw rows: a lease, attempts, a payload of an older version
+from monitor.testing.rules import SECRET
 
-SECRET = "whsec_" + base64.b64encode(b"deliverer-test-secret-32-bytes!!").decode()
 URL = "http://receiver.test/hook"
 WAIT = 10.0
 
@@ -761,6 +760,7 @@ async def test_a_delivery_whose_lease_would_end_before_its_attempt_is_given_back
 A_URL, B_URL = "http://a.test/hook", "http://b.test/hook"  # found in review: each failed before the fix
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_lease_clock_starts_after_the_leasing_transaction(
     setup: MakeSetup, running: Callable[..., asyncio.Event]
@@ -824,6 +824,7 @@ async def test_a_freed_slot_stays_idle_while_only_capped_deliveries_are_in_line(
     assert delivered_at["b_3"] < 1.0, "B's deliveries waited on A's hanging attempts although a slot was free"
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_busy_loop_when_a_waiting_delivery_runs_late_while_every_slot_is_busy(
     setup: MakeSetup, running: Callable[..., asyncio.Event]
@@ -862,6 +863,7 @@ async def test_busy_loop_when_a_waiting_delivery_runs_late_while_every_slot_is_b
     assert spins < 10, f"busy loop: {spins} steps in 0.5 s"
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_a_delivery_waiting_in_line_keeps_its_lease_by_renewals(
     setup: MakeSetup, running: Callable[[Deliverer], asyncio.Event]

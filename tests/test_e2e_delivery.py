@@ -4,58 +4,21 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from monitor.receiver import Received, Receiver
-from tests.conftest import SECRET, DaemonProcess, this_checkout, wait_until
+from tests.conftest import wait_until
+from tests.helpers import by_id, cli, one_rule, write_articles
 
 pytestmark = pytest.mark.e2e
 FAST = ["0.2s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s"]
-
-
-def one_rule(url: str, rule: dict[str, Any] | None = None, **webhook: Any) -> dict[str, Any]:
-    return {
-        "version": 1,
-        "webhooks": {"hook": {"url": url, "secret": SECRET, **webhook}},
-        "rules": [{"name": "hoogverraad", "query": "*hoogverraad*", **(rule or {})}],
-    }
-
-
-def write_articles(folder: Path, count: int, start: int = 0, matching: bool = True) -> list[str]:
-    names = []
-    for i in range(start, start + count):
-        name = f"article-{i:04d}.txt"
-        text = f"date 2022-01-{1 + i % 28:02d} Bericht {i}: " + (
-            "verdachte opgepakt wegens hoogverraad." if matching else "het weer blijft wisselvallig."
-        )
-        (folder / name).write_text(text, encoding="utf-8")
-        names.append(name)
-    return names
-
-
-def by_id(received: list[Received]) -> dict[str, Any]:
-    return {r.headers["webhook-id"]: r.json() for r in received}
-
-
-def cli(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "monitor", *args, "--config", str(daemon.home / "monitor.yaml")],
-        cwd=daemon.home,
-        env=this_checkout(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_receiver_down_then_back_gets_all_50_once(daemon_factory) -> None:
@@ -63,7 +26,7 @@ def test_receiver_down_then_back_gets_all_50_once(daemon_factory) -> None:
     port = receiver.port
     receiver.stop()  # down: connections are refused
     daemon = daemon_factory(one_rule(f"http://127.0.0.1:{port}/hook", retry_schedule=FAST)).start()
-    names = write_articles(daemon.watched, 50)
+    names = write_articles(daemon.watched, range(50))
     wait_until(lambda: "ConnectError" in daemon.log.read_text(), 30, "failed attempts while the receiver is down")
     back = Receiver(port=port).start()
     try:
@@ -87,7 +50,7 @@ def test_kill_9_rounds_lose_nothing_and_duplicate_only_with_the_same_id(receiver
 
     def writer() -> None:
         for batch in range(20):
-            write_articles(daemon.watched, total // 20, start=batch * (total // 20))
+            write_articles(daemon.watched, range(batch * (total // 20), (batch + 1) * (total // 20)))
             time.sleep(0.1)  # a steady arrival over about two seconds, across the kills
         writer_done.set()
 
@@ -115,7 +78,7 @@ def test_429_retry_after_is_honoured(receiver: Receiver, daemon_factory) -> None
     answers = iter([(429, {"Retry-After": "2"})])
     receiver.respond = lambda _r: next(answers, (200, {}))
     daemon = daemon_factory(one_rule(receiver.url, retry_schedule=["0.1s", "0.1s"])).start()
-    write_articles(daemon.watched, 1)
+    write_articles(daemon.watched, range(1))
     assert receiver.wait_for(lambda got: len(got) >= 2, timeout=30)
     assert daemon.stop() == 0
     first, second = receiver.received[:2]
@@ -135,7 +98,7 @@ def test_stalled_receiver_is_abandoned_at_the_timeout_and_retried(receiver: Rece
 
     receiver.respond = respond
     daemon = daemon_factory(one_rule(receiver.url, timeout="1s", retry_schedule=["0.1s", "0.1s"])).start()
-    write_articles(daemon.watched, 1)
+    write_articles(daemon.watched, range(1))
     started = time.monotonic()
     assert receiver.wait_for(lambda got: len(got) >= 1, timeout=30)  # the retry, answered at once
     elapsed = time.monotonic() - started
@@ -148,13 +111,13 @@ def test_stalled_receiver_is_abandoned_at_the_timeout_and_retried(receiver: Rece
 def test_410_disables_the_webhook_until_enabled(receiver: Receiver, daemon_factory) -> None:
     receiver.respond = lambda _r: (410, {})
     daemon = daemon_factory(one_rule(receiver.url, retry_schedule=FAST)).start()
-    first = write_articles(daemon.watched, 1)
+    first = write_articles(daemon.watched, range(1))
     wait_until(lambda: "webhook_disabled" in daemon.log.read_text(), 30, "the webhook to be disabled")
-    write_articles(daemon.watched, 1, start=1)  # a second alert is queued and held
-    wait_until(lambda: cli(daemon, "status", "--json").stdout.count('"disabled": true') == 1, 30, "status")
+    write_articles(daemon.watched, range(1, 2))  # a second alert is queued and held
+    wait_until(lambda: cli(daemon.config, "status", "--json").stdout.count('"disabled": true') == 1, 30, "status")
     assert len(receiver.received) == 1  # no attempts after the 410
     receiver.respond = lambda _r: (200, {})
-    assert cli(daemon, "webhooks", "enable", "hook").returncode == 0
+    assert cli(daemon.config, "webhooks", "enable", "hook").returncode == 0
     assert receiver.wait_for(lambda got: len(by_id(got)) == 2, timeout=30)
     daemon.wait_settled([*first, "article-0001.txt"])
     assert daemon.stop() == 0
@@ -164,7 +127,7 @@ def test_redirect_is_not_followed_and_is_retried(receiver: Receiver, daemon_fact
     answers = iter([(302, {"Location": "/elsewhere"})])
     receiver.respond = lambda _r: next(answers, (200, {}))
     daemon = daemon_factory(one_rule(receiver.url + "/hook", retry_schedule=FAST)).start()
-    names = write_articles(daemon.watched, 1)
+    names = write_articles(daemon.watched, range(1))
     daemon.wait_settled(names)
     assert daemon.stop() == 0
     assert [r.path for r in receiver.received] == ["/hook", "/hook"]
@@ -185,14 +148,14 @@ def test_wrong_secret_is_rejected_on_every_attempt(receiver: Receiver, daemon_fa
 
     receiver.respond = respond
     daemon = daemon_factory(one_rule(receiver.url, retry_schedule=FAST)).start()
-    names = write_articles(daemon.watched, 3)
+    names = write_articles(daemon.watched, range(3))
     daemon.wait_settled(names)
     assert outcomes and not any(outcomes)
-    dead = json.loads(cli(daemon, "deliveries", "--state", "dead", "--json").stdout)
+    dead = json.loads(cli(daemon.config, "deliveries", "--state", "dead", "--json").stdout)
     assert len(dead) == 3 and all(d["last_status"] == 401 for d in dead)
     # The receiver is fixed: dead deliveries go out again under their original ids.
     receiver.respond = lambda _r: (200, {})
-    assert cli(daemon, "redeliver", "--all-dead").stdout.strip() == "queued 3 deliveries again"
+    assert cli(daemon.config, "redeliver", "--all-dead").stdout.strip() == "queued 3 deliveries again"
     assert receiver.wait_for(lambda got: len(got) == len(outcomes) + 3, timeout=30)
     daemon.wait_settled(names)
     assert daemon.stop() == 0
@@ -201,10 +164,10 @@ def test_wrong_secret_is_rejected_on_every_attempt(receiver: Receiver, daemon_fa
 
 def test_digest_goes_out_once_per_time(receiver: Receiver, daemon_factory) -> None:
     daemon = daemon_factory(one_rule(receiver.url, rule={"schedule": "*/2 * * * * *"}, retry_schedule=FAST)).start()
-    names = write_articles(daemon.watched, 3)
+    names = write_articles(daemon.watched, range(3))
     daemon.wait_settled(names)
     assert receiver.wait_for(lambda got: len(got) >= 1, timeout=30)
-    write_articles(daemon.watched, 2, start=3)
+    write_articles(daemon.watched, range(3, 5))
     assert receiver.wait_for(lambda got: len(got) >= 2, timeout=30)
     daemon.wait_settled([f"article-{i:04d}.txt" for i in range(5)])
     assert daemon.stop() == 0
@@ -216,7 +179,7 @@ def test_digest_goes_out_once_per_time(receiver: Receiver, daemon_factory) -> No
 def test_digest_time_missed_while_down_is_sent_once_after_start(receiver: Receiver, daemon_factory) -> None:
     never = one_rule(receiver.url, rule={"schedule": "0 0 1 1 *"}, retry_schedule=FAST)
     daemon = daemon_factory(never).start()
-    names = write_articles(daemon.watched, 3)
+    names = write_articles(daemon.watched, range(3))
     daemon.wait_settled(names)  # three alerts wait for their digest
     assert daemon.stop() == 0
     due = datetime.now(UTC) + timedelta(seconds=2)
@@ -234,9 +197,9 @@ def test_digest_time_missed_while_down_is_sent_once_after_start(receiver: Receiv
 
 def test_realert_window_records_but_does_not_send_again(receiver: Receiver, daemon_factory) -> None:
     daemon = daemon_factory(one_rule(receiver.url, rule={"realert": "1h"})).start()
-    names = write_articles(daemon.watched, 1)
+    names = write_articles(daemon.watched, range(1))
     daemon.wait_settled(names)
-    names += write_articles(daemon.watched, 2, start=1)
+    names += write_articles(daemon.watched, range(1, 3))
     daemon.wait_settled(names)
     assert daemon.stop() == 0
     assert len(receiver.received) == 1
@@ -244,9 +207,9 @@ def test_realert_window_records_but_does_not_send_again(receiver: Receiver, daem
 
 def test_max_per_minute_makes_excess_wait_and_drops_none(receiver: Receiver, daemon_factory) -> None:
     daemon = daemon_factory(one_rule(receiver.url, max_per_minute=3)).start()
-    names = write_articles(daemon.watched, 5)
+    names = write_articles(daemon.watched, range(5))
     assert receiver.wait_for(lambda got: len(got) >= 3, timeout=30)
-    waiting = json.loads(cli(daemon, "deliveries", "--state", "pending", "--json").stdout)
+    waiting = json.loads(cli(daemon.config, "deliveries", "--state", "pending", "--json").stdout)
     assert len(waiting) == 2 and all(d["attempts"] == 0 for d in waiting)  # deferred, not attempted
     first = receiver.received[0].at
     assert all(d["due_at"] >= first + 59 for d in waiting)

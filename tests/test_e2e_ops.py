@@ -18,7 +18,7 @@ import pytest
 from monitor import __version__
 from monitor.receiver import Receiver
 from tests.conftest import SECRET, SEED_RULES, DaemonProcess, copy_seeds, shipped_rules, wait_until
-from tests.test_e2e_delivery import cli
+from tests.helpers import cli
 
 pytestmark = pytest.mark.e2e
 GOOD = "date 2022-01-08 Bericht {i}: oud-premier opgepakt op verdenking van hoogverraad."
@@ -346,10 +346,10 @@ def test_backfill_runs_existing_files_and_resumes(receiver: Receiver, daemon_fac
     for i in range(30, 40):
         (archive / f"new-{i:02d}.txt").write_text(GOOD.format(i=i))
     (archive / "broken.txt").write_text("geen datum")
-    first = cli(daemon, "backfill", str(archive), "--since", "2022-01-01")
+    first = cli(daemon.config, "backfill", str(archive), "--since", "2022-01-01")
     assert first.returncode == 0, first.stderr
     assert "accepted 10" in first.stdout and "skipped 30" in first.stdout and "rejected 1" in first.stdout
-    again = cli(daemon, "backfill", str(archive), "--no-send")
+    again = cli(daemon.config, "backfill", str(archive), "--no-send")
     assert "accepted 30" in again.stdout and "seen 11" in again.stdout  # resumable: the ledger remembers
     daemon.start()  # the daemon delivers what backfill queued, and nothing of --no-send
     assert receiver.wait_for(lambda got: len(got) >= 10, timeout=30)

@@ -3,8 +3,6 @@ retention lets go, and a daemon started again on the pruned state alerts no arti
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,8 +15,8 @@ from sqlalchemy import func, select
 
 from monitor.receiver import Receiver
 from monitor.store.schema import alerts, articles, deliveries, files  # what the prune left, row by row
-from tests.conftest import DaemonProcess, this_checkout, wait_until
-from tests.test_postgres import NO_PG, PG_URL, fresh_database
+from tests.conftest import DaemonProcess, wait_until
+from tests.helpers import NO_PG, PG_URL, cli, fresh_database
 
 pytestmark = pytest.mark.e2e
 TINY = {"deliveries": "1s", "dead": "1s", "alerts": "1s", "articles": "1s", "rejections": "1s"}
@@ -70,15 +68,7 @@ def older_than_retention(daemon: DaemonProcess) -> bool:
 
 
 def prune_cli(daemon: DaemonProcess, *args: str) -> str:
-    config = str(daemon.home / "monitor.yaml")
-    done = subprocess.run(
-        [sys.executable, "-m", "monitor", "db", "prune", "--config", config, *args],
-        cwd=daemon.home,
-        env=this_checkout(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = cli(daemon.config, "db", "prune", *args)
     assert done.returncode == 0, done.stderr
     return done.stdout
 

@@ -13,7 +13,7 @@ import pytest
 
 from monitor.receiver import Received, Receiver
 from tests.conftest import DaemonProcess, wait_until
-from tests.test_e2e_delivery import cli, one_rule, write_articles
+from tests.helpers import cli, one_rule, write_articles
 
 pytestmark = pytest.mark.e2e
 TOKEN = "tok3n-SECRET-4711"
@@ -40,11 +40,11 @@ def test_a_redirect_that_echoes_the_webhook_url_leaks_its_token_nowhere(receiver
 
     receiver.respond = echo
     daemon = daemon_factory(one_rule(f"{receiver.url}/hook?token={TOKEN}", retry_schedule=["0.1s"])).start()
-    names = write_articles(daemon.watched, 1)
+    names = write_articles(daemon.watched, range(1))
     daemon.wait_settled(names)
-    listed = cli(daemon, "deliveries", "--json")
-    status = cli(daemon, "status", "--json")
-    table = cli(daemon, "deliveries")
+    listed = cli(daemon.config, "deliveries", "--json")
+    status = cli(daemon.config, "status", "--json")
+    table = cli(daemon.config, "deliveries")
     assert daemon.stop() == 0
     assert [r.path for r in receiver.received] == [f"/hook?token={TOKEN}"] * 2, "the token was sent, and echoed"
     outputs = {"deliveries --json": listed.stdout, "status --json": status.stdout, "deliveries": table.stdout}
@@ -77,7 +77,7 @@ def test_a_reload_with_a_bad_url_is_refused_with_its_line_and_no_token(
     wait_until(lambda: "rules_reload_failed" in daemon.log.read_text(), 20, "the invalid rules to be refused")
     failed = next(json.loads(line) for line in daemon.log.read_text().splitlines() if "rules_reload_failed" in line)
     assert "rules.yaml:4:" in json.dumps(failed) and f"webhooks.hook.url: {message}" in json.dumps(failed)
-    names = write_articles(daemon.watched, 1)
+    names = write_articles(daemon.watched, range(1))
     assert receiver.wait_for(lambda got: len(got) == 1, timeout=20), "the old rules stay in force"
     daemon.wait_settled(names)
     assert daemon.stop() == 0
@@ -88,7 +88,7 @@ def test_a_reload_with_a_bad_url_is_refused_with_its_line_and_no_token(
 def test_validate_refuses_port_70000_with_file_and_line(daemon_factory) -> None:
     daemon = daemon_factory(one_rule("http://127.0.0.1/hook"))
     (daemon.home / "rules.yaml").write_text(BROKEN.format(url="http://127.0.0.1:70000/hook"), encoding="utf-8")
-    result = cli(daemon, "validate")
+    result = cli(daemon.config, "validate")
     assert result.returncode == 1
     assert f"{daemon.home / 'rules.yaml'}:4:" in " ".join(result.stderr.split())
     assert "port 70000 is out of range 1 to 65535" in " ".join(result.stderr.split())
@@ -101,9 +101,9 @@ def test_an_attempt_that_raises_fails_with_its_reason_and_ends_dead(receiver: Re
         f"{receiver.url}/hook?token={TOKEN}", retry_schedule=["100ms", "100ms"], headers={"X-Team": "rédaction"}
     )
     daemon = daemon_factory(rules).start()
-    names = write_articles(daemon.watched, 1)
+    names = write_articles(daemon.watched, range(1))
     daemon.wait_settled(names, timeout=20)
-    listed = cli(daemon, "deliveries", "--json")
+    listed = cli(daemon.config, "deliveries", "--json")
     assert daemon.stop() == 0
     (row,) = json.loads(listed.stdout)
     assert (row["state"], row["attempts"], row["last_status"]) == ("dead", 3, None)

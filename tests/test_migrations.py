@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,8 +24,7 @@ from monitor import migrations
 from monitor.errors import StoreError
 from monitor.store import Store
 from monitor.store.schema import deliveries, files, metadata  # raw rows of older revisions
-from tests.conftest import ROOT
-from tests.test_postgres import NO_PG, PG_URL, fresh_database
+from tests.helpers import NO_PG, PG_URL, cli, fresh_database
 
 HEAD = migrations.head()
 PREVIOUS = ScriptDirectory.from_config(migrations.config()).get_revision(HEAD).down_revision
@@ -79,12 +76,11 @@ def add_rows(store: Store) -> None:
         )
 
 
-def cli(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def db_cli(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`news-monitor db ARGS` on the state at `url`."""
     config = tmp_path / "monitor.yaml"
     config.write_text(json.dumps({"state": {"url": url}}))
-    command = [sys.executable, "-m", "monitor", *args, "--config", str(config)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's monitor, as the daemon (conftest)
-    return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env)
+    return cli(config, "db", *args)
 
 
 def test_an_empty_database_gets_the_schema_of_the_code(store: Store) -> None:
@@ -96,6 +92,7 @@ def test_an_empty_database_gets_the_schema_of_the_code(store: Store) -> None:
     add_rows(store)  # 64-bit sizes and nanosecond times fit
 
 
+@pytest.mark.e2e  # `news-monitor db upgrade` as a process
 def test_upgrade_from_the_previous_revision_keeps_the_data(store: Store, url: str, tmp_path: Path) -> None:
     assert store.upgrade(PREVIOUS) == (None, PREVIOUS)
     add_rows(store)
@@ -103,8 +100,8 @@ def test_upgrade_from_the_previous_revision_keeps_the_data(store: Store, url: st
         StoreError, match=f"revision {PREVIOUS}, this news-monitor needs {HEAD}.*news-monitor db upgrade"
     ):
         store.create()
-    assert cli(url, tmp_path, "db", "current").returncode == 1
-    upgraded = cli(url, tmp_path, "db", "upgrade")
+    assert db_cli(url, tmp_path, "current").returncode == 1
+    upgraded = db_cli(url, tmp_path, "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
     assert f"from revision {PREVIOUS} to {HEAD}" in upgraded.stdout
     store.create()
@@ -112,7 +109,7 @@ def test_upgrade_from_the_previous_revision_keeps_the_data(store: Store, url: st
     with store.engine.connect() as conn:
         assert conn.execute(select(files.c.mtime_ns)).scalar_one() == 1_700_000_000_123_456_789
         assert conn.execute(select(func.count()).select_from(deliveries)).scalar_one() == 1
-    again = cli(url, tmp_path, "db", "upgrade")
+    again = db_cli(url, tmp_path, "upgrade")
     assert again.returncode == 0 and f"already at revision {HEAD}" in again.stdout
 
 
@@ -194,7 +191,7 @@ def test_the_daemon_refuses_an_old_schema_until_db_upgrade(url: str, daemon_fact
     log = " ".join(daemon.log.read_text().split())  # the message as one line, however the console wrapped it
     assert f"schema revision {PREVIOUS}" in log and "news-monitor db upgrade" in log
     assert "Traceback" not in log
-    upgraded = cli(url, tmp_path, "db", "upgrade")
+    upgraded = db_cli(url, tmp_path, "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
     daemon.start()
     assert daemon.stop() == 0

@@ -11,14 +11,11 @@ import hashlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,6 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import create_engine, exists, func, select, text
-from sqlalchemy.engine import make_url
 
 from monitor.alerts import flush_digest, queue_article
 from monitor.articles import parse_article
@@ -35,13 +31,9 @@ from monitor.rules import load_rules
 from monitor.store import OPEN_STATES, Store
 from monitor.store.digests import _waiting
 from monitor.store.schema import alerts, articles, deliveries, files
-from tests.conftest import SECRET, DaemonProcess, this_checkout, wait_until
+from tests.conftest import DaemonProcess, wait_until
+from tests.helpers import NO_PG, PG_URL, by_id, cli, one_rule, write_articles
 
-PG_URL = os.environ.get("MONITOR_TEST_PG_URL", "")
-NO_PG = (
-    "MONITOR_TEST_PG_URL is not set: these tests need a real PostgreSQL; start a throwaway one with "
-    '`export MONITOR_TEST_PG_URL="$(scripts/postgres.sh)"` (scripts/test.sh does this when it may)'
-)
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not PG_URL, reason=NO_PG)]
 
 REPLICAS = 3
@@ -50,48 +42,13 @@ TOTAL = 1000
 FAST = ["0.2s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s", "0.4s"]
 
 
-@contextmanager
-def fresh_database(label: str) -> Iterator[str]:
-    """A new, empty database on the MONITOR_TEST_PG_URL server; its URL. Dropped on exit."""
-    name = f"nm_{label}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    with fresh_database("replicas") as url:
-        yield url
-
-
 def rules(url: str, **rule: Any) -> dict[str, Any]:
-    return {
-        "version": 1,
-        "webhooks": {"hook": {"url": url, "secret": SECRET, "retry_schedule": FAST, "timeout": "5s"}},
-        "rules": [{"name": "hoogverraad", "query": "hoogverraad", **rule}],
-    }
+    """One rule on plain `hoogverraad`, quick retries."""
+    return one_rule(url, {"query": "hoogverraad", **rule}, retry_schedule=FAST, timeout="5s")
 
 
 def matches(i: int) -> bool:
     return i % 7 == 0  # the known subset: 143 of 1,000
-
-
-def write_articles(folder: Path, numbers: range, pause: float = 0.0) -> list[str]:
-    names = []
-    for i in numbers:
-        topic = "verdachte opgepakt wegens hoogverraad" if matches(i) else "het weer blijft wisselvallig"
-        (folder / f"article-{i:04d}.txt").write_text(f"date 2022-01-{1 + i % 28:02d} Bericht {i}: {topic}.\n")
-        names.append(f"article-{i:04d}.txt")
-        if pause and i % 100 == 99:
-            time.sleep(pause)  # a steady arrival rate, the scenario rather than a wait
-    return names
 
 
 def start_replicas(
@@ -111,10 +68,6 @@ def start_replicas(
     for replica in replicas:
         replica.wait_ready()
     return replicas
-
-
-def by_id(received: list[Received]) -> dict[str, Any]:
-    return {r.headers["webhook-id"]: r.json()["data"] for r in received}
 
 
 def settled(url: str, names: int) -> bool:
@@ -169,7 +122,7 @@ def run_replicas(
     folder = tmp_path / "shared"
     folder.mkdir()
     replicas = start_replicas(factory, url, folder, lambda n: rules(f"{receiver.url}/replica{n}"))
-    writer = threading.Thread(target=write_articles, args=(folder, range(TOTAL), 0.2), daemon=True)
+    writer = threading.Thread(target=write_articles, args=(folder, range(TOTAL), matches, 0.2), daemon=True)
     writer.start()
     expected = {f"article-{i:04d}.txt" for i in range(TOTAL) if matches(i)}
     killed = 0
@@ -186,7 +139,7 @@ def run_replicas(
     for replica in replicas[killed:]:
         assert replica.stop() == 0
     unique = by_id(receiver.received)
-    assert {Path(data["article"]["path"]).name for data in unique.values()} == expected
+    assert {Path(alert["data"]["article"]["path"]).name for alert in unique.values()} == expected
     duplicates = len(receiver.received) - len(unique)
     claims = [claims_in_logs(replica) for replica in replicas]
     sent = Counter(request.path for request in receiver.received)
@@ -230,7 +183,7 @@ def test_each_digest_time_is_flushed_by_one_replica(receiver: Receiver, daemon_f
     replicas = start_replicas(daemon_factory, pg_url, folder, lambda _n: rules(receiver.url, schedule="*/3 * * * * *"))
     numbers = range(210)  # 30 match, written over about 7 s: the alerts of three or four digest times
     for start in numbers[::30]:
-        write_articles(folder, range(start, start + 30))
+        write_articles(folder, range(start, start + 30), matches)
         time.sleep(1.0)  # the arrival pattern of the scenario, not a wait for the daemons
     wanted = sum(1 for i in numbers if matches(i))
     assert receiver.wait_for(lambda got: sum(r.json()["data"]["count"] for r in got) >= wanted, timeout=40)
@@ -247,21 +200,10 @@ def test_each_digest_time_is_flushed_by_one_replica(receiver: Receiver, daemon_f
     assert len(alert_ids) == len(set(alert_ids)) == wanted  # every alert in exactly one digest
 
 
-def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "monitor", *args, "--config", str(config)],
-        cwd=config.parent,
-        env=this_checkout(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_every_command_works_on_postgresql(receiver: Receiver, pg_url: str, tmp_path: Path) -> None:
     folder = tmp_path / "old"
     folder.mkdir()
-    write_articles(folder, range(14))  # two match
+    write_articles(folder, range(14), matches)  # two match
     (tmp_path / "rules.yaml").write_text(json.dumps(rules(receiver.url)))
     config = tmp_path / "monitor.yaml"
     config.write_text(json.dumps({"rules_file": str(tmp_path / "rules.yaml"), "state": {"url": pg_url}}))
@@ -383,7 +325,7 @@ def test_a_hung_database_is_not_ready_then_heals(receiver: Receiver, daemon_fact
         stopped = time.monotonic()
         wait_until(lambda: not ready(daemon), 15, "/readyz to say the store is not writable")
         took = time.monotonic() - stopped
-        names = write_articles(daemon.watched, range(3))  # arrive while the database hangs
+        names = write_articles(daemon.watched, range(3), matches)  # arrive while the database hangs
     finally:
         signal_all(processes, signal.SIGCONT)
     wait_until(lambda: ready(daemon), 20, "/readyz to recover")

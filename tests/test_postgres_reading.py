@@ -7,10 +7,8 @@ a real receiver on 127.0.0.1. Which replica reads a file is not decided; that ex
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,31 +16,14 @@ from sqlalchemy import text
 
 from monitor.receiver import Receiver
 from monitor.store import Store
+from monitor.testing.harness import reads
 from tests.conftest import wait_until
-from tests.test_postgres import NO_PG, PG_URL, by_id, fresh_database, matches, rules, settled, write_articles
+from tests.helpers import NO_PG, PG_URL, by_id, write_articles
+from tests.test_postgres import matches, rules, settled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not PG_URL, reason=NO_PG)]
 
 BURST = 200
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    with fresh_database("reading") as url:
-        yield url
-
-
-def reads(log: Path) -> Counter[str]:
-    """How often a replica read and matched each file (its `article_read` events), by path."""
-    counts: Counter[str] = Counter()
-    for line in log.read_text().splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if event.get("event") == "article_read":
-            counts[Path(event["path"]).name] += 1
-    return counts
 
 
 def replica_settings(url: str, folder: Path, observer: str, **watch: str) -> dict[str, dict[str, object]]:
@@ -68,7 +49,7 @@ def test_each_file_of_a_burst_is_read_by_one_replica(
     for replica in replicas:
         replica.state_url = pg_url
         replica.start()
-    names = write_articles(folder, range(BURST))
+    names = write_articles(folder, range(BURST), matches)
     expected = {name for i, name in enumerate(names) if matches(i)}
     wait_until_settled(pg_url, len(names))
     for replica in replicas:
@@ -80,7 +61,7 @@ def test_each_file_of_a_burst_is_read_by_one_replica(
     twice = {name: count for name, count in total.items() if count != 1}
     assert not twice, f"{len(twice)} files read by more than one replica: {sorted(twice.items())[:10]}"
     unique = by_id(receiver.received)
-    assert {Path(data["article"]["path"]).name for data in unique.values()} == expected
+    assert {Path(alert["data"]["article"]["path"]).name for alert in unique.values()} == expected
     assert len(receiver.received) == len(unique)  # each alert sent once
     assert claims_left(pg_url) == 0  # every claim deleted with its file's ledger row
 
@@ -118,7 +99,7 @@ def test_claims_of_a_dead_replica_are_taken_over(receiver: Receiver, daemon_fact
         conn.execute(claim, {"path": str(folder / names[0]), "claimed_at": now - 120, "lease_until": now - 60})
         conn.execute(claim, {"path": str(folder / names[1]), "claimed_at": now - 120, "lease_until": held_until})
     store.close()
-    write_articles(folder, range(8))
+    write_articles(folder, range(8), matches)
     assert receiver.wait_for(lambda got: len(by_id(got)) >= 2, timeout=30), "an alert of a claimed file is missing"
     wait_until_settled(pg_url, 8, timeout=30)
     assert replica.stop() == 0

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +29,11 @@ from monitor.settings import PostgresSettings
 from monitor.store import Store
 from monitor.store.schema import deliveries
 from tests.conftest import ROOT, SECRET, DaemonProcess, wait_until
-from tests.test_postgres import NO_PG, PG_URL, by_id, fresh_database, ready, rules, write_articles
+from tests.helpers import NO_PG, PG_URL, by_id, write_articles
+from tests.test_postgres import matches, ready, rules
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not PG_URL, reason=NO_PG)]
 PER_PROCESS = 9  # connections one daemon holds at most: docs/scale-out.md, "Connections"
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    with fresh_database("sessions") as url:
-        yield url
 
 
 def test_sessions_take_the_configured_timeouts(pg_url: str) -> None:
@@ -90,7 +84,7 @@ def test_a_held_lock_fails_the_batch_within_lock_timeout_and_readyz_says_so(
     try:
         holder.execute(text("LOCK TABLE files IN ACCESS EXCLUSIVE MODE"))
         written = time.monotonic()
-        names = write_articles(daemon.watched, range(1))  # article 0 matches
+        names = write_articles(daemon.watched, range(1), matches)  # article 0 matches
         wait_until(lambda: not ready(daemon), 8, "/readyz to say 503 while the ledger is locked")
         took = time.monotonic() - written
         assert '"article_failed"' in daemon.log.read_text()
@@ -175,13 +169,15 @@ def test_one_daemon_never_holds_more_connections_than_documented(
         other = create_engine(pg_url)
         holder = other.connect()
         try:
-            names = write_articles(daemon.watched, range(300))  # 43 match: an alert each, pending in 12 digests
+            names = write_articles(
+                daemon.watched, range(300), matches
+            )  # 43 match: an alert each, pending in 12 digests
             for n in range(5):
                 (daemon.watched / f"large-{n}.txt").write_text(f"date 2022-01-01 Groot {n}: {filler}\n")
             wait_until(lambda: daemon.settled(names), 60, "the burst to be read")
             holder.execute(text("LOCK TABLE digest_claims, files IN ACCESS EXCLUSIVE MODE"))  # flushes and reads wait
             for start in range(300, 364, 16):  # 10 more match: each waiting batch is left running, the next goes on
-                names += write_articles(daemon.watched, range(start, start + 16))
+                names += write_articles(daemon.watched, range(start, start + 16), matches)
                 (daemon.watched / f"large-{start}.txt").write_text(f"date 2022-01-02 Groot {start}: {filler}\n")
                 time.sleep(1.5)  # the scenario: files keep coming while the database holds everything up
         finally:
@@ -291,7 +287,7 @@ def test_a_killed_replicas_deliveries_are_taken_over_after_the_default_lease(
     ]
     try:
         replicas[0].start()
-        write_articles(replicas[0].watched, range(0, 42))  # 6 match
+        write_articles(replicas[0].watched, range(0, 42), matches)  # 6 match
         wait_until(lambda: len(hold.held) == 4 and len(lease_ends(pg_url)) == 6, 30, "replica 0 to hold all six")
         leases = lease_ends(pg_url)
         replicas[0].kill()

@@ -22,8 +22,8 @@ from monitor.rules import Webhook
 from monitor.settings import RetentionSettings
 from monitor.store import DIGEST_REFS, Store
 from monitor.store.schema import alerts, articles, deliveries, digest_claims, files, meta, reading
+from tests.helpers import NO_PG, PG_URL, fresh_database
 from tests.test_alerts import queue, ruleset
-from tests.test_postgres import NO_PG, PG_URL, fresh_database
 
 NOW = 2_000_000_000.0
 DAY = 86400.0

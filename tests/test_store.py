@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from monitor.store import ArticleClaim, Attempted, LedgerEntry, NewAlert, NewDelivery, State, Store, Window
-from tests.test_postgres import NO_PG, PG_URL, fresh_database
+from tests.helpers import NO_PG, PG_URL, fresh_database
 
 
 @pytest.fixture(scope="module")

@@ -244,6 +244,7 @@ async def test_deleted_while_settling_is_not_submitted(watch: WatchFactory) -> N
     assert folder.submitted() == []
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_polling_observer_submits_after_settling(watch: WatchFactory) -> None:
     folder = watch(polling=True)
@@ -377,7 +378,7 @@ def test_scan_survives_a_missing_folder(tmp_path: Path) -> None:
     assert [(e["event"], str(e["folder"])) for e in logs] == [("scan_failed", str(tmp_path / "missing"))]
 
 
-@pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
+@pytest.mark.parametrize("polling", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["inotify", "polling"])
 @pytest.mark.asyncio
 async def test_symlinked_folders_are_not_followed(watch: WatchFactory, tmp_path: Path, polling: bool) -> None:
     secret = tmp_path / "secret"
