@@ -1,6 +1,6 @@
 """Shared pieces of the benchmark scripts: the real daemon with a real receiver, what arrived there against
 what was expected, the command line and scratch space. The article and rule generator and the daemon
-harness are `monitor.testing`'s (the tests use them too); the result table is `report`'s, the py-spy
+harness are `benchmarks.kit`'s (the tests use them too); the result table is `report`'s, the py-spy
 profiles `profiled`'s.
 
 Nothing here is timed by itself; each benchmark script times what it measures.
@@ -23,10 +23,10 @@ from profiled import Daemon, summarize_profile
 from report import Row, command_line, percentile, print_table
 from source import PYTHON, ROOT, source_root
 
+from benchmarks.kit.corpus import Corpus, plan, write_corpus
+from benchmarks.kit.harness import holds_within as wait_until
+from benchmarks.kit.rules import SECRET, generated_rules_text, shipped_rules_text
 from monitor.receiver import Receiver
-from monitor.testing.corpus import Corpus, plan, write_corpus
-from monitor.testing.harness import holds_within as wait_until
-from monitor.testing.rules import SECRET, generated_rules_text, shipped_rules_text
 
 __all__ = [
     "PYTHON",

@@ -18,7 +18,7 @@ from typing import Any
 
 from source import PYTHON
 
-from monitor.testing.harness import DaemonProcess
+from benchmarks.kit.harness import DaemonProcess
 
 
 @dataclass

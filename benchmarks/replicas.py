@@ -55,9 +55,9 @@ from common import (
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
+from benchmarks.kit.harness import reads
+from benchmarks.kit.postgres import fresh_database
 from monitor.receiver import Receiver
-from monitor.testing.harness import reads
-from monitor.testing.postgres import fresh_database
 
 IDLE = 3.0  # seconds of idle CPU measured before each burst
 LEASE = 5.0  # watch.read_lease: files claimed by the other replica are looked at again this long after

@@ -1,7 +1,7 @@
 """Which `monitor` the benchmarks import and run: the project's, or a candidate copy's (BENCH_SOURCE).
 
 Imported first by the other benchmark modules: it puts that tree first on `sys.path`, so the daemon
-subprocess (`monitor.testing.harness` runs the `monitor` this process imported) and the in-process code
+subprocess (`benchmarks.kit.harness` runs the `monitor` this process imported) and the in-process code
 are the same.
 """
 
@@ -23,3 +23,5 @@ def source_root() -> Path:
 
 if str(source_root()) not in sys.path:
     sys.path.insert(0, str(source_root()))
+if str(ROOT) not in sys.path:  # `benchmarks.kit` (the harness and generator) is always this project's
+    sys.path.insert(1, str(ROOT))

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real receiver on 127.0.0.1 and the real daemon as a subprocess (`monitor.testing`'s
+"""Shared fixtures: a real receiver on 127.0.0.1 and the real daemon as a subprocess (`benchmarks.kit`'s
 harness); shared helpers are in tests/helpers.py."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
+from benchmarks.kit import harness
+from benchmarks.kit.harness import checkout_env as this_checkout
+from benchmarks.kit.harness import free_port, wait_until
+from benchmarks.kit.rules import SECRET, shipped_rules
 from monitor.receiver import Receiver
 from monitor.store import OPEN_STATES, Store
-from monitor.testing import harness
-from monitor.testing.harness import checkout_env as this_checkout
-from monitor.testing.harness import free_port, wait_until
-from monitor.testing.rules import SECRET, shipped_rules
 from tests.helpers import fresh_database
 
 __all__ = ["SECRET", "free_port", "shipped_rules", "this_checkout", "wait_until"]  # imported from here by tests

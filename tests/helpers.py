@@ -13,10 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from benchmarks.kit import postgres
+from benchmarks.kit.harness import checkout_env
+from benchmarks.kit.rules import SECRET
 from monitor.receiver import Received
-from monitor.testing import postgres
-from monitor.testing.harness import checkout_env
-from monitor.testing.rules import SECRET
 
 PG_URL = os.environ.get("MONITOR_TEST_PG_URL", "")
 NO_PG = (

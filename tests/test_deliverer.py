@@ -23,13 +23,13 @@ from sqlalchemy.exc import OperationalError
 from standardwebhooks.webhooks import Webhook as Verifier
 from structlog.testing import capture_logs
 
+from benchmarks.kit.rules import SECRET
 from monitor.notify import deliverer as deliverer_module
 from monitor.notify.deliverer import RETRY_AFTER_CAP, AttemptOutcome, Deliverer, classify, next_delay, retry_after
 from monitor.notify.transport import Transport
 from monitor.rules import Webhook
 from monitor.store import Delivery, State, Store
 from monitor.store.schema import deliveries  # raw rows: a lease, attempts, a payload of an older version
-from monitor.testing.rules import SECRET
 
 URL = "http://receiver.test/hook"
 WAIT = 10.0

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from benchmarks.kit.harness import reads
 from monitor.receiver import Receiver
 from monitor.store import Store
-from monitor.testing.harness import reads
 from tests.conftest import wait_until
 from tests.helpers import NO_PG, PG_URL, by_id, write_articles
 from tests.test_postgres import matches, rules, settled

@@ -10,12 +10,12 @@ import yaml
 from luqum import tree
 from luqum.parser import parser
 
+from benchmarks.kit.rules import generated_rules_text
 from monitor.errors import QueryError
 from monitor.matching import lucene
 from monitor.matching.analysis import fold, fold_term
 from monitor.matching.query import AllOf, AnyOf, Compiler, Not, Term, render, required, terms
 from monitor.rules import stemmer_for
-from monitor.testing.rules import generated_rules_text
 
 LISTS = {
     "arrest": ["*arresta*", "gearresteerd", "onder arrest"],
@@ -316,7 +316,7 @@ def test_fast_parser_on_random_queries() -> None:
 
 
 def test_fast_parser_on_the_benchmark_rules() -> None:
-    """The generated rules of the benchmarks (`monitor.testing`): every shape users write takes the fast path."""
+    """The generated rules of the benchmarks (`benchmarks.kit`): every shape users write takes the fast path."""
     document = yaml.safe_load(generated_rules_text(1000, "http://127.0.0.1:9/hooks"))
     for rule in document["rules"]:
         assert_same_as_luqum(rule["query"], document["lists"])

@@ -7,9 +7,9 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.kit.rules import SHIPPED_RULES
+from benchmarks.kit.words import CONTENT, FIRST, FUNCTION, LAST, PLACES, TRIGGERS, compounds
 from monitor.rules import load_rules
-from monitor.testing.rules import SHIPPED_RULES
-from monitor.testing.words import CONTENT, FIRST, FUNCTION, LAST, PLACES, TRIGGERS, compounds
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from monitor.testing.words import CONTENT, FIRST, LAST, PLACES, TRIGGERS, compounds
+from benchmarks.kit.words import CONTENT, FIRST, LAST, PLACES, TRIGGERS, compounds
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 SHIPPED_RULES = CHECKOUT / "config" / "rules.yaml"
