@@ -101,13 +101,14 @@ class Daemon:
         gc.freeze()  # the compiled rules live as long as the process: keep them out of every collection
         gc.enable()  # `run` starts with the collector off: imports and rules make objects that all stay
         self._rules_mtime = _mtime(settings.rules_file)
+        self.worker = MatchWorker(settings.limits.large_article_bytes)  # large files: read in its process
         self.pipeline = Pipeline(
             self.store,
             lambda: self.ruleset,
             settings.watch.max_article_bytes,
             settings.limits,
             roots=settings.watch.folders,
-            worker=MatchWorker(settings.limits.large_article_bytes),
+            worker=self.worker,
             read_lease=settings.watch.read_lease.total_seconds(),
         )
         self._retry_delay = RETRY_FIRST  # seconds before the scan that retries files that failed for now
@@ -164,8 +165,7 @@ class Daemon:
         settings = self.settings
         await asyncio.to_thread(self.store.create)
         stack.callback(self.store.close)
-        if self.pipeline.worker is not None:
-            stack.callback(self.pipeline.worker.close)
+        stack.callback(self.worker.close)
         self.store.lock()
         if settings.http.enabled:  # /readyz says "starting" until the stages run
             self.metrics.registry.register(StateCollector(lambda: self.queued, self.store))

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import structlog
 
@@ -35,8 +35,14 @@ from monitor.rules import RuleSet
 from monitor.settings import LimitsSettings
 from monitor.store import Known, Store
 
-if TYPE_CHECKING:
-    from monitor.worker import MatchWorker
+
+class Offload(Protocol):
+    """Where large files are read and matched instead of here (`monitor.worker.MatchWorker`, a process)."""
+
+    def takes(self, path: str) -> bool: ...
+
+    def read(self, ruleset: RuleSet, job: Job) -> _Step | None: ...
+
 
 log = structlog.get_logger(__name__)
 READ_LEASE = 60.0  # seconds a replica's claim to read a file holds (`watch.read_lease`)
@@ -96,7 +102,7 @@ class Pipeline:
         max_bytes: int,
         limits: LimitsSettings | None = None,
         roots: Sequence[Path | str] = (),
-        worker: MatchWorker | None = None,
+        worker: Offload | None = None,
         read_lease: float = READ_LEASE,
     ) -> None:
         self.store = store
