@@ -38,7 +38,7 @@ from common import (
     write_corpus,
 )
 
-from monitor.receiver import Receiver
+from monitor.cli.receiver import Receiver
 
 
 def drop(sources: list[Path], target: Path) -> list[float]:

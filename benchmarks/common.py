@@ -26,7 +26,7 @@ from source import PYTHON, ROOT, source_root
 from benchmarks.kit.corpus import Corpus, plan, write_corpus
 from benchmarks.kit.harness import holds_within as wait_until
 from benchmarks.kit.rules import SECRET, generated_rules_text, shipped_rules_text
-from monitor.receiver import Receiver
+from monitor.cli.receiver import Receiver
 
 __all__ = [
     "PYTHON",

@@ -16,7 +16,7 @@ Measured:
   (`Daemon._unseen`: time and the RSS it adds), the digest-flush check (the `EXISTS` of `flush_digest`),
   `oldest_pending` (start-up catch-up), the flush's pending-alert query, the realert lookup (`_recent`)
   and `next_due`: the median of repeated runs, with SQLite's query plan for each;
-- after the daemon has run, in a fresh process: the retention prune (`monitor.retention.prune`, default
+- after the daemon has run, in a fresh process: the retention prune (`monitor.store.retention.prune`, default
   `state.retention`, the rules' longest realert) on that state: its time and rows deleted per table, the
   database's size per million articles after it (its live pages: SQLite reuses the free ones; per table
   when it has `dbstat`), and after a VACUUM that gives the free pages back to the file system.
@@ -132,7 +132,7 @@ class Builder:
     """Rows of article `i` of `n`, created at evenly spaced times over the year before `now`."""
 
     def __init__(self, n: int, folder: Path, on_disk: int, now: float) -> None:
-        from monitor.alerts import make_id
+        from monitor.notify.alerts import make_id
 
         self.n, self.folder, self.on_disk, self.now = n, folder, on_disk, now
         self.make_id = make_id
@@ -202,7 +202,7 @@ class Builder:
         current[1].append(alert_id)
 
     def _flush(self, out: dict[str, list[dict[str, Any]]], rule: str, slot: float, ids: list[str]) -> None:
-        from monitor.payload import digest_parts, dumps
+        from monitor.notify.payload import digest_parts, dumps
 
         when = datetime.fromtimestamp(slot, UTC).isoformat()
         for number, part in enumerate(digest_parts(rule, when, [(a, 1000) for a in ids], 262_144), 1):
@@ -223,8 +223,8 @@ class Builder:
         alert_id: str | None = None,
         dead: bool = False,
     ) -> dict[str, Any]:
-        """An outbox row as the daemon queues it (monitor.alerts), then as its attempts left it."""
-        from monitor.alerts import _delivery as queued
+        """An outbox row as the daemon queues it (monitor.notify.alerts), then as its attempts left it."""
+        from monitor.notify.alerts import _delivery as queued
 
         row = queued(delivery_id, hook, kind, rule, t, payload=payload, alert_id=alert_id)
         row.update(
@@ -406,7 +406,7 @@ def _oldest_pending_query() -> Any:
 
 
 def _recent_query(rule: str, key: str, since: float) -> Any:
-    """The statement of `monitor.alerts._recent`, for its plan."""
+    """The statement of `monitor.notify.alerts._recent`, for its plan."""
     from sqlalchemy import exists, select
 
     from monitor.store.schema import alerts
@@ -441,9 +441,9 @@ def live_mb(db: Path) -> float:
 
 
 def prune_state(db: Path, folder: Path) -> dict[str, Any]:
-    from monitor.retention import prune
-    from monitor.settings import RetentionSettings
+    from monitor.config.settings import RetentionSettings
     from monitor.store import Store
+    from monitor.store.retention import prune
 
     store = Store(f"sqlite:///{db}")
     start = time.perf_counter()

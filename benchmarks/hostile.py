@@ -41,7 +41,7 @@ from common import (
 from hostile_corpus import corpus, ordinary, shapes_rules_yaml
 from ruamel.yaml import YAML
 
-from monitor.receiver import Receiver
+from monitor.cli.receiver import Receiver
 
 SMALL = (Path(__file__).resolve().parent.parent / "seeds" / "003_1649dd4e54c446b5.txt").read_text(encoding="utf-8")
 PAYLOAD_CAP = 65_536

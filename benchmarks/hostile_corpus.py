@@ -144,7 +144,7 @@ def _measure(name: str, size: int, rules: str) -> None:
     import resource
     import time
 
-    from monitor.rules import load_rules
+    from monitor.config.rules import load_rules
 
     resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))  # a runaway old engine must not swap the machine
 

@@ -43,7 +43,7 @@ from common import (
 from watchdog.events import FileClosedEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from monitor.receiver import Receiver
+from monitor.cli.receiver import Receiver
 
 FLOOR_PATH = "/floor"
 

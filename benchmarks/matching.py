@@ -36,7 +36,7 @@ import ahocorasick
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from monitor.articles import read_article  # noqa: E402
+from monitor.ingest.articles import read_article  # noqa: E402
 from monitor.matching.engine import Engine, MatchRule  # noqa: E402
 from monitor.matching.query import Compiler, terms  # noqa: E402
 from monitor.matching.spans import fragment  # noqa: E402

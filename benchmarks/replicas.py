@@ -57,7 +57,7 @@ from sqlalchemy.engine import Engine
 
 from benchmarks.kit.harness import reads
 from benchmarks.kit.postgres import fresh_database
-from monitor.receiver import Receiver
+from monitor.cli.receiver import Receiver
 
 IDLE = 3.0  # seconds of idle CPU measured before each burst
 LEASE = 5.0  # watch.read_lease: files claimed by the other replica are looked at again this long after

@@ -43,7 +43,7 @@ from common import (
     write_corpus,
 )
 
-from monitor.receiver import Receiver
+from monitor.cli.receiver import Receiver
 
 # Articles in the burst after start-up, by rule count: more rules raise more alerts per article.
 BURST = {"quick": 300, "full": 1000}

@@ -1,6 +1,6 @@
 """The daemon: starts the stages in order, runs until SIGTERM/SIGINT, reloads rules, shuts down gracefully.
 
-Start-up: state store, rules, HTTP client and deliverer, the ingest lanes (`monitor.lanes`: ordinary and
+Start-up: state store, rules, HTTP client and deliverer, the ingest lanes (`monitor.ingest.lanes`: ordinary and
 large files), observers, a reconcile scan, the digest catch-up, the scheduler, the health server. Shutdown:
 stop intake (observers, scheduler), give the batches in progress and in-flight deliveries `shutdown_grace`
 to finish, close the store.
@@ -26,22 +26,22 @@ from typing import TypeVar
 import structlog
 
 from monitor import HELD_SIGHUP, hold_sighup
-from monitor.alerts import flush_digest, latest_fire
-from monitor.articles import ArticleOutcome
+from monitor.config.rules import RuleSet, load_rules
+from monitor.config.settings import Settings
 from monitor.errors import RulesError
-from monitor.lanes import MAX_SLOW, Lane
+from monitor.health import Health, HealthServer, Metrics, StateCollector
+from monitor.ingest.articles import ArticleOutcome
+from monitor.ingest.lanes import MAX_SLOW, Lane
+from monitor.ingest.pipeline import Pipeline, Processed, ledger_key
+from monitor.ingest.watch import Watcher, open_for_writing, scan
+from monitor.ingest.worker import MatchWorker
+from monitor.notify.alerts import flush_digest, latest_fire
 from monitor.notify.deliverer import Attempt, AttemptOutcome, Deliverer
 from monitor.notify.formats.template import load_template
 from monitor.notify.transport import Clients
-from monitor.ops import Health, HealthServer, Metrics, StateCollector
-from monitor.pipeline import Pipeline, Processed, ledger_key
-from monitor.retention import longest_realert, prune
-from monitor.rules import RuleSet, load_rules
 from monitor.schedule import Wakeups, cron
-from monitor.settings import Settings
 from monitor.store import Delivery, Store
-from monitor.watch import Watcher, open_for_writing, scan
-from monitor.worker import MatchWorker
+from monitor.store.retention import longest_realert, prune
 
 log = structlog.get_logger(__name__)
 _T = TypeVar("_T")
@@ -62,7 +62,7 @@ CONNECTIONS = {
     "store check": 1,  # one probe at a time, even while one hangs
     "reconcile": 1,  # one scan at a time (`_reconcile_lock`)
     "digest flush": 1,  # one flush at a time (`_flush_lock`), whatever the number of rules due at once
-    "metrics": 1,  # one scrape's outbox count at a time (monitor.ops.StateCollector)
+    "metrics": 1,  # one scrape's outbox count at a time (monitor.health.StateCollector)
     "prune": 1,  # the retention prune: one batch at a time (its lease is a row, not a session lock)
 }
 
@@ -446,7 +446,7 @@ class Daemon:
                 await self.flush_digest(rule.name)
 
     async def prune(self) -> None:
-        """Delete what retention lets go (monitor.retention), in a thread, in small batches; a failure is
+        """Delete what retention lets go (monitor.store.retention), in a thread, in small batches; a failure is
         logged and the next round tries again."""
         started = time.monotonic()
         realert = longest_realert(self.ruleset)
@@ -530,7 +530,7 @@ class Daemon:
             await self.reload("file changed")
 
     async def _reload_now(self) -> list[str]:
-        """`POST /-/reload` (monitor.ops): reload, and the problems that refused the file (none: reloaded)."""
+        """`POST /-/reload` (monitor.health): reload, and the problems that refused the file (none: reloaded)."""
         return await self.reload("POST /-/reload")
 
     async def reload(self, why: str) -> list[str]:

@@ -13,7 +13,7 @@
 
 A failed delivery is no exception but data: the deliverer's `Attempt` (outcome, status, masked error), stored
 with the delivery. Every message says what failed, where, and what was expected, and never carries a secret.
-At the command line (`monitor.cli.main`) every MonitorError ends as `error: <message>` on stderr (one line
+At the command line (`monitor.cli.main.main`) every MonitorError ends as `error: <message>` on stderr (one line
 a problem) and exit status 1, never a traceback.
 """
 

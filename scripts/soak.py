@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.receiver import Receiver
+from monitor.cli.receiver import Receiver
 from tests.conftest import SECRET, DaemonProcess
 
 RULES = {

@@ -18,7 +18,7 @@ from benchmarks.kit import harness
 from benchmarks.kit.harness import checkout_env as this_checkout
 from benchmarks.kit.harness import free_port, wait_until
 from benchmarks.kit.rules import SECRET, shipped_rules
-from monitor.receiver import Receiver
+from monitor.cli.receiver import Receiver
 from monitor.store import OPEN_STATES, Store
 from tests.helpers import fresh_database
 

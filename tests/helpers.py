@@ -16,7 +16,7 @@ from typing import Any
 from benchmarks.kit import postgres
 from benchmarks.kit.harness import checkout_env
 from benchmarks.kit.rules import SECRET
-from monitor.receiver import Received
+from monitor.cli.receiver import Received
 
 PG_URL = os.environ.get("MONITOR_TEST_PG_URL", "")
 NO_PG = (

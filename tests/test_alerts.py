@@ -15,8 +15,11 @@ import pytest
 from ruamel.yaml import YAML
 from sqlalchemy import event, func, select
 
-from monitor import alerts as alerts_module
-from monitor.alerts import (
+from monitor.config.rules import RuleSet, load_rules
+from monitor.config.settings import LimitsSettings
+from monitor.ingest.articles import parse_article
+from monitor.notify import alerts as alerts_module
+from monitor.notify.alerts import (
     digest_deliveries,
     flush_digest,
     latest_fire,
@@ -27,11 +30,8 @@ from monitor.alerts import (
     queue_many,
     realert_windows,
 )
-from monitor.articles import parse_article
-from monitor.payload import alert_budget, json_size
-from monitor.rules import RuleSet, load_rules
+from monitor.notify.payload import alert_budget, json_size
 from monitor.schedule import cron
-from monitor.settings import LimitsSettings
 from monitor.store import Store, Window
 from monitor.store.schema import alerts, deliveries  # the rows as stored
 

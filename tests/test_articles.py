@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.articles import DEFAULT_MAX_BYTES, ArticleDate, Precision, read_article
 from monitor.errors import ArticleError
+from monitor.ingest.articles import DEFAULT_MAX_BYTES, ArticleDate, Precision, read_article
 
 NOBODY = 65534
 

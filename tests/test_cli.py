@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.receiver import Receiver
+from monitor.cli.receiver import Receiver
 from tests.conftest import (
     ROOT,
     SEED_RULES,
@@ -204,7 +204,7 @@ def test_demo_once_prints_the_seeds_alerts(project: Path) -> None:
 
 PROBE = """
 import sys
-from monitor.cli import app
+from monitor.cli.main import app
 try:
     app(sys.argv[1:], prog_name="news-monitor")
 except BaseException:
@@ -368,7 +368,7 @@ def test_commands_that_only_read_create_no_state(project: Path) -> None:
 
 
 def test_delivery_states_offered_are_the_stores() -> None:
-    from monitor.statecli import DeliveryState
+    from monitor.cli.state import DeliveryState
     from monitor.store import State
 
     assert [s.value for s in DeliveryState] == [s.value for s in State]

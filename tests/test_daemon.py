@@ -1,4 +1,4 @@
-"""The daemon's own decisions, in process: what it logs, and what monitor.ops may know of it."""
+"""The daemon's own decisions, in process: what it logs, and what monitor.health may know of it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import structlog
 from structlog.testing import capture_logs
 
 from monitor import daemon as daemon_module
-from monitor.settings import load_settings
+from monitor.config.settings import load_settings
 from tests.conftest import ROOT
 
 DIGEST_RULES = """\
@@ -53,8 +53,8 @@ async def test_an_empty_digest_is_logged_at_debug_not_info(tmp_path: Path, monke
 
 
 def test_ops_never_imports_the_daemon() -> None:
-    """monitor.ops knows the daemon through callables only (Health, the reload): no import cycle, lazy or not."""
-    tree = ast.parse((ROOT / "monitor" / "ops.py").read_text(encoding="utf-8"))
+    """monitor.health knows the daemon through callables only (Health, the reload): no import cycle, lazy or not."""
+    tree = ast.parse((ROOT / "monitor" / "health.py").read_text(encoding="utf-8"))
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     assert "monitor.daemon" not in imported

@@ -24,10 +24,10 @@ from standardwebhooks.webhooks import Webhook as Verifier
 from structlog.testing import capture_logs
 
 from benchmarks.kit.rules import SECRET
+from monitor.config.rules import Webhook
 from monitor.notify import deliverer as deliverer_module
 from monitor.notify.deliverer import RETRY_AFTER_CAP, AttemptOutcome, Deliverer, classify, next_delay, retry_after
 from monitor.notify.transport import Transport
-from monitor.rules import Webhook
 from monitor.store import Delivery, State, Store
 from monitor.store.schema import deliveries  # raw rows: a lease, attempts, a payload of an older version
 
@@ -50,7 +50,7 @@ def add(
     due_at: float = 0.0,
     payload: dict[str, Any] | None = None,
 ) -> None:
-    """An outbox row as monitor.alerts writes it."""
+    """An outbox row as monitor.notify.alerts writes it."""
     payload = payload or {"alert_id": delivery_id, "rule": "hoogverraad", "hits": [{"term": "hoogverraad"}]}
     row = {
         "id": delivery_id,

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from monitor.cli import app
-from monitor.rules import load_rules
-from monitor.settings import load_settings
+from monitor.cli.main import app
+from monitor.config.rules import load_rules
+from monitor.config.settings import load_settings
 from tests.conftest import ROOT, SECRET, this_checkout
 
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from monitor.receiver import Received, Receiver
+from monitor.cli.receiver import Received, Receiver
 from tests.conftest import SECRET, SEED_RULES, SEEDS, copy_seeds, shipped_rules
 
 pytestmark = pytest.mark.e2e

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from monitor.receiver import Received, Receiver
+from monitor.cli.receiver import Received, Receiver
 from tests.conftest import wait_until
 from tests.helpers import by_id, cli, one_rule, write_articles
 

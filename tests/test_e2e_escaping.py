@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from monitor.receiver import Receiver
+from monitor.cli.receiver import Receiver
 from tests.hostile import WJ, hostile_problems
 
 pytestmark = pytest.mark.e2e

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from monitor.receiver import Received, Receiver
+from monitor.cli.receiver import Received, Receiver
 from tests.conftest import ROOT, SEEDS, DaemonProcess, HealthProbe, shipped_rules, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from monitor.receiver import Receiver
+from monitor.cli.receiver import Receiver
 from tests.conftest import SEED_RULES, DaemonProcess, copy_seeds, shipped_rules, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from monitor import __version__
-from monitor.receiver import Receiver
+from monitor.cli.receiver import Receiver
 from tests.conftest import SECRET, SEED_RULES, DaemonProcess, copy_seeds, shipped_rules, wait_until
 from tests.helpers import cli
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import trustme
 
-from monitor.receiver import Received, Receiver
+from monitor.cli.receiver import Received, Receiver
 from tests.conftest import SECRET, DaemonProcess, wait_until
 from tests.servers import Proxy
 from tests.test_isolation import GOOD, Dripper, drip

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from monitor.receiver import Receiver
+from monitor.cli.receiver import Receiver
 from monitor.store.schema import alerts, articles, deliveries, files  # what the prune left, row by row
 from tests.conftest import DaemonProcess, wait_until
 from tests.helpers import NO_PG, PG_URL, cli, fresh_database

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from monitor.receiver import Received, Receiver
+from monitor.cli.receiver import Received, Receiver
 from tests.conftest import DaemonProcess, wait_until
 from tests.helpers import cli, one_rule, write_articles
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.receiver import Receiver
+from monitor.cli.receiver import Receiver
 from tests.conftest import DaemonProcess, shipped_rules
 
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor import cli, errors
+from monitor import errors
+from monitor.cli import main as cli
+from monitor.config.yamlfile import load_yaml
 from monitor.errors import (
     ArticleError,
     ConfigError,
@@ -21,7 +23,6 @@ from monitor.errors import (
     YamlProblem,
 )
 from monitor.matching.query import Compiler
-from monitor.yamlfile import load_yaml
 
 # One instance of every MonitorError subclass, as the code raises it; a new subclass must be added here.
 EXAMPLES: dict[type[MonitorError], MonitorError] = {

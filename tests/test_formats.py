@@ -17,9 +17,11 @@ from typing import Any, get_args
 
 import pytest
 
-from monitor.alerts import alert_payload, make_id
-from monitor.articles import Article, parse_date
+from monitor.config.rules import Format, Webhook
+from monitor.config.settings import LimitsSettings
+from monitor.ingest.articles import Article, parse_date
 from monitor.matching.engine import Hit, Match
+from monitor.notify.alerts import alert_payload, make_id
 from monitor.notify.formats import RENDERERS, discord, render, teams
 from monitor.notify.formats import template as template_format
 from monitor.notify.formats.text import (
@@ -34,9 +36,7 @@ from monitor.notify.formats.text import (
     join_within,
     marked,
 )
-from monitor.payload import digest_parts, json_size
-from monitor.rules import Format, Webhook
-from monitor.settings import LimitsSettings
+from monitor.notify.payload import digest_parts, json_size
 from monitor.store import DIGEST_REFS, Delivery, State
 from tests.hostile import WJ, hostile_problems
 from tests.test_payload import CappedMatch

@@ -28,11 +28,11 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from monitor.articles import ArticleOutcome
+from monitor.cli.receiver import Received, Receiver
 from monitor.daemon import SLOW_BATCH
-from monitor.lanes import MAX_SLOW, Lane
-from monitor.pipeline import Processed
-from monitor.receiver import Received, Receiver
+from monitor.ingest.articles import ArticleOutcome
+from monitor.ingest.lanes import MAX_SLOW, Lane
+from monitor.ingest.pipeline import Processed
 from tests.conftest import SECRET, DaemonProcess, HealthProbe, shipped_rules, this_checkout, wait_until
 from tests.servers import RawServer
 

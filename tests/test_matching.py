@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from monitor.articles import Article, parse_date
+from monitor.config.rules import load_rules, stemmer_for
+from monitor.ingest.articles import Article, parse_date
 from monitor.matching.analysis import _COMMON, _fold_mapped, fold, fold_char
 from monitor.matching.engine import Engine, Hit, Match, MatchRule
 from monitor.matching.query import Compiler
-from monitor.rules import load_rules, stemmer_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = "Vanochtend meldde de KNB dat oud-premier Karim Masimov is opgepakt op verdenking van hoogverraad."
@@ -423,7 +423,7 @@ def test_shipped_concepts(text: str, expected: set[str]) -> None:
     ],
 )
 def test_shipped_rules_on_the_seeds(seed: str, expected: list[str]) -> None:
-    from monitor.articles import read_article
+    from monitor.ingest.articles import read_article
 
     (path,) = (ROOT / "seeds").glob(seed)
     article = read_article(path)

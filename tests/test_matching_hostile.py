@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from benchmarks.hostile_corpus import corpus, ordinary, shapes_rules_yaml
+from monitor.config.rules import load_rules, stemmer_for
 from monitor.errors import ArticleError, MatchBudgetExceeded
 from monitor.matching.analysis import Folded, _fold_general, _fold_removals, fold, fold_char, keep_case
 from monitor.matching.engine import Engine, MatchRule
 from monitor.matching.query import Compiler, word_regex
 from monitor.matching.spans import full_match
-from monitor.rules import load_rules, stemmer_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = load_rules(ROOT / "config" / "rules.yaml", environ={}).engine

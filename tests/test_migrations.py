@@ -20,9 +20,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, func, select, text
 
-from monitor import migrations
 from monitor.errors import StoreError
-from monitor.store import Store
+from monitor.store import Store, migrations
 from monitor.store.schema import deliveries, files, metadata  # raw rows of older revisions
 from tests.helpers import NO_PG, PG_URL, cli, fresh_database
 
@@ -231,7 +230,7 @@ def test_replicas_starting_together_on_an_empty_postgresql_take_turns() -> None:
 
 def test_the_upgrade_is_logged_as_an_event_with_fields(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """JSON logs keep the event name alone and the revisions as fields, not packed into the event string."""
-    from monitor.logs import configure
+    from monitor.config.logs import configure
 
     configure("INFO", "json")
     store = Store(f"sqlite:///{tmp_path / 'monitor.db'}")

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from monitor.articles import Article, parse_date
+from monitor.config.settings import LimitsSettings
+from monitor.ingest.articles import Article, parse_date
 from monitor.matching.engine import Hit, Match
-from monitor.payload import (
+from monitor.notify.payload import (
     CONTEXT,
     DIGEST_ROOM,
     alert_budget,
@@ -23,7 +24,6 @@ from monitor.payload import (
     dumps,
     json_size,
 )
-from monitor.settings import LimitsSettings
 from monitor.store import DIGEST_REFS
 
 DEFAULT = LimitsSettings()

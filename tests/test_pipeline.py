@@ -15,10 +15,10 @@ from ruamel.yaml import YAML
 from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
-from monitor import pipeline as pipeline_module
-from monitor.articles import ArticleOutcome
-from monitor.pipeline import Pipeline
-from monitor.rules import load_rules
+from monitor.config.rules import load_rules
+from monitor.ingest import pipeline as pipeline_module
+from monitor.ingest.articles import ArticleOutcome
+from monitor.ingest.pipeline import Pipeline
 from monitor.store import Store
 from monitor.store.schema import alerts, deliveries, files
 from tests.test_alerts import watching_transactions
@@ -260,7 +260,7 @@ def test_the_reconcile_scan_compares_the_folder_with_the_ledger_a_chunk_at_a_tim
     at a time: across chunk boundaries it still finds exactly the files not in the ledger in this version,
     and no lookup asks for more than a chunk."""
     from monitor import daemon as daemon_module
-    from monitor.settings import load_settings
+    from monitor.config.settings import load_settings
 
     folder = tmp_path / "in"
     read = write(folder, {f"old{k:02d}.txt": PLAIN for k in range(7)})

@@ -24,10 +24,10 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, exists, func, select, text
 
-from monitor.alerts import flush_digest, queue_article
-from monitor.articles import parse_article
-from monitor.receiver import Received, Receiver
-from monitor.rules import load_rules
+from monitor.cli.receiver import Received, Receiver
+from monitor.config.rules import load_rules
+from monitor.ingest.articles import parse_article
+from monitor.notify.alerts import flush_digest, queue_article
 from monitor.store import OPEN_STATES, Store
 from monitor.store.digests import _waiting
 from monitor.store.schema import alerts, articles, deliveries, files

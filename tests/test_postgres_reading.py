@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from benchmarks.kit.harness import reads
-from monitor.receiver import Receiver
+from monitor.cli.receiver import Receiver
 from monitor.store import Store
 from tests.conftest import wait_until
 from tests.helpers import NO_PG, PG_URL, by_id, write_articles

@@ -24,8 +24,8 @@ import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from monitor.receiver import Received, Receiver
-from monitor.settings import PostgresSettings
+from monitor.cli.receiver import Received, Receiver
+from monitor.config.settings import PostgresSettings
 from monitor.store import Store
 from monitor.store.schema import deliveries
 from tests.conftest import ROOT, SECRET, DaemonProcess, wait_until

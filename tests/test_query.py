@@ -11,11 +11,11 @@ from luqum import tree
 from luqum.parser import parser
 
 from benchmarks.kit.rules import generated_rules_text
+from monitor.config.rules import stemmer_for
 from monitor.errors import QueryError
 from monitor.matching import lucene
 from monitor.matching.analysis import fold, fold_term
 from monitor.matching.query import AllOf, AnyOf, Compiler, Not, Term, render, required, terms
-from monitor.rules import stemmer_for
 
 LISTS = {
     "arrest": ["*arresta*", "gearresteerd", "onder arrest"],

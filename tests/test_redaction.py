@@ -8,8 +8,8 @@ import logging
 import pytest
 import structlog
 
-from monitor.logs import configure
-from monitor.redaction import mask_text, redact_url, secret_name
+from monitor.config.logs import configure
+from monitor.config.redaction import mask_text, redact_url, secret_name
 
 SECRET = "SECRET42"
 

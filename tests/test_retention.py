@@ -1,4 +1,4 @@
-"""The retention prune's rules (monitor/retention.py) on a real state store: SQLite, and PostgreSQL when
+"""The retention prune's rules (monitor/store/retention.py) on a real state store: SQLite, and PostgreSQL when
 MONITOR_TEST_PG_URL is set. Rows are written as the daemon writes them, with times set in the past."""
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from monitor.alerts import flush_digest
+from monitor.config.rules import Webhook
+from monitor.config.settings import RetentionSettings
+from monitor.ingest.pipeline import ledger_key, ledger_path
+from monitor.notify.alerts import flush_digest
 from monitor.notify.formats import render
-from monitor.pipeline import ledger_key, ledger_path
-from monitor.retention import REALERT_MARGIN, STALE_READING, Disk, longest_realert, prune
-from monitor.rules import Webhook
-from monitor.settings import RetentionSettings
 from monitor.store import DIGEST_REFS, Store
+from monitor.store.retention import REALERT_MARGIN, STALE_READING, Disk, longest_realert, prune
 from monitor.store.schema import alerts, articles, deliveries, digest_claims, files, meta, reading
 from tests.helpers import NO_PG, PG_URL, fresh_database
 from tests.test_alerts import queue, ruleset

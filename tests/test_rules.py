@@ -15,13 +15,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from monitor import rules as rules_module
-from monitor.cli import app
+from monitor.cli.evaluation import evaluate, run_examples
+from monitor.cli.main import app
+from monitor.config import rules as rules_module
+from monitor.config.rules import RuleSet, Webhook, load_rules
+from monitor.config.yamlfile import load_yaml, load_yaml_fast
 from monitor.errors import ConfigError, RulesError
-from monitor.evaluation import evaluate, run_examples
 from monitor.notify.formats.template import load_template
-from monitor.rules import RuleSet, Webhook, load_rules
-from monitor.yamlfile import load_yaml, load_yaml_fast
 
 HEADER = "version: 1\nlists:\n  arrest: [arrest*, opgepakt]\n  bad: ['a*']\nrules:\n"
 
@@ -396,8 +396,8 @@ def test_a_template_file_is_checked_by_the_checker_the_caller_gives(tmp_path: Pa
 
 
 def test_the_rules_module_imports_nothing_of_the_formats() -> None:
-    """The formats import `monitor.rules` (Webhook): the template checker is handed in, not imported."""
-    tree = ast.parse((ROOT / "monitor" / "rules.py").read_text())
+    """The formats import `monitor.config.rules` (Webhook): the template checker is handed in, not imported."""
+    tree = ast.parse((ROOT / "monitor" / "config" / "rules.py").read_text())
     imported = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
     imported += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
     assert not [name for name in imported if name and name.startswith("monitor.notify")]

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import structlog
 
-from monitor.durations import format_duration, parse_duration
+from monitor.config.durations import format_duration, parse_duration
+from monitor.config.logs import configure
+from monitor.config.redaction import mask_text
+from monitor.config.settings import load_settings
 from monitor.errors import ConfigError
-from monitor.logs import configure
-from monitor.redaction import mask_text
-from monitor.settings import load_settings
 
 
 @pytest.mark.parametrize(
@@ -132,8 +132,8 @@ def test_the_lease_must_hold_an_attempt_two_thirds_of_the_way_to_its_renewal(
     """A lease is renewed every third of it: it must outlast the longest attempt (timeout + 5 s spare) in
     the two thirds left at a renewal, so 1.5 x (timeout + 5 s); the old rule (2 x timeout + 10 s) wanted 40 s
     for the default timeout, and the default lease was 2 min."""
-    from monitor.rules import Webhook
-    from monitor.settings import DeliverySettings
+    from monitor.config.rules import Webhook
+    from monitor.config.settings import DeliverySettings
 
     webhooks = {"hook": Webhook(url="http://127.0.0.1:9/", timeout=timeout)}
     problems = DeliverySettings(lease=lease).lease_problems(webhooks, Path("rules.yaml"))

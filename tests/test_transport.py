@@ -18,8 +18,8 @@ import pytest
 import pytest_asyncio
 import trustme
 
+from monitor.config.rules import Webhook
 from monitor.notify.transport import AsyncioBackend, Clients, Transport
-from monitor.rules import Webhook
 
 WAIT = 10.0
 

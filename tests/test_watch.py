@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 from structlog.testing import capture_logs
 
-from monitor.watch import Watcher, scan, wanted
+from monitor.ingest.watch import Watcher, scan, wanted
 
 SETTLE = 0.3
 WAIT = 10.0  # the longest any single wait may take

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from monitor.pipeline import Job, read_step
-from monitor.rules import load_rules
-from monitor.settings import LimitsSettings
-from monitor.worker import MatchWorker
+from monitor.config.rules import load_rules
+from monitor.config.settings import LimitsSettings
+from monitor.ingest.pipeline import Job, read_step
+from monitor.ingest.worker import MatchWorker
 
 TEXT = "date 2022-01-08 Een officier wordt verdacht van hoogverraad. " + "Gewoon nieuws. " * 20_000
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from benchmarks.kit.rules import SHIPPED_RULES
 from benchmarks.kit.words import CONTENT, FIRST, FUNCTION, LAST, PLACES, TRIGGERS, compounds
-from monitor.rules import load_rules
+from monitor.config.rules import load_rules
 
 
 @dataclass

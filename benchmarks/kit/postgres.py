@@ -1,6 +1,6 @@
 """A throwaway database on a PostgreSQL server, for tests and benchmarks (`scripts/postgres.sh` starts one).
 
-The only SQL outside `monitor.store` and `monitor.migrations`: it creates and drops whole databases on a
+The only SQL outside `monitor.store` and `monitor.store.migrations`: it creates and drops whole databases on a
 server, it never touches the monitor's state.
 """
 

@@ -18,7 +18,7 @@ from functools import partial
 from heapq import merge
 from itertools import islice, repeat
 
-from monitor.articles import Article, ArticleDate
+from monitor.ingest.articles import Article, ArticleDate
 from monitor.matching.analysis import Folded, excerpt, fold, snippet
 from monitor.matching.budget import NO_LIMIT, Budget, Deadline
 from monitor.matching.decide import Decisions

@@ -23,12 +23,12 @@ from typing import Any, NamedTuple
 import httpx
 import structlog
 
+from monitor.config.redaction import mask_text
+from monitor.config.rules import Webhook
+from monitor.config.settings import LEASE_SPARE as SPARE
+from monitor.config.settings import RENEWALS
 from monitor.notify.formats import render
 from monitor.notify.signing import webhook_headers
-from monitor.redaction import mask_text
-from monitor.rules import Webhook
-from monitor.settings import LEASE_SPARE as SPARE
-from monitor.settings import RENEWALS
 from monitor.store import Attempted, Delivery, State, Store
 
 log = structlog.get_logger(__name__)

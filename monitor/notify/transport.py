@@ -29,7 +29,7 @@ import httpx
 import structlog
 
 if TYPE_CHECKING:
-    from monitor.rules import Webhook
+    from monitor.config.rules import Webhook
 
 log = structlog.get_logger(__name__)
 

@@ -4,7 +4,7 @@ that checks (and on an empty database creates) the schema revision, and the base
 SQLite (WAL, synchronous=NORMAL) by default. In WAL mode a committed transaction survives a crash of the
 process; a power loss can lose the last transactions committed before it (not a corrupt database).
 PostgreSQL (`postgresql+psycopg://...`) takes the same code path, for several replicas on one database.
-The schema is migrated with Alembic (`monitor.migrations`, loaded only by the commands that open the
+The schema is migrated with Alembic (`monitor.store.migrations`, loaded only by the commands that open the
 store): `create()` upgrades an empty database and refuses one at another revision.
 """
 
@@ -27,9 +27,9 @@ from sqlalchemy import Connection, create_engine, event, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from monitor.config.redaction import redact_url
+from monitor.config.settings import PostgresSettings
 from monitor.errors import StoreError
-from monitor.redaction import redact_url
-from monitor.settings import PostgresSettings
 from monitor.store.schema import SCHEMA_VERSION, meta
 
 COMMAND_CONNECTIONS = 2  # a command (status, backfill, db upgrade ...) uses one at a time: its pool, with a spare
@@ -77,7 +77,7 @@ class Database:
 
     def create(self) -> None:
         """Give an empty database the schema of this code; accept one at it; refuse any other revision."""
-        from monitor import migrations  # Alembic: loaded by the commands that open the store, not by imports
+        from monitor.store import migrations  # Alembic: loaded by the commands that open the store, not by imports
 
         with self._schema() as conn:
             found, head = migrations.revision(conn), migrations.head()
@@ -97,7 +97,7 @@ class Database:
 
     def upgrade(self, target: str = "head") -> tuple[str | None, str | None]:
         """Migrate the schema forward to `target`: (revision before, revision after)."""
-        from monitor import migrations
+        from monitor.store import migrations
 
         with self._schema() as conn:
             before = migrations.revision(conn)
@@ -111,7 +111,7 @@ class Database:
 
     def revision(self) -> str | None:
         """The schema revision of the database (None: empty)."""
-        from monitor import migrations
+        from monitor.store import migrations
 
         with self._schema() as conn:
             return migrations.revision(conn)
@@ -119,7 +119,7 @@ class Database:
     @contextmanager
     def _schema(self) -> Iterator[Connection]:
         """A transaction that holds the schema lock; database errors become a StoreError."""
-        from monitor import migrations
+        from monitor.store import migrations
 
         try:
             with self.engine.begin() as conn:

@@ -1,6 +1,6 @@
 """The store's tables (SQLAlchemy Core): private to `monitor.store`, whose methods are the only SQL.
 
-The migrations (`monitor.migrations`, their `env.py` compares against `metadata`) and tests that must poke
+The migrations (`monitor.store.migrations`, their `env.py` compares against `metadata`) and tests that must poke
 raw rows (a corrupted lease, a row of an older version) import this module explicitly.
 Times are UNIX seconds (float).
 """
@@ -41,7 +41,7 @@ alerts = Table(
     Column("id", String(64), primary_key=True),
     Column("rule", String(80), nullable=False),
     Column("content_hash", String(64), nullable=False),
-    Column("payload", Text, nullable=False),  # JSON of the match: rule, article, hits, clause (monitor.payload)
+    Column("payload", Text, nullable=False),  # JSON of the match: rule, article, hits, clause (monitor.notify.payload)
     Column("realert_key", Text, nullable=False),
     Column("suppressed", Boolean, nullable=False),
     Column("digest_pending", Boolean, nullable=False),

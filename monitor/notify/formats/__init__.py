@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from monitor.config.rules import Webhook
 from monitor.notify.formats import discord, generic, mattermost, slack, teams, template
 from monitor.notify.formats.text import dumps
-from monitor.rules import Webhook
 from monitor.store import Delivery
 
 Renderer = Callable[[Webhook, Delivery], Any]

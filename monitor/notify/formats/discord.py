@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from monitor.config.rules import Webhook
 from monitor.notify.formats.text import MARKDOWN, PLAIN, Span, join_within, units
 from monitor.notify.formats.view import AlertView, DigestView, more_alerts, more_hits, plural, timestamp, view
-from monitor.rules import Webhook
 from monitor.store import Delivery
 
 CONTENT = 2000

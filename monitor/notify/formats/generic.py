@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from monitor.config.rules import Webhook
 from monitor.notify.formats.view import event_type, timestamp
-from monitor.rules import Webhook
 from monitor.store import Delivery
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from monitor.config.rules import Webhook
 from monitor.notify.formats.text import MARKDOWN, join_within, units
 from monitor.notify.formats.view import AlertView, more_alerts, more_hits, timestamp, view
-from monitor.rules import Webhook
 from monitor.store import Delivery
 
 TEXT = 16383

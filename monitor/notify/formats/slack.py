@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from monitor.config.rules import Webhook
 from monitor.notify.formats.text import SLACK, SLACK_PLAIN, join_within, plain, take
 from monitor.notify.formats.view import AlertView, DigestView, more_alerts, more_hits, plural, timestamp, view
-from monitor.rules import Webhook
 from monitor.store import Delivery
 
 MAX_BLOCKS = 50

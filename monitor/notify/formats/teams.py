@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from monitor.config.rules import Webhook
 from monitor.notify.formats.text import TEAMS, Rich, json_size, plain
 from monitor.notify.formats.view import AlertView, more_alerts, more_hits, timestamp, view
-from monitor.rules import Webhook
 from monitor.store import Delivery
 
 LIMIT = 28 * 1024

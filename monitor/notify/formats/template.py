@@ -22,9 +22,9 @@ import jinja2
 import markupsafe
 from jinja2.sandbox import SandboxedEnvironment
 
+from monitor.config.rules import Webhook
 from monitor.notify.formats.text import Markup, marked, no_escape
 from monitor.notify.formats.view import event_type, timestamp
-from monitor.rules import Webhook
 from monitor.store import Delivery
 
 

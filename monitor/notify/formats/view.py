@@ -1,8 +1,8 @@
 """What every chat format says about a delivery, before layout: `view(delivery) -> AlertView | DigestView`.
 
-The payload is the one `monitor.alerts` stores (an alert, or a part of a digest of alerts). Reading it
+The payload is the one `monitor.notify.alerts` stores (an alert, or a part of a digest of alerts). Reading it
 tolerates missing keys, so a delivery queued by an older version still renders. An alert's `hits` may be
-fewer than its `hits_total` (the caps of monitor.payload): the formats count the others as left out.
+fewer than its `hits_total` (the caps of monitor.notify.payload): the formats count the others as left out.
 """
 
 from __future__ import annotations

@@ -39,10 +39,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, exists, not_, or_, select, tuple_
 
-from monitor.articles import ArticleOutcome
-from monitor.pipeline import ledger_path
-from monitor.rules import RuleSet
-from monitor.settings import RetentionSettings
+from monitor.config.rules import RuleSet
+from monitor.config.settings import RetentionSettings
+from monitor.ingest.articles import ArticleOutcome
+from monitor.ingest.pipeline import ledger_path
 from monitor.store import DIGEST_REFS, State, Store
 from monitor.store.schema import alerts, articles, deliveries, digest_claims, files, reading
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from monitor.console import printable
+from monitor.cli.console import printable
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
-"""`news-monitor db`: the state store's schema revision, upgrading it (Alembic, monitor/migrations), and
-pruning it by the retention settings (monitor/retention.py, as the daemon does every `prune_interval`).
+"""`news-monitor db`: the state store's schema revision, upgrading it (Alembic, monitor/store/migrations), and
+pruning it by the retention settings (monitor/store/retention.py, as the daemon does every `prune_interval`).
 
 The daemon and the other commands give an empty database the current schema by themselves; a database
 at an older revision is refused until `news-monitor db upgrade` has run once with the same settings.
@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from monitor.cliargs import ConfigOption, no_state_yet, open_rules, open_settings
-from monitor.console import LazyConsole as Console  # rich is imported when a command prints
-from monitor.redaction import redact_url
+from monitor.cli.args import ConfigOption, no_state_yet, open_rules, open_settings
+from monitor.cli.console import LazyConsole as Console  # rich is imported when a command prints
+from monitor.config.redaction import redact_url
 
 if TYPE_CHECKING:  # imported when a command runs: `news-monitor --help` needs neither pydantic nor SQLAlchemy
     from monitor.store import Store
@@ -56,7 +56,7 @@ def current(config: ConfigOption = None) -> None:
     """Show the schema revision of the state store and the one this news-monitor needs. Exit 1 if they differ."""
     url = open_settings(config).state.url
     found = None if no_state_yet(url) else _revision(config)  # before the first start: no file is made
-    from monitor import migrations  # Alembic: only for the commands that need it
+    from monitor.store import migrations  # Alembic: only for the commands that need it
 
     head = migrations.head()
     if found is None or found == head:
@@ -86,9 +86,9 @@ def prune(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")] = False,
 ) -> None:
     """Delete what `state.retention` lets go (as the daemon does every prune_interval); prints rows per table."""
-    from monitor.retention import TABLES, longest_realert
-    from monitor.retention import prune as prune_store
     from monitor.store import COMMAND_CONNECTIONS, Store
+    from monitor.store.retention import TABLES, longest_realert
+    from monitor.store.retention import prune as prune_store
 
     settings = open_settings(config)
     realert = longest_realert(open_rules(settings.rules_file))  # alerts outlive the longest realert window

@@ -33,12 +33,12 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.durations import parse_duration
+from monitor.config.durations import parse_duration
+from monitor.config.redaction import mask_text, redact_url
+from monitor.config.yamlfile import field_problem, load_yaml, load_yaml_fast, locate
 from monitor.errors import QueryError, RuleProblem, RulesError, YamlProblem
 from monitor.matching.engine import Engine, MatchRule
 from monitor.matching.query import Compiler, Stemmer
-from monitor.redaction import mask_text, redact_url
-from monitor.yamlfile import field_problem, load_yaml, load_yaml_fast, locate
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Format = Literal["generic", "slack", "discord", "mattermost", "teams", "template"]
@@ -175,7 +175,7 @@ class RuleSet:
     engine: Engine
     loaded_at: datetime
     by_name: Mapping[str, Rule] = field(default_factory=dict)  # every rule by its name, for `rule()`
-    digest: str = ""  # sha256 of the file as read: the same rules in another process (`monitor.worker`)
+    digest: str = ""  # sha256 of the file as read: the same rules in another process (`monitor.ingest.worker`)
 
     def __post_init__(self) -> None:
         if not self.by_name:

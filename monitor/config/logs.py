@@ -3,7 +3,7 @@
 JSON lines when stderr is not a terminal (or `log.format: json`), a readable console form on a terminal.
 Records of the standard library's loggers (httpx, apscheduler, watchdog) go through the same chain.
 Fields named like secrets (`secret_name`) are masked; every other value, the rendered traceback included, passes through
-`mask_text` (monitor.redaction): URL userinfo, query values and `whsec_` secrets never reach the output.
+`mask_text` (monitor.config.redaction): URL userinfo, query values and `whsec_` secrets never reach the output.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 import structlog
 
-from monitor.redaction import MASK, mask_text, secret_name
-from monitor.settings import LogFormat
+from monitor.config.redaction import MASK, mask_text, secret_name
+from monitor.config.settings import LogFormat
 
 _PLAIN = (int, float, bool)
 

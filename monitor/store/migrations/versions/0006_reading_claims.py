@@ -4,7 +4,7 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-30
 
-On PostgreSQL `monitor.pipeline.Pipeline` claims each file version (ledger key, size, mtime) in `reading`
+On PostgreSQL `monitor.ingest.pipeline.Pipeline` claims each file version (ledger key, size, mtime) in `reading`
 before it reads it, with its owner (host:pid:token) and a lease; the row is deleted in the transaction that writes
 the file's ledger row. A claim whose lease ran out (its replica died mid-read) is taken over. SQLite (one
 daemon) never uses the table.

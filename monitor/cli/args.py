@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from monitor.rules import RuleSet
-    from monitor.settings import Settings
+    from monitor.config.rules import RuleSet
+    from monitor.config.settings import Settings
     from monitor.store import Store
 
 ConfigOption = Annotated[
@@ -31,8 +31,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 def open_settings(config: Path | None, **overrides: object) -> Settings:
     from pydantic_settings import SettingsError
 
+    from monitor.config.settings import load_settings
     from monitor.errors import ConfigError
-    from monitor.settings import load_settings
 
     try:
         return load_settings(config, **overrides)
@@ -56,7 +56,7 @@ def _unparsed(exc: Exception) -> str:
 
 def open_rules(path: Path | str) -> RuleSet:
     """The rules file loaded as the daemon loads it: its webhooks' template files checked too."""
-    from monitor.rules import load_rules
+    from monitor.config.rules import load_rules
 
     return load_rules(path, check_template=check_template)
 

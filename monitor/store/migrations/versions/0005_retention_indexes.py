@@ -1,4 +1,4 @@
-"""Indexes for the prune (monitor/retention.py), so that its checks cost an index probe per row.
+"""Indexes for the prune (monitor/store/retention.py), so that its checks cost an index probe per row.
 
 Revision ID: 0005
 Revises: 0004

@@ -50,7 +50,7 @@ def _scripts() -> ScriptDirectory:
 def head() -> str:
     heads = _scripts().get_heads()
     if len(heads) != 1:
-        raise RuntimeError(f"monitor/migrations has {len(heads)} heads {heads}: merge them")
+        raise RuntimeError(f"monitor/store/migrations has {len(heads)} heads {heads}: merge them")
     return heads[0]
 
 

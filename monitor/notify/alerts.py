@@ -2,7 +2,7 @@
 what a realert window suppresses, what goes into a digest. The decisions are pure functions (`plan_batch`,
 `digest_deliveries`); the store executes them (`monitor.store.Transaction`), and speaks all the SQL.
 
-`prepare` builds each match's bounded payload (monitor.payload) before the transaction: that works out
+`prepare` builds each match's bounded payload (monitor.notify.payload) before the transaction: that works out
 the match's hits, the costly part, which must not hold the write lock. The transaction (`queue_prepared`)
 stores each payload once, in the alert row; the alert's deliveries refer to it by `alert_id`.
 
@@ -27,11 +27,11 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 
-from monitor.articles import Article, ArticleOutcome
+from monitor.config.rules import Rule, RuleSet
+from monitor.config.settings import LimitsSettings
+from monitor.ingest.articles import Article, ArticleOutcome
 from monitor.matching.engine import Match
-from monitor.payload import alert_payload, digest_parts, dumps
-from monitor.rules import Rule, RuleSet
-from monitor.settings import LimitsSettings
+from monitor.notify.payload import alert_payload, digest_parts, dumps
 from monitor.store import ArticleClaim, LedgerEntry, NewAlert, NewDelivery, Store, Transaction, Window
 
 REALERT_KEY_BYTES = 256

@@ -29,7 +29,7 @@ from monitor import __version__
 from monitor.errors import ConfigError
 
 if TYPE_CHECKING:
-    from monitor.settings import HttpSettings
+    from monitor.config.settings import HttpSettings
     from monitor.store import Store
 
 log = structlog.get_logger(__name__)

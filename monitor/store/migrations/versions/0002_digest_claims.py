@@ -4,7 +4,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2025-01-20
 
-`monitor.alerts.flush_digest` inserts the claim (conflicts ignored) in the flush transaction; only the
+`monitor.notify.alerts.flush_digest` inserts the claim (conflicts ignored) in the flush transaction; only the
 replica whose insert took effect builds the digest and marks its alerts as sent.
 """
 

@@ -5,9 +5,9 @@ Revises: 0003
 Create Date: 2026-11-30
 
 `alerts_digest_pending`: a partial index on (rule, created_at) of the alerts still waiting for a digest,
-for the digest flush's check and query and the start-up catch-up (`monitor.alerts._pending`,
+for the digest flush's check and query and the start-up catch-up (`monitor.notify.alerts._pending`,
 `oldest_pending`); its condition is the queries' own (`digest_pending IS true`, on SQLite `IS 1`).
-`alerts_realert`: (rule, realert_key, created_at), for the realert lookup (`monitor.alerts._recent`).
+`alerts_realert`: (rule, realert_key, created_at), for the realert lookup (`monitor.notify.alerts._recent`).
 Realert keys are at most 256 bytes (a longer `term` key is stored as its digest), within PostgreSQL's
 limit on an index entry.
 """

@@ -1,4 +1,4 @@
-"""Alembic's environment: migrations run on the connection that monitor.migrations hands over.
+"""Alembic's environment: migrations run on the connection that monitor.store.migrations hands over.
 
 Run from code only (`news-monitor db upgrade`, or `Store.create()` on an empty database); with a
 `sqlalchemy.url` main option instead of a connection it opens one itself (for `alembic` used by hand).

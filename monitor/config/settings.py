@@ -19,15 +19,15 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from monitor.durations import parse_duration
-from monitor.envvars import PREFIX, unknown_variables, variable_for
+from monitor.config.durations import parse_duration
+from monitor.config.envvars import PREFIX, unknown_variables, variable_for
+from monitor.config.yamlfile import field_problem, load_yaml, locate
 from monitor.errors import ConfigError, RuleProblem, YamlProblem
-from monitor.yamlfile import field_problem, load_yaml, locate
 
 if TYPE_CHECKING:
     from pydantic_core import ErrorDetails
 
-    from monitor.rules import Webhook
+    from monitor.config.rules import Webhook
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 ObserverKind = Literal["native", "polling"]
@@ -76,7 +76,7 @@ class WatchSettings(_Section):
 
 
 class RetentionSettings(_Section):
-    """How long the store keeps what is done with; the prune (monitor/retention.py) deletes the rest."""
+    """How long the store keeps what is done with; the prune (monitor/store/retention.py) deletes the rest."""
 
     deliveries: Duration = timedelta(days=30)  # delivered deliveries, after their delivery
     dead: Duration = timedelta(days=90)  # dead deliveries, after their last attempt (unless replayed)
@@ -163,7 +163,7 @@ def _lease_needed(timeout: timedelta) -> timedelta:
 
 
 class HttpSettings(_Section):
-    """The health and metrics port (monitor/ops.py); its bounds keep slow or hostile clients from taking it."""
+    """The health and metrics port (monitor/health.py); its bounds keep slow or hostile clients from taking it."""
 
     enabled: bool = True
     host: str = "127.0.0.1"

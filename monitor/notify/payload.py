@@ -21,9 +21,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from monitor.articles import Article
+from monitor.config.settings import LimitsSettings
+from monitor.ingest.articles import Article
 from monitor.matching.engine import Hit, Match
-from monitor.settings import LimitsSettings
 from monitor.store import DIGEST_REFS
 
 ELLIPSIS = "…"

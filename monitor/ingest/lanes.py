@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from monitor.pipeline import Processed
+from monitor.ingest.pipeline import Processed
 
 log = structlog.get_logger(__name__)
 MAX_SLOW = 2  # batches of a lane left running in threads of their own at once; past that the lane waits

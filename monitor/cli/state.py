@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from monitor.cliargs import ConfigOption, JsonOption, open_existing_store, open_rules, open_settings, open_store
-from monitor.console import console, plural, shown
+from monitor.cli.args import ConfigOption, JsonOption, open_existing_store, open_rules, open_settings, open_store
+from monitor.cli.console import console, plural, shown
 from monitor.errors import MonitorError
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
 
 
 def _print_status(report: dict[str, Any]) -> None:
-    from monitor.redaction import mask_text
+    from monitor.config.redaction import mask_text
 
     out = console()
     files = ", ".join(f"{k} {v}" for k, v in sorted(report["files"].items())) or "none yet"
@@ -73,7 +73,7 @@ def _print_status(report: dict[str, Any]) -> None:
 
 def _print_json(data: Any) -> None:
     """State for scripts, masked as logs are: a `last_error` stored by an older version may hold a URL's secrets."""
-    from monitor.redaction import mask_text
+    from monitor.config.redaction import mask_text
 
     console().print_json(mask_text(json.dumps(data, default=str)))
 
@@ -93,7 +93,7 @@ def list_deliveries(
     """List deliveries of the outbox (pending, retrying, delivered, dead)."""
     from rich.table import Table
 
-    from monitor.redaction import mask_text
+    from monitor.config.redaction import mask_text
 
     found = open_existing_store(config)
     rows = found.deliveries([s.value for s in state] if state else None, limit) if found is not None else []
@@ -162,8 +162,8 @@ def webhook_disable(name: str, config: ConfigOption = None) -> None:
 
 def _known_webhook(name: str, config: Path | None) -> Store:
     """The store, if `name` is a webhook of the rules file or one the store already keeps a state for."""
+    from monitor.config.yamlfile import load_yaml
     from monitor.errors import ConfigError, YamlProblem
-    from monitor.yamlfile import load_yaml
 
     settings = open_settings(config)
     try:

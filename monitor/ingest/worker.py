@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 import structlog
 
 if TYPE_CHECKING:
-    from monitor.pipeline import Job, _Step
-    from monitor.rules import RuleSet
+    from monitor.config.rules import RuleSet
+    from monitor.ingest.pipeline import Job, _Step
 
 log = structlog.get_logger(__name__)
 _RULES: dict[str, RuleSet] = {}  # in the worker: the rules it matches with, by digest (one at a time)
@@ -88,7 +88,7 @@ class MatchWorker:
 
 def _stopping(job: Job) -> _Step:
     from monitor.errors import ArticleError
-    from monitor.pipeline import _Step
+    from monitor.ingest.pipeline import _Step
 
     return _Step(
         job.path, (0, 0), error=ArticleError(job.path, "the daemon is stopping; read at its next start", "transient")
@@ -97,8 +97,8 @@ def _stopping(job: Job) -> _Step:
 
 def _read_in_worker(rules_path: str, digest: str, job: Job) -> _Step:
     """In the worker: `read_step` with the daemon's rules, the result without the article's text."""
-    from monitor.pipeline import read_step
-    from monitor.rules import load_rules
+    from monitor.config.rules import load_rules
+    from monitor.ingest.pipeline import read_step
 
     ruleset = _RULES.get(digest)
     if ruleset is None:

@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from monitor.articles import read_article
+from monitor.config.rules import RuleSet
 from monitor.errors import ArticleError, ConfigError
+from monitor.ingest.articles import read_article
 from monitor.matching.engine import Hit
-from monitor.rules import RuleSet
 
 
 @dataclass(frozen=True, slots=True)

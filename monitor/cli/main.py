@@ -16,24 +16,24 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from monitor import statecli
-from monitor.cliargs import ConfigOption, JsonOption, open_rules, open_settings, open_store
-from monitor.console import console, plural, printable, shown
-from monitor.dbcli import db_app
+from monitor.cli import state
+from monitor.cli.args import ConfigOption, JsonOption, open_rules, open_settings, open_store
+from monitor.cli.console import console, plural, printable, shown
+from monitor.cli.db import db_app
 from monitor.errors import MonitorError
 
 if TYPE_CHECKING:
     from rich.text import Text
 
+    from monitor.cli.receiver import Receiver
+    from monitor.config.rules import RuleSet
+    from monitor.config.settings import LimitsSettings
     from monitor.daemon import Daemon
-    from monitor.receiver import Receiver
-    from monitor.rules import RuleSet
-    from monitor.settings import LimitsSettings
 
 app = typer.Typer(
     add_completion=True, no_args_is_help=True, rich_markup_mode=None, help="News-monitoring alert daemon."
 )
-app.add_typer(statecli.webhooks_app, name="webhooks")
+app.add_typer(state.webhooks_app, name="webhooks")
 app.add_typer(db_app, name="db")
 BACKFILL_BATCH = 64  # files per transaction
 
@@ -49,7 +49,7 @@ def main() -> None:
 
 
 def _fail(message: str) -> None:
-    from monitor.redaction import mask_text
+    from monitor.config.redaction import mask_text
 
     lines = "\n".join(shown(line) for line in mask_text(message).splitlines())  # a problem a line, each escaped
     console(stderr=True).print(f"[red]error:[/red] {lines}")
@@ -93,8 +93,8 @@ def run(config: ConfigOption = None) -> None:
     import gc
 
     gc.disable()  # until the rules are loaded and frozen (Daemon): nothing made before then is garbage
+    from monitor.config.logs import configure
     from monitor.daemon import Daemon
-    from monitor.logs import configure
 
     settings = open_settings(config)
     configure(settings.log.level, settings.log.format)
@@ -112,9 +112,9 @@ def demo(
     import os
     import tempfile
 
+    from monitor.cli.receiver import Receiver
+    from monitor.config.logs import configure
     from monitor.daemon import Daemon, run_until
-    from monitor.logs import configure
-    from monitor.receiver import Receiver
 
     receiver = _listening(Receiver(port=port, on_request=_print_request))
     os.environ.setdefault("NEWSROOM_WEBHOOK_URL", f"{receiver.url}/hooks/newsroom")
@@ -142,7 +142,7 @@ def demo(
 def _print_request(request: Any) -> None:
     from rich.markup import escape
 
-    from monitor.receiver import summarize_request
+    from monitor.cli.receiver import summarize_request
 
     console().print(escape(summarize_request(request)) + "\n")
 
@@ -150,7 +150,7 @@ def _print_request(request: Any) -> None:
 async def _open_deliveries(daemon: Daemon) -> bool:
     import asyncio
 
-    open_states = [statecli.DeliveryState.pending, statecli.DeliveryState.retrying]
+    open_states = [state.DeliveryState.pending, state.DeliveryState.retrying]
     return bool(await asyncio.to_thread(daemon.store.deliveries, open_states, 1))
 
 
@@ -199,8 +199,8 @@ def _highlighted(prefix: str, snippet: str) -> Text:
 
 
 def _check_one(ruleset: RuleSet, path: Path, max_bytes: int, limits: LimitsSettings) -> dict[str, Any]:
-    from monitor.articles import read_article
     from monitor.errors import ArticleError
+    from monitor.ingest.articles import read_article
 
     try:
         article = read_article(path, max_bytes)
@@ -223,8 +223,8 @@ def _check_one(ruleset: RuleSet, path: Path, max_bytes: int, limits: LimitsSetti
 @app.command()
 def validate(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Check settings and rules (and run the rules' examples). Exit status 1 on any problem."""
+    from monitor.cli.evaluation import run_examples
     from monitor.errors import RulesError
-    from monitor.evaluation import run_examples
 
     try:
         settings = open_settings(config)
@@ -252,7 +252,7 @@ def validate(config: ConfigOption = None, as_json: JsonOption = False) -> None:
 
 
 def _print_validation(report: dict[str, Any]) -> None:
-    from monitor.redaction import mask_text
+    from monitor.config.redaction import mask_text
 
     console().print_json(mask_text(json.dumps(report, ensure_ascii=False)))
 
@@ -266,7 +266,7 @@ def test_rules(config: ConfigOption = None, as_json: JsonOption = False) -> None
     """Run every rule's examples; a table with pass/fail per rule. Exit status 1 if any fails."""
     from rich.table import Table
 
-    from monitor.evaluation import run_examples
+    from monitor.cli.evaluation import run_examples
 
     ruleset = open_rules(open_settings(config).rules_file)
     results = run_examples(ruleset)
@@ -306,9 +306,9 @@ def backfill(
     A running daemon delivers what this queues (or run the daemon afterwards)."""
     from rich.progress import Progress
 
-    from monitor.logs import configure
-    from monitor.pipeline import Pipeline
-    from monitor.watch import scan
+    from monitor.config.logs import configure
+    from monitor.ingest.pipeline import Pipeline
+    from monitor.ingest.watch import scan
 
     settings = open_settings(config)
     configure("WARNING", settings.log.format)
@@ -331,9 +331,9 @@ def backfill(
     console().print(f"backfill of {plural(len(paths), 'file')}: {summary}")
 
 
-app.command()(statecli.status)
-app.command("deliveries")(statecli.list_deliveries)
-app.command()(statecli.redeliver)
+app.command()(state.status)
+app.command("deliveries")(state.list_deliveries)
+app.command()(state.redeliver)
 
 
 @app.command()
@@ -377,7 +377,7 @@ def receive(
     """A webhook receiver that prints each alert, in any format: point a webhook at http://127.0.0.1:PORT/."""
     import threading
 
-    from monitor.receiver import Receiver
+    from monitor.cli.receiver import Receiver
 
     receiver = _listening(Receiver(host=host, port=port, on_request=_print_request))
     console().print(f"listening on {receiver.url}; Ctrl-C stops")
@@ -400,7 +400,7 @@ def evaluate(
     """Score the rules on labelled articles: precision, recall and F1 per rule, and every miss with its hits."""
     from rich.table import Table
 
-    from monitor.evaluation import evaluate as score
+    from monitor.cli.evaluation import evaluate as score
 
     result = score(open_rules(rules or open_settings(config).rules_file), folder, labels)
     if as_json:

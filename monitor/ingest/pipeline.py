@@ -27,17 +27,17 @@ from typing import Protocol
 
 import structlog
 
-from monitor.alerts import Prepared, Queued, prepare, queue_prepared
-from monitor.articles import Article, ArticleOutcome, read_article, unavailable
+from monitor.config.rules import RuleSet
+from monitor.config.settings import LimitsSettings
 from monitor.errors import ArticleError, MatchBudgetExceeded
+from monitor.ingest.articles import Article, ArticleOutcome, read_article, unavailable
 from monitor.matching.engine import Match
-from monitor.rules import RuleSet
-from monitor.settings import LimitsSettings
+from monitor.notify.alerts import Prepared, Queued, prepare, queue_prepared
 from monitor.store import Known, Store
 
 
 class Offload(Protocol):
-    """Where large files are read and matched instead of here (`monitor.worker.MatchWorker`, a process)."""
+    """Where large files are read and matched instead of here (`monitor.ingest.worker.MatchWorker`, a process)."""
 
     def takes(self, path: str) -> bool: ...
 
@@ -207,7 +207,7 @@ class Pipeline:
 
     def _read(self, real: str, path: str, known: Known | None, ruleset: RuleSet, since: date | None) -> _Step:
         """Stat, read and match one file and build its alerts' payloads, outside the transaction: in a worker
-        process when one is given and the file is large (`monitor.worker`), else here."""
+        process when one is given and the file is large (`monitor.ingest.worker`), else here."""
         job = Job(real, path, known, since, self.max_bytes, self.limits, self.root_of(real))
         if self.worker is not None and self.worker.takes(real):
             step = self.worker.read(ruleset, job)

@@ -1,0 +1,1 @@
+"""The `news-monitor` command line: daemon, checks, state, database, receiver, evaluation."""

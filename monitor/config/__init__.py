@@ -1,0 +1,1 @@
+"""Configuration: settings, rules files, YAML with line numbers, durations, logging, redaction."""

@@ -1,0 +1,1 @@
+"""Matching: rules compiled into one engine; an article's text folded once, presearched, decided per rule."""
