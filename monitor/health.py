@@ -37,6 +37,9 @@ MAX_REQUEST_BYTES = 8192  # the request line and headers together; a probe's req
 ACCEPT_BATCH = 16  # the most connections accepted in one turn of the loop, before the cap applies to them
 LISTEN_BACKLOG = 1024  # connections the kernel holds until they are accepted: a flood of them drops no probe
 LINGER_SECONDS = 1.0  # after an answer, how long the client may take to close (its unread input is discarded)
+# a browser sends one of these with every request a web page makes (Origin on every POST, same-origin too):
+# no page may make the daemon reload (cross-site forms, DNS rebinding)
+_FROM_A_PAGE = {b"origin", b"referer", b"sec-fetch-site", b"sec-fetch-mode"}
 REFUSALS_LOGGED_EVERY = 60.0  # seconds: refused requests are one log line at most this often
 
 
@@ -140,6 +143,8 @@ class HealthServer:
         self.registry = metrics.registry
         self.refusals = _Refusals(metrics.http_refused)
         self.reload = reload
+        self._reloads = asyncio.Lock()  # POSTs take turns; those that come while one waits share it
+        self._queued: asyncio.Future[list[str]] | None = None  # the reload that waits its turn
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.WriteTransport] = set()  # every connection
         self._waiting: dict[asyncio.WriteTransport, None] = {}  # those waiting for their client, oldest first
@@ -247,14 +252,35 @@ class HealthServer:
         if self.reload is None:
             self.refusals.add("reload_off")
             return _Answer(403, b"reload is off (http.reload); SIGHUP reloads\n")
-        if any(name.lower() == b"origin" for name, _ in request.headers):
+        if any(name.lower() in _FROM_A_PAGE for name, _ in request.headers):
             self.refusals.add("origin")
-            return _Answer(403, b"refused: a request from a web page (Origin)\n")
-        if problems := await self.reload():
+            return _Answer(403, b"refused: a request from a web page (Origin, Referer, Sec-Fetch-*)\n")
+        if not self.health.started():  # the stages a reload swaps rules in are not all there yet
+            return _Answer(503, b"starting: reload once ready (SIGHUP is kept until then)\n", retry_after=1)
+        try:
+            problems = await self._shared_reload()
+        except Exception as exc:  # an answer whatever happens: the client is told, the loop logs no stray task
+            log.exception("reload_failed", via="POST /-/reload")
+            return _Answer(500, f"reload failed: {exc!r}\n".encode())
+        if problems:
             return _Answer(
                 500, ("rules not reloaded, the rules in force stay:\n" + "\n".join(problems) + "\n").encode()
             )
         return _Answer(200, b"reloaded\n")
+
+    async def _shared_reload(self) -> list[str]:
+        """At most one reload runs and one waits, however many POSTs come at once: those that come while one
+        waits share it (it starts after them, so it reads the file they mean). A client that goes away does
+        not cancel it."""
+        if self._queued is None:
+            self._queued = asyncio.ensure_future(self._reload_in_turn())
+        return await asyncio.shield(self._queued)
+
+    async def _reload_in_turn(self) -> list[str]:
+        async with self._reloads:
+            self._queued = None  # from now on a new POST waits for the next one: this one may have read
+            assert self.reload is not None  # its file already
+            return await self.reload()
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +295,7 @@ class _Answer:
     body: bytes
     content_type: str = "text/plain"
     allow: str | None = None
+    retry_after: int | None = None
 
     def encode(self, head_only: bool) -> bytes:
         """The response; without its body for HEAD (Content-Length still says the body's size)."""
@@ -280,6 +307,8 @@ class _Answer:
         ]
         if self.allow:
             lines.append(f"Allow: {self.allow}")
+        if self.retry_after is not None:
+            lines.append(f"Retry-After: {self.retry_after}")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
         return head if head_only else head + self.body
 

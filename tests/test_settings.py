@@ -237,6 +237,29 @@ def test_a_path_that_is_the_same_place_from_here_keeps_its_spelling(
     assert load_settings(tmp_path / "in" / "monitor.yaml").watch.folders == [Path(".")]
 
 
+def test_a_path_that_is_the_same_place_from_a_sibling_folder_keeps_its_spelling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in review: settings in `a/c/`, the working directory `a/b/`, `../c/in` names the same folder from
+    both: kept as written (spelled absolute, its ledger keys would change and every file be read again)."""
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "c" / "in").mkdir(parents=True)
+    (tmp_path / "a" / "c" / "monitor.yaml").write_text("watch:\n  folders: [../c/in]\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path / "a" / "b")
+    assert load_settings(tmp_path / "a" / "c" / "monitor.yaml").watch.folders == [Path("../c/in")]
+
+
+def test_from_the_root_folder_paths_of_a_settings_file_are_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in review: systemd without WorkingDirectory runs in `/`; `in` of `/etc/x/monitor.yaml` was spelled
+    `etc/x/in` (relative to `/`), which a WorkingDirectory added later would have moved."""
+    (tmp_path / "etc" / "in").mkdir(parents=True)
+    (tmp_path / "etc" / "monitor.yaml").write_text("watch:\n  folders: [in]\n", encoding="utf-8")
+    monkeypatch.chdir("/")
+    assert load_settings(tmp_path / "etc" / "monitor.yaml").watch.folders == [tmp_path / "etc" / "in"]
+
+
 def test_a_path_whose_old_place_exists_and_new_one_does_not_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -319,7 +319,8 @@ def _moved(key: str, base: Path, path: str) -> str:
     if _same_file(joined, path):  # the same place from here: spelled as written (the ledger's keys stay)
         return path
     here = os.getcwd()
-    if os.path.isabs(joined) and joined.startswith(os.path.join(here, "")):  # below the working directory:
+    below = here != os.path.dirname(here) and joined.startswith(os.path.join(here, ""))  # (`/`: absolute)
+    if os.path.isabs(joined) and below:  # below the working directory:
         joined = os.path.relpath(joined, here)  # spelled from it, as a version that took paths from it did
     if not os.path.exists(joined) and os.path.exists(path) and not _same_file(joined, path):
         raise ConfigError(

@@ -233,8 +233,11 @@ class Watcher:
         return observer
 
     def missing(self) -> list[Path]:
-        """The folders that are not there now (stats them: call it off the loop)."""
-        return [folder for folder in self.folders if _identity(folder) is None]
+        """The folders not watched now: not there (stats them: call it off the loop), or back but not yet
+        watched again (missing when the observer last started: the next `restart` watches them)."""
+        now = [_identity(folder) for folder in self.folders]
+        watched = self._identity or now  # not started yet: what is there now
+        return [folder for folder, was, is_ in zip(self.folders, watched, now, strict=True) if None in (was, is_)]
 
     def alive(self) -> bool:
         """The observer thread runs, so does each folder's emitter (it stops when its folder is removed), and
