@@ -96,7 +96,9 @@ async def watch(tmp_path: Path) -> AsyncIterator[WatchFactory]:
     def make(polling: bool = False, settle: float = SETTLE) -> Folder:
         inbox = Inbox()
         folder = Folder(tmp_path, inbox)
-        watcher = Watcher([folder.path], inbox, loop, polling=polling, settle=settle, suffixes=(".txt",))
+        watcher = Watcher(
+            [folder.path], inbox, loop, polling=polling, settle=settle, suffixes=(".txt",), poll_interval=0.2
+        )
         watcher.start()
         watchers.append(watcher)
         assert watcher.alive()

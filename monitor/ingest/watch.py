@@ -178,8 +178,10 @@ class Watcher:
         settle: float = 2.0,
         suffixes: Sequence[str] = (".txt",),
         create: bool = False,
+        poll_interval: float = 1.0,
     ) -> None:
         self.folders = [Path(f) for f in folders]
+        self.poll_interval = poll_interval  # seconds between the polling observer's snapshots
         self.create = create  # make missing folders (at start and restart); else they wait to be made
         self.submit = submit
         self.loop = loop
@@ -224,7 +226,9 @@ class Watcher:
     def _observer(self) -> BaseObserver:
         # The polling observer's snapshots lstat: a symbolic link to a folder (or to `.`) is not walked into.
         polled = PollingObserverVFS
-        observer: BaseObserver = polled(os.lstat, os.scandir, polling_interval=1) if self.polling else Observer()
+        observer: BaseObserver = (
+            polled(os.lstat, os.scandir, polling_interval=self.poll_interval) if self.polling else Observer()
+        )
         # inotify tells open and close: modification events add nothing, so the kernel is not asked for them
         kinds = None if self.polling else _NATIVE_EVENTS
         for folder, identity in zip(self.folders, self._identity, strict=True):
