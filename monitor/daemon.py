@@ -40,7 +40,7 @@ from monitor.notify.deliverer import Attempt, AttemptOutcome, Deliverer
 from monitor.notify.formats.template import load_template
 from monitor.notify.transport import Clients
 from monitor.schedule import Wakeups, cron
-from monitor.store import Delivery, Store
+from monitor.store import Delivery, DeliveryKind, Store
 from monitor.store.retention import longest_realert, prune
 
 log = structlog.get_logger(__name__)
@@ -573,7 +573,7 @@ class Daemon:
 
     def _attempted(self, delivery: Delivery, attempt: Attempt) -> None:
         self.metrics.attempts.labels(attempt.outcome.value, delivery.webhook).inc()
-        if attempt.outcome is AttemptOutcome.delivered and delivery.kind == "alert":
+        if attempt.outcome is AttemptOutcome.delivered and delivery.kind == DeliveryKind.alert:
             written = self._written_at.get(str(delivery.payload.get("article", {}).get("path")))
             if written is not None:
                 self.metrics.latency.observe(max(0.0, time.time() - written))

@@ -11,7 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from monitor.store import ArticleClaim, Attempted, LedgerEntry, NewAlert, NewDelivery, State, Store, Window
+from monitor.store import (
+    ArticleClaim,
+    Attempted,
+    DeliveryKind,
+    LedgerEntry,
+    NewAlert,
+    NewDelivery,
+    State,
+    Store,
+    Window,
+)
 from tests.helpers import NO_PG, PG_URL, fresh_database
 
 
@@ -124,6 +134,7 @@ def test_due_deliveries_are_leased_once_until_their_lease_runs_out(db: Store, ur
     try:
         taken = db.take_due(200.0, 2, 30.0)
         assert [d.id for d in taken] == ["d-a", "d-b"] and taken[0].payload == {"alert_id": "a", "rule": "r"}
+        assert taken[0].kind is DeliveryKind.alert and taken[0].state is State.pending, "typed, not bare strings"
         assert [d.id for d in other.take_due(200.0, 10, 30.0)] == ["d-c"], "a leased delivery is not taken again"
         assert other.take_due(229.0, 10, 30.0) == []
         assert [d.id for d in other.take_due(231.0, 10, 30.0)] == ["d-a", "d-b", "d-c"], "expired leases"
@@ -198,6 +209,7 @@ def test_a_digest_time_is_claimed_once_and_takes_the_waiting_alerts(db: Store) -
         assert not tx.digest_waiting("r", 200.0)
     assert db.oldest_pending() == {"r": 500.0}
     [digest] = db.take_due(300.0, 10, 30.0)
+    assert digest.kind is DeliveryKind.digest
     assert [a["alert_id"] for a in digest.payload["alerts"]] == ["a0", "a1", "a2"], "composed from the alerts"
 
 

@@ -32,7 +32,7 @@ from monitor.config.settings import LimitsSettings
 from monitor.ingest.articles import Article, ArticleOutcome
 from monitor.matching.engine import Match
 from monitor.notify.payload import alert_payload, digest_parts, dumps
-from monitor.store import ArticleClaim, LedgerEntry, NewAlert, NewDelivery, Store, Transaction, Window
+from monitor.store import ArticleClaim, DeliveryKind, LedgerEntry, NewAlert, NewDelivery, Store, Transaction, Window
 
 REALERT_KEY_BYTES = 256
 _LOOKBACK = (
@@ -239,7 +239,7 @@ def decide_alert(
         return alert, []
     hooks = ruleset.targets(rule)
     return alert, [
-        NewDelivery(make_id(draft.alert_id, hook), hook, "alert", rule.name, now, alert_id=draft.alert_id)
+        NewDelivery(make_id(draft.alert_id, hook), hook, DeliveryKind.alert, rule.name, now, alert_id=draft.alert_id)
         for hook in hooks
     ]
 
@@ -294,7 +294,9 @@ def digest_deliveries(
     delivery per webhook and part, each part listing its alerts by id."""
     parts = digest_parts(rule.name, slot.isoformat(), list(pending), budget)
     return [
-        NewDelivery(_digest_id(rule, hook, slot, number), hook, "digest", rule.name, now, payload=dumps(part))
+        NewDelivery(
+            _digest_id(rule, hook, slot, number), hook, DeliveryKind.digest, rule.name, now, payload=dumps(part)
+        )
         for hook in ruleset.targets(rule)
         for number, part in enumerate(parts, 1)
     ]

@@ -27,7 +27,17 @@ from monitor.store.digests import Digests, DigestWrites
 from monitor.store.engine import COMMAND_CONNECTIONS, no_state_yet
 from monitor.store.leases import Leases
 from monitor.store.ledger import ArticleClaim, Claimed, Known, Ledger, LedgerEntry, LedgerWrites, Recorded
-from monitor.store.outbox import DIGEST_REFS, OPEN_STATES, Attempted, Delivery, NewDelivery, Outbox, OutboxWrites, State
+from monitor.store.outbox import (
+    DIGEST_REFS,
+    OPEN_STATES,
+    Attempted,
+    Delivery,
+    DeliveryKind,
+    NewDelivery,
+    Outbox,
+    OutboxWrites,
+    State,
+)
 from monitor.store.status import Status
 from monitor.store.webhooks import Webhooks
 
@@ -39,6 +49,7 @@ __all__ = [
     "Attempted",
     "Claimed",
     "Delivery",
+    "DeliveryKind",
     "Known",
     "LedgerEntry",
     "NewAlert",

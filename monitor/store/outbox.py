@@ -39,11 +39,18 @@ class State(enum.StrEnum):
 OPEN_STATES = (State.pending.value, State.retrying.value)
 
 
+class DeliveryKind(enum.StrEnum):
+    """What a delivery carries: one alert, or a part of a rule's digest (stored as these strings)."""
+
+    alert = "alert"
+    digest = "digest"
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     id: str
     webhook: str
-    kind: str
+    kind: DeliveryKind
     rule: str
     payload: dict[str, Any]
     state: State
@@ -84,7 +91,7 @@ class NewDelivery(NamedTuple):
 
     id: str
     webhook: str
-    kind: str  # alert | digest
+    kind: DeliveryKind
     rule: str
     created_at: float
     alert_id: str | None = None
@@ -310,7 +317,7 @@ def _to_delivery(row: Any, payload: dict[str, Any] | None = None) -> Delivery:
     return Delivery(
         row["id"],
         row["webhook"],
-        row["kind"],
+        DeliveryKind(row["kind"]),
         row["rule"],
         payload if payload is not None else json.loads(row["payload"] or "{}"),
         State(row["state"]),

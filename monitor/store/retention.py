@@ -43,7 +43,7 @@ from monitor.config.rules import RuleSet
 from monitor.config.settings import RetentionSettings
 from monitor.ingest.articles import ArticleOutcome
 from monitor.ingest.pipeline import ledger_path
-from monitor.store import DIGEST_REFS, State, Store
+from monitor.store import DIGEST_REFS, DeliveryKind, State, Store
 from monitor.store.schema import alerts, articles, deliveries, digest_claims, files, reading
 
 REALERT_MARGIN = timedelta(days=1)  # alerts outlive the longest realert window by this much
@@ -171,7 +171,9 @@ class _DigestRefs:
         return row[0] in self.ids
 
     def read(self) -> None:
-        query = select(deliveries.c.payload).where(deliveries.c.kind == "digest", not_(_gone_delivery(self.cut)))
+        query = select(deliveries.c.payload).where(
+            deliveries.c.kind == DeliveryKind.digest.value, not_(_gone_delivery(self.cut))
+        )
         if self._since is not None:
             query = query.where(deliveries.c.state.in_(list(State)), deliveries.c.due_at >= self._since)
         self._since = time.time() - REFS_SLACK

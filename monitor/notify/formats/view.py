@@ -13,7 +13,7 @@ from pathlib import PurePath
 from typing import Any
 
 from monitor.notify.formats.text import Rich, Span, clip_start, marked
-from monitor.store import Delivery
+from monitor.store import Delivery, DeliveryKind
 
 BEFORE_HIT = 200  # characters of a snippet kept before its hit
 
@@ -86,7 +86,7 @@ class DigestView:
 
 def view(delivery: Delivery) -> AlertView | DigestView:
     payload = delivery.payload
-    if delivery.kind == "digest":
+    if delivery.kind == DeliveryKind.digest:
         alerts = tuple(alert_view(item, delivery.rule) for item in payload.get("alerts", []))
         count = int(payload.get("count", 0))
         return DigestView(
@@ -118,7 +118,7 @@ def alert_view(payload: dict[str, Any], rule: str) -> AlertView:
 
 
 def event_type(delivery: Delivery) -> str:
-    return "alert.digest" if delivery.kind == "digest" else "alert.matched"
+    return "alert.digest" if delivery.kind == DeliveryKind.digest else "alert.matched"
 
 
 def timestamp(delivery: Delivery) -> str:
