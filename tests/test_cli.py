@@ -200,6 +200,16 @@ def test_demo_once_prints_the_seeds_alerts(project: Path) -> None:
     assert len(alerts) == sum(len(rules) for rules in SEED_RULES.values())
 
 
+def test_demo_once_on_an_empty_folder_ends(project: Path) -> None:
+    """Found in review: with no file to wait for, `--once` asked for the deliverer before the daemon had made
+    it, and the error was swallowed at every check: it never ended (the run's timeout fails this test)."""
+    for seed in (project / "seeds").iterdir():
+        seed.unlink()
+    result = run("demo", "--once", "--port", "0", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert not [line for line in result.stdout.splitlines() if line.startswith("ALERT ")]
+
+
 # Issue 16: a CLI that fits its users' habits. Every run here is off a terminal, as in a script or a container.
 
 PROBE = """

@@ -129,6 +129,8 @@ def demo(
             expected = len(list(settings.watch.folders[0].glob("*.txt")))
 
             async def finished() -> bool:
+                if not daemon.started:  # its stages (the deliverer among them) are not all there yet
+                    return False
                 processed = sum(v for k, v in daemon.counts.items() if k.startswith("articles_"))
                 return processed >= expected and daemon.deliverer.in_flight == 0 and not await _open_deliveries(daemon)
 
