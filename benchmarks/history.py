@@ -224,9 +224,9 @@ class Builder:
         dead: bool = False,
     ) -> dict[str, Any]:
         """An outbox row as the daemon queues it (monitor.notify.alerts), then as its attempts left it."""
-        from monitor.notify.alerts import _delivery as queued
+        from monitor.store import DeliveryKind, NewDelivery
 
-        row = queued(delivery_id, hook, kind, rule, t, payload=payload, alert_id=alert_id)
+        row = NewDelivery(delivery_id, hook, DeliveryKind(kind), rule, t, alert_id, payload).row()
         row.update(
             state="dead" if dead else "delivered",
             attempts=5 if dead else 1,
@@ -254,10 +254,10 @@ def write_files(builder: Builder) -> dict[int, tuple[int, int]]:
 
 def build(db: Path, folder: Path, n: int, on_disk: int) -> float:
     """The state of `n` articles in `db`, the newest `on_disk` of them as files in `folder`; seconds taken."""
-    from monitor.store import schema  # bulk rows, straight into the tables
+    from monitor.store import Store, schema  # bulk rows, straight into the tables
 
     start = time.perf_counter()
-    store = schema.Store(f"sqlite:///{db}")
+    store = Store(f"sqlite:///{db}")
     store.create()
     builder = Builder(n, folder, on_disk, time.time() - 3 * 86400)  # the year ends 3 days ago: nothing is due
     stats = write_files(builder)
