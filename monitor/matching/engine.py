@@ -22,6 +22,7 @@ from monitor.ingest.articles import Article, ArticleDate
 from monitor.matching.analysis import Folded, excerpt, fold, snippet
 from monitor.matching.budget import NO_LIMIT, Budget, Deadline
 from monitor.matching.decide import Decisions
+from monitor.matching.facts import Count
 from monitor.matching.presearch import Presearch
 from monitor.matching.query import AllOf, AnyOf, Node, Not, Term, positive_terms, render, required, terms
 from monitor.matching.spans import Doc, SpanList, TermSpans, pairs
@@ -45,6 +46,8 @@ class Hit:
     start: int  # character offsets in the article body
     end: int
     snippet: str  # the hit in context, marked [[like this]]
+    count: Count | None = None  # the number the text attaches to the hit (`monitor.matching.facts`)
+    negated: bool = False  # whether the hit's clause denies it ("geen arrestaties")
 
 
 Explain = Callable[[], tuple[tuple[Hit, ...], str, int]]  # (the first hits, the clause, how many hits in all)
@@ -92,6 +95,11 @@ class Match:
         return self._total
 
     @property
+    def count(self) -> Count | None:
+        """The largest count among the hits (a number before a vague quantity), or None."""
+        return largest_count(hit.count for hit in self.hits)
+
+    @property
     def clause(self) -> str:
         """The part of the query that made the rule fire."""
         if self._explain is not None:
@@ -114,6 +122,17 @@ class Match:
 
     def __repr__(self) -> str:
         return f"Match(rule={self.rule!r}, hits={self.hits!r}, clause={self.clause!r})"
+
+
+def largest_count(counts: Iterable[Count | None]) -> Count | None:
+    """The count with the largest value; a vague one only when none has a value."""
+    best: Count | None = None
+    for count in counts:
+        if count is None:
+            continue
+        if best is None or (count.value is not None and (best.value is None or count.value > best.value)):
+            best = count
+    return best
 
 
 # What a query node found in a document: each term's spans and the clause that held, or None if it did not hold.
