@@ -183,26 +183,38 @@ def _print_check(report: dict[str, Any]) -> None:
         out.print(f"[bold]{shown(report['path'])}[/bold]: [red]rejected[/red] {reason}")
         return
     names = ", ".join(shown(m["rule"]) for m in report["matches"]) or "no rule"
-    out.print(f"[bold]{shown(report['path'])}[/bold]  date {report['date']}  matches: {names}")
+    language = report["language"] or "none"
+    out.print(f"[bold]{shown(report['path'])}[/bold]  date {report['date']}  language {language}  matches: {names}")
     for match in report["matches"]:
-        out.print(f"  [cyan]{shown(match['rule'])}[/cyan] fired by {shown(match['clause'])}")
+        count = f"  count {_shown_count(match['count'])}" if match["count"] else ""
+        out.print(f"  [cyan]{shown(match['rule'])}[/cyan] fired by {shown(match['clause'])}{count}")
         for hit in match["hits"]:
-            out.print(_highlighted(f"    {hit['start']}-{hit['end']}  ", hit["snippet"]))
+            facts = f"  ({_shown_count(hit['count'])})" if hit["count"] else ""
+            facts += "  negated" if hit["negated"] else ""
+            out.print(_highlighted(f"    {hit['start']}-{hit['end']}  ", hit["snippet"], facts))
         if match["hits_total"] > len(match["hits"]):
             out.print(f"    … and {match['hits_total'] - len(match['hits']):,} more hits (limits.max_hits)")
 
 
-def _highlighted(prefix: str, snippet: str) -> Text:
+def _shown_count(count: dict[str, Any]) -> str:
+    """`8000 (almost): "bijna achtduizend"`."""
+    value = "?" if count["value"] is None else f"{count['value']:g}"
+    qualifier = f" ({count['qualifier']})" if count["qualifier"] else ""
+    return f"{value}{qualifier}: {shown(repr(count['text']))}"
+
+
+def _highlighted(prefix: str, snippet: str, facts: str = "") -> Text:
     from rich.text import Text
 
     before, _, rest = printable(snippet).partition("[[")
     hit, _, after = rest.partition("]]")
-    return Text(prefix + before) + Text(hit, style="bold yellow") + Text(after)
+    return Text(prefix + before) + Text(hit, style="bold yellow") + Text(after) + Text(facts, style="magenta")
 
 
 def _check_one(ruleset: RuleSet, path: Path, max_bytes: int, limits: LimitsSettings) -> dict[str, Any]:
     from monitor.errors import ArticleError
     from monitor.ingest.articles import read_article
+    from monitor.matching.language import article_language
 
     try:
         article = read_article(path, max_bytes)
@@ -215,8 +227,15 @@ def _check_one(ruleset: RuleSet, path: Path, max_bytes: int, limits: LimitsSetti
         "path": str(path),
         "date": article.date.isoformat(),
         "content_hash": article.content_hash,
+        "language": matches[0].language if matches else article_language(article.path, article.text),
         "matches": [
-            {"rule": m.rule, "clause": m.clause, "hits_total": m.hits_total, "hits": [asdict(h) for h in m.hits]}
+            {
+                "rule": m.rule,
+                "clause": m.clause,
+                "count": None if m.count is None else m.count.as_json(),
+                "hits_total": m.hits_total,
+                "hits": [asdict(h) for h in m.hits],
+            }
             for m in matches
         ],
     }

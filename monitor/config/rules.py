@@ -16,13 +16,14 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cache, lru_cache
+from functools import cache, lru_cache, partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import httpx
 import snowballstemmer
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -37,14 +38,24 @@ from monitor.config.durations import parse_duration
 from monitor.config.redaction import mask_text, redact_url
 from monitor.config.yamlfile import field_problem, load_yaml, load_yaml_fast, locate
 from monitor.errors import QueryError, RuleProblem, RulesError, YamlProblem
-from monitor.matching.engine import Engine, MatchRule
+from monitor.matching.engine import Engine, MatchRule, Negated
+from monitor.matching.language import known
 from monitor.matching.query import Compiler, Stemmer
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Format = Literal["generic", "slack", "discord", "mattermost", "teams", "template"]
 # Standard Webhooks' recommended schedule: the first attempt at once, then these waits (±20 % jitter).
 DEFAULT_RETRY_SCHEDULE = ("5s", "5m", "30m", "2h", "5h", "10h", "10h")
-LANGUAGES = {"nl": "dutch", "en": "english", "de": "german", "fr": "french", "es": "spanish", "it": "italian"}
+LANGUAGES = {
+    "nl": "dutch",
+    "en": "english",
+    "de": "german",
+    "fr": "french",
+    "es": "spanish",
+    "it": "italian",
+    "ru": "russian",
+    "pt": "portuguese",
+}
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -128,7 +139,7 @@ class Examples(_Model):
 
 class Rule(_Model):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)]
-    query: str
+    query: str | dict[str, str]  # one query for any language, or one per language code (`{nl: ..., en: ...}`)
     notify: list[str] | None = None  # None: every webhook
     digest_cron: str | None = Field(default=None, alias="schedule")  # `schedule:` in YAML: a digest rule's cron
     send_empty: bool = False
@@ -137,8 +148,23 @@ class Rule(_Model):
     stem: bool | str = False
     case_sensitive: bool = False
     min_hits: int = Field(default=1, ge=1)
+    min_count: float | None = Field(default=None, ge=0)
+    negated: Negated = "include"
     max_age: Duration | None = None
     examples: Examples = Examples()
+
+    @field_validator("query")
+    @classmethod
+    def _languages(cls, value: str | dict[str, str]) -> str | dict[str, str]:
+        if isinstance(value, dict):
+            if not value:
+                raise ValueError("expected a query, or a mapping of language codes to queries (nl: ..., en: ...)")
+            _check_languages(value)
+        return value
+
+    def queries(self) -> list[tuple[str | None, str]]:
+        """(language or None for any, query) of each of the rule's queries."""
+        return [(None, self.query)] if isinstance(self.query, str) else list(self.query.items())
 
     @field_validator("digest_cron")
     @classmethod
@@ -160,9 +186,23 @@ class Rule(_Model):
         return value
 
 
+def _check_languages(value: Mapping[str, object]) -> None:
+    unknown = [code for code in value if not known(code)]
+    if unknown:
+        raise ValueError(f"unknown language code {unknown[0]!r}: expected an ISO 639-1 code such as nl, en, de, fr, ru")
+
+
+def _language_lists(value: list[str] | dict[str, list[str]]) -> list[str] | dict[str, list[str]]:
+    if isinstance(value, dict):
+        _check_languages(value)
+    return value
+
+
 class RulesFile(_Model):
     version: Literal[1] = 1
-    lists: dict[str, list[str]] = {}
+    # A list of items, or items per language: `@name` in a query for one language takes that language's
+    # items; in a query for any language, all of them.
+    lists: dict[str, Annotated[list[str] | dict[str, list[str]], AfterValidator(_language_lists)]] = {}
     webhooks: dict[str, Webhook] = {}
     rules: list[Rule]
 
@@ -289,6 +329,7 @@ def _compile(path: Path, raw: Any, parsed: RulesFile, check_template: TemplateCh
     problems = []
     compiled = []
     names: set[str] = set()
+    lists = cache(partial(_lists_for, parsed.lists))
     for index, rule in enumerate(parsed.rules):
         if rule.name in names:
             problems.append(
@@ -302,14 +343,17 @@ def _compile(path: Path, raw: Any, parsed: RulesFile, check_template: TemplateCh
                 problems.append(
                     RuleProblem(path, where, f"rule {rule.name!r}: unknown webhook {target!r} (webhooks: {known})")
                 )
-        stemmer = None if rule.stem is False else stemmer_for("nl" if rule.stem is True else str(rule.stem))
-        compiler = Compiler(parsed.lists, case_sensitive=rule.case_sensitive, stemmer=stemmer)
-        try:
-            node = compiler.compile(rule.query)
-        except QueryError as exc:
-            problems.append(_query_problem(path, raw, index, rule, exc))
-            continue
-        compiled.append(MatchRule(rule.name, rule.query, node, rule.min_hits, rule.max_age))
+        for language, query in rule.queries():
+            stemmer = _stemmer(rule.stem, language)
+            compiler = Compiler(lists(language), case_sensitive=rule.case_sensitive, stemmer=stemmer)
+            try:
+                node = compiler.compile(query)
+            except QueryError as exc:
+                problems.append(_query_problem(path, raw, index, rule, exc, language))
+                continue
+            compiled.append(
+                MatchRule(rule.name, query, node, rule.min_hits, rule.max_age, language, rule.min_count, rule.negated)
+            )
     webhooks = {
         name: _with_template(path, raw, name, hook, check_template, problems) for name, hook in parsed.webhooks.items()
     }
@@ -319,14 +363,43 @@ def _compile(path: Path, raw: Any, parsed: RulesFile, check_template: TemplateCh
     return RuleSet(str(path), tuple(parsed.rules), webhooks, engine, datetime.now(UTC))
 
 
-def _query_problem(path: Path, raw: Any, index: int, rule: Rule, exc: QueryError) -> RuleProblem:
-    line, column = locate(raw, ("rules", index, "query"))
+def _stemmer(stem: bool | str, language: str | None) -> Stemmer | None:
+    """`stem: true` stems with the query's language (Dutch for a query of any language); a name, with that."""
+    if stem is False:
+        return None
+    if stem is True:
+        language = language or "nl"
+        return stemmer_for(language) if LANGUAGES.get(language, language) in snowballstemmer.algorithms() else None
+    return stemmer_for(stem)
+
+
+def _lists_for(lists: Mapping[str, list[str] | dict[str, list[str]]], language: str | None) -> dict[str, list[str]]:
+    """The lists as a query in `language` (None: any) sees them: a per-language list gives that language's
+    items, or all of its items in a query of any language (none in a language it has no items for)."""
+    seen: dict[str, list[str]] = {}
+    for name, items in lists.items():
+        if isinstance(items, list):
+            seen[name] = items
+        elif language is None:
+            seen[name] = list(dict.fromkeys(item for group in items.values() for item in group))
+        else:
+            seen[name] = items.get(language, [])
+    return seen
+
+
+def _query_problem(
+    path: Path, raw: Any, index: int, rule: Rule, exc: QueryError, language: str | None = None
+) -> RuleProblem:
+    where = ("rules", index, "query") if language is None else ("rules", index, "query", language)
+    line, column = locate(raw, where)
     col = None
     if exc.position is not None and column is not None and line is not None:
         # ruamel does not keep quoting (no preserve_quotes): look at the source for an opening quote.
         source = path.read_text(encoding="utf-8").splitlines()[line - 1]
         col = column + exc.position + (source[column - 1 : column] in {"'", '"'})
-    return RuleProblem(path, line, f"rule {rule.name!r}: {exc} (query {rule.query!r})", col)
+    query = rule.query if language is None else rule.query[language]  # type: ignore[index]
+    named = f"rule {rule.name!r}" if language is None else f"rule {rule.name!r} ({language})"
+    return RuleProblem(path, line, f"{named}: {exc} (query {query!r})", col)
 
 
 def _with_template(

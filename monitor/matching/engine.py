@@ -17,12 +17,14 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from heapq import merge
 from itertools import islice, repeat
+from typing import Literal
 
 from monitor.ingest.articles import Article, ArticleDate
 from monitor.matching.analysis import Folded, excerpt, fold, snippet
 from monitor.matching.budget import NO_LIMIT, Budget, Deadline
 from monitor.matching.decide import Decisions
-from monitor.matching.facts import Count
+from monitor.matching.facts import Count, hit_facts
+from monitor.matching.language import suffix_language, use
 from monitor.matching.presearch import Presearch
 from monitor.matching.query import AllOf, AnyOf, Node, Not, Term, positive_terms, render, required, terms
 from monitor.matching.spans import Doc, SpanList, TermSpans, pairs
@@ -37,6 +39,9 @@ class MatchRule:
     node: Node
     min_hits: int = 1
     max_age: timedelta | None = None
+    language: str | None = None  # the query applies to articles in this language only; None: any
+    min_count: float | None = None  # the largest count among the hits must be at least this
+    negated: Negated = "include"  # which hits count: all, those not denied (exclude), or only denied ones
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +55,10 @@ class Hit:
     negated: bool = False  # whether the hit's clause denies it ("geen arrestaties")
 
 
-Explain = Callable[[], tuple[tuple[Hit, ...], str, int]]  # (the first hits, the clause, how many hits in all)
+# (the first hits, the clause, how many hits in all, the article's language)
+Explain = Callable[[], tuple[tuple[Hit, ...], str, int, str | None]]
+Negated = Literal["include", "exclude", "only"]
+FACTS_LIMIT = 1000  # a rule with `min_count` or `negated` looks at the facts of this many hits at most
 
 
 class Match:
@@ -61,7 +69,7 @@ class Match:
     out the same values). Equal when rule, hits and clause are.
     """
 
-    __slots__ = ("_clause", "_explain", "_hits", "_rule", "_total")
+    __slots__ = ("_clause", "_explain", "_hits", "_language", "_rule", "_total")
 
     def __init__(
         self,
@@ -70,11 +78,13 @@ class Match:
         clause: str = "",
         explain: Explain | None = None,
         total: int | None = None,
+        language: str | None = None,
     ) -> None:
         self._rule = rule
         self._hits = hits
         self._clause = clause
         self._total = len(hits) if total is None else total
+        self._language = language
         self._explain = explain
 
     @property
@@ -95,6 +105,13 @@ class Match:
         return self._total
 
     @property
+    def language(self) -> str | None:
+        """The article's language (ISO 639-1), as detected or given by the file's suffix."""
+        if self._explain is not None:
+            self._materialise()
+        return self._language
+
+    @property
     def count(self) -> Count | None:
         """The largest count among the hits (a number before a vague quantity), or None."""
         return largest_count(hit.count for hit in self.hits)
@@ -109,7 +126,7 @@ class Match:
     def _materialise(self) -> None:
         explain = self._explain
         if explain is not None:
-            self._hits, self._clause, self._total = explain()
+            self._hits, self._clause, self._total, self._language = explain()
             self._explain = None  # last: another thread sees either the function or all values
 
     def __eq__(self, other: object) -> bool:
@@ -166,7 +183,10 @@ class Engine:
 
     def __init__(self, rules: Sequence[MatchRule]) -> None:
         self.rules = tuple(rules)
-        self._by_name = {rule.name: rule for rule in self.rules}
+        self._by_name: dict[str, list[MatchRule]] = {}
+        for rule in self.rules:
+            self._by_name.setdefault(rule.name, []).append(rule)
+        use(rule.language for rule in self.rules if rule.language is not None)
         self._spans = TermSpans()
         self._presearch = Presearch()
         leaves = [terms(rule.node) for rule in self.rules]
@@ -190,39 +210,66 @@ class Engine:
         """The matches of every rule whose `max_age` the article's date is within."""
         now = now or datetime.now(UTC)
         keep = partial(_fresh, when=article.date, now=now)
-        return self._matches(article.text, keep, _limits(max_hits, hit_chars), budget)
+        language = suffix_language(article.path)
+        return self._matches(article.text, keep, _limits(max_hits, hit_chars), budget, language)
 
-    def match_text(self, text: str, *, max_hits: int = 20, hit_chars: int = 200, budget: Budget = None) -> list[Match]:
-        """The matches of every rule, whatever the text's date."""
-        return self._matches(text, None, _limits(max_hits, hit_chars), budget)
+    def match_text(
+        self,
+        text: str,
+        *,
+        max_hits: int = 20,
+        hit_chars: int = 200,
+        budget: Budget = None,
+        language: str | None = None,
+    ) -> list[Match]:
+        """The matches of every rule, whatever the text's date; `language` None: detected from the text."""
+        return self._matches(text, None, _limits(max_hits, hit_chars), budget, language)
 
-    def term_hits(self, rule_name: str, text: str, *, max_hits: int = 20, hit_chars: int = 200) -> list[Hit]:
-        """The first hits of the rule's terms outside NOT, whether or not the rule fires: for near misses."""
-        doc = self._doc(text)
-        groups = [(t, self._spans.spans(t, doc)) for t in positive_terms(self._by_name[rule_name].node)]
+    def language(self, text: str) -> str | None:
+        """The language the engine would take the text to be in."""
+        return self._doc(text).language
+
+    def term_hits(
+        self, rule_name: str, text: str, *, max_hits: int = 20, hit_chars: int = 200, language: str | None = None
+    ) -> list[Hit]:
+        """The first hits of the rule's terms outside NOT, whether or not the rule fires: for near misses (of
+        the rule's query for the text's language, or its first query when none is for that language)."""
+        doc = self._doc(text, language=language)
+        versions = self._by_name[rule_name]
+        rule = next((r for r in versions if r.language in (None, doc.language)), versions[0])
+        groups = [(t, self._spans.spans(t, doc)) for t in positive_terms(rule.node)]
         return list(self._hits(groups, doc, _limits(max_hits, hit_chars)))
 
     def candidates(self, text: str) -> set[int]:
         """The numbers of the rules that would be decided on this text (for benchmarks and tests)."""
         return self._presearch.candidates(self._doc(text))
 
-    def _doc(self, text: str, deadline: Deadline | None = None) -> Doc:
+    def _doc(self, text: str, deadline: Deadline | None = None, language: str | None = None) -> Doc:
         folded = fold(text)
         deadline = deadline or NO_LIMIT
-        return Doc(folded, self._presearch.tokens(folded.text, deadline), self._spans.wanted, deadline)
+        tokens = self._presearch.tokens(folded.text, deadline)
+        return Doc(folded, tokens, self._spans.wanted, deadline, given_language=language)
 
     def _matches(
-        self, text: str, keep: Callable[[MatchRule], bool] | None, limits: _Limits, budget: Budget
+        self,
+        text: str,
+        keep: Callable[[MatchRule], bool] | None,
+        limits: _Limits,
+        budget: Budget,
+        language: str | None = None,
     ) -> list[Match]:
-        """The matches in the order of the rules; `keep` says which candidates to decide at all."""
+        """The matches in the order of the rules; `keep` says which candidates to decide at all. A rule's
+        query for one language is decided only on articles in that language (detected when first needed)."""
         deadline = Deadline.after(budget)
-        doc = self._doc(text, deadline)
+        doc = self._doc(text, deadline, language)
         rules, holds = self.rules, self._decisions.holds
         matches = []
         for index in sorted(self._presearch.candidates(doc)):
             deadline.check()
             rule = rules[index]
             if keep is not None and not keep(rule):
+                continue
+            if rule.language is not None and rule.language != doc.language:
                 continue
             if holds(index, doc):
                 found = self._match(rule, doc, limits)
@@ -235,7 +282,10 @@ class Engine:
         return matches
 
     def _match(self, rule: MatchRule, doc: Doc, limits: _Limits) -> Match | None:
-        """The match of a rule whose tree holds: lazy, unless `min_hits` needs the hits counted now."""
+        """The match of a rule whose tree holds: lazy, unless `min_hits`, `min_count` or `negated` need the
+        hits now."""
+        if rule.min_count is not None or rule.negated != "include":
+            return self._match_facts(rule, doc, limits)
         if rule.min_hits <= 1:
             return Match(rule.name, explain=partial(self._explain, rule.node, doc, limits))
         outcome = self._node(rule.node, doc)
@@ -244,32 +294,64 @@ class Engine:
         groups, clause = outcome
         if _distinct([spans for _, spans in groups], rule.min_hits) < rule.min_hits:
             return None
-        return Match(rule.name, self._hits(groups, doc, limits), clause, total=_total(groups))
+        return Match(rule.name, self._hits(groups, doc, limits), clause, total=_total(groups), language=doc.language)
 
-    def _explain(self, node: Node, doc: Doc, limits: _Limits) -> tuple[tuple[Hit, ...], str, int]:
+    def _match_facts(self, rule: MatchRule, doc: Doc, limits: _Limits) -> Match | None:
+        """The match of a rule that looks at its hits' facts: the hits that `negated` keeps (of the first
+        FACTS_LIMIT), at least `min_hits` of them, and a largest count of at least `min_count`."""
+        outcome = self._node(rule.node, doc)
+        if outcome is None:
+            return None
+        groups, clause = outcome
+        total = _total(groups)
+        kept: list[Hit] = []
+        counts: list[Count | None] = []
+        examined = dropped = 0
+        for hit in self._hit_stream(groups, doc, limits, FACTS_LIMIT):
+            examined += 1
+            if (rule.negated == "exclude" and hit.negated) or (rule.negated == "only" and not hit.negated):
+                dropped += 1
+                continue
+            counts.append(hit.count)
+            if len(kept) < limits.max_hits:
+                kept.append(hit)
+            doc.deadline.check()
+        total -= dropped
+        if not kept or total < rule.min_hits:
+            return None
+        if rule.min_count is not None:
+            largest = largest_count(counts)
+            if largest is None or largest.value is None or largest.value < rule.min_count:
+                return None
+        return Match(rule.name, tuple(kept), clause, total=total, language=doc.language)
+
+    def _explain(self, node: Node, doc: Doc, limits: _Limits) -> tuple[tuple[Hit, ...], str, int, str | None]:
         outcome = self._node(node, doc)
         if outcome is None:  # cannot happen: `Decisions.holds` found the node true
-            return (), "", 0
+            return (), "", 0, doc.language
         groups, clause = outcome
-        return self._hits(groups, doc, limits), clause, _total(groups)
+        return self._hits(groups, doc, limits), clause, _total(groups), doc.language
 
     def _hits(self, groups: list[tuple[Term, SpanList]], doc: Doc, limits: _Limits) -> tuple[Hit, ...]:
-        """The first `max_hits` hits in text order, each (term, place) once; equal hits are shared between
-        rules. The groups' spans are merged lazily: the cost is that of the hits kept, not of all."""
+        """The first `max_hits` hits in text order, each (term, place) once."""
+        return tuple(self._hit_stream(groups, doc, limits, limits.max_hits))
+
+    def _hit_stream(self, groups: list[tuple[Term, SpanList]], doc: Doc, limits: _Limits, limit: int) -> Iterator[Hit]:
+        """The first `limit` hits in text order, each (term, place) once, with their facts; equal hits are
+        shared between rules. The groups' spans are merged lazily: the cost is that of the hits read, not of
+        all."""
         folded = doc.folded
         shared = doc.hits
         if len(groups) == 1:  # most matches: one term, its spans distinct and in order
             term, spans = groups[0]
-            keys: Iterable[tuple[int, int, str]] = _keys(spans, term.text, folded, limits.max_hits)
+            keys: Iterable[tuple[int, int, str]] = _keys(spans, term.text, folded, limit)
         else:
-            keys = _unique(merge(*(_keys(spans, term.text, folded, limits.max_hits) for term, spans in groups)))
-        hits = []
-        for key in islice(keys, limits.max_hits):
+            keys = _unique(merge(*(_keys(spans, term.text, folded, limit) for term, spans in groups)))
+        for key in islice(keys, limit):
             hit = shared.get(key)
             if hit is None:
-                hit = shared[key] = _hit(key, folded.original, limits.hit_chars)
-            hits.append(hit)
-        return tuple(hits)
+                hit = shared[key] = _hit(key, folded.original, limits.hit_chars, doc.language)
+            yield hit
 
     def _node(self, node: Node, doc: Doc) -> NodeMatch:
         if type(node) is Term:
@@ -309,10 +391,11 @@ def _keys(spans: SpanList, term: str, folded: Folded, limit: int) -> Iterator[tu
     return zip(starts, ends, repeat(term))
 
 
-def _hit(key: tuple[int, int, str], original: str, hit_chars: int) -> Hit:
+def _hit(key: tuple[int, int, str], original: str, hit_chars: int, language: str | None) -> Hit:
     start, end, term = key
     text = original[start:end] if end - start <= hit_chars else excerpt(original, start, end, hit_chars)
-    return Hit(term, text, start, end, snippet(original, start, end, 60, hit_chars))
+    count, negated = hit_facts(original, start, end, language)
+    return Hit(term, text, start, end, snippet(original, start, end, 60, hit_chars), count, negated)
 
 
 def _total(groups: list[tuple[Term, SpanList]]) -> int:

@@ -22,3 +22,9 @@ class Count:
 
     def as_json(self) -> dict[str, Any]:
         return {"value": self.value, "qualifier": self.qualifier, "text": self.text}
+
+
+def hit_facts(text: str, start: int, end: int, language: str | None) -> tuple[Count | None, bool]:
+    """(the count the text attaches to text[start:end], whether the hit is negated): placeholder until the
+    facts analysis lands (wip-facts)."""
+    return None, False

@@ -28,6 +28,7 @@ from typing import Any, TypeAlias
 
 from monitor.matching.analysis import WORD, Folded, chunks, keep_case
 from monitor.matching.budget import NO_LIMIT, Deadline
+from monitor.matching.language import detect
 from monitor.matching.query import Stemmer, Term, word_regex
 
 Span = tuple[int, int]  # folded-text offsets, end exclusive
@@ -119,6 +120,16 @@ class Doc:
     hits: dict[tuple[int, int, str], Any] = field(default_factory=dict)  # (start, end, term) -> engine.Hit
     _padded: str | None = None
     _stems: dict[Stemmer, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    # The article's language: given (a file's suffix), else detected from the text when first asked.
+    given_language: str | None = None
+    _language: tuple[str | None] | None = None
+
+    @property
+    def language(self) -> str | None:
+        """The article's ISO 639-1 language code (None: no letters), detected once, on demand."""
+        if self._language is None:
+            self._language = (self.given_language or detect(self.folded.original),)
+        return self._language[0]
 
     @property
     def text(self) -> str:

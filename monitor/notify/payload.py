@@ -24,11 +24,13 @@ from typing import Any
 from monitor.config.settings import LimitsSettings
 from monitor.ingest.articles import Article
 from monitor.matching.engine import Hit, Match
+from monitor.matching.facts import Count
 from monitor.store import DIGEST_REFS
 
 ELLIPSIS = "…"
 CONTEXT = 60  # characters of a snippet kept each side of its hit (the engine's own width)
 CLAUSE = 1000
+COUNT_TEXT = 80
 PATH = 1024
 LEAD = 280
 DIGEST_ROOM = 512  # bytes kept free below max_payload_bytes for a digest part's own fields
@@ -71,7 +73,9 @@ def alert_payload(
             "content_hash": article.content_hash,
             "size": article.size,
             "lead": lead,
+            "language": match.language,
         },
+        "count": _count(match.count),
         "hits_total": total,
         "truncated": False,  # measured as the longer of the two values (false: 5 bytes, true: 4)
         "hits": [],
@@ -92,7 +96,16 @@ def _hit(hit: Hit, chars: int) -> dict[str, Any]:
         "start": hit.start,
         "end": hit.end,
         "snippet": cut_snippet(hit.snippet, hit.text, text),
+        "count": _count(hit.count),
+        "negated": hit.negated,
     }
+
+
+def _count(count: Count | None) -> dict[str, Any] | None:
+    """A count as sent; its text (words of the article next to a hit: bounded by the facts analysis) cut too."""
+    if count is None:
+        return None
+    return {**count.as_json(), "text": cut_end(count.text, COUNT_TEXT)}
 
 
 def _cut(kept: dict[str, Any], hit: Hit) -> bool:
