@@ -427,15 +427,27 @@ def evaluate(
     if as_json:
         console().print_json(json.dumps(result.to_json(), ensure_ascii=False))
         return
-    table = Table("rule", "labelled", "fired", "TP", "FP", "FN", "precision", "recall", "F1")
+    table = Table("rule", "labelled", "fired", "TP", "FP", "FN", "precision", "recall", "F1", "counts", "negation")
     for row in result.rows():
         table.add_row(*(shown(cell) for cell in row))
     out = console()
     out.print(f"{result.articles} articles in {shown(str(folder))}")
     out.print(table)
     for miss in result.misses:
-        kind = "false positive" if miss.kind == "false_positive" else "false negative"
-        why = f"fired by {miss.clause}" if miss.clause else ("near misses:" if miss.hits else "no term occurs")
+        kind = miss.kind.replace("_", " ")
+        if miss.kind == "false_positive":
+            why = f"fired by {miss.clause}"
+        elif miss.kind == "false_negative":
+            why = "near misses:" if miss.hits else "no term occurs"
+        elif miss.kind == "wrong_count":
+            why = f"labelled {miss.expected}, found {miss.found}"
+        elif miss.kind == "wrong_negation":
+            why = f"labelled negated={miss.expected}, every hit negated={miss.found}"
+        else:
+            why = "denied hits:"
         out.print(f"[bold]{kind}[/bold] [cyan]{shown(miss.rule)}[/cyan] {shown(miss.file)}: {shown(why)}")
         for hit in miss.hits:
-            out.print(_highlighted(f"    {hit.start}-{hit.end}  ", hit.snippet))
+            facts = f"  ({_shown_count(asdict(hit.count))})" if hit.count else ""
+            out.print(
+                _highlighted(f"    {hit.start}-{hit.end}  ", hit.snippet, facts + ("  negated" if hit.negated else ""))
+            )
