@@ -1,0 +1,160 @@
+"""Languages: detection (lingua), the per-file override, per-language queries and lists (docs/rules.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.config.rules import load_rules
+from monitor.errors import RulesError
+from monitor.ingest.articles import read_article
+from monitor.matching.language import article_language, detect, suffix_language
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Er vielen 164 doden.", "nl"),
+        ("Het OVVO-verdrag.", "nl"),
+        ("He was placed under arrest on Monday.", "en"),
+        ("Die OVKS schickt Truppen nach Kasachstan.", "de"),
+        ("Un arrêté préfectoral interdit la manifestation.", "fr"),
+        ("Никто не был арестован.", "ru"),
+        # long texts go to the low-accuracy models
+        ("In Kazachstan zijn volgens de autoriteiten inmiddels bijna achtduizend mensen gearresteerd. " * 4, "nl"),
+        ("The death toll from the earthquake has risen to 347, the authorities said on Tuesday. " * 4, "en"),
+        ("Die Zahl der Todesopfer nach dem Erdbeben ist auf mindestens dreihundert gestiegen. " * 4, "de"),
+    ],
+)
+def test_detects_the_five_languages(text: str, language: str) -> None:
+    assert detect(text) == language
+
+
+def test_a_text_without_letters_has_no_language() -> None:
+    assert detect("164 — 2022-01-05 (12:30)") is None
+    assert detect("") is None
+
+
+def test_only_the_start_of_a_huge_text_is_read() -> None:
+    """A 10 MB article costs what its first 2,000 characters do: the Dutch start decides, not the rest."""
+    text = "Bijna achtduizend mensen zijn gearresteerd in Almaty, meldt de regering. " * 30
+    assert detect(text + "The rest of this file is English. " * 300_000) == "nl"
+
+
+@pytest.mark.parametrize(
+    ("path", "language"),
+    [
+        ("in/bericht.de.txt", "de"),
+        ("in/bericht.EN.txt", "en"),
+        ("in/bericht.txt", None),
+        ("in/v1.2.txt", None),
+        ("in/bericht.xx.txt", None),  # not a language code
+        ("in/feed.nl/bericht.txt", None),  # a folder's suffix does not count
+    ],
+)
+def test_a_language_suffix_overrides_detection(path: str, language: str | None) -> None:
+    assert suffix_language(path) == language
+
+
+def load(tmp_path: Path, body: str) -> object:
+    path = tmp_path / "rules.yaml"
+    path.write_text("version: 1\n" + body, encoding="utf-8")
+    return load_rules(path, environ={})
+
+
+RULES = """\
+lists:
+  arrest:
+    nl: ["*arresta*", "*arrestee*"]
+    en: [arrested, arrests]
+  plain: [CSTO]
+rules:
+  - name: arrests
+    query:
+      nl: "@arrest"
+      en: "@arrest OR \\"under arrest\\""
+  - name: csto
+    query: "@plain"
+  - name: any-arrest
+    query: "@arrest"
+  - name: stemmed
+    stem: true
+    query:
+      en: arrest
+      nl: arrestatie
+"""
+
+
+def fired(ruleset: object, text: str, language: str | None = None) -> list[str]:
+    return [m.rule for m in ruleset.engine.match_text(text, language=language)]  # type: ignore[attr-defined]
+
+
+def test_a_query_per_language_applies_to_articles_in_that_language(tmp_path: Path) -> None:
+    rules = load(tmp_path, RULES)
+    assert fired(rules, "Bijna achtduizend mensen zijn gearresteerd in Almaty.") == ["arrests", "any-arrest", "stemmed"]
+    assert fired(rules, "Police arrested eighty protesters in Almaty on Monday.") == [
+        "arrests",
+        "any-arrest",
+        "stemmed",
+    ]
+    # English words in a Dutch article: the Dutch query decides, and it has none of them
+    assert fired(rules, "De krant kopte 'Masimov under arrest' boven het artikel over Kazachstan.") == []
+    # a plain query applies to every language; a list in it holds all of its languages' items
+    assert fired(rules, "Die CSTO schickt Truppen; Polizisten arrested Demonstranten.") == ["csto", "any-arrest"]
+
+
+def test_the_language_can_be_given(tmp_path: Path) -> None:
+    rules = load(tmp_path, RULES)
+    text = "Police arrested eighty protesters in Almaty on Monday."
+    assert fired(rules, text, language="nl") == ["any-arrest"]
+    article = tmp_path / "bericht.nl.txt"
+    article.write_text("date 2022-01-05 " + text, encoding="utf-8")
+    parsed = read_article(article)
+    assert article_language(parsed.path, parsed.text) == "nl"
+    assert [m.rule for m in rules.engine.match(parsed)] == ["any-arrest"]  # type: ignore[attr-defined]
+    (match,) = rules.engine.match(parsed)  # type: ignore[attr-defined]
+    assert match.language == "nl"
+
+
+def test_stem_true_stems_with_the_query_language(tmp_path: Path) -> None:
+    rules = load(tmp_path, RULES)
+    assert "stemmed" in fired(rules, "The police kept arresting students in Almaty on Monday.")
+    assert "stemmed" in fired(rules, "De politie meldt tientallen arrestaties in Almaty.")
+    assert "stemmed" not in fired(rules, "Het arrest van de Hoge Raad werd maandag uitgesproken.")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        pytest.param(
+            "rules:\n  - name: r\n    query: {xx: a}\n",
+            "rules.yaml:4:5: rule 'r': query: unknown language code 'xx'",
+            id="unknown-language",
+        ),
+        pytest.param(
+            "rules:\n  - name: r\n    query: {}\n",
+            "rules.yaml:4:5: rule 'r': query: expected a query, or a mapping of language codes",
+            id="empty-mapping",
+        ),
+        pytest.param(
+            "rules:\n  - name: r\n    query:\n      nl: a\n      en: 'b AND )'\n",
+            "rules.yaml:6:18: rule 'r' (en): unexpected ')'",
+            id="query-error-names-the-language",
+        ),
+        pytest.param(
+            "lists:\n  l: {zz: [a]}\nrules:\n  - name: r\n    query: '@l'\n",
+            "rules.yaml:3:3: lists.l: unknown language code 'zz'",
+            id="list-language",
+        ),
+        pytest.param(
+            "lists:\n  l: {en: [a]}\nrules:\n  - name: r\n    query: {nl: '@l'}\n",
+            "rules.yaml:6:18: rule 'r' (nl): list @l is empty",
+            id="list-without-the-language",
+        ),
+    ],
+)
+def test_language_mistakes_are_reported_with_their_line(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(RulesError) as caught:
+        load(tmp_path, body)
+    assert message in str(caught.value), str(caught.value)
