@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, get_args
 
@@ -75,7 +75,7 @@ def old_alert(rule: str, article: Article, hits: list[Hit], clause: str | None =
     payload = make_alert(rule, article, [], clause)
     del payload["hits_total"], payload["truncated"]
     payload["clause"], payload["article"]["path"] = clause or rule, article.path
-    return payload | {"hits": [asdict(hit) for hit in hits]}
+    return payload | {"hits": [hit.as_json() for hit in hits]}
 
 
 def make_delivery(kind: str, rule: str, payload: dict[str, Any]) -> Delivery:

@@ -3,7 +3,6 @@ the shipped rules' concepts with their traps."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -504,7 +503,7 @@ def test_lazy_hits_equal_eager_ones(query: str, text: str) -> None:
     assert lazy == eager
     assert (lazy.rule, lazy.clause, lazy.hits) == (eager.rule, eager.clause, eager.hits)
     assert repr(lazy) == repr(eager) and hash(lazy) == hash(eager)
-    assert [dataclasses.asdict(hit) for hit in lazy.hits] == [dataclasses.asdict(hit) for hit in eager.hits]
+    assert [hit.as_json() for hit in lazy.hits] == [hit.as_json() for hit in eager.hits]
 
 
 def test_match_built_by_hand_and_read_only() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
 from typing import Any
 
 import pytest
@@ -97,7 +96,7 @@ def test_a_small_match_is_sent_whole() -> None:
     hits = (hit("hoogverraad", 32),)
     payload = alert_payload("msg_x", article(), Match("hv", hits, "hoogverraad"))
     assert payload["truncated"] is False and payload["hits_total"] == 1
-    assert payload["hits"] == [asdict(hits[0])]
+    assert payload["hits"] == [hits[0].as_json()]
     assert payload["clause"] == "hoogverraad" and payload["article"]["path"] == "/srv/news/a.txt"
 
 
@@ -117,7 +116,7 @@ def test_hits_are_dropped_from_the_end_first() -> None:
     kept = payload["hits"]
     assert 0 < len(kept) < 20 and [h["start"] for h in kept] == [h.start for h in match.hits[: len(kept)]]
     assert payload["article"]["path"] == "/srv/news/a.txt" and payload["clause"] == "hoogverraad"
-    one_more = dict(payload, hits=[*kept, asdict(match.hits[len(kept)])])
+    one_more = dict(payload, hits=[*kept, match.hits[len(kept)].as_json()])
     assert json_size(one_more) > alert_budget(SMALL), "as many hits as fit are kept"
 
 

@@ -144,7 +144,7 @@ class Evaluation:
             for s in self.scores
         ]
         kinds = ("false_positive", "false_negative", "wrong_count", "wrong_negation", "negated")
-        misses = {kind: [asdict(m) for m in self.misses if m.kind == kind] for kind in kinds}
+        misses = {kind: [_miss(m) for m in self.misses if m.kind == kind] for kind in kinds}
         return {
             "articles": self.articles,
             "scores": scores,
@@ -154,6 +154,11 @@ class Evaluation:
             "wrong_negations": misses["wrong_negation"],
             "negated": misses["negated"],
         }
+
+
+def _miss(miss: Miss) -> dict[str, Any]:
+    fields = {name: getattr(miss, name) for name in ("kind", "rule", "file", "clause", "expected", "found")}
+    return {**fields, "hits": [hit.as_json() for hit in miss.hits]}
 
 
 @dataclass(frozen=True, slots=True)

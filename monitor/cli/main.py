@@ -234,7 +234,7 @@ def _check_one(ruleset: RuleSet, path: Path, max_bytes: int, limits: LimitsSetti
                 "clause": m.clause,
                 "count": None if m.count is None else m.count.as_json(),
                 "hits_total": m.hits_total,
-                "hits": [asdict(h) for h in m.hits],
+                "hits": [h.as_json() for h in m.hits],
             }
             for m in matches
         ],

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from heapq import merge
 from itertools import islice, repeat
-from typing import Literal
+from typing import Any, Literal
 
 from monitor.ingest.articles import Article, ArticleDate
 from monitor.matching.analysis import Folded, excerpt, fold, snippet
@@ -44,15 +44,79 @@ class MatchRule:
     negated: Negated = "include"  # which hits count: all, those not denied (exclude), or only denied ones
 
 
-@dataclass(frozen=True, slots=True)
+Facts = Callable[[], tuple[Count | None, bool]]
+
+
 class Hit:
-    term: str  # the rule's term as written
-    text: str  # the matched text as it stands in the article
-    start: int  # character offsets in the article body
-    end: int
-    snippet: str  # the hit in context, marked [[like this]]
-    count: Count | None = None  # the number the text attaches to the hit (`monitor.matching.facts`)
-    negated: bool = False  # whether the hit's clause denies it ("geen arrestaties")
+    """One place a term matched: the rule's `term` as written, the matched `text` as it stands in the article,
+    character offsets in the article body, and the hit in context (`snippet`, marked [[like this]]).
+
+    `count` (the number the text attaches to the hit) and `negated` (whether its clause denies it) are the
+    hit's facts (`monitor.matching.facts`): the engine's hits work them out when first read, so that matching
+    pays for them only where they are read (payloads, `check`, rules with `min_count` or `negated`). Equal
+    when term, text, offsets and snippet are (the facts follow from these).
+    """
+
+    __slots__ = ("_facts", "end", "snippet", "start", "term", "text")
+
+    def __init__(
+        self,
+        term: str,
+        text: str,
+        start: int,
+        end: int,
+        snippet: str,
+        count: Count | None = None,
+        negated: bool = False,
+        *,
+        facts: Facts | None = None,
+    ) -> None:
+        self.term = term
+        self.text = text
+        self.start = start
+        self.end = end
+        self.snippet = snippet
+        self._facts: tuple[Count | None, bool] | Facts = (count, negated) if facts is None else facts
+
+    @property
+    def count(self) -> Count | None:
+        return self._known()[0]
+
+    @property
+    def negated(self) -> bool:
+        return self._known()[1]
+
+    def _known(self) -> tuple[Count | None, bool]:
+        facts = self._facts
+        if callable(facts):
+            facts = self._facts = facts()  # two threads at worst work out the same facts
+        return facts
+
+    def as_json(self) -> dict[str, Any]:
+        count = self.count
+        return {
+            "term": self.term,
+            "text": self.text,
+            "start": self.start,
+            "end": self.end,
+            "snippet": self.snippet,
+            "count": None if count is None else count.as_json(),
+            "negated": self.negated,
+        }
+
+    def _key(self) -> tuple[str, str, int, int, str]:
+        return (self.term, self.text, self.start, self.end, self.snippet)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Hit):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Hit(term={self.term!r}, text={self.text!r}, start={self.start}, end={self.end})"
 
 
 # (the first hits, the clause, how many hits in all, the article's language)
@@ -350,7 +414,7 @@ class Engine:
         for key in islice(keys, limit):
             hit = shared.get(key)
             if hit is None:
-                hit = shared[key] = _hit(key, folded.original, limits.hit_chars, doc.language)
+                hit = shared[key] = _hit(key, folded.original, limits.hit_chars, doc)
             yield hit
 
     def _node(self, node: Node, doc: Doc) -> NodeMatch:
@@ -391,11 +455,17 @@ def _keys(spans: SpanList, term: str, folded: Folded, limit: int) -> Iterator[tu
     return zip(starts, ends, repeat(term))
 
 
-def _hit(key: tuple[int, int, str], original: str, hit_chars: int, language: str | None) -> Hit:
+def _hit(key: tuple[int, int, str], original: str, hit_chars: int, doc: Doc) -> Hit:
     start, end, term = key
     text = original[start:end] if end - start <= hit_chars else excerpt(original, start, end, hit_chars)
-    count, negated = hit_facts(original, start, end, language)
-    return Hit(term, text, start, end, snippet(original, start, end, 60, hit_chars), count, negated)
+    return Hit(
+        term, text, start, end, snippet(original, start, end, 60, hit_chars), facts=partial(_facts, doc, start, end)
+    )
+
+
+def _facts(doc: Doc, start: int, end: int) -> tuple[Count | None, bool]:
+    """A hit's facts, in the article's language (detected now if no rule needed it before)."""
+    return hit_facts(doc.folded.original, start, end, doc.language)
 
 
 def _total(groups: list[tuple[Term, SpanList]]) -> int:
