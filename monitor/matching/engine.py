@@ -119,8 +119,7 @@ class Hit:
         return f"Hit(term={self.term!r}, text={self.text!r}, start={self.start}, end={self.end})"
 
 
-# (the first hits, the clause, how many hits in all, the article's language)
-Explain = Callable[[], tuple[tuple[Hit, ...], str, int, str | None]]
+Explain = Callable[[], tuple[tuple[Hit, ...], str, int]]  # (the first hits, the clause, how many hits in all)
 Negated = Literal["include", "exclude", "only"]
 FACTS_LIMIT = 1000  # a rule with `min_count` or `negated` looks at the facts of this many hits at most
 
@@ -142,7 +141,7 @@ class Match:
         clause: str = "",
         explain: Explain | None = None,
         total: int | None = None,
-        language: str | None = None,
+        language: str | Callable[[], str | None] | None = None,
     ) -> None:
         self._rule = rule
         self._hits = hits
@@ -170,10 +169,11 @@ class Match:
 
     @property
     def language(self) -> str | None:
-        """The article's language (ISO 639-1), as detected or given by the file's suffix."""
-        if self._explain is not None:
-            self._materialise()
-        return self._language
+        """The article's language (ISO 639-1), as given by the file's suffix or detected (when first read)."""
+        language = self._language
+        if callable(language):
+            language = self._language = language()
+        return language
 
     @property
     def count(self) -> Count | None:
@@ -190,7 +190,7 @@ class Match:
     def _materialise(self) -> None:
         explain = self._explain
         if explain is not None:
-            self._hits, self._clause, self._total, self._language = explain()
+            self._hits, self._clause, self._total = explain()
             self._explain = None  # last: another thread sees either the function or all values
 
     def __eq__(self, other: object) -> bool:
@@ -351,14 +351,15 @@ class Engine:
         if rule.min_count is not None or rule.negated != "include":
             return self._match_facts(rule, doc, limits)
         if rule.min_hits <= 1:
-            return Match(rule.name, explain=partial(self._explain, rule.node, doc, limits))
+            return Match(rule.name, explain=partial(self._explain, rule.node, doc, limits), language=doc.detect)
         outcome = self._node(rule.node, doc)
         if outcome is None:
             return None
         groups, clause = outcome
         if _distinct([spans for _, spans in groups], rule.min_hits) < rule.min_hits:
             return None
-        return Match(rule.name, self._hits(groups, doc, limits), clause, total=_total(groups), language=doc.language)
+        hits = self._hits(groups, doc, limits)
+        return Match(rule.name, hits, clause, total=_total(groups), language=doc.detect)
 
     def _match_facts(self, rule: MatchRule, doc: Doc, limits: _Limits) -> Match | None:
         """The match of a rule that looks at its hits' facts: the hits that `negated` keeps (of the first
@@ -387,14 +388,14 @@ class Engine:
             largest = largest_count(counts)
             if largest is None or largest.value is None or largest.value < rule.min_count:
                 return None
-        return Match(rule.name, tuple(kept), clause, total=total, language=doc.language)
+        return Match(rule.name, tuple(kept), clause, total=total, language=doc.detect)
 
-    def _explain(self, node: Node, doc: Doc, limits: _Limits) -> tuple[tuple[Hit, ...], str, int, str | None]:
+    def _explain(self, node: Node, doc: Doc, limits: _Limits) -> tuple[tuple[Hit, ...], str, int]:
         outcome = self._node(node, doc)
         if outcome is None:  # cannot happen: `Decisions.holds` found the node true
-            return (), "", 0, doc.language
+            return (), "", 0
         groups, clause = outcome
-        return self._hits(groups, doc, limits), clause, _total(groups), doc.language
+        return self._hits(groups, doc, limits), clause, _total(groups)
 
     def _hits(self, groups: list[tuple[Term, SpanList]], doc: Doc, limits: _Limits) -> tuple[Hit, ...]:
         """The first `max_hits` hits in text order, each (term, place) once."""

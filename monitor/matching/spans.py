@@ -131,6 +131,10 @@ class Doc:
             self._language = (self.given_language or detect(self.folded.original),)
         return self._language[0]
 
+    def detect(self) -> str | None:
+        """`language`, as a method: what a match calls when its language is first read."""
+        return self.language
+
     @property
     def text(self) -> str:
         return self.folded.text
