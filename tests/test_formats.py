@@ -21,6 +21,7 @@ from monitor.config.rules import Format, Webhook
 from monitor.config.settings import LimitsSettings
 from monitor.ingest.articles import Article, parse_date
 from monitor.matching.engine import Hit, Match
+from monitor.matching.facts import Count
 from monitor.notify.alerts import alert_payload, make_id
 from monitor.notify.formats import RENDERERS, discord, render, teams
 from monitor.notify.formats import template as template_format
@@ -61,12 +62,12 @@ def make_article(name: str, text: str = TEXT, date: str = "2022-01-07") -> Artic
     return Article(f"/srv/news/2022/{name}", parse_date(date), text, digest, len(text.encode()))
 
 
-def make_hit(text: str, snippet: str, term: str | None = None, start: int = 0) -> Hit:
-    return Hit(term or text.lower(), text, start, start + len(text), snippet)
+def make_hit(text: str, snippet: str, term: str | None = None, start: int = 0, count: Count | None = None) -> Hit:
+    return Hit(term or text.lower(), text, start, start + len(text), snippet, count)
 
 
 def make_alert(rule: str, article: Article, hits: list[Hit], clause: str | None = None) -> dict[str, Any]:
-    match = Match(rule, tuple(hits), clause or rule)
+    match = Match(rule, tuple(hits), clause or rule, language="nl")
     return alert_payload(make_id(rule, article.content_hash), article, match)
 
 
@@ -123,7 +124,13 @@ def digest_delivery() -> Delivery:
             "arrestaties",
             first,
             [
-                make_hit("opgepakt", "…164 mensen omgekomen; 9900 zijn [[opgepakt]].", term="@arrest", start=54),
+                make_hit(
+                    "opgepakt",
+                    "…164 mensen omgekomen; 9900 zijn [[opgepakt]].",
+                    term="@arrest",
+                    start=54,
+                    count=Count(9900, None, "9900"),
+                ),
                 make_hit("onlusten", "Bij de [[onlusten]] zijn 164…", term="onlusten", start=7),
             ],
             "@arrest AND (Kazachstan OR Almaty)",
@@ -159,7 +166,9 @@ def hostile_delivery() -> Delivery:
     for i, part in enumerate(HOSTILE_PARTS[:-1]):
         after = HOSTILE_PARTS[i + 1]
         start = HOSTILE_TEXT.index(part) + len(part) + 1
-        hits.append(make_hit("hoogverraad", f"{part} [[hoogverraad]] {after}", start=start))
+        # the count's text is the article's words too
+        count = Count(5, "about", part[:40])
+        hits.append(make_hit("hoogverraad", f"{part} [[hoogverraad]] {after}", start=start, count=count))
     article = make_article(HOSTILE_NAME, HOSTILE_TEXT)
     return make_delivery("alert", "hoogverraad", make_alert("hoogverraad", article, hits))
 

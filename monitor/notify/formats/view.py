@@ -27,6 +27,8 @@ class AlertView:
     clause: str
     hits: tuple[Rich, ...]  # one marked snippet per hit
     hits_total: int  # the match's hits, of which the payload holds the first
+    count: str = ""  # the match's count as shown ("8000 (almost): bijna achtduizend"), "" without one
+    language: str = ""
 
     @property
     def unshown(self) -> int:
@@ -49,6 +51,8 @@ class AlertView:
             ("Date", self.date),
             ("Matched", self.clause),
             ("Hits", str(self.hits_total)),
+            *((("Count", self.count),) if self.count else ()),
+            *((("Language", self.language),) if self.language else ()),
         ]
 
     def summary(self) -> Rich:
@@ -114,7 +118,24 @@ def alert_view(payload: dict[str, Any], rule: str) -> AlertView:
         str(payload.get("clause", "")),
         tuple(hit for hit in hits if hit),
         int(payload.get("hits_total", len(given))),
+        shown_count(payload.get("count"), payload.get("count_increase")),
+        str(article.get("language") or ""),
     )
+
+
+def shown_count(count: Any, increase: Any = None) -> str:
+    """`8000 (almost): bijna achtduizend`, with `(was 164)` after an increase; "" without a count."""
+    if not isinstance(count, dict):
+        return ""
+    value = count.get("value")
+    text = "?" if not isinstance(value, int | float) else f"{value:g}"
+    if count.get("qualifier"):
+        text += f" ({count['qualifier']})"
+    if count.get("text"):
+        text += f": {count['text']}"
+    if isinstance(increase, dict) and isinstance(increase.get("previous"), int | float):
+        text += f" (was {increase['previous']:g})"
+    return text
 
 
 def event_type(delivery: Delivery) -> str:
