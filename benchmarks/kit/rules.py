@@ -49,7 +49,8 @@ def generated_rules_text(count: int, url: str, seed: int = 11) -> str:
         f"lijst{k:03d}": [rng.choice(rare) + ("*" if rng.random() < 0.3 else "") for _ in range(rng.randint(4, 8))]
         for k in range(60)
     }
-    lines = ["version: 1", "lists:", "  arrest: ['*arresta*', '*arrestee*', '*arrester*']"]
+    shipped_lists = SHIPPED_RULES.read_text(encoding="utf-8").split("\nlists:\n", 1)[1].split("\nwebhooks:", 1)[0]
+    lines = ["version: 1", "lists:", shipped_lists.rstrip("\n")]
     for name, items in lists.items():
         lines.append(f"  {name}: [{', '.join(_q(i) for i in items)}]")
     lines += ["webhooks:", "  newsroom:", f"    url: {url}", f"    secret: {SECRET}", "    format: generic", "rules:"]
