@@ -148,6 +148,9 @@ NEGATIONS = [
     ("The police didn't arrest anyone", "arrest", "en", True),
     ("He wasn’t arrested", "arrested", "en", True),
     ("Nobody was killed", "killed", "en", True),
+    ("De actievoerders verlieten het pand zonder dat er iemand werd gearresteerd", "gearresteerd", "nl", True),
+    ("Die Demonstration endete, ohne dass jemand verhaftet wurde", "verhaftet", "de", True),
+    ("La manifestation s'est terminée sans qu'aucun militant soit arrêté", "arrêté", "fr", True),
     ("Niemand wurde verhaftet", "verhaftet", "de", True),
     ("Die Polizei verhaftete ihn nicht", "verhaftete", "de", True),
     ("Es gab keine Toten", "Toten", "de", True),
@@ -181,6 +184,8 @@ NEGATIONS = [
     ("Не менее 40 человек погибли", "погибли", "ru", False),
     ("Неизвестно, сколько человек арестовано", "арестовано", "ru", False),
     ("Geen van de vijf verdachten werd gearresteerd", "gearresteerd", "nl", False),  # the cue is too far
+    ("De politie arresteerde niet alleen de chauffeur, maar ook twee passagiers", "arresteerde", "nl", False),
+    ("Die Polizei verhaftete nicht nur den Fahrer", "verhaftete", "de", False),
     ("Volgens de politie zijn 40 mensen gearresteerd. Niemand werd vrijgelaten.", "gearresteerd", "nl", False),
 ]
 

@@ -397,7 +397,9 @@ def _cue_before(tokens: list[_Token], hit: int, table: Lexicon) -> bool:
                 return False
             continue
         if token.low in table.stops or token.low.startswith(table.stop_prefixes):
-            return False
+            # "zonder dat er iemand werd gearresteerd", "ohne dass", "sans que": the clause is denied
+            that = token.low in words.THAT or token.low.startswith(("qu'", "qu’"))
+            return that and k > 0 and tokens[k - 1].low in words.WITHOUT
         if _is_cue(tokens, k, table) and not _cancelled(tokens, k):
             return True
         seen += 1
@@ -410,7 +412,8 @@ def _cue_after(tokens: list[_Token], hit: int, table: Lexicon) -> bool:
     if not table.negations_after:
         return False
     seen = 0
-    for token in tokens[hit + 1 :]:
+    for k in range(hit + 1, len(tokens)):
+        token = tokens[k]
         if token.kind == "punct":
             if token.low in _CLAUSE_PUNCT:
                 return False
@@ -418,7 +421,7 @@ def _cue_after(tokens: list[_Token], hit: int, table: Lexicon) -> bool:
         if token.low in table.stops or token.low in words.FORWARD_STOPS:
             return False
         if token.low in table.negations_after:
-            return True
+            return not _cancelled(tokens, k)  # "arresteerde niet alleen de chauffeur"
         seen += 1
         if seen == 3:
             return False

@@ -214,6 +214,8 @@ NOT_NEGATING_NEXT = _set("alleen only nur seulement только менее бо
 COMPARATIVES = _set("more less fewer meer minder mehr weniger")  # "no more than": a qualifier
 THAN = _set("than dan als")
 FORWARD_STOPS = _set("en of und oder and et и")  # coordination ends the scan after the hit
+THAT = _set("dat dass que qu")  # a clause after "zonder" / "ohne" / "sans" is denied as a whole
+WITHOUT = _set("zonder ohne sans")
 
 
 @cache
