@@ -30,7 +30,8 @@ ARTICLES = {
 def alerts(receiver: Receiver) -> dict[tuple[str, str], dict[str, Any]]:
     """(file name, rule) -> the alert's payload, one per alert id."""
     found = {}
-    for data in by_id(receiver.received).values():
+    for envelope in by_id(receiver.received).values():
+        data = envelope["data"]
         found[Path(data["article"]["path"]).name, data["rule"]] = data
     return found
 
