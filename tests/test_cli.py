@@ -56,6 +56,13 @@ def test_check_json_shows_the_seeds_matches_and_writes_no_state(project: Path) -
     hit = reports["000_3107e6f82356df66.txt"]["matches"][0]["hits"][0]
     assert hit["snippet"].count("[[") == 1 and hit["text"] in hit["snippet"]
     assert not (project / "state").exists()
+    # issue 17: the facts of each match, and the article's language
+    seed = reports["003_1649dd4e54c446b5.txt"]
+    matches = {m["rule"]: m for m in seed["matches"]}
+    assert seed["language"] == "nl"
+    assert matches["arrestaties"]["count"] == {"value": 8000, "qualifier": "almost", "text": "bijna achtduizend"}
+    assert matches["dodental"]["count"] == {"value": 164, "qualifier": None, "text": "164"}
+    assert all(hit["negated"] is False for m in seed["matches"] for hit in m["hits"])
 
 
 def test_check_reports_every_file_and_fails_if_one_is_rejected(project: Path) -> None:
