@@ -18,6 +18,8 @@ from sqlalchemy import event, func, select
 from monitor.config.rules import RuleSet, load_rules
 from monitor.config.settings import LimitsSettings
 from monitor.ingest.articles import parse_article
+from monitor.matching.engine import Hit, Match
+from monitor.matching.facts import Count
 from monitor.notify import alerts as alerts_module
 from monitor.notify.alerts import (
     digest_deliveries,
@@ -263,10 +265,11 @@ def test_a_long_term_key_is_stored_as_its_digest_and_still_throttles(store: Stor
     assert len(rows(store, deliveries)) == 1  # the second, with the same terms, is throttled
 
 
-def test_the_periodic_queries_use_their_indexes(store: Store, tmp_path: Path) -> None:
+@pytest.mark.parametrize("on_increase", [False, True], ids=["realert", "realert-on-increase"])
+def test_the_periodic_queries_use_their_indexes(store: Store, tmp_path: Path, on_increase: bool) -> None:
     """SQLite's plans of the statements that the digest flush, the start-up catch-up and the realert lookup
-    really run: each searches its index, none scans the alerts."""
-    rules = ruleset(tmp_path, schedule="0 * * * *", realert="1h", notify=["a"])
+    (with the largest count, for realert_on_increase) really run: each searches its index, none scans the alerts."""
+    rules = ruleset(tmp_path, schedule="0 * * * *", realert="1h", realert_on_increase=on_increase, notify=["a"])
     slot = datetime(2026, 1, 1, 12, tzinfo=UTC)
     ran: list[tuple[str, Any]] = []
 
@@ -300,7 +303,7 @@ def test_a_batch_plan_alerts_the_winners_and_records_every_file(tmp_path: Path) 
     a copy under another name is a duplicate, the same name read again is unchanged; all are in the ledger."""
     rules = ruleset(tmp_path)
     items = [prepared(rules, name, "date 2022-01 hoogverraad") for name in ("x.txt", "copy.txt", "x.txt")]
-    plan = plan_batch(rules, items, {0}, {1: "x.txt", 2: "x.txt"}, set(), 1000.0, True)
+    plan = plan_batch(rules, items, {0}, {1: "x.txt", 2: "x.txt"}, {}, 1000.0, True)
     assert [(q.claimed, q.outcome, q.deliveries) for q in plan.results] == [
         (True, "accepted", 2),
         (False, "duplicate", 0),
@@ -333,7 +336,7 @@ def test_realert_and_digest_decisions(
     item = prepared(rules, "x.txt", "date 2022-01 hoogverraad")
     [window] = realert_windows(rules, [item], 5000.0)
     assert window == Window("hv", "", 5000.0 - 3600)
-    plan = plan_batch(rules, [item], {0}, {}, {("hv", "")} if recent else set(), 5000.0, send)
+    plan = plan_batch(rules, [item], {0}, {}, {("hv", ""): None} if recent else {}, 5000.0, send)
     [alert] = plan.alerts
     assert (alert.suppressed, alert.digest_pending, len(plan.deliveries)) == expected
 
@@ -341,7 +344,7 @@ def test_realert_and_digest_decisions(
 def test_a_second_match_of_a_window_in_one_batch_is_suppressed(tmp_path: Path) -> None:
     rules = ruleset(tmp_path, realert="1h", notify=["a"])
     items = [prepared(rules, name, f"date 2022-01 hoogverraad {name}") for name in ("1.txt", "2.txt")]
-    plan = plan_batch(rules, items, {0, 1}, {}, set(), 1000.0, True)
+    plan = plan_batch(rules, items, {0, 1}, {}, {}, 1000.0, True)
     assert [alert.suppressed for alert in plan.alerts] == [False, True]
     assert [q.deliveries for q in plan.results] == [1, 0]
 
@@ -357,3 +360,107 @@ def test_digest_deliveries_split_in_parts_for_every_webhook(tmp_path: Path) -> N
     assert [alert_id for part in parts for alert_id in part["alert_ids"]] == [alert_id for alert_id, _ in pending]
     assert rows[0].id == make_id("digest", "hv", "a", slot.isoformat()) and rows[0].created_at == 7.0
     assert digest_deliveries(rules, rules.rule("hv"), slot, [], 4096, 7.0)[0].payload is not None  # send_empty
+
+
+# realert_on_increase. Until the engine sets hit counts, the matches are built here with their counts.
+NONE, VAGUE = None, "vague"
+NO_FIELD = "no count_increase field"
+
+
+def tolled(rules: RuleSet, name: str, value: float | str | None, now_text: str = "") -> Any:
+    """An article whose match has one hit with this count: a number, VAGUE ("honderden") or NONE."""
+    text = f"date 2022-01 Het dodental bij hoogverraad {name} {now_text}"
+    article = parse_article(name, text, len(text))
+    count = None if value is None else Count(None, "vague", "honderden") if value == VAGUE else Count(value, None, "")
+    hit = Hit("*hoogverraad*", "hoogverraad", 18, 29, "[[hoogverraad]]", count=count)
+    return prepare(rules, article, [Match("hv", (hit,), "*hoogverraad*")], (len(text), 1), None)
+
+
+def increases(plan: Any) -> list[Any]:
+    return [json.loads(alert.payload).get("count_increase", NO_FIELD) for alert in plan.alerts]
+
+
+def rise(previous: float | None, value: float) -> dict[str, Any]:
+    return {"previous": previous, "value": value}
+
+
+@pytest.mark.parametrize(
+    ("on_increase", "recent", "counts", "suppressed", "expected"),
+    [
+        (True, None, [164], [False], [None]),
+        (True, 164.0, [347], [False], [rise(164, 347)]),
+        (True, 164.0, [120], [True], [None]),
+        (True, 164.0, [164], [True], [None]),
+        (True, 164.0, [NONE], [True], [None]),
+        (True, 164.0, [VAGUE], [True], [None]),
+        (True, "alerted without a count", [164], [False], [rise(None, 164)]),
+        (True, "alerted without a count", [NONE], [True], [None]),
+        (
+            True,
+            None,
+            [164, 120, 347, 200, 347.5],
+            [False, True, False, True, False],
+            [None, None, rise(164, 347), None, rise(347, 347.5)],
+        ),
+        (True, 300.0, [200, 350], [True, False], [None, rise(300, 350)]),
+        (True, None, [NONE, 5], [False, False], [None, rise(None, 5)]),
+        (False, 164.0, [347], [True], [NO_FIELD]),
+        (False, None, [164, 347], [False, True], [NO_FIELD, NO_FIELD]),
+    ],
+    ids=[
+        "first-in-window",
+        "rise",
+        "fall",
+        "equal",
+        "no-count",
+        "vague-count",
+        "count-after-countless",
+        "no-count-after-countless",
+        "in-one-batch",
+        "batch-after-recent",
+        "batch-countless-then-count",
+        "option-off",
+        "option-off-batch",
+    ],
+)
+def test_realert_on_increase_decisions(
+    tmp_path: Path, on_increase: bool, recent: Any, counts: list[Any], suppressed: list[bool], expected: list[Any]
+) -> None:
+    """Without a database: a match in a window that had an alert goes out only when its count is larger
+    than the largest alerted in the window (before the batch: `recent`; earlier in it), with both numbers."""
+    rules = ruleset(tmp_path, realert="1h", realert_on_increase=on_increase, notify=["a"])
+    items = [tolled(rules, f"{n}.txt", value) for n, value in enumerate(counts)]
+    alerted = {} if recent is None else {("hv", ""): None if isinstance(recent, str) else recent}
+    plan = plan_batch(rules, items, set(range(len(items))), {}, alerted, 1000.0, True)
+    assert [alert.suppressed for alert in plan.alerts] == suppressed
+    assert increases(plan) == expected
+    assert [q.deliveries for q in plan.results] == [0 if s else 1 for s in suppressed]
+    stored = [None if v in (NONE, VAGUE) else float(v) for v in counts]
+    assert [alert.count_value for alert in plan.alerts] == stored, "every alert keeps its count, suppressed or not"
+
+
+def test_realert_windows_ask_for_counts_only_with_realert_on_increase(tmp_path: Path) -> None:
+    for on_increase in (False, True):
+        rules = ruleset(tmp_path, realert="1h", realert_on_increase=on_increase)
+        [window] = realert_windows(rules, [tolled(rules, "x.txt", 164)], 5000.0)
+        assert window == Window("hv", "", 1400.0, on_increase)
+
+
+def test_realert_on_increase_through_the_store(store: Store, tmp_path: Path) -> None:
+    """One article at a time on a real SQLite file: the counts are stored and read back per window; the
+    window's end starts over (the next alert is not an increase)."""
+    rules = ruleset(tmp_path, realert="1h", realert_on_increase=True, notify=["a"])
+    for n, (value, now) in enumerate([(164, 1000.0), (120, 1100.0), (347, 1200.0), (300, 1300.0), (200, 4900.0)]):
+        with store.transaction() as tx:
+            alerts_module.queue_prepared(tx, rules, [tolled(rules, f"{n}.txt", value)], now)
+    stored = sorted(rows(store, alerts), key=lambda row: row["created_at"])
+    assert [(row["count_value"], row["suppressed"]) for row in stored] == [
+        (164.0, False),
+        (120.0, True),
+        (347.0, False),
+        (300.0, True),
+        (200.0, False),  # 3,700 s after the first, 3,700 after 347: a new window
+    ]
+    sent = [json.loads(row["payload"])["count_increase"] for row in stored if not row["suppressed"]]
+    assert sent == [None, {"previous": 164, "value": 347}, None]
+    assert len(rows(store, deliveries)) == 3

@@ -21,7 +21,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, func, select, text
 
 from monitor.errors import StoreError
-from monitor.store import Store, migrations
+from monitor.store import NewAlert, Store, Window, migrations
 from monitor.store.schema import deliveries, files, metadata  # raw rows of older revisions
 from tests.helpers import NO_PG, PG_URL, cli, fresh_database
 
@@ -153,6 +153,24 @@ def test_0003_downgrades_with_the_payloads_copied_back(store: Store, tmp_path: P
     with store.engine.connect() as conn:
         stored = {i: json.loads(p) for i, p in conn.execute(text("SELECT id, payload FROM deliveries"))}
     assert stored == {"d-alert": OLD_ALERT, "d-digest": OLD_DIGEST}
+
+
+def test_0007_gives_older_alerts_no_count_and_downgrades(store: Store) -> None:
+    """An alert of revision 0006 has no count after the upgrade: its window holds an alert without one."""
+    store.upgrade("0006")
+    with store.begin() as conn:
+        add_old_outbox(conn)  # alert msg_a, rule r, key "", created at 1
+    store.upgrade("0007")
+    with store.transaction() as tx:
+        assert tx.alerted_since([Window("r", "", 0.0, True)]) == {("r", ""): None}
+        tx.queue_alerts([NewAlert("msg_b", "r", "h2", "{}", "", False, False, 2.0, 347.0)])
+    with store.transaction() as tx:
+        assert tx.alerted_since([Window("r", "", 0.0, True)]) == {("r", ""): 347.0}
+    with store.engine.begin() as conn:
+        command.downgrade(migrations.config(conn), "0006")
+    with store.engine.connect() as conn:
+        assert sorted(conn.execute(text("SELECT id FROM alerts")).scalars()) == ["msg_a", "msg_b"]
+        assert "count_value" not in list(conn.execute(text("SELECT * FROM alerts")).keys())
 
 
 def test_a_database_made_before_migrations_counts_as_the_baseline(store: Store) -> None:

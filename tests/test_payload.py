@@ -13,6 +13,7 @@ from monitor.ingest.articles import Article, parse_date
 from monitor.matching.engine import Hit, Match
 from monitor.notify.payload import (
     CONTEXT,
+    COUNT_INCREASE_ROOM,
     DIGEST_ROOM,
     alert_budget,
     alert_payload,
@@ -22,6 +23,7 @@ from monitor.notify.payload import (
     digest_parts,
     dumps,
     json_size,
+    with_count_increase,
 )
 from monitor.store import DIGEST_REFS
 
@@ -90,6 +92,39 @@ def test_a_hostile_match_gives_a_payload_within_the_budget(case: str, limits: Li
         assert len(kept["snippet"]) <= limits.hit_chars + 2 * (CONTEXT + 1) + 4
         assert f"[[{' '.join(kept['text'].split())}]]" in kept["snippet"], "the snippet still marks its hit"
     json.loads(dumps(payload))
+
+
+LONGEST = -COUNT_INCREASE_ROOM["value"]  # -1.7976931348623157e+308: as long as a JSON number of ours gets
+
+
+def test_a_filled_count_increase_stays_within_the_budget() -> None:
+    """`count_increase` is fitted at its largest: however close to its budget a payload ends (the path's
+    length sweeps the room the last hit leaves), filling it in with the longest numbers stays within."""
+    closest = alert_budget(SMALL)
+    for length in range(400, 800):
+        payload = alert_payload("msg_x", article(path="/" + "p" * length), Match("hv", many(20), "x"), SMALL, True)
+        assert payload["count_increase"] is None and payload["hits"]
+        stored = dumps(payload)
+        for previous, value in [(LONGEST, LONGEST), (None, 1e300), (2.0**53 - 1, 1.2345678901234567e-100)]:
+            filled = with_count_increase(stored, previous, value)
+            assert len(filled.encode()) <= alert_budget(SMALL), (length, previous, value)
+        closest = min(closest, alert_budget(SMALL) - len(with_count_increase(stored, LONGEST, LONGEST).encode()))
+    assert closest < 10, "some payload ends within a few bytes of its budget"
+
+
+@pytest.mark.parametrize(
+    ("previous", "value", "expected"),
+    [
+        (164.0, 347.0, '{"previous":164,"value":347}'),
+        (None, 5, '{"previous":null,"value":5}'),
+        (7.5, 1e300, '{"previous":7.5,"value":1e+300}'),
+        (2.0**53, 2.0**53 + 2, '{"previous":9007199254740992.0,"value":9007199254740994.0}'),
+    ],
+    ids=["integers", "no-previous", "float", "beyond-exact-integers"],
+)
+def test_count_increase_numbers(previous: float | None, value: float, expected: str) -> None:
+    filled = with_count_increase(dumps({"alert_id": "msg_x", "count_increase": None}), previous, value)
+    assert filled == '{"alert_id":"msg_x","count_increase":' + expected + "}"
 
 
 def test_a_small_match_is_sent_whole() -> None:

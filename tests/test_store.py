@@ -61,10 +61,18 @@ def db(url: str) -> Iterator[Store]:
     store.close()
 
 
-def alert(alert_id: str, rule: str = "r", key: str = "", *, created_at: float = 100.0, **flags: bool) -> NewAlert:
+def alert(
+    alert_id: str,
+    rule: str = "r",
+    key: str = "",
+    *,
+    created_at: float = 100.0,
+    count: float | None = None,
+    **flags: bool,
+) -> NewAlert:
     payload = json.dumps({"alert_id": alert_id, "rule": rule})
     suppressed, pending = flags.get("suppressed", False), flags.get("digest_pending", False)
-    return NewAlert(alert_id, rule, f"h-{alert_id}", payload, key, suppressed, pending, created_at)
+    return NewAlert(alert_id, rule, f"h-{alert_id}", payload, key, suppressed, pending, created_at, count)
 
 
 def queue(store: Store, *ids: str, webhook: str = "w", created_at: float = 100.0) -> None:
@@ -219,7 +227,27 @@ def test_realert_lookups_see_alerts_not_suppressed_within_the_window(db: Store) 
     with db.transaction() as tx:
         tx.lock_realert_windows([("r", "k"), ("r", "s")])  # PostgreSQL: advisory locks until the commit
         windows = [Window("r", "k", 50.0), Window("r", "k", 150.0), Window("r", "s", 0.0), Window("x", "k", 0.0)]
-        assert tx.alerted_since(windows) == {("r", "k")}
+        assert tx.alerted_since(windows) == {("r", "k"): None}
+
+
+def test_realert_lookups_with_counts_give_the_largest_count_sent_in_the_window(db: Store) -> None:
+    """For `realert_on_increase`: the largest stored count of the alerts not suppressed since the window's
+    start (a suppressed alert's count, and an alert before the window, do not count)."""
+    with db.transaction() as tx:
+        tx.queue_alerts(
+            [
+                alert("old", key="k", created_at=10.0, count=9000.0),  # before the window
+                alert("a", key="k", created_at=100.0, count=164.0),
+                alert("b", key="k", created_at=110.0, count=5000.0, suppressed=True),
+                alert("c", key="k", created_at=120.0, count=347.5),
+                alert("d", key="k", created_at=130.0),  # without a count
+                alert("e", key="none", created_at=100.0),
+            ]
+        )
+    with db.transaction() as tx:
+        windows = [Window("r", "k", 50.0, True), Window("r", "none", 50.0, True), Window("r", "x", 50.0, True)]
+        assert tx.alerted_since(windows) == {("r", "k"): 347.5, ("r", "none"): None}
+        assert tx.alerted_since([Window("r", "k", 50.0)]) == {("r", "k"): None}, "no counts asked for"
 
 
 @pytest.mark.skipif(not PG_URL, reason=NO_PG)

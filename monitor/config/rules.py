@@ -145,6 +145,7 @@ class Rule(_Model):
     send_empty: bool = False
     realert: Duration | None = None
     realert_key: Literal["rule", "date", "term"] = "rule"
+    realert_on_increase: bool = False  # alert again within `realert` when the match's count rises
     stem: bool | str = False
     case_sensitive: bool = False
     min_hits: int = Field(default=1, ge=1)
@@ -336,6 +337,10 @@ def _compile(path: Path, raw: Any, parsed: RulesFile, check_template: TemplateCh
                 RuleProblem(path, locate(raw, ("rules", index, "name"))[0], f"duplicate rule name {rule.name!r}")
             )
         names.add(rule.name)
+        if rule.realert_on_increase and rule.realert is None:
+            where = locate(raw, ("rules", index, "realert_on_increase"))[0]
+            needs = "realert_on_increase needs realert (the window in which counts are compared)"
+            problems.append(RuleProblem(path, where, f"rule {rule.name!r}: {needs}"))
         for target in rule.notify or []:
             if target not in parsed.webhooks:
                 known = ", ".join(parsed.webhooks) or "none defined"

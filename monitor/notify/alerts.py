@@ -12,6 +12,11 @@ an id twice is a no-op, so a repeated flush or a crash between steps can never q
 the same thing. A digest over `max_payload_bytes` is queued as several parts, all in the flush's one
 transaction, each part's delivery listing its alerts by id.
 
+With `realert_on_increase` a match inside a window is not suppressed when its count (the largest among its
+hits) is larger than the largest count alerted in the window so far (by an alert before the batch, whose
+count the store keeps, or earlier in it); a match with a count after alerts without one counts as a rise.
+Its payload's `count_increase` then holds both numbers.
+
 Several replicas may flush the same digest time at once: each flush first claims (rule, time) in
 `digest_claims` within its transaction, and only the one whose claim took effect builds the digest, so no
 flush can mark alerts as sent that went into no digest.
@@ -20,6 +25,8 @@ flush can mark alerts as sent that went into no digest.
 from __future__ import annotations
 
 import hashlib
+import math
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,10 +38,11 @@ from monitor.config.rules import Rule, RuleSet
 from monitor.config.settings import LimitsSettings
 from monitor.ingest.articles import Article, ArticleOutcome
 from monitor.matching.engine import Match
-from monitor.notify.payload import alert_payload, digest_parts, dumps
+from monitor.notify.payload import alert_payload, digest_parts, dumps, with_count_increase
 from monitor.store import ArticleClaim, DeliveryKind, LedgerEntry, NewAlert, NewDelivery, Store, Transaction, Window
 
 REALERT_KEY_BYTES = 256
+Alerted = Mapping[tuple[str, str], float | None]  # (rule, realert key) alerted: the largest count alerted
 _LOOKBACK = (
     timedelta(hours=1),
     timedelta(days=1),
@@ -56,12 +64,14 @@ class Queued:
 
 @dataclass(frozen=True, slots=True)
 class Draft:
-    """A match made ready for the outbox: its alert id, payload (JSON) and realert key."""
+    """A match made ready for the outbox: its alert id, payload (JSON), realert key and count (the
+    largest among its hits, None without one)."""
 
     rule: str
     alert_id: str
     payload: str
     realert_key: str
+    count: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +105,22 @@ def prepare(
     for match in matches:
         rule = ruleset.rule(match.rule)
         alert_id = make_id(rule.name, article.content_hash)
-        payload = dumps(alert_payload(alert_id, article, match, limits))
-        drafts.append(Draft(rule.name, alert_id, payload, _realert_key(rule, article, match)))
+        payload = dumps(alert_payload(alert_id, article, match, limits, rule.realert_on_increase))
+        drafts.append(Draft(rule.name, alert_id, payload, _realert_key(rule, article, match), count_value(match)))
     return Prepared(article, stat, tuple(drafts))
+
+
+def count_value(match: Match) -> float | None:
+    """The match's count as a finite float (a number too large for one: the largest float), or None when
+    it has none or only a vague one ("honderden")."""
+    count = match.count
+    if count is None or count.value is None:
+        return None
+    try:
+        value = float(count.value)
+    except OverflowError:
+        value = math.copysign(sys.float_info.max, count.value)
+    return value if math.isfinite(value) else None
 
 
 def queue_article(
@@ -167,9 +190,10 @@ def realert_windows(ruleset: RuleSet, winners: Sequence[Prepared], now: float) -
     windows = []
     for item in winners:
         for draft in item.drafts:
-            realert = ruleset.rule(draft.rule).realert
-            if realert is not None:
-                windows.append(Window(draft.rule, draft.realert_key, now - realert.total_seconds()))
+            rule = ruleset.rule(draft.rule)
+            if rule.realert is not None:
+                since = now - rule.realert.total_seconds()
+                windows.append(Window(draft.rule, draft.realert_key, since, rule.realert_on_increase))
     return windows
 
 
@@ -178,15 +202,16 @@ def plan_batch(
     items: Sequence[Prepared],
     won: set[int],
     claimed_paths: Mapping[int, str | None],
-    recent: set[tuple[str, str]],
+    recent: Alerted,
     now: float,
     send: bool,
 ) -> Plan:
     """Decide what a batch writes. `won`: the items (by index) that claimed their content now;
     `claimed_paths`: for the others, the path whose content claimed theirs; `recent`: the (rule, realert
-    key) alerted within the rule's window before this batch. An alert earlier in the batch counts too."""
+    key) alerted within the rule's window before this batch, with the largest count alerted (for rules
+    with `realert_on_increase`). An alert earlier in the batch counts too."""
     plan = Plan()
-    sent: set[tuple[str, str]] = set()  # (rule, realert key) alerted earlier in this batch: not in the table yet
+    sent: dict[tuple[str, str], float | None] = {}  # alerted earlier in this batch: not in the table yet
     for index, item in enumerate(items):
         article = item.article
         same_name = index in won or claimed_paths.get(index) == article.path
@@ -222,19 +247,20 @@ def decide_alert(
     draft: Draft,
     now: float,
     send: bool,
-    sent: set[tuple[str, str]],
-    recent: set[tuple[str, str]],
+    sent: dict[tuple[str, str], float | None],
+    recent: Alerted,
 ) -> tuple[NewAlert, list[NewDelivery]]:
     """The alert of a match of a newly claimed article, and its immediate deliveries: they refer to the
     alert, which holds the payload once. Suppressed when its realert window already had an alert (before
-    this batch: `recent`; in it: `sent`, which this adds to); a digest rule's waits for its digest."""
+    this batch: `recent`; in it: `sent`, which this adds to), unless the rule has `realert_on_increase`
+    and the match's count is larger than the window's largest so far; a digest rule's waits for its digest."""
     key = draft.realert_key
-    suppressed = rule.realert is not None and ((rule.name, key) in sent or (rule.name, key) in recent)
+    suppressed, payload = _realert(rule, draft, sent, recent)
     if not suppressed:
-        sent.add((rule.name, key))
+        sent[(rule.name, key)] = draft.count
     digest_pending = send and rule.digest_cron is not None and not suppressed
     content = article.content_hash
-    alert = NewAlert(draft.alert_id, rule.name, content, draft.payload, key, suppressed, digest_pending, now)
+    alert = NewAlert(draft.alert_id, rule.name, content, payload, key, suppressed, digest_pending, now, draft.count)
     if suppressed or not send or rule.digest_cron is not None:
         return alert, []
     hooks = ruleset.targets(rule)
@@ -242,6 +268,26 @@ def decide_alert(
         NewDelivery(make_id(draft.alert_id, hook), hook, DeliveryKind.alert, rule.name, now, alert_id=draft.alert_id)
         for hook in hooks
     ]
+
+
+def _realert(
+    rule: Rule, draft: Draft, sent: Mapping[tuple[str, str], float | None], recent: Alerted
+) -> tuple[bool, str]:
+    """Whether realert suppresses the draft, and its payload (with `count_increase` filled in for a rise)."""
+    window = (rule.name, draft.realert_key)
+    if rule.realert is None or (window not in sent and window not in recent):
+        return False, draft.payload
+    if not rule.realert_on_increase or draft.count is None:
+        return True, draft.payload
+    previous = _largest(sent.get(window), recent.get(window))
+    if previous is not None and draft.count <= previous:
+        return True, draft.payload
+    return False, with_count_increase(draft.payload, previous, draft.count)
+
+
+def _largest(*counts: float | None) -> float | None:
+    present = [count for count in counts if count is not None]
+    return max(present) if present else None
 
 
 def _realert_key(rule: Rule, article: Article, match: Match) -> str:

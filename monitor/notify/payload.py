@@ -12,6 +12,10 @@ the article, so that it also fits a digest part with the digest's own fields (do
 
 `hits_total` is the match's real number of hits and `truncated` says whether anything was cut.
 
+A rule with `realert_on_increase` gets `"count_increase": null`, filled in later (`with_count_increase`) when
+the alert is a rise of the count within the realert window; the payload is fitted with the field at its
+largest (COUNT_INCREASE_ROOM), so that the filled payload stays within the budget too.
+
 A digest is split into parts (`digest_parts`) so that each part's payload, with its alerts' payloads in
 full, stays within `max_payload_bytes`: every alert is in exactly one part, in order.
 """
@@ -19,6 +23,7 @@ full, stays within `max_payload_bytes`: every alert is in exactly one part, in o
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from monitor.config.settings import LimitsSettings
@@ -36,6 +41,9 @@ LEAD = 280
 DIGEST_ROOM = 512  # bytes kept free below max_payload_bytes for a digest part's own fields
 SHORTEST = 16  # step 3 stops halving a string at this length
 _HALVED = (("clause",), ("article", "path"), ("article", "lead"))
+_EXACT = 2**53  # integral counts below this are written as integers
+# `count_increase` at its largest: every number `_number` writes is at most as long as this one (24 characters)
+COUNT_INCREASE_ROOM = {"previous": -sys.float_info.max, "value": -sys.float_info.max}
 
 
 def dumps(value: Any) -> str:
@@ -53,9 +61,10 @@ def alert_budget(limits: LimitsSettings) -> int:
 
 
 def alert_payload(
-    alert_id: str, article: Article, match: Match, limits: LimitsSettings | None = None
+    alert_id: str, article: Article, match: Match, limits: LimitsSettings | None = None, count_increase: bool = False
 ) -> dict[str, Any]:
-    """The alert's payload, within `alert_budget(limits)` bytes (the module docstring says how)."""
+    """The alert's payload, within `alert_budget(limits)` bytes (the module docstring says how); with
+    `count_increase`, a `count_increase: null` that may be filled in without going over."""
     limits = limits or LimitsSettings()
     total = match.hits_total
     raw = match.hits[: limits.max_hits]
@@ -80,12 +89,30 @@ def alert_payload(
         "truncated": False,  # measured as the longer of the two values (false: 5 bytes, true: 4)
         "hits": [],
     }
+    if count_increase:
+        payload["count_increase"] = COUNT_INCREASE_ROOM  # fitted at its largest, then null
     kept = _fit_hits(payload, hits, alert_budget(limits))
     shortened = _fit_strings(payload, alert_budget(limits)) if not kept else False
     cut = clause != match.clause or path != article.path or any(map(_cut, hits, raw))
     payload["hits"] = kept
+    if count_increase:
+        payload["count_increase"] = None
     payload["truncated"] = shortened or cut or len(kept) < total
     return payload
+
+
+def with_count_increase(payload: str, previous: float | None, value: float) -> str:
+    """The stored payload (JSON) of a rule with `realert_on_increase`, with its `count_increase` filled in:
+    the largest count alerted before in the window (None: those alerts had none) and this match's."""
+    data = json.loads(payload)
+    data["count_increase"] = {"previous": None if previous is None else _number(previous), "value": _number(value)}
+    return dumps(data)
+
+
+def _number(value: float) -> int | float:
+    """A count as JSON writes it best: 164, not 164.0; a float where an integer would not be exact."""
+    value = float(value)  # an int from a caller, too
+    return int(value) if value.is_integer() and abs(value) < _EXACT else value
 
 
 def _hit(hit: Hit, chars: int) -> dict[str, Any]:

@@ -46,6 +46,7 @@ alerts = Table(
     Column("suppressed", Boolean, nullable=False),
     Column("digest_pending", Boolean, nullable=False),
     Column("created_at", Float, nullable=False),
+    Column("count_value", Float),  # the value of the match's largest count (`realert_on_increase`), NULL: none
     Index("alerts_rule_created", "rule", "created_at"),
     Index("alerts_realert", "rule", "realert_key", "created_at"),  # the realert lookup (`Transaction.alerted_since`)
 )
