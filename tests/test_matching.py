@@ -405,8 +405,10 @@ SHIPPED = load_rules(ROOT / "config" / "rules.yaml", environ={})
         pytest.param("Het dodentol is gestegen.", {"dodental"}, id="dodentol-flemish"),
         pytest.param("Het officiële coronadodental.", {"dodental"}, id="dodental-compound"),
         pytest.param("Het doden\u00adtal stijgt.", {"dodental"}, id="dodental-soft-hyphen"),
-        pytest.param("Er vielen 164 doden.", set(), id="trap-doden"),
-        pytest.param("Er vielen doden, tal van mensen raakten gewond.", set(), id="trap-doden-tal"),
+        # issue 17: deaths reported are a toll (min_count can act on the number); denied ones are not
+        pytest.param("Er vielen 164 doden.", {"dodental"}, id="deaths-reported"),
+        pytest.param("Er vielen geen doden, tal van mensen raakten gewond.", set(), id="trap-doden-tal-denied"),
+        pytest.param("Ze dreigden te doden, tal van mensen vluchtten.", set(), id="trap-doden-tal"),
         pytest.param("De Dodentocht in Bornem.", set(), id="trap-dodentocht"),
     ],
 )

@@ -328,17 +328,19 @@ class Engine:
         doc = self._doc(text, deadline, language)
         rules, holds = self.rules, self._decisions.holds
         matches = []
+        named: set[str] = set()
         for index in sorted(self._presearch.candidates(doc)):
             deadline.check()
             rule = rules[index]
             if keep is not None and not keep(rule):
                 continue
-            if rule.language is not None and rule.language != doc.language:
-                continue
-            if holds(index, doc):
+            if rule.language is not None and doc.language not in (None, rule.language):
+                continue  # an article of unknown language: every language's query applies, the first match counts
+            if holds(index, doc) and (rule.language is None or rule.name not in named):
                 found = self._match(rule, doc, limits)
                 if found is not None:
                     matches.append(found)
+                    named.add(rule.name)
         if budget is not None:  # the explanations too are worked out within the budget, then lazy reads are free
             for found in matches:
                 _ = found.hits_total

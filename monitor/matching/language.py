@@ -11,13 +11,17 @@ rules file names (`use`). Two detectors are built, each when first needed and th
   sentences where trigrams alone are not ("Er vielen 164 doden." is Dutch), but its models take ~135 MB and
   half a second to load.
 
-Only the first `SAMPLE` characters of a text are read, so a 10 MB article costs what a 2,000-character one
-does. A text without letters has no language (None). A file named `NAME.LANG.txt` (`bericht.de.txt`) is in
+Only about the first `SAMPLE` characters of a text's words are read (words of more than 40 characters are
+skipped: a 10 MB token says nothing of a language), so a 10 MB article costs about what a 2,000-character
+one does. When lingua's confidence in its first choice is under CONFIDENT (nonsense, a mix, a very short
+text), or the text has no letters, the language is unknown (None): a rule with queries per language then
+applies all of them. A file named `NAME.LANG.txt` (`bericht.de.txt`) is in
 that language whatever its text says (`suffix_language`).
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable
 from functools import cache
@@ -30,6 +34,8 @@ if TYPE_CHECKING:
 LANGUAGES = ("nl", "en", "de", "fr", "ru")
 LONG = 200
 SAMPLE = 2000
+CONFIDENT = 0.5  # lingua's confidence in its first choice below which the language is unknown (None)
+_WORD = re.compile(r"(?<!\S)\S{1,40}(?!\S)")  # longer "words" (a 10 MB token) say nothing of a language
 
 _lock = threading.Lock()
 _codes: set[str] = set(LANGUAGES)
@@ -58,12 +64,29 @@ def use(codes: Iterable[str]) -> None:
 
 
 def detect(text: str) -> str | None:
-    """The ISO 639-1 code of the text's language, or None for a text without letters."""
-    sample = text[:SAMPLE]
+    """The ISO 639-1 code of the text's language; None when the detector is unsure (its first choice has a
+    confidence under CONFIDENT) or the text has no letters."""
+    sample = _sample(text)
     if not any(map(str.isalpha, sample)):
         return None
-    found = _detector(len(sample.strip()) >= LONG).detect_language_of(sample)
-    return None if found is None else found.iso_code_639_1.name.lower()
+    values = _detector(len(sample) >= LONG).compute_language_confidence_values(sample)
+    if not values or values[0].value < CONFIDENT:
+        return None
+    return str(values[0].language.iso_code_639_1.name.lower())
+
+
+def _sample(text: str) -> str:
+    """About the first SAMPLE characters of the text's words of up to 40 characters."""
+    if len(text) <= SAMPLE and "  " not in text and not any(len(w) > 40 for w in text.split()):
+        return text.strip()
+    words: list[str] = []
+    size = 0
+    for found in _WORD.finditer(text):
+        words.append(found.group())
+        size += len(found.group()) + 1
+        if size >= SAMPLE:
+            break
+    return " ".join(words)
 
 
 def warm() -> None:
