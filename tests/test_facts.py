@@ -26,6 +26,24 @@ def count(text: str, hit: str, language: str | None) -> tuple[int | float | None
 
 
 COUNTS = [
+    # a change gives the count now (review of issue 17)
+    ("Het dodental is gestegen van 30 naar 42.", "dodental", "nl", (42, None, "42")),
+    ("The death toll rose from 30 to 42.", "toll", "en", (42, None, "42")),
+    ("Die Zahl der Todesopfer stieg von 30 auf 42.", "Todesopfer", "de", (42, None, "42")),
+    ("Le bilan est passé de 30 à 42 morts.", "bilan", "fr", (42, None, "42")),
+    ("Число погибших выросло с 30 до 42.", "погибших", "ru", (42, None, "42")),
+    (
+        "De politie arresteerde niet minder dan 40 mensen.",
+        "arresteerde",
+        "nl",
+        (40, "at_least", "niet minder dan 40"),
+    ),
+    (
+        "Die Polizei nahm nicht weniger als 40 Menschen fest.",
+        "Polizei",
+        "de",
+        (40, "at_least", "nicht weniger als 40"),
+    ),
     # Dutch
     ("ten minste veertig doden", "doden", "nl", (40, "at_least", "ten minste veertig")),
     ("Het dodental is opgelopen tot 347.", "dodental", "nl", (347, None, "347")),

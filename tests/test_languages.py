@@ -158,3 +158,21 @@ def test_language_mistakes_are_reported_with_their_line(tmp_path: Path, body: st
     with pytest.raises(RulesError) as caught:
         load(tmp_path, body)
     assert message in str(caught.value), str(caught.value)
+
+
+def test_an_upper_case_language_code_is_refused(tmp_path: Path) -> None:
+    """Review: `{NL: ...}` loaded and never matched (detection gives "nl")."""
+    with pytest.raises(RulesError, match="unknown language code 'NL' \\(write 'nl'\\)"):
+        load(tmp_path, "rules:\n  - name: r\n    query: {NL: gearresteerd}\n")
+
+
+@pytest.mark.parametrize("name", ["wat.is.txt", "item.id.txt", "report.so.txt"])
+def test_a_suffix_of_another_language_is_no_override(name: str) -> None:
+    """Review: any of lingua's codes as a suffix turned off every per-language rule for the file."""
+    assert suffix_language(f"in/{name}") is None
+
+
+def test_boilerplate_at_the_top_does_not_decide_alone() -> None:
+    english = "Please accept our cookies and privacy policy to continue reading this page. " * 30
+    dutch = "In Kazachstan zijn bijna achtduizend mensen gearresteerd na de onlusten van vorige week. " * 60
+    assert detect(english + dutch) == "nl"

@@ -92,3 +92,30 @@ def test_rule_options_are_checked(tmp_path: Path) -> None:
         load(tmp_path, "  - {name: r, query: a, negated: maybe}\n")
     with pytest.raises(Exception, match="min_count: Input should be greater than or equal to 0"):
         load(tmp_path, "  - {name: r, query: a, min_count: -1}\n")
+
+
+def test_the_count_of_a_facts_rule_comes_from_every_hit_looked_at(tmp_path: Path) -> None:
+    """Review: min_count fired on a count beyond the 20 hits kept, and the match then said `count: null`."""
+    rules = load(tmp_path, "  - {name: toll, query: '*dodental*', min_count: 100}\n")
+    text = "Het dodental is onbekend. " * 25 + "Het dodental is opgelopen tot 347."
+    (match,) = rules.engine.match_text(text, language="nl")
+    assert (len(match.hits), match.hits_total) == (20, 26)
+    assert match.count is not None and match.count.value == 347
+
+
+def test_min_hits_counts_places_once_with_facts(tmp_path: Path) -> None:
+    """Review: with `negated`, one word matched by two terms counted as two hits for min_hits."""
+    rules = load(
+        tmp_path,
+        "  - {name: plain, query: '*arrestee* OR gearresteerd', min_hits: 2}\n"
+        "  - {name: facts, query: '*arrestee* OR gearresteerd', min_hits: 2, negated: exclude}\n",
+    )
+    assert fired(rules, "Tien betogers zijn gisteren gearresteerd.") == {}
+    assert set(fired(rules, "Tien betogers zijn gearresteerd en vandaag nog eens gearresteerd.")) == {"plain", "facts"}
+
+
+def test_realert_on_increase_counts_every_hit(tmp_path: Path) -> None:
+    rules = load(tmp_path, "  - {name: toll, query: '*dodental*', realert: 1h, realert_on_increase: true}\n")
+    text = "Het dodental is onbekend. " * 25 + "Het dodental is opgelopen tot 347."
+    (match,) = rules.engine.match_text(text, language="nl")
+    assert match.count is not None and match.count.value == 347

@@ -411,7 +411,12 @@ def receive(
 @app.command()
 def evaluate(
     folder: Annotated[Path, typer.Argument(metavar="FOLDER", help="Folder of labelled article files.")],
-    labels: Annotated[Path, typer.Option("--labels", metavar="CSV", help="CSV: file, then one 0/1 column per rule.")],
+    labels: Annotated[
+        Path,
+        typer.Option(
+            "--labels", metavar="CSV", help="CSV: file, one 0/1 column per rule; optional count_RULE, negated_RULE."
+        ),
+    ],
     rules: Annotated[
         Path | None, typer.Option("--rules", metavar="FILE", help="Rules file; default the settings' rules_file.")
     ] = None,

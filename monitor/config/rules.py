@@ -188,9 +188,13 @@ class Rule(_Model):
 
 
 def _check_languages(value: Mapping[str, object]) -> None:
-    unknown = [code for code in value if not known(code)]
+    unknown = [code for code in value if code != code.lower() or not known(code)]
     if unknown:
-        raise ValueError(f"unknown language code {unknown[0]!r}: expected an ISO 639-1 code such as nl, en, de, fr, ru")
+        code = unknown[0]
+        hint = f" (write {code.lower()!r})" if code != code.lower() and known(code.lower()) else ""
+        raise ValueError(
+            f"unknown language code {code!r}{hint}: expected a lower-case ISO 639-1 code such as nl, en, de, fr, ru"
+        )
 
 
 def _language_lists(value: list[str] | dict[str, list[str]]) -> list[str] | dict[str, list[str]]:
@@ -357,7 +361,17 @@ def _compile(path: Path, raw: Any, parsed: RulesFile, check_template: TemplateCh
                 problems.append(_query_problem(path, raw, index, rule, exc, language))
                 continue
             compiled.append(
-                MatchRule(rule.name, query, node, rule.min_hits, rule.max_age, language, rule.min_count, rule.negated)
+                MatchRule(
+                    rule.name,
+                    query,
+                    node,
+                    rule.min_hits,
+                    rule.max_age,
+                    language,
+                    rule.min_count,
+                    rule.negated,
+                    counts=rule.realert_on_increase,
+                )
             )
     webhooks = {
         name: _with_template(path, raw, name, hook, check_template, problems) for name, hook in parsed.webhooks.items()

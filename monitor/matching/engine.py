@@ -42,6 +42,7 @@ class MatchRule:
     language: str | None = None  # the query applies to articles in this language only; None: any
     min_count: float | None = None  # the largest count among the hits must be at least this
     negated: Negated = "include"  # which hits count: all, those not denied (exclude), or only denied ones
+    counts: bool = False  # the match's count is the largest of its first FACTS_LIMIT hits, not of those kept
 
 
 Facts = Callable[[], tuple[Count | None, bool]]
@@ -132,7 +133,7 @@ class Match:
     out the same values). Equal when rule, hits and clause are.
     """
 
-    __slots__ = ("_clause", "_explain", "_hits", "_language", "_rule", "_total")
+    __slots__ = ("_clause", "_count", "_explain", "_hits", "_language", "_rule", "_total")
 
     def __init__(
         self,
@@ -142,12 +143,14 @@ class Match:
         explain: Explain | None = None,
         total: int | None = None,
         language: str | Callable[[], str | None] | None = None,
+        count: Count | None = None,
     ) -> None:
         self._rule = rule
         self._hits = hits
         self._clause = clause
         self._total = len(hits) if total is None else total
         self._language = language
+        self._count = count  # None: the largest of the hits' counts
         self._explain = explain
 
     @property
@@ -177,8 +180,9 @@ class Match:
 
     @property
     def count(self) -> Count | None:
-        """The largest count among the hits (a number before a vague quantity), or None."""
-        return largest_count(hit.count for hit in self.hits)
+        """The largest count among the hits (a number before a vague quantity), or None. For a rule with
+        `min_count`, `negated` or `realert_on_increase`: among the first FACTS_LIMIT hits, not only those kept."""
+        return self._count if self._count is not None else largest_count(hit.count for hit in self.hits)
 
     @property
     def clause(self) -> str:
@@ -350,7 +354,7 @@ class Engine:
     def _match(self, rule: MatchRule, doc: Doc, limits: _Limits) -> Match | None:
         """The match of a rule whose tree holds: lazy, unless `min_hits`, `min_count` or `negated` need the
         hits now."""
-        if rule.min_count is not None or rule.negated != "include":
+        if rule.min_count is not None or rule.negated != "include" or rule.counts:
             return self._match_facts(rule, doc, limits)
         if rule.min_hits <= 1:
             return Match(rule.name, explain=partial(self._explain, rule.node, doc, limits), language=doc.detect)
@@ -365,7 +369,8 @@ class Engine:
 
     def _match_facts(self, rule: MatchRule, doc: Doc, limits: _Limits) -> Match | None:
         """The match of a rule that looks at its hits' facts: the hits that `negated` keeps (of the first
-        FACTS_LIMIT), at least `min_hits` of them, and a largest count of at least `min_count`."""
+        FACTS_LIMIT), at least `min_hits` of them (distinct places, as elsewhere), and a largest count of at
+        least `min_count`. The match's count is the largest among all the hits looked at, not only those kept."""
         outcome = self._node(rule.node, doc)
         if outcome is None:
             return None
@@ -373,6 +378,7 @@ class Engine:
         total = _total(groups)
         kept: list[Hit] = []
         counts: list[Count | None] = []
+        places: set[tuple[int, int]] = set()
         examined = dropped = 0
         for hit in self._hit_stream(groups, doc, limits, FACTS_LIMIT):
             examined += 1
@@ -380,17 +386,16 @@ class Engine:
                 dropped += 1
                 continue
             counts.append(hit.count)
+            places.add((hit.start, hit.end))
             if len(kept) < limits.max_hits:
                 kept.append(hit)
             doc.deadline.check()
-        total -= dropped
-        if not kept or total < rule.min_hits:
+        if not kept or len(places) + max(total - examined, 0) < rule.min_hits:
             return None
-        if rule.min_count is not None:
-            largest = largest_count(counts)
-            if largest is None or largest.value is None or largest.value < rule.min_count:
-                return None
-        return Match(rule.name, tuple(kept), clause, total=total, language=doc.detect)
+        largest = largest_count(counts)
+        if rule.min_count is not None and (largest is None or largest.value is None or largest.value < rule.min_count):
+            return None
+        return Match(rule.name, tuple(kept), clause, total=total - dropped, language=doc.detect, count=largest)
 
     def _explain(self, node: Node, doc: Doc, limits: _Limits) -> tuple[tuple[Hit, ...], str, int]:
         outcome = self._node(node, doc)

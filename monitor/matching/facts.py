@@ -198,11 +198,29 @@ def _count(text: str, tokens: list[_Token], hit: int, table: Lexicon) -> Count |
     before = _nearest_before(text, tokens, hit, table)
     after = _nearest_after(text, tokens, hit, table)
     if before is None or after is None:
-        return _counted(text, tokens, before or after, table)
+        return _counted(text, tokens, _changed(text, tokens, before or after, table), table)
     where = tokens[hit].word
     if where - tokens[before[1]].word <= tokens[after[0]].word - where:
-        return _counted(text, tokens, before, table)
-    return _counted(text, tokens, after, table)
+        return _counted(text, tokens, _changed(text, tokens, before, table), table)
+    return _counted(text, tokens, _changed(text, tokens, after, table), table)
+
+
+def _changed(
+    text: str, tokens: list[_Token], found: tuple[int, int, _Value] | None, table: Lexicon
+) -> tuple[int, int, _Value] | None:
+    """The second number of a change ("van 30 naar 42", "from 30 to 42", "von 30 auf 42", "de 30 à 42",
+    "с 30 до 42"): the count now, not the one before."""
+    if found is None:
+        return None
+    first, last, _ = found
+    if first == 0 or last + 2 >= len(tokens):
+        return found
+    if tokens[first - 1].low not in words.FROM or tokens[last + 1].low not in words.TO:
+        return found
+    then = _number_at(tokens, last + 2, table)
+    if then is None or _not_a_count(text, tokens, last + 2, then[0]):
+        return found
+    return last + 2, then[0], then[1]
 
 
 def _nearest_after(text: str, tokens: list[_Token], hit: int, table: Lexicon) -> tuple[int, int, _Value] | None:

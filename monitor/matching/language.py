@@ -11,12 +11,13 @@ rules file names (`use`). Two detectors are built, each when first needed and th
   sentences where trigrams alone are not ("Er vielen 164 doden." is Dutch), but its models take ~135 MB and
   half a second to load.
 
-Only about the first `SAMPLE` characters of a text's words are read (words of more than 40 characters are
-skipped: a 10 MB token says nothing of a language), so a 10 MB article costs about what a 2,000-character
-one does. When lingua's confidence in its first choice is under CONFIDENT (nonsense, a mix, a very short
-text), or the text has no letters, the language is unknown (None): a rule with queries per language then
-applies all of them. A file named `NAME.LANG.txt` (`bericht.de.txt`) is in
-that language whatever its text says (`suffix_language`).
+Only about `SAMPLE` characters of a text's words are read, from its start, middle and end (words of more than
+40 characters are skipped: a 10 MB token says nothing of a language), and no more than 20 times that is
+scanned for them, so a 10 MB article costs about what a 2,000-character one does. When lingua's confidence
+in its first choice is under CONFIDENT (nonsense, a mix, a very short text), or the text has no letters, the
+language is unknown (None): a rule with queries per language then applies all of them. A file named
+`NAME.LANG.txt` (`bericht.de.txt`) is in that language whatever its text says (`suffix_language`), for the
+languages the detector chooses among.
 """
 
 from __future__ import annotations
@@ -76,15 +77,25 @@ def detect(text: str) -> str | None:
 
 
 def _sample(text: str) -> str:
-    """About the first SAMPLE characters of the text's words of up to 40 characters."""
+    """About SAMPLE characters of the text's words of up to 40 characters: from its start, and for a longer
+    text a third each from its start, middle and end (boilerplate in another language at the top does not
+    decide alone)."""
     if len(text) <= SAMPLE and "  " not in text and not any(len(w) > 40 for w in text.split()):
         return text.strip()
+    if len(text) <= 3 * SAMPLE:
+        return _words(text, 0, SAMPLE)
+    third = SAMPLE // 3
+    middle = len(text) // 2
+    return " ".join((_words(text, 0, third), _words(text, middle, third), _words(text, len(text) - 2 * third, third)))
+
+
+def _words(text: str, start: int, size: int) -> str:
     words: list[str] = []
-    size = 0
-    for found in _WORD.finditer(text):
+    used = 0
+    for found in _WORD.finditer(text, start, start + 20 * size):
         words.append(found.group())
-        size += len(found.group()) + 1
-        if size >= SAMPLE:
+        used += len(found.group()) + 1
+        if used >= size:
             break
     return " ".join(words)
 
@@ -110,12 +121,13 @@ def _detector(low_accuracy: bool) -> LanguageDetector:
 
 
 def suffix_language(path: str) -> str | None:
-    """`de` for `bericht.de.txt`: a language code before the last suffix overrides detection."""
+    """`de` for `bericht.de.txt`: the code of a language the detector chooses among (LANGUAGES and those the
+    rules name) before the last suffix overrides detection."""
     suffixes = PurePath(path).suffixes
     if len(suffixes) < 2:
         return None
     code = suffixes[-2][1:].lower()
-    return code if len(code) == 2 and code.isalpha() and known(code) else None
+    return code if code in _codes else None  # not any of lingua's codes: "wat.is.txt" is no Icelandic
 
 
 def article_language(path: str, text: str) -> str | None:
