@@ -304,7 +304,7 @@ class Engine:
         the rule's query for the text's language, or its first query when none is for that language)."""
         doc = self._doc(text, language=language)
         versions = self._by_name[rule_name]
-        rule = next((r for r in versions if r.language in (None, doc.language)), versions[0])
+        rule = next((r for r in versions if r.language is None or doc.languages.admits(r.language)), versions[0])
         groups = [(t, self._spans.spans(t, doc)) for t in positive_terms(rule.node)]
         return list(self._hits(groups, doc, _limits(max_hits, hit_chars)))
 
@@ -338,8 +338,8 @@ class Engine:
             rule = rules[index]
             if keep is not None and not keep(rule):
                 continue
-            if rule.language is not None and doc.language not in (None, rule.language):
-                continue  # an article of unknown language: every language's query applies, the first match counts
+            if rule.language is not None and not doc.languages.admits(rule.language):
+                continue  # every plausible language's query applies (all when unknown); the first match counts
             if holds(index, doc) and (rule.language is None or rule.name not in named):
                 found = self._match(rule, doc, limits)
                 if found is not None:

@@ -1,23 +1,22 @@
-"""An article's language: `detect(text) -> "nl" | "en" | ... | None`, and the per-file override by suffix.
+"""An article's language: `languages(text) -> Languages(language, plausible)`, and the override by suffix.
 
 The detector is lingua (`lingua-language-detector`), whose models ship in its wheel: nothing is downloaded at
 run time. It chooses among `LANGUAGES` (Dutch, English, German, French, Russian) plus any other language a
-rules file names (`use`). Two detectors are built, each when first needed and then kept:
+rules file names (`use`), in its low-accuracy mode (trigrams: about 15 MB of models, loaded in a few tens of
+milliseconds when first needed; its full mode would take ~135 MB and half a second, `ACCURATE`).
 
-- texts of `LONG` characters or more (nearly every article) go to lingua's low-accuracy mode, which reads
-  trigrams only: about 15 MB of models, loaded in a few tens of milliseconds, and as accurate as the full
-  mode on texts of that length (lingua's own evaluation);
-- shorter texts (a rule's examples, a one-line article) go to the full mode: it is right on single short
-  sentences where trigrams alone are not ("Er vielen 164 doden." is Dutch), but its models take ~135 MB and
-  half a second to load.
+- `language`: lingua's first choice when its confidence is CONFIDENT or more, else None (unknown). A text
+  shorter than LONG characters, where trigrams are weak evidence ("Massa-arrestaties in Almaty." reads as
+  French), needs SHORT_CONFIDENT; below that it is unknown.
+- `plausible`: every language with a confidence of PLAUSIBLE or more. A rule's query for one language applies
+  to an article when that language is plausible, and every query applies to an article of unknown language,
+  so that a doubtful detection costs a little precision rather than a lost alert.
 
 Only about `SAMPLE` characters of a text's words are read, from its start, middle and end (words of more than
 40 characters are skipped: a 10 MB token says nothing of a language), and no more than 20 times that is
-scanned for them, so a 10 MB article costs about what a 2,000-character one does. When lingua's confidence
-in its first choice is under CONFIDENT (nonsense, a mix, a very short text), or the text has no letters, the
-language is unknown (None): a rule with queries per language then applies all of them. A file named
-`NAME.LANG.txt` (`bericht.de.txt`) is in that language whatever its text says (`suffix_language`), for the
-languages the detector chooses among.
+scanned for them, so a 10 MB article costs about what a 2,000-character one does. A text without letters is of
+unknown language. A file named `NAME.LANG.txt` (`bericht.de.txt`) is in that language whatever its text says
+(`suffix_language`), for the languages the detector chooses among.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import PurePath
 from typing import TYPE_CHECKING
@@ -36,11 +36,14 @@ LANGUAGES = ("nl", "en", "de", "fr", "ru")
 LONG = 200
 SAMPLE = 2000
 CONFIDENT = 0.5  # lingua's confidence in its first choice below which the language is unknown (None)
+PLAUSIBLE = 0.2  # a language with this confidence or more may be the text's: its queries apply
+SHORT_CONFIDENT = 0.9  # a text under LONG characters has a language only when lingua is this sure
+ACCURATE = False  # True: short texts go to lingua's full mode (135 MB of models) rather than low accuracy
 _WORD = re.compile(r"(?<!\S)\S{1,40}(?!\S)")  # longer "words" (a 10 MB token) say nothing of a language
 
 _lock = threading.Lock()
 _codes: set[str] = set(LANGUAGES)
-_detectors: dict[bool, LanguageDetector] = {}  # low accuracy? -> detector
+_detectors: dict[bool, LanguageDetector] = {}  # full accuracy? -> detector
 
 
 @cache
@@ -64,16 +67,42 @@ def use(codes: Iterable[str]) -> None:
             _detectors.clear()
 
 
+@dataclass(frozen=True, slots=True)
+class Languages:
+    """What the detector says of a text: its language (None when unsure) and every language it finds
+    plausible (confidence of PLAUSIBLE or more: a rule's query for any of them applies; none: unknown, every
+    query applies)."""
+
+    language: str | None
+    plausible: frozenset[str]
+
+    def admits(self, code: str) -> bool:
+        return not self.plausible or code in self.plausible
+
+
+UNKNOWN = Languages(None, frozenset())
+
+
 def detect(text: str) -> str | None:
     """The ISO 639-1 code of the text's language; None when the detector is unsure (its first choice has a
     confidence under CONFIDENT) or the text has no letters."""
+    return languages(text).language
+
+
+def languages(text: str) -> Languages:
+    """The text's language and the plausible ones."""
     sample = _sample(text)
     if not any(map(str.isalpha, sample)):
-        return None
-    values = _detector(len(sample) >= LONG).compute_language_confidence_values(sample)
-    if not values or values[0].value < CONFIDENT:
-        return None
-    return str(values[0].language.iso_code_639_1.name.lower())
+        return UNKNOWN
+    values = _detector(ACCURATE and len(sample) < LONG).compute_language_confidence_values(sample)
+    if not values:
+        return UNKNOWN
+    codes = [(str(v.language.iso_code_639_1.name.lower()), v.value) for v in values]
+    first, confidence = codes[0]
+    if len(sample) < LONG and confidence < SHORT_CONFIDENT:
+        return UNKNOWN  # a short text ("Massa-arrestaties in Almaty." reads as French): every query applies
+    plausible = frozenset(code for code, value in codes if value >= PLAUSIBLE)
+    return Languages(first if confidence >= CONFIDENT else None, plausible)
 
 
 def _sample(text: str) -> str:
@@ -100,23 +129,16 @@ def _words(text: str, start: int, size: int) -> str:
     return " ".join(words)
 
 
-def warm() -> None:
-    """Load the low-accuracy models now (the daemon calls this in a thread after start-up)."""
-    _detector(True).detect_language_of("warm")
-
-
-def _detector(low_accuracy: bool) -> LanguageDetector:
-    detector = _detectors.get(low_accuracy)
+def _detector(accurate: bool) -> LanguageDetector:
+    detector = _detectors.get(accurate)
     if detector is None:
         with _lock:
-            detector = _detectors.get(low_accuracy)
+            detector = _detectors.get(accurate)
             if detector is None:
                 from lingua import IsoCode639_1, LanguageDetectorBuilder
 
                 builder = LanguageDetectorBuilder.from_iso_codes_639_1(*map(IsoCode639_1.from_str, sorted(_codes)))
-                detector = _detectors[low_accuracy] = (
-                    builder.with_low_accuracy_mode() if low_accuracy else builder
-                ).build()
+                detector = _detectors[accurate] = (builder if accurate else builder.with_low_accuracy_mode()).build()
     return detector
 
 

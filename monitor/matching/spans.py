@@ -28,7 +28,7 @@ from typing import Any, TypeAlias
 
 from monitor.matching.analysis import WORD, Folded, chunks, keep_case
 from monitor.matching.budget import NO_LIMIT, Deadline
-from monitor.matching.language import detect
+from monitor.matching.language import Languages, languages
 from monitor.matching.query import Stemmer, Term, word_regex
 
 Span = tuple[int, int]  # folded-text offsets, end exclusive
@@ -122,14 +122,20 @@ class Doc:
     _stems: dict[Stemmer, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     # The article's language: given (a file's suffix), else detected from the text when first asked.
     given_language: str | None = None
-    _language: tuple[str | None] | None = None
+    _languages: Languages | None = None
+
+    @property
+    def languages(self) -> Languages:
+        """The article's language and the plausible ones, detected once, on demand (a given one is certain)."""
+        if self._languages is None:
+            given = self.given_language
+            self._languages = languages(self.folded.original) if given is None else Languages(given, frozenset({given}))
+        return self._languages
 
     @property
     def language(self) -> str | None:
-        """The article's ISO 639-1 language code (None: no letters), detected once, on demand."""
-        if self._language is None:
-            self._language = (self.given_language or detect(self.folded.original),)
-        return self._language[0]
+        """The article's ISO 639-1 language code (None: unknown)."""
+        return self.languages.language
 
     def detect(self) -> str | None:
         """`language`, as a method: what a match calls when its language is first read."""
