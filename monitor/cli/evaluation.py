@@ -7,19 +7,25 @@
   denied, 0: one is affirmed, empty: no mention). Each labelled rule gets precision, recall and F1, count and
   negation accuracy, in all and per detected language; every false positive and false negative is listed with
   its hits (for a false negative, the hits of the rule's terms that did occur: the near misses), and so is every
-  wrong count, wrong negation and negated hit.
+  wrong count, wrong negation and negated hit. With a `story` column (a label per article: articles of one
+  event share it), the articles are also given to the story index in the order of their dates and the grouping
+  it makes is scored (`grouping_scores`: pairwise and B-cubed precision and recall).
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict, dataclass
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from monitor.config.rules import RuleSet
 from monitor.errors import ArticleError, ConfigError
-from monitor.ingest.articles import read_article
+from monitor.ingest.articles import Article, read_article
 from monitor.matching.engine import FACTS_LIMIT, Hit, Match
 from monitor.matching.language import article_language
 
@@ -98,10 +104,107 @@ class Miss:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupingScore:
+    """How a predicted grouping of articles into stories agrees with the labelled one.
+
+    Pairwise: of the pairs of articles put in one story, the share that the labels put in one story
+    (precision), and of the pairs labelled as one story, the share put in one (recall). B-cubed: per article,
+    the share of its predicted story that belongs to its labelled story (precision) and the share of its
+    labelled story that is in its predicted story (recall), averaged over the articles."""
+
+    articles: int
+    stories_labelled: int
+    stories_predicted: int
+    pairs_right: int  # pairs of articles in one story both predicted and labelled
+    pairs_predicted: int
+    pairs_labelled: int
+    bcubed_precision: float | None  # None when there are no articles
+    bcubed_recall: float | None
+
+    @property
+    def precision(self) -> float | None:
+        """None when every predicted story holds one article (no pair was put together)."""
+        return self.pairs_right / self.pairs_predicted if self.pairs_predicted else None
+
+    @property
+    def recall(self) -> float | None:
+        """None when every labelled story holds one article (no pair belongs together)."""
+        return self.pairs_right / self.pairs_labelled if self.pairs_labelled else None
+
+    @property
+    def bcubed_f1(self) -> float | None:
+        p, r = self.bcubed_precision, self.bcubed_recall
+        return None if p is None or r is None else 2 * p * r / (p + r) if p + r else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "precision": self.precision, "recall": self.recall, "bcubed_f1": self.bcubed_f1}
+
+
+def grouping_scores(predicted: Mapping[str, str], labelled: Mapping[str, str]) -> GroupingScore:
+    """The scores of `predicted` (file -> story id) against `labelled` (file -> story label), over the files of
+    `labelled`; a file that `predicted` lacks counts as a story of its own."""
+    guess = {name: (predicted[name], "") if name in predicted else ("", name) for name in labelled}
+    guessed, truth = Counter(guess.values()), Counter(labelled.values())
+    cells = Counter((guess[name], story) for name, story in labelled.items())
+    n = len(labelled)
+    return GroupingScore(
+        articles=n,
+        stories_labelled=len(truth),
+        stories_predicted=len(guessed),
+        pairs_right=sum(_pairs(size) for size in cells.values()),
+        pairs_predicted=sum(_pairs(size) for size in guessed.values()),
+        pairs_labelled=sum(_pairs(size) for size in truth.values()),
+        bcubed_precision=sum(k * k / guessed[g] for (g, _), k in cells.items()) / n if n else None,
+        bcubed_recall=sum(k * k / truth[t] for (_, t), k in cells.items()) / n if n else None,
+    )
+
+
+def _pairs(size: int) -> int:
+    return size * (size - 1) // 2
+
+
+@dataclass(frozen=True, slots=True)
+class GroupingMiss:
+    """A labelled story split over several predicted stories, or a predicted story that merges labelled ones:
+    the parts, each the other side's story and its files."""
+
+    kind: Literal["split", "merged"]
+    story: str  # split: the labelled story; merged: the predicted story id
+    parts: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def grouping_misses(predicted: Mapping[str, str], labelled: Mapping[str, str]) -> list[GroupingMiss]:
+    """Every split labelled story and every merging predicted story (files in the order of `labelled`)."""
+    guess = {name: predicted.get(name, name) for name in labelled}
+    splits = _spread(labelled, guess)
+    merges = _spread(guess, labelled)
+    return [GroupingMiss("split", s, parts) for s, parts in splits] + [
+        GroupingMiss("merged", s, parts) for s, parts in merges
+    ]
+
+
+def _spread(
+    mine: Mapping[str, str], theirs: Mapping[str, str]
+) -> list[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]]:
+    """The stories of `mine` whose files `theirs` puts in several stories, with those parts."""
+    groups: dict[str, dict[str, list[str]]] = {}
+    for name, story in mine.items():
+        groups.setdefault(story, {}).setdefault(theirs[name], []).append(name)
+    return [
+        (story, tuple((other, tuple(files)) for other, files in parts.items()))
+        for story, parts in groups.items()
+        if len(parts) > 1
+    ]
+
+
+@dataclass(frozen=True, slots=True)
 class Evaluation:
     articles: int
     scores: tuple[Score, ...]
     misses: tuple[Miss, ...]
+    grouping: GroupingScore | None = None  # with a `story` column
+    stories: tuple[tuple[str, str, str], ...] = ()  # file, labelled story, predicted story; in assignment order
+    grouping_misses: tuple[GroupingMiss, ...] = ()
 
     def rows(self) -> list[tuple[str, ...]]:
         """One row per rule (and per rule and language, `rule · en`, when the articles are in several
@@ -153,6 +256,9 @@ class Evaluation:
             "wrong_counts": misses["wrong_count"],
             "wrong_negations": misses["wrong_negation"],
             "negated": misses["negated"],
+            "grouping": None if self.grouping is None else self.grouping.to_json(),
+            "stories": [{"file": f, "labelled": label, "predicted": story} for f, label, story in self.stories],
+            "grouping_misses": [asdict(m) for m in self.grouping_misses],
         }
 
 
@@ -164,12 +270,14 @@ def _miss(miss: Miss) -> dict[str, Any]:
 @dataclass(frozen=True, slots=True)
 class Labels:
     """A labels file: the labelled rules in column order, and per file each rule's label, count label
-    (`count_RULE`: a number, or empty for none) and negation label (`negated_RULE`: 0, 1 or empty)."""
+    (`count_RULE`: a number, or empty for none), negation label (`negated_RULE`: 0, 1 or empty) and, with a
+    `story` column, its story label."""
 
     rules: list[str]
     files: dict[str, dict[str, bool]]
     counts: dict[str, dict[str, float | None]]
     negations: dict[str, dict[str, bool | None]]
+    stories: dict[str, str] = field(default_factory=dict)
 
 
 def read_labels(path: Path, rule_names: list[str]) -> Labels:
@@ -182,9 +290,11 @@ def read_labels(path: Path, rule_names: list[str]) -> Labels:
     if not rows or not rows[0] or rows[0][0].strip() != "file":
         raise ConfigError("expected a header line starting with 'file', then one column per rule", source=path)
     columns = [c.strip() for c in rows[0][1:]]
-    rules = [c for c in columns if not c.startswith(("count_", "negated_"))]
-    unknown = [c for c in columns if c.removeprefix("count_").removeprefix("negated_") not in rule_names]
-    if unknown or not rules:
+    rules = [c for c in columns if c != "story" and not c.startswith(("count_", "negated_"))]
+    unknown = [
+        c for c in columns if c != "story" and c.removeprefix("count_").removeprefix("negated_") not in rule_names
+    ]
+    if unknown or not (rules or "story" in columns):
         known = ", ".join(rule_names) or "none"
         raise ConfigError(
             f"line 1: no rule named {', '.join(unknown) or '(no rule columns)'} (rules: {known})", source=path
@@ -204,26 +314,39 @@ def read_labels(path: Path, rule_names: list[str]) -> Labels:
         if name in labels.files:
             raise ConfigError(f"line {number}: {name} is labelled twice", source=path)
         labels.files[name] = {rule: values[rule] == "1" for rule in rules}
-        try:
-            labels.counts[name] = {
-                c.removeprefix("count_"): float(v) if v else None for c, v in values.items() if c.startswith("count_")
-            }
-        except ValueError:
-            raise ConfigError(f"line {number}: a count_* column holds a number or nothing", source=path) from None
-        negations = {c.removeprefix("negated_"): v for c, v in values.items() if c.startswith("negated_")}
-        if any(v not in {"", "0", "1"} for v in negations.values()):
-            raise ConfigError(f"line {number}: a negated_* column holds 0, 1 or nothing", source=path)
-        labels.negations[name] = {rule: None if not v else v == "1" for rule, v in negations.items()}
+        if "story" in values:
+            if not values["story"]:
+                raise ConfigError(f"line {number}: the story column holds a label for every article", source=path)
+            labels.stories[name] = values["story"]
+        labels.counts[name], labels.negations[name] = _fact_labels(values, number, path)
     return labels
 
 
-def evaluate(ruleset: RuleSet, folder: Path, labels_path: Path) -> Evaluation:
+def _fact_labels(
+    values: dict[str, str], number: int, path: Path
+) -> tuple[dict[str, float | None], dict[str, bool | None]]:
+    """One row's count labels and negation labels, per rule."""
+    try:
+        counts = {
+            c.removeprefix("count_"): float(v) if v else None for c, v in values.items() if c.startswith("count_")
+        }
+    except ValueError:
+        raise ConfigError(f"line {number}: a count_* column holds a number or nothing", source=path) from None
+    negations = {c.removeprefix("negated_"): v for c, v in values.items() if c.startswith("negated_")}
+    if any(v not in {"", "0", "1"} for v in negations.values()):
+        raise ConfigError(f"line {number}: a negated_* column holds 0, 1 or nothing", source=path)
+    return counts, {rule: None if not v else v == "1" for rule, v in negations.items()}
+
+
+def evaluate(ruleset: RuleSet, folder: Path, labels_path: Path, assign: StoryAssigner | None = None) -> Evaluation:
     """Score every labelled rule on the labelled articles in `folder` (dates are ignored: `max_age` is not),
-    in all and, when the articles are in several languages, per language."""
+    in all and, when the articles are in several languages, per language; with a `story` column, score the
+    grouping that `assign` (default: `assign_stories`, the story index) makes."""
     labels = read_labels(labels_path, [rule.name for rule in ruleset.rules])
     tallies: dict[tuple[str, str], list[int]] = {}  # (rule, language) -> tp, fp, fn, tn, counts, negations
     misses: list[Miss] = []
     languages = set()
+    matched: dict[str, tuple[Article, list[str]]] = {}
     for name in labels.files:
         try:
             article = read_article(folder / name)
@@ -232,6 +355,7 @@ def evaluate(ruleset: RuleSet, folder: Path, labels_path: Path) -> Evaluation:
         language = article_language(article.path, article.text)
         languages.add(language or "none")
         fired = {m.rule: m for m in ruleset.engine.match_text(article.text, language=language)}
+        matched[name] = (article, list(fired))
         for rule in labels.rules:
             tally = _score(ruleset, labels, name, rule, article.text, language, fired.get(rule), misses)
             for key in ((rule, ""), (rule, language or "none")):
@@ -241,7 +365,46 @@ def evaluate(ruleset: RuleSet, folder: Path, labels_path: Path) -> Evaluation:
     if len(languages) > 1:
         keys += [(rule, language) for rule in labels.rules for language in sorted(languages)]
     scores = tuple(_score_of(rule, language, tallies[rule, language]) for rule, language in keys)
-    return Evaluation(len(labels.files), scores, tuple(misses))
+    result = Evaluation(len(labels.files), scores, tuple(misses))
+    if not labels.stories:
+        return result
+    return _grouped(result, folder, labels.stories, matched, assign or assign_stories)
+
+
+# The story index's assignment: articles (each with the names of the rules it matched), in order -> story ids.
+StoryAssigner = Callable[[Sequence[tuple[Article, Sequence[str]]]], list[str]]
+STORY_WINDOW = timedelta(hours=72)
+_VERSION = re.compile(r"-v\d+(?=\.[^.]*$|$)")
+
+
+def assign_stories(articles: Sequence[tuple[Article, Sequence[str]]]) -> list[str]:
+    """Each article's story from a fresh story index, the articles given in order (the one place that knows
+    the index's interface)."""
+    from monitor.matching.stories import StoryIndex  # type: ignore[attr-defined]  # being built (issue 18)
+
+    index = StoryIndex(window=STORY_WINDOW)
+    return [index.assign(article, list(rules)).story for article, rules in articles]
+
+
+def _grouped(
+    result: Evaluation,
+    folder: Path,
+    labelled: dict[str, str],
+    matched: dict[str, tuple[Article, list[str]]],
+    assign: StoryAssigner,
+) -> Evaluation:
+    """The evaluation with the grouping scored: the labelled articles go to `assign` in the order of their
+    header dates (ties by file name), `NAME-vN.txt` as a version of `NAME.txt` (the same path)."""
+    order = sorted(labelled, key=lambda name: (matched[name][0].date.value, name))
+    given = [(replace(matched[name][0], path=str(folder / _VERSION.sub("", name))), matched[name][1]) for name in order]
+    predicted = dict(zip(order, assign(given), strict=True))
+    ordered = {name: labelled[name] for name in order}
+    return replace(
+        result,
+        grouping=grouping_scores(predicted, ordered),
+        stories=tuple((name, labelled[name], predicted[name]) for name in order),
+        grouping_misses=tuple(grouping_misses(predicted, ordered)),
+    )
 
 
 def _score(

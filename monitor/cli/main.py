@@ -25,6 +25,7 @@ from monitor.errors import MonitorError
 if TYPE_CHECKING:
     from rich.text import Text
 
+    from monitor.cli.evaluation import Evaluation
     from monitor.cli.receiver import Receiver
     from monitor.config.rules import RuleSet
     from monitor.config.settings import LimitsSettings
@@ -408,13 +409,48 @@ def receive(
         receiver.stop()
 
 
+def _print_grouping(result: Evaluation) -> None:
+    """The story grouping's scores, then every split labelled story and every merging predicted story."""
+    from rich.table import Table
+
+    grouping = result.grouping
+    assert grouping is not None
+
+    def ratio(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    table = Table(
+        "stories", "labelled", "predicted", "pairs", "precision", "recall", "B-cubed P", "B-cubed R", "B-cubed F1"
+    )
+    table.add_row(
+        f"{grouping.articles} articles",
+        str(grouping.stories_labelled),
+        str(grouping.stories_predicted),
+        f"{grouping.pairs_right}/{grouping.pairs_predicted} of {grouping.pairs_labelled}",
+        ratio(grouping.precision),
+        ratio(grouping.recall),
+        ratio(grouping.bcubed_precision),
+        ratio(grouping.bcubed_recall),
+        ratio(grouping.bcubed_f1),
+    )
+    out = console()
+    out.print(table)
+    for miss in result.grouping_misses:
+        side = "labelled story" if miss.kind == "split" else "predicted story"
+        out.print(f"[bold]{miss.kind}[/bold] {side} [cyan]{shown(miss.story)}[/cyan]:")
+        for other, files in miss.parts:
+            out.print(f"    {shown(other)}: {shown(', '.join(files))}")
+
+
 @app.command()
 def evaluate(
     folder: Annotated[Path, typer.Argument(metavar="FOLDER", help="Folder of labelled article files.")],
     labels: Annotated[
         Path,
         typer.Option(
-            "--labels", metavar="CSV", help="CSV: file, one 0/1 column per rule; optional count_RULE, negated_RULE."
+            "--labels",
+            metavar="CSV",
+            help="CSV: file, one 0/1 column per rule; optional count_RULE, negated_RULE, story.",
         ),
     ],
     rules: Annotated[
@@ -423,7 +459,8 @@ def evaluate(
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Score the rules on labelled articles: precision, recall and F1 per rule, and every miss with its hits."""
+    """Score the rules on labelled articles: precision, recall and F1 per rule, and every miss with its hits;
+    with a `story` column, the story grouping's pairwise and B-cubed precision and recall."""
     from rich.table import Table
 
     from monitor.cli.evaluation import evaluate as score
@@ -437,7 +474,16 @@ def evaluate(
         table.add_row(*(shown(cell) for cell in row))
     out = console()
     out.print(f"{result.articles} articles in {shown(str(folder))}")
-    out.print(table)
+    if result.scores:
+        out.print(table)
+    if result.grouping is not None:
+        _print_grouping(result)
+    _print_misses(result)
+
+
+def _print_misses(result: Evaluation) -> None:
+    """Every false positive, false negative, wrong count, wrong negation and negated hit, with its hits."""
+    out = console()
     for miss in result.misses:
         kind = miss.kind.replace("_", " ")
         if miss.kind == "false_positive":
