@@ -14,9 +14,9 @@ milliseconds when first needed; its full mode would take ~135 MB and half a seco
 
 Only about `SAMPLE` characters of a text's words are read, from its start, middle and end (words of more than
 40 characters are skipped: a 10 MB token says nothing of a language), and no more than 20 times that is
-scanned for them, so a 10 MB article costs about what a 1,000-character one does (about 0.35 ms). A text without letters is of
-unknown language. A file named `NAME.LANG.txt` (`bericht.de.txt`) is in that language whatever its text says
-(`suffix_language`), for the languages the detector chooses among.
+scanned for them, so a 10 MB article costs about what a 1,000-character one does (about 0.35 ms). A text
+without letters is of unknown language. A file named `NAME.LANG.txt` (`bericht.de.txt`) is in that language
+whatever its text says (`suffix_language`), for the languages the detector chooses among.
 """
 
 from __future__ import annotations
