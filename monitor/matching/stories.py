@@ -30,7 +30,7 @@ import itertools
 import re
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -232,27 +232,24 @@ class StoryIndex:
                 best = (entry, score)
         return best
 
-    def assign(self, entry: StoryEntry, previous: StoryEntry | None = None) -> tuple[StoryEntry, StoryRef]:
-        """The story of a newly claimed article (`entry` with its story and version unset) and the entry as it
-        is indexed now: its earlier version's when `previous` (the latest version of its path) is given,
-        else the nearest article's, else a new one."""
+    def decide(self, entry: StoryEntry, previous: StoryEntry | None = None, *also: StoryIndex) -> StoryRef:
+        """The story of a newly claimed article (`entry`, its story and version unset): its earlier
+        version's when `previous` (the latest version of its path) is given, else the nearest article's in
+        this index or `also` (a batch's own), else a new one. Indexes nothing."""
         if previous is not None:
-            ref = StoryRef(previous.story, previous.version + 1, False, previous.content_hash, _score(entry, previous))
-        elif (found := self.nearest(entry.signature, entry.rules, entry.article_at)) is not None:
-            ref = StoryRef(found[0].story, 1, False, None, found[1])
-        else:
-            ref = StoryRef(new_story(entry.content_hash), 1, True)
-        placed = StoryEntry(
-            entry.content_hash,
-            ref.story,
-            entry.path,
-            ref.version,
-            entry.article_at,
-            entry.created_at,
-            entry.signature,
-            entry.rules,
-            entry.seq,
-        )
+            return StoryRef(previous.story, previous.version + 1, False, previous.content_hash, _score(entry, previous))
+        found = [
+            near for index in (self, *also) if (near := index.nearest(entry.signature, entry.rules, entry.article_at))
+        ]
+        if found:
+            best, score = max(found, key=lambda near: near[1])
+            return StoryRef(best.story, 1, False, None, score)
+        return StoryRef(new_story(entry.content_hash), 1, True)
+
+    def assign(self, entry: StoryEntry, previous: StoryEntry | None = None) -> tuple[StoryEntry, StoryRef]:
+        """`decide`, and index the entry in its story; returns it as indexed."""
+        ref = self.decide(entry, previous)
+        placed = replace(entry, story=ref.story, version=ref.version)
         self.add(placed)
         return placed, ref
 
