@@ -14,8 +14,8 @@ from monitor.matching.engine import Hit, Match
 from monitor.notify.payload import (
     CONTEXT,
     COUNT_INCREASE_ROOM,
-    STORY_ROOM,
     DIGEST_ROOM,
+    STORY_ROOM,
     alert_budget,
     alert_payload,
     cut_end,
