@@ -79,6 +79,12 @@ class Stories(Database):
         with self.engine.connect() as conn:
             return [_row(row) for row in conn.execute(_SINCE, {"seq": after, "since": since})]
 
+    def latest_story_version(self, path: str) -> StoryRow | None:
+        """The row of the latest version of a file (`check`'s preview)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(_OF_PATHS, {"paths": [path]}).first()
+        return _row(found) if found is not None else None
+
     def story_articles(self, since: float) -> list[StoryAlert]:
         """The articles that arrived at `since` or later with their alerts' ids, in number order
         (`news-monitor stories`)."""
