@@ -31,7 +31,7 @@ import re
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from datasketch import LeanMinHash, MinHash, MinHashLSH
@@ -155,6 +155,12 @@ def similarity(one: bytes, other: bytes) -> float:
     return float(np.count_nonzero(np.frombuffer(one, "<u4") == np.frombuffer(other, "<u4"))) / NUM_PERM
 
 
+def _similarities(signature: bytes, others: list[bytes]) -> Any:
+    """`similarity` of one signature to each of several, in one pass over them all."""
+    matrix = np.frombuffer(b"".join(others), "<u4").reshape(len(others), NUM_PERM)
+    return np.count_nonzero(matrix == np.frombuffer(signature, "<u4"), axis=1) / NUM_PERM
+
+
 def new_story(content_hash: str) -> str:
     return "story_" + content_hash[:16]
 
@@ -218,13 +224,17 @@ class StoryIndex:
         similarity; None: none."""
         if not signature:
             return None
+        keys = list(self._lsh.query(minhash_of(signature)))
+        if not keys:
+            return None
+        candidates = [self._entries[key] for key in keys]
+        scores = _similarities(signature, [entry.signature for entry in candidates])
         wanted = set(rules)
         best: tuple[StoryEntry, float] | None = None
-        for key in self._lsh.query(minhash_of(signature)):
-            entry = self._entries[key]
+        for at in np.flatnonzero(scores >= self.threshold):  # verified: the few similar enough, one by one
+            entry, score = candidates[at], float(scores[at])
             if abs(entry.article_at - article_at) > self.window:
                 continue
-            score = similarity(signature, entry.signature)
             shared = not wanted or not entry.rules or not wanted.isdisjoint(entry.rules)
             if score < (self.threshold if shared else max(self.threshold, NEAR_DUPLICATE)):
                 continue
