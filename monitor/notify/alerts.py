@@ -31,7 +31,7 @@ import time
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -43,8 +43,11 @@ from monitor.matching.stories import StoryRef
 from monitor.notify.payload import alert_payload, digest_parts, dumps, with_count_increase, with_story
 from monitor.store import ArticleClaim, DeliveryKind, LedgerEntry, NewAlert, NewDelivery, Store, Transaction, Window
 
-if TYPE_CHECKING:
-    from monitor.ingest.storyline import Storyline
+
+class Stories(Protocol):
+    """What assigns stories in the batch transaction (`monitor.ingest.storyline.Storyline`)."""
+
+    def assign(self, tx: Transaction, items: Sequence[Prepared], now: float) -> dict[str, StoryRef]: ...
 
 REALERT_KEY_BYTES = 256
 Alerted = Mapping[tuple[str, str], float | None]  # (rule, realert key) alerted: the largest count alerted
@@ -174,7 +177,7 @@ def queue_prepared(
     items: Sequence[Prepared],
     now: float | None = None,
     send: bool = True,
-    stories: Storyline | None = None,
+    stories: Stories | None = None,
 ) -> list[Queued]:
     """`queue_article` for several articles within the caller's transaction, with one statement per table
     for all of them (claims, ledger rows, alerts, deliveries). The first article of a content claims it;
@@ -202,7 +205,7 @@ def queue_prepared(
 
 
 def with_stories(
-    tx: Transaction, stories: Storyline, items: Sequence[Prepared], winners: Sequence[Prepared], now: float
+    tx: Transaction, stories: Stories, items: Sequence[Prepared], winners: Sequence[Prepared], now: float
 ) -> list[Prepared]:
     """The items, those claimed now (`winners`) with their stories assigned (and stored)."""
     refs = stories.assign(tx, winners, now)
