@@ -460,7 +460,15 @@ class Daemon:
         realert = longest_realert(self.ruleset)
         retention, folders = self.settings.state.retention, self.settings.watch.folders
         try:
-            counts = await asyncio.to_thread(prune, self.store, retention, folders, realert, stop=self.stop.is_set)
+            counts = await asyncio.to_thread(
+                prune,
+                self.store,
+                retention,
+                folders,
+                realert,
+                stop=self.stop.is_set,
+                stories=self.settings.stories.window,
+            )
         except Exception:  # the store failed: the next round tries again
             log.exception("prune_failed")
             return

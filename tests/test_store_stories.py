@@ -138,3 +138,21 @@ def test_alerts_present_and_the_alert_story_column(db: Store) -> None:
         assert tx.record_stories([StoryRow("h" * 64, "story_x", "p", 1, NOW, NOW, b"", ())]) == {"h" * 64}
         assert tx.record_stories([StoryRow("h" * 64, "story_y", "p", 2, NOW, NOW, b"", ())]) == set()
     assert [row.story for row in db.story_rows(0)] == ["story_x"]
+
+
+def test_the_prune_deletes_story_rows_a_day_after_the_window(db: Store, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from monitor.config.settings import RetentionSettings
+    from monitor.store.retention import prune
+
+    with db.transaction() as tx:
+        tx.record_stories(
+            [
+                StoryRow("a" * 64, "story_a", "a.txt", 1, NOW, NOW - 4 * 86400 - 1, b"", ()),  # window + 1 day ago
+                StoryRow("b" * 64, "story_b", "b.txt", 1, NOW, NOW - 3 * 86400, b"", ()),
+            ]
+        )
+    counts = prune(db, RetentionSettings(), [tmp_path], None, now=NOW, stories=timedelta(hours=72))
+    assert counts is not None and counts["story_articles"] == 1
+    assert [row.story for row in db.story_rows(0)] == ["story_b"]

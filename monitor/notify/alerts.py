@@ -49,6 +49,7 @@ class Stories(Protocol):
 
     def assign(self, tx: Transaction, items: Sequence[Prepared], now: float) -> dict[str, StoryRef]: ...
 
+
 REALERT_KEY_BYTES = 256
 Alerted = Mapping[tuple[str, str], float | None]  # (rule, realert key) alerted: the largest count alerted
 _LOOKBACK = (
