@@ -108,28 +108,30 @@ def test_a_second_process_sees_the_first_ones_stories_and_a_rebuild_equals_the_i
 
 
 def test_replicas_deciding_at_once_never_start_two_stories_for_one_event(db: Store) -> None:
-    """Two processes' indexes, each its own connection, assigning the same event at the same moment: the
-    story lock makes one wait for the other's commit, so the second joins the first's story."""
+    """Two processes' indexes, each its own connection: while one has assigned a story and not committed, the
+    other's assignment waits on the story lock, then loads the first one's row and joins its story."""
     if db.dialect != "postgresql":
         pytest.skip("one SQLite writer at a time: the write lock is the story lock")
-    replicas = [Storyline(WINDOW), Storyline(WINDOW)]
-    texts = [QUAKE_A, QUAKE_B]
-    results: list[str] = []
-    barrier = threading.Barrier(2)
+    first, second = Storyline(WINDOW), Storyline(WINDOW)
+    assigned, done = threading.Event(), threading.Event()
+    results: dict[str, str] = {}
 
-    def run(index: int) -> None:
+    def other_replica() -> None:
+        assigned.wait(10)
         with db.transaction() as tx:
-            barrier.wait(10)
-            (ref,) = replicas[index].assign(tx, [prepared(texts[index], f"{index}.txt")], time.time()).values()
-            time.sleep(0.2)  # holds the lock a while: the other replica waits for this commit
-        results.append(ref.story)
+            (ref,) = second.assign(tx, [prepared(QUAKE_B, "b.txt")], time.time()).values()
+        results["second"] = ref.story
+        done.set()
 
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert len(results) == 2 and results[0] == results[1]
+    thread = threading.Thread(target=other_replica)
+    thread.start()
+    with db.transaction() as tx:
+        (ref,) = first.assign(tx, [prepared(QUAKE_A, "a.txt")], time.time()).values()
+        results["first"] = ref.story
+        assigned.set()
+        assert not done.wait(0.5), "the other replica assigned while this one held the story lock"
+    thread.join(30)
+    assert done.is_set() and results["second"] == results["first"]
 
 
 def test_alerts_present_and_the_alert_story_column(db: Store) -> None:
