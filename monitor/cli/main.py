@@ -335,6 +335,7 @@ def backfill(
 
     from monitor.config.logs import configure
     from monitor.ingest.pipeline import Pipeline
+    from monitor.ingest.storyline import Storyline
     from monitor.ingest.watch import scan
 
     settings = open_settings(config)
@@ -343,7 +344,11 @@ def backfill(
         raise MonitorError(f"{folder}: not a folder")
     ruleset = open_rules(settings.rules_file)
     store = open_store(config)
-    pipeline = Pipeline(store, lambda: ruleset, settings.watch.max_article_bytes, settings.limits, roots=[folder])
+    options = settings.stories
+    stories = Storyline(options.window.total_seconds(), options.threshold) if options.enabled else None
+    pipeline = Pipeline(
+        store, lambda: ruleset, settings.watch.max_article_bytes, settings.limits, roots=[folder], stories=stories
+    )
     paths = sorted(entry.path for entry in scan([folder], settings.watch.suffixes))
     counts: dict[str, int] = {}
     with Progress(console=console(stderr=True), transient=False) as progress:
