@@ -231,14 +231,16 @@ class StoryIndex:
         scores = _similarities(signature, [entry.signature for entry in candidates])
         wanted = set(rules)
         best: tuple[StoryEntry, float] | None = None
-        for at in np.flatnonzero(scores >= self.threshold):  # verified: the few similar enough, one by one
+        for at in np.argsort(-scores, kind="stable"):  # most similar first: stop after the best score's ties
             entry, score = candidates[at], float(scores[at])
+            if score < self.threshold or (best is not None and score < best[1]):
+                break
             if abs(entry.article_at - article_at) > self.window:
                 continue
             shared = not wanted or not entry.rules or not wanted.isdisjoint(entry.rules)
             if score < (self.threshold if shared else max(self.threshold, NEAR_DUPLICATE)):
                 continue
-            if best is None or (score, -entry.seq) > (best[1], -best[0].seq):
+            if best is None or entry.seq < best[0].seq:
                 best = (entry, score)
         return best
 
