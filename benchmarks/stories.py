@@ -18,6 +18,7 @@ window, and the burst throughput of the real daemon with stories on and off, in 
    alternate: off, on, off, on ...).
 
     /work/venv/bin/python benchmarks/stories.py [--quick]    (quick: 100,000 instead of 1,000,000)
+    /work/venv/bin/python benchmarks/stories.py --burst-only
 """
 
 from __future__ import annotations
@@ -179,13 +180,17 @@ def burst(home: Path, server: Receiver, source: Path, articles: int, enabled: bo
         daemon.stop(timeout=120)
 
 
+def _extra(parser: Any) -> None:
+    parser.add_argument("--burst-only", action="store_true", help="skip the index figures (part 1)")
+
+
 def main() -> None:
-    args = arguments(__doc__.splitlines()[0])
+    args = arguments(__doc__.splitlines()[0], _extra)
     largest = 100_000 if args.quick else 1_000_000
     articles = BURST["quick" if args.quick else "full"]
     source = Synthetic()
     rows: list[Row] = []
-    for kind, sizes in (("distinct", (10_000, largest)), ("zipf", (10_000, 100_000))):
+    for kind, sizes in () if args.burst_only else (("distinct", (10_000, largest)), ("zipf", (10_000, 100_000))):
         results = [assignment(source, kind, count) for count in sizes]
         small, large = results
         rows += [
