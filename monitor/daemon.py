@@ -33,6 +33,7 @@ from monitor.health import Health, HealthServer, Metrics, StateCollector
 from monitor.ingest.articles import ArticleOutcome
 from monitor.ingest.lanes import MAX_SLOW, Lane
 from monitor.ingest.pipeline import Pipeline, Processed, ledger_key
+from monitor.ingest.storyline import Storyline
 from monitor.ingest.watch import Watcher, open_for_writing, scan
 from monitor.ingest.worker import MatchWorker
 from monitor.notify.alerts import flush_digest, latest_fire
@@ -102,6 +103,8 @@ class Daemon:
         gc.enable()  # `run` starts with the collector off: imports and rules make objects that all stay
         self._rules_mtime = _mtime(settings.rules_file)
         self.worker = MatchWorker(settings.limits.large_article_bytes)  # large files: read in its process
+        stories = settings.stories
+        self.stories = Storyline(stories.window.total_seconds(), stories.threshold) if stories.enabled else None
         self.pipeline = Pipeline(
             self.store,
             lambda: self.ruleset,
@@ -110,6 +113,7 @@ class Daemon:
             roots=settings.watch.folders,
             worker=self.worker,
             read_lease=settings.watch.read_lease.total_seconds(),
+            stories=self.stories,
         )
         self._retry_delay = RETRY_FIRST  # seconds before the scan that retries files that failed for now
         self._retry_at = 0.0  # monotonic time of the scan asked for by the last round of failures
@@ -167,6 +171,10 @@ class Daemon:
         stack.callback(self.store.close)
         stack.callback(self.worker.close)
         self.store.lock()
+        if self.stories is not None:  # the story index of the window, from the store
+            started = time.perf_counter()
+            loaded = await asyncio.to_thread(self.stories.rebuild, self.store)
+            log.info("stories_loaded", articles=loaded, seconds=round(time.perf_counter() - started, 3))
         if settings.http.enabled:  # /readyz says "starting" until the stages run
             self.metrics.registry.register(StateCollector(lambda: self.queued, self.store))
             reload = self._reload_now if settings.http.reload_allowed() else None
@@ -452,7 +460,15 @@ class Daemon:
         realert = longest_realert(self.ruleset)
         retention, folders = self.settings.state.retention, self.settings.watch.folders
         try:
-            counts = await asyncio.to_thread(prune, self.store, retention, folders, realert, stop=self.stop.is_set)
+            counts = await asyncio.to_thread(
+                prune,
+                self.store,
+                retention,
+                folders,
+                realert,
+                stop=self.stop.is_set,
+                stories=self.settings.stories.window,
+            )
         except Exception:  # the store failed: the next round tries again
             log.exception("prune_failed")
             return

@@ -188,7 +188,9 @@ def test_db_prune_dry_run_on_a_new_store_prints_every_table_and_prunes_nothing(p
     assert result.returncode == 0, result.stderr
     assert "would delete" in result.stdout
     counts = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:]}
-    assert counts == dict.fromkeys(["deliveries", "alerts", "digest_claims", "files", "articles", "reading"], "0")
+    assert counts == dict.fromkeys(
+        ["deliveries", "alerts", "digest_claims", "files", "articles", "reading", "story_articles"], "0"
+    )
 
 
 def test_db_prune_refuses_invalid_rules_with_one_message(project: Path) -> None:

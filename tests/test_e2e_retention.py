@@ -145,9 +145,25 @@ def test_db_prune_dry_run_counts_then_prune_deletes_and_nothing_realerts(receive
     assert "would delete" in dry and rows(daemon) == before
     counted = {line.split()[0]: int(line.split()[1].replace(",", "")) for line in dry.splitlines()[1:]}
     # claims freed by ledger rows that the same prune deletes are counted by the next dry run
-    assert counted == {"deliveries": 3, "alerts": 3, "digest_claims": 0, "files": 2, "articles": 0, "reading": 0}
+    assert counted == {
+        "deliveries": 3,
+        "alerts": 3,
+        "digest_claims": 0,
+        "files": 2,
+        "articles": 0,
+        "reading": 0,
+        "story_articles": 0,
+    }
     done = prune_cli(daemon)
     deleted = {line.split()[0]: int(line.split()[1].replace(",", "")) for line in done.splitlines()[1:]}
-    assert deleted == {"deliveries": 3, "alerts": 3, "digest_claims": 0, "files": 2, "articles": 1, "reading": 0}, done
+    assert deleted == {
+        "deliveries": 3,
+        "alerts": 3,
+        "digest_claims": 0,
+        "files": 2,
+        "articles": 1,
+        "reading": 0,
+        "story_articles": 0,
+    }, done
     assert rows(daemon) == {"deliveries": 0, "alerts": 0, "files": {"a.txt", "c.txt"}, "articles": 2}
     restart_with_a_new_article(receiver, daemon)

@@ -68,7 +68,8 @@ def make_hit(text: str, snippet: str, term: str | None = None, start: int = 0, c
 
 def make_alert(rule: str, article: Article, hits: list[Hit], clause: str | None = None) -> dict[str, Any]:
     match = Match(rule, tuple(hits), clause or rule, language="nl")
-    return alert_payload(make_id(rule, article.content_hash), article, match)
+    payload = alert_payload(make_id(rule, article.content_hash), article, match)
+    return payload | {"story": "story_" + article.content_hash[:16], "version": 1}  # as the daemon stores it
 
 
 def old_alert(rule: str, article: Article, hits: list[Hit], clause: str | None = None) -> dict[str, Any]:

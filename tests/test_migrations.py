@@ -18,10 +18,10 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, func, inspect, select, text
 
 from monitor.errors import StoreError
-from monitor.store import NewAlert, Store, Window, migrations
+from monitor.store import NewAlert, Store, StoryRow, Window, migrations
 from monitor.store.schema import deliveries, files, metadata  # raw rows of older revisions
 from tests.helpers import NO_PG, PG_URL, cli, fresh_database
 
@@ -163,6 +163,8 @@ def test_0007_gives_older_alerts_no_count_and_downgrades(store: Store) -> None:
     store.upgrade("0007")
     with store.transaction() as tx:
         assert tx.alerted_since([Window("r", "", 0.0, True)]) == {("r", ""): None}
+    store.upgrade("0008")  # this code's alerts have a story column
+    with store.transaction() as tx:
         tx.queue_alerts([NewAlert("msg_b", "r", "h2", "{}", "", False, False, 2.0, 347.0)])
     with store.transaction() as tx:
         assert tx.alerted_since([Window("r", "", 0.0, True)]) == {("r", ""): 347.0}
@@ -171,6 +173,23 @@ def test_0007_gives_older_alerts_no_count_and_downgrades(store: Store) -> None:
     with store.engine.connect() as conn:
         assert sorted(conn.execute(text("SELECT id FROM alerts")).scalars()) == ["msg_a", "msg_b"]
         assert "count_value" not in list(conn.execute(text("SELECT * FROM alerts")).keys())
+
+
+def test_0008_gives_older_alerts_no_story_and_downgrades(store: Store) -> None:
+    store.upgrade("0006")  # the old rows as that revision wrote them
+    with store.begin() as conn:
+        add_old_outbox(conn)
+    store.upgrade("0008")
+    with store.engine.connect() as conn:
+        assert list(conn.execute(text("SELECT story FROM alerts")).scalars()) == [None]
+    with store.transaction() as tx:
+        tx.record_stories([StoryRow("h" * 64, "story_x", "p", 1, 1.0, 1.0, b"\x00" * 512, ("r",))])
+    assert [row.story for row in store.story_rows(0)] == ["story_x"]
+    with store.engine.begin() as conn:
+        command.downgrade(migrations.config(conn), "0007")
+    with store.engine.connect() as conn:
+        assert "story" not in list(conn.execute(text("SELECT * FROM alerts")).keys())
+        assert not inspect(conn).has_table("story_articles")
 
 
 def test_a_database_made_before_migrations_counts_as_the_baseline(store: Store) -> None:

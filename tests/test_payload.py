@@ -15,6 +15,7 @@ from monitor.notify.payload import (
     CONTEXT,
     COUNT_INCREASE_ROOM,
     DIGEST_ROOM,
+    STORY_ROOM,
     alert_budget,
     alert_payload,
     cut_end,
@@ -24,6 +25,7 @@ from monitor.notify.payload import (
     dumps,
     json_size,
     with_count_increase,
+    with_story,
 )
 from monitor.store import DIGEST_REFS
 
@@ -97,19 +99,42 @@ def test_a_hostile_match_gives_a_payload_within_the_budget(case: str, limits: Li
 LONGEST = -COUNT_INCREASE_ROOM["value"]  # -1.7976931348623157e+308: as long as a JSON number of ours gets
 
 
-def test_a_filled_count_increase_stays_within_the_budget() -> None:
-    """`count_increase` is fitted at its largest: however close to its budget a payload ends (the path's
-    length sweeps the room the last hit leaves), filling it in with the longest numbers stays within."""
+def largest_story(payload: str) -> str:
+    return with_story(payload, STORY_ROOM["story"], STORY_ROOM["version"], STORY_ROOM["previous_alert"])
+
+
+def test_a_filled_count_increase_and_story_stay_within_the_budget() -> None:
+    """`count_increase` and the story fields are fitted at their largest: however close to its budget a
+    payload ends (the path's length sweeps the room the last hit leaves), filling them in with the longest
+    values stays within."""
     closest = alert_budget(SMALL)
     for length in range(400, 800):
         payload = alert_payload("msg_x", article(path="/" + "p" * length), Match("hv", many(20), "x"), SMALL, True)
-        assert payload["count_increase"] is None and payload["hits"]
+        assert payload["count_increase"] is None and payload["hits"] and payload["story"] is None
         stored = dumps(payload)
         for previous, value in [(LONGEST, LONGEST), (None, 1e300), (2.0**53 - 1, 1.2345678901234567e-100)]:
-            filled = with_count_increase(stored, previous, value)
+            filled = largest_story(with_count_increase(stored, previous, value))
             assert len(filled.encode()) <= alert_budget(SMALL), (length, previous, value)
-        closest = min(closest, alert_budget(SMALL) - len(with_count_increase(stored, LONGEST, LONGEST).encode()))
+        filled = largest_story(with_count_increase(stored, LONGEST, LONGEST))
+        closest = min(closest, alert_budget(SMALL) - len(filled.encode()))
     assert closest < 10, "some payload ends within a few bytes of its budget"
+
+
+def test_the_story_fields_end_the_payload_and_are_filled_in_place() -> None:
+    stored = dumps(alert_payload("msg_x", article(), Match("hv", many(2), "x"), SMALL))
+    filled = json.loads(with_story(stored, "story_0123456789abcdef", 2, "msg_" + "a" * 32))
+    assert list(filled)[-3:] == ["story", "version", "previous_alert"]
+    assert (filled["story"], filled["version"], filled["previous_alert"]) == (
+        "story_0123456789abcdef",
+        2,
+        "msg_" + "a" * 32,
+    )
+    assert json.loads(with_story('{"a":1}', "story_x", 1, None)) == {
+        "a": 1,
+        "story": "story_x",
+        "version": 1,
+        "previous_alert": None,
+    }
 
 
 @pytest.mark.parametrize(

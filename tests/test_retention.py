@@ -231,7 +231,15 @@ def test_dry_run_counts_and_deletes_nothing(store: Store, folder: Path) -> None:
     tables = {"deliveries": deliveries.c.id, "alerts": alerts.c.id, "files": files.c.path}
     before = {name: keys(store, column) for name, column in tables.items()}
     counts = run(store, [folder], dry_run=True)
-    assert counts == {"deliveries": 1, "alerts": 1, "digest_claims": 0, "files": 1, "articles": 0, "reading": 0}
+    assert counts == {
+        "deliveries": 1,
+        "alerts": 1,
+        "digest_claims": 0,
+        "files": 1,
+        "articles": 0,
+        "reading": 0,
+        "story_articles": 0,
+    }
     assert {name: keys(store, column) for name, column in tables.items()} == before
     assert run(store, [folder]) == counts
 

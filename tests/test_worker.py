@@ -27,8 +27,8 @@ def rules_file(tmp_path: Path) -> Path:
     return tmp_path / "rules.yaml"
 
 
-def job_for(path: Path) -> Job:
-    return Job(str(path), str(path), None, None, 10 << 20, LimitsSettings(), None)
+def job_for(path: Path, stories: bool = False) -> Job:
+    return Job(str(path), str(path), None, None, 10 << 20, LimitsSettings(), None, stories)
 
 
 def test_the_worker_gives_what_the_daemon_would(rules_file: Path, tmp_path: Path) -> None:
@@ -47,6 +47,22 @@ def test_the_worker_gives_what_the_daemon_would(rules_file: Path, tmp_path: Path
     assert [m.rule for m in step.matches] == ["hv"]
     assert step.article is not None and step.article.text == ""  # the text stays in the worker
     assert here.article is not None and step.article.content_hash == here.article.content_hash
+
+
+def test_the_worker_computes_the_story_signature_the_daemon_would(rules_file: Path, tmp_path: Path) -> None:
+    article = tmp_path / "big.txt"
+    article.write_text(TEXT, encoding="utf-8")
+    ruleset = load_rules(rules_file)
+    worker = MatchWorker(large_bytes=1000)
+    try:
+        step = worker.read(ruleset, job_for(article, stories=True))
+    finally:
+        worker.close()
+    here = read_step(ruleset, job_for(article, stories=True))
+    assert step is not None and step.prepared is not None and here.prepared is not None
+    assert step.prepared.signature is not None and len(step.prepared.signature) == 512
+    assert step.prepared.signature == here.prepared.signature
+    assert read_step(ruleset, job_for(article)).prepared.signature is None  # stories off: none computed
 
 
 def test_other_rules_in_the_file_leave_the_file_to_the_daemon(rules_file: Path, tmp_path: Path) -> None:

@@ -99,7 +99,14 @@ def prune(
         store = Store(settings.state.url, settings.state.postgres, COMMAND_CONNECTIONS)
         try:
             store.create()
-            counts = prune_store(store, settings.state.retention, settings.watch.folders, realert, dry_run=dry_run)
+            counts = prune_store(
+                store,
+                settings.state.retention,
+                settings.watch.folders,
+                realert,
+                dry_run=dry_run,
+                stories=settings.stories.window,
+            )
         finally:
             store.close()
     if counts is None:

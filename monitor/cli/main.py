@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from monitor.cli import state
+from monitor.cli import state, stories
 from monitor.cli.args import ConfigOption, JsonOption, open_rules, open_settings, open_store
 from monitor.cli.console import console, plural, printable, shown
 from monitor.cli.db import db_app
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from monitor.cli.evaluation import Evaluation
     from monitor.cli.receiver import Receiver
     from monitor.config.rules import RuleSet
-    from monitor.config.settings import LimitsSettings
+    from monitor.config.settings import LimitsSettings, Settings
     from monitor.daemon import Daemon
 
 app = typer.Typer(
@@ -163,11 +163,12 @@ def check(
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Dry run: the date, the matching rules and their hits for each file. Writes no state, sends nothing.
-    Exit status 1 if a file is rejected (or not found)."""
+    """Dry run: the date, the matching rules and their hits for each file, and the story it would join given
+    the state store's articles of the story window. Writes no state, sends nothing. Exit status 1 if a file
+    is rejected (or not found)."""
     settings = open_settings(config)
     ruleset = open_rules(settings.rules_file)
-    reports = [_check_one(ruleset, path, settings.watch.max_article_bytes, settings.limits) for path in files]
+    reports = [_check_one(ruleset, path, settings.watch.max_article_bytes, settings.limits, settings) for path in files]
     if as_json:
         console().print_json(json.dumps(reports, ensure_ascii=False))
     else:
@@ -195,6 +196,8 @@ def _print_check(report: dict[str, Any]) -> None:
             out.print(_highlighted(f"    {hit['start']}-{hit['end']}  ", hit["snippet"], facts))
         if match["hits_total"] > len(match["hits"]):
             out.print(f"    … and {match['hits_total'] - len(match['hits']):,} more hits (limits.max_hits)")
+    if report.get("story") is not None:
+        out.print(f"  {stories.shown_preview(report['story'])}")
 
 
 def _shown_count(count: dict[str, Any]) -> str:
@@ -212,7 +215,9 @@ def _highlighted(prefix: str, snippet: str, facts: str = "") -> Text:
     return Text(prefix + before) + Text(hit, style="bold yellow") + Text(after) + Text(facts, style="magenta")
 
 
-def _check_one(ruleset: RuleSet, path: Path, max_bytes: int, limits: LimitsSettings) -> dict[str, Any]:
+def _check_one(
+    ruleset: RuleSet, path: Path, max_bytes: int, limits: LimitsSettings, settings: Settings | None = None
+) -> dict[str, Any]:
     from monitor.errors import ArticleError
     from monitor.ingest.articles import read_article
     from monitor.matching.language import article_language
@@ -239,6 +244,7 @@ def _check_one(ruleset: RuleSet, path: Path, max_bytes: int, limits: LimitsSetti
             }
             for m in matches
         ],
+        "story": stories.preview(settings, article, [m.rule for m in matches]) if settings is not None else None,
     }
 
 
@@ -330,6 +336,7 @@ def backfill(
 
     from monitor.config.logs import configure
     from monitor.ingest.pipeline import Pipeline
+    from monitor.ingest.storyline import Storyline
     from monitor.ingest.watch import scan
 
     settings = open_settings(config)
@@ -338,7 +345,11 @@ def backfill(
         raise MonitorError(f"{folder}: not a folder")
     ruleset = open_rules(settings.rules_file)
     store = open_store(config)
-    pipeline = Pipeline(store, lambda: ruleset, settings.watch.max_article_bytes, settings.limits, roots=[folder])
+    options = settings.stories
+    stories = Storyline(options.window.total_seconds(), options.threshold) if options.enabled else None
+    pipeline = Pipeline(
+        store, lambda: ruleset, settings.watch.max_article_bytes, settings.limits, roots=[folder], stories=stories
+    )
     paths = sorted(entry.path for entry in scan([folder], settings.watch.suffixes))
     counts: dict[str, int] = {}
     with Progress(console=console(stderr=True), transient=False) as progress:
@@ -355,6 +366,7 @@ def backfill(
 
 app.command()(state.status)
 app.command("deliveries")(state.list_deliveries)
+app.command("stories")(stories.list_stories)
 app.command()(state.redeliver)
 
 

@@ -200,6 +200,21 @@ class LimitsSettings(_Section):
     large_article_bytes: int = Field(default=1024 * 1024, ge=1)  # articles this large are read in their own lane
 
 
+class StoriesSettings(_Section):
+    """Story assignment (monitor/matching/stories.py): which earlier articles a new one may join."""
+
+    enabled: bool = True
+    window: Duration = timedelta(hours=72)  # articles that arrived longer ago join no story (and are pruned)
+    threshold: float = Field(default=0.22, gt=0, le=1)  # estimated Jaccard similarity of salient words to join
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: timedelta) -> timedelta:
+        if not timedelta(minutes=1) <= value <= timedelta(days=365):
+            raise ValueError("must be at least 1m and at most 365d")
+        return value
+
+
 class LogSettings(_Section):
     level: LogLevel = "INFO"
     format: LogFormat = "auto"
@@ -217,6 +232,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     http: HttpSettings = HttpSettings()
     limits: LimitsSettings = LimitsSettings()
+    stories: StoriesSettings = StoriesSettings()
     log: LogSettings = LogSettings()
 
     @field_validator("timezone")

@@ -31,7 +31,9 @@ from monitor.config.rules import RuleSet
 from monitor.config.settings import LimitsSettings
 from monitor.errors import ArticleError, MatchBudgetExceeded
 from monitor.ingest.articles import Article, ArticleOutcome, read_article, unavailable
+from monitor.ingest.storyline import Storyline
 from monitor.matching.engine import Match
+from monitor.matching.stories import signature
 from monitor.notify.alerts import Prepared, Queued, prepare, queue_prepared
 from monitor.store import Known, Store
 
@@ -104,6 +106,7 @@ class Pipeline:
         roots: Sequence[Path | str] = (),
         worker: Offload | None = None,
         read_lease: float = READ_LEASE,
+        stories: Storyline | None = None,
     ) -> None:
         self.store = store
         self.rules = rules  # the rules in force now: reloads swap what this returns
@@ -111,6 +114,7 @@ class Pipeline:
         self.limits = limits or LimitsSettings()
         self.worker = worker  # large files are read and matched in its process
         self.read_lease = read_lease  # seconds a claim to read a file holds (PostgreSQL, `_claim`)
+        self.stories = stories  # the story index: articles claimed get their story (None: stories are off)
         self.failing = False  # the store failed the last batch: log no traceback per file meanwhile
         self.abandoned = threading.Event()  # shutdown gave up waiting: batches still running write nothing
         # Longest first: a file is read beneath the innermost watched folder that holds it.
@@ -172,7 +176,9 @@ class Pipeline:
                 tx.record_file(
                     step.path, *step.stat, outcome=ArticleOutcome.rejected, code=error.code, reason=error.reason
                 )
-            for step, queued in zip(read, queue_prepared(tx, ruleset, items, send=send), strict=True):
+            for step, queued in zip(
+                read, queue_prepared(tx, ruleset, items, send=send, stories=self.stories), strict=True
+            ):
                 step.queued = queued
             tx.release_reading(claimed)
         return [self._done(step) for step in steps] + elsewhere
@@ -208,7 +214,7 @@ class Pipeline:
     def _read(self, real: str, path: str, known: Known | None, ruleset: RuleSet, since: date | None) -> _Step:
         """Stat, read and match one file and build its alerts' payloads, outside the transaction: in a worker
         process when one is given and the file is large (`monitor.ingest.worker`), else here."""
-        job = Job(real, path, known, since, self.max_bytes, self.limits, self.root_of(real))
+        job = Job(real, path, known, since, self.max_bytes, self.limits, self.root_of(real), self.stories is not None)
         if self.worker is not None and self.worker.takes(real):
             step = self.worker.read(ruleset, job)
             if step is not None:
@@ -255,10 +261,12 @@ class Job:
     max_bytes: int
     limits: LimitsSettings
     root: str | None
+    stories: bool = False  # compute the article's story signature
 
 
 def read_step(ruleset: RuleSet, job: Job) -> _Step:
-    """Stat, read and match one file and build its alerts' payloads (the costly part, outside any lock)."""
+    """Stat, read and match one file, build its alerts' payloads and its story signature (the costly part,
+    outside any lock)."""
     real, path = job.real, job.path
     try:
         info = os.stat(real, follow_symlinks=False)
@@ -282,7 +290,8 @@ def read_step(ruleset: RuleSet, job: Job) -> _Step:
         )
     except MatchBudgetExceeded as exc:
         return _Step(path, stat, error=exc.with_path(path))
-    prepared = prepare(ruleset, article, matches, stat, limits)
+    story = signature(article.text) if job.stories else None
+    prepared = prepare(ruleset, article, matches, stat, limits, story)
     return _Step(path, stat, article=article, matches=matches, mtime=info.st_mtime, prepared=prepared)
 
 

@@ -28,9 +28,10 @@ import hashlib
 import math
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -38,8 +39,16 @@ from monitor.config.rules import Rule, RuleSet
 from monitor.config.settings import LimitsSettings
 from monitor.ingest.articles import Article, ArticleOutcome
 from monitor.matching.engine import Match
-from monitor.notify.payload import alert_payload, digest_parts, dumps, with_count_increase
+from monitor.matching.stories import StoryRef
+from monitor.notify.payload import alert_payload, digest_parts, dumps, with_count_increase, with_story
 from monitor.store import ArticleClaim, DeliveryKind, LedgerEntry, NewAlert, NewDelivery, Store, Transaction, Window
+
+
+class Stories(Protocol):
+    """What assigns stories in the batch transaction (`monitor.ingest.storyline.Storyline`)."""
+
+    def assign(self, tx: Transaction, items: Sequence[Prepared], now: float) -> dict[str, StoryRef]: ...
+
 
 REALERT_KEY_BYTES = 256
 Alerted = Mapping[tuple[str, str], float | None]  # (rule, realert key) alerted: the largest count alerted
@@ -76,11 +85,14 @@ class Draft:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """An article with its matches as drafts, built before the write transaction."""
+    """An article with its matches as drafts, built before the write transaction; its story signature
+    (None: stories are off), and its story once the transaction has assigned it (`queue_prepared`)."""
 
     article: Article
     stat: tuple[int, int]
     drafts: tuple[Draft, ...]
+    signature: bytes | None = None
+    story: StoryRef | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,16 +110,22 @@ def make_id(*parts: str) -> str:
 
 
 def prepare(
-    ruleset: RuleSet, article: Article, matches: Sequence[Match], stat: tuple[int, int], limits: LimitsSettings | None
+    ruleset: RuleSet,
+    article: Article,
+    matches: Sequence[Match],
+    stat: tuple[int, int],
+    limits: LimitsSettings | None,
+    signature: bytes | None = None,
 ) -> Prepared:
-    """Work out the matches' hits and bounded payloads (the costly part): outside any transaction."""
+    """Work out the matches' hits and bounded payloads (the costly part): outside any transaction;
+    `signature`: the article's story signature (`monitor.matching.stories.signature`), None: no story."""
     drafts = []
     for match in matches:
         rule = ruleset.rule(match.rule)
         alert_id = make_id(rule.name, article.content_hash)
         payload = dumps(alert_payload(alert_id, article, match, limits, rule.realert_on_increase))
         drafts.append(Draft(rule.name, alert_id, payload, _realert_key(rule, article, match), count_value(match)))
-    return Prepared(article, stat, tuple(drafts))
+    return Prepared(article, stat, tuple(drafts), signature)
 
 
 def count_value(match: Match) -> float | None:
@@ -155,26 +173,55 @@ def queue_many(
 
 
 def queue_prepared(
-    tx: Transaction, ruleset: RuleSet, items: Sequence[Prepared], now: float | None = None, send: bool = True
+    tx: Transaction,
+    ruleset: RuleSet,
+    items: Sequence[Prepared],
+    now: float | None = None,
+    send: bool = True,
+    stories: Stories | None = None,
 ) -> list[Queued]:
     """`queue_article` for several articles within the caller's transaction, with one statement per table
     for all of them (claims, ledger rows, alerts, deliveries). The first article of a content claims it;
-    the others with that content are duplicates, as if they had come one after another. Before the realert
-    lookups the windows of the newly claimed articles are locked (PostgreSQL: replicas take turns)."""
+    the others with that content are duplicates, as if they had come one after another. The newly claimed
+    articles get their stories (`stories`: the daemon's; None: no stories) before their alerts are
+    decided. Before the realert lookups the windows of the newly claimed articles are locked (PostgreSQL:
+    replicas take turns)."""
     now = time.time() if now is None else now
     first = _first_of_each_content(items)
     claimed = tx.claim_articles([_claim(items[index], now) for index in first.values()])
+    if stories is not None:
+        items = with_stories(tx, stories, items, [items[index] for c, index in first.items() if c in claimed], now)
     winners = [items[index] for content, index in first.items() if content in claimed]
     windows = realert_windows(ruleset, winners, now)
     tx.lock_realert_windows((window.rule, window.key) for window in windows)
     recent = tx.alerted_since(windows)
     won = {index for content, index in first.items() if content in claimed}
     paths = {index: tx.claimed_path(item.article.content_hash) for index, item in enumerate(items) if index not in won}
-    plan = plan_batch(ruleset, items, won, paths, recent, now, send)
+    previous = tx.alerts_present(_previous_alerts(winners))
+    plan = plan_batch(ruleset, items, won, paths, recent, now, send, previous)
     tx.record_files(plan.ledger)
     tx.queue_alerts(plan.alerts)
     tx.queue_deliveries(plan.deliveries)
     return plan.results
+
+
+def with_stories(
+    tx: Transaction, stories: Stories, items: Sequence[Prepared], winners: Sequence[Prepared], now: float
+) -> list[Prepared]:
+    """The items, those claimed now (`winners`) with their stories assigned (and stored)."""
+    refs = stories.assign(tx, winners, now)
+    winning = {id(item) for item in winners}
+    return [replace(item, story=refs.get(item.article.content_hash)) if id(item) in winning else item for item in items]
+
+
+def _previous_alerts(winners: Sequence[Prepared]) -> list[str]:
+    """The ids the alerts of the same rules had for the previous versions of the winners' files."""
+    return [
+        make_id(draft.rule, item.story.previous_version)
+        for item in winners
+        if item.story is not None and item.story.previous_version is not None
+        for draft in item.drafts
+    ]
 
 
 def _first_of_each_content(items: Sequence[Prepared]) -> dict[str, int]:
@@ -205,11 +252,13 @@ def plan_batch(
     recent: Alerted,
     now: float,
     send: bool,
+    previous: Set[str] = frozenset(),
 ) -> Plan:
     """Decide what a batch writes. `won`: the items (by index) that claimed their content now;
     `claimed_paths`: for the others, the path whose content claimed theirs; `recent`: the (rule, realert
     key) alerted within the rule's window before this batch, with the largest count alerted (for rules
-    with `realert_on_increase`). An alert earlier in the batch counts too."""
+    with `realert_on_increase`). An alert earlier in the batch counts too. `previous`: the stored alert
+    ids among those of the previous versions of the items' files (their `previous_alert`)."""
     plan = Plan()
     sent: dict[tuple[str, str], float | None] = {}  # alerted earlier in this batch: not in the table yet
     for index, item in enumerate(items):
@@ -226,12 +275,22 @@ def plan_batch(
             continue
         queued = 0
         for draft in item.drafts:
-            alert, due = decide_alert(ruleset, ruleset.rule(draft.rule), article, draft, now, send, sent, recent)
+            rule = ruleset.rule(draft.rule)
+            before = _previous_alert(item.story, rule.name, previous)
+            alert, due = decide_alert(ruleset, rule, article, draft, now, send, sent, recent, item.story, before)
             plan.alerts.append(alert)
             plan.deliveries.extend(due)
             queued += len(due)
         plan.results.append(Queued(True, len(item.drafts), queued))
     return plan
+
+
+def _previous_alert(story: StoryRef | None, rule: str, stored: Set[str]) -> str | None:
+    """The alert of `rule` for the previous version of the article's file, if it is stored."""
+    if story is None or story.previous_version is None:
+        return None
+    alert_id = make_id(rule, story.previous_version)
+    return alert_id if alert_id in stored else None
 
 
 def _claim(item: Prepared, now: float) -> ArticleClaim:
@@ -249,18 +308,35 @@ def decide_alert(
     send: bool,
     sent: dict[tuple[str, str], float | None],
     recent: Alerted,
+    story: StoryRef | None = None,
+    previous_alert: str | None = None,
 ) -> tuple[NewAlert, list[NewDelivery]]:
     """The alert of a match of a newly claimed article, and its immediate deliveries: they refer to the
     alert, which holds the payload once. Suppressed when its realert window already had an alert (before
     this batch: `recent`; in it: `sent`, which this adds to), unless the rule has `realert_on_increase`
-    and the match's count is larger than the window's largest so far; a digest rule's waits for its digest."""
+    and the match's count is larger than the window's largest so far; a digest rule's waits for its digest.
+    `story`: the article's (None: stories are off), whose story, version and the alert of the same rule
+    for the file's previous version (`previous_alert`) go into the payload."""
     key = draft.realert_key
     suppressed, payload = _realert(rule, draft, sent, recent)
+    if story is not None:
+        payload = with_story(payload, story.story, story.version, previous_alert)
     if not suppressed:
         sent[(rule.name, key)] = draft.count
     digest_pending = send and rule.digest_cron is not None and not suppressed
     content = article.content_hash
-    alert = NewAlert(draft.alert_id, rule.name, content, payload, key, suppressed, digest_pending, now, draft.count)
+    alert = NewAlert(
+        draft.alert_id,
+        rule.name,
+        content,
+        payload,
+        key,
+        suppressed,
+        digest_pending,
+        now,
+        draft.count,
+        story.story if story is not None else None,
+    )
     if suppressed or not send or rule.digest_cron is not None:
         return alert, []
     hooks = ruleset.targets(rule)

@@ -16,6 +16,10 @@ A rule with `realert_on_increase` gets `"count_increase": null`, filled in later
 the alert is a rise of the count within the realert window; the payload is fitted with the field at its
 largest (COUNT_INCREASE_ROOM), so that the filled payload stays within the budget too.
 
+Every alert's payload ends with `"story"`, `"version"` and `"previous_alert"` (null until the batch
+transaction assigns the article's story: `with_story`); the payload is fitted with them at their largest
+(STORY_ROOM), so the filled payload stays within the budget too.
+
 A digest is split into parts (`digest_parts`) so that each part's payload, with its alerts' payloads in
 full, stays within `max_payload_bytes`: every alert is in exactly one part, in order.
 """
@@ -44,11 +48,17 @@ _HALVED = (("clause",), ("article", "path"), ("article", "lead"))
 _EXACT = 2**53  # integral counts below this are written as integers
 # `count_increase` at its largest: every number `_number` writes is at most as long as this one (24 characters)
 COUNT_INCREASE_ROOM = {"previous": -sys.float_info.max, "value": -sys.float_info.max}
+# The story fields at their largest: a story id, a version number (the store's is 32-bit), an alert id.
+STORY_ROOM = {"story": "story_" + "f" * 16, "version": 2**31, "previous_alert": "msg_" + "f" * 32}
+STORY_NULL = {"story": None, "version": None, "previous_alert": None}
 
 
 def dumps(value: Any) -> str:
     """Compact JSON, as stored and as the formats send it."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+_STORY_TAIL = dumps(STORY_NULL)[1:]  # how a payload whose story is not filled in ends: `"story":null,...}`
 
 
 def json_size(value: Any) -> int:
@@ -91,12 +101,14 @@ def alert_payload(
     }
     if count_increase:
         payload["count_increase"] = COUNT_INCREASE_ROOM  # fitted at its largest, then null
+    payload.update(STORY_ROOM)  # last, fitted at their largest, then null (`with_story` fills them in)
     kept = _fit_hits(payload, hits, alert_budget(limits))
     shortened = _fit_strings(payload, alert_budget(limits)) if not kept else False
     cut = clause != match.clause or path != article.path or any(map(_cut, hits, raw))
     payload["hits"] = kept
     if count_increase:
         payload["count_increase"] = None
+    payload.update(STORY_NULL)
     payload["truncated"] = shortened or cut or len(kept) < total
     return payload
 
@@ -107,6 +119,15 @@ def with_count_increase(payload: str, previous: float | None, value: float) -> s
     data = json.loads(payload)
     data["count_increase"] = {"previous": None if previous is None else _number(previous), "value": _number(value)}
     return dumps(data)
+
+
+def with_story(payload: str, story: str, version: int, previous_alert: str | None) -> str:
+    """The stored payload (JSON) with its story fields filled in: the payload's last fields, so that this
+    replaces its end (a payload without them, as a caller's own, is parsed and extended)."""
+    fields = {"story": story, "version": version, "previous_alert": previous_alert}
+    if payload.endswith(_STORY_TAIL):
+        return payload[: -len(_STORY_TAIL)] + dumps(fields)[1:]
+    return dumps(json.loads(payload) | fields)
 
 
 def _number(value: float) -> int | float:

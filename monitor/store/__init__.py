@@ -9,6 +9,7 @@ module that speaks SQL: every statement is a method of `Store` (each its own tra
     outbox     deliveries: queued, leased, their outcomes
     webhooks   webhook state
     leases     leases on shared work (the prune)
+    stories    each claimed article's story and version, in the order assigned
     status     the operators' report
     schema     the tables: private (the migrations and tests poking raw rows import it explicitly)
 
@@ -39,6 +40,7 @@ from monitor.store.outbox import (
     State,
 )
 from monitor.store.status import Status
+from monitor.store.stories import Stories, StoryAlert, StoryRow, StoryWrites
 from monitor.store.webhooks import Webhooks
 
 __all__ = [
@@ -57,17 +59,19 @@ __all__ = [
     "Recorded",
     "State",
     "Store",
+    "StoryAlert",
+    "StoryRow",
     "Transaction",
     "Window",
     "no_state_yet",
 ]
 
 
-class Transaction(LedgerWrites, AlertWrites, DigestWrites, OutboxWrites):
+class Transaction(LedgerWrites, AlertWrites, DigestWrites, OutboxWrites, StoryWrites):
     """The statements of one write transaction (`Store.transaction()`): all of them commit together, or none."""
 
 
-class Store(Ledger, Outbox, Digests, Webhooks, Leases, Status):
+class Store(Ledger, Outbox, Digests, Webhooks, Leases, Status, Stories):
     """One database. Methods are blocking; the daemon calls them from worker threads."""
 
     @contextmanager

@@ -42,6 +42,7 @@ class NewAlert(NamedTuple):
     digest_pending: bool
     created_at: float
     count_value: float | None = None  # the match's largest count (`Match.count.value`): `realert_on_increase`
+    story: str | None = None  # the article's story (None: stories are off)
 
 
 class Window(NamedTuple):

@@ -16,6 +16,8 @@ One round, in this order, each table in batches of `batch` rows, each batch its 
 6. reading (replicas' claims to read a file, PostgreSQL): an hour after their lease ran out. An expired
    claim is one any replica may take over, so deleting it changes nothing; it is left by a replica that
    died mid-read on a file that was then deleted.
+7. story_articles: a day (STORY_MARGIN) after the story window (`stories.window`): no story index holds
+   them any more; a file's new version after that starts a new story.
 
 One process prunes at a time (replicas on PostgreSQL; on SQLite the daemon and `db prune`): it holds the
 prune's lease, a row of `meta` (`Store.take_lease`), renewed between batches; a process that finds it
@@ -44,12 +46,14 @@ from monitor.config.settings import RetentionSettings
 from monitor.ingest.articles import ArticleOutcome
 from monitor.ingest.pipeline import ledger_path
 from monitor.store import DIGEST_REFS, DeliveryKind, State, Store
-from monitor.store.schema import alerts, articles, deliveries, digest_claims, files, reading
+from monitor.store.schema import alerts, articles, deliveries, digest_claims, files, reading, story_articles
 
 REALERT_MARGIN = timedelta(days=1)  # alerts outlive the longest realert window by this much
 REFS_SLACK = 600.0  # seconds: digests due this long before the last read of their refs are read again
 STALE_READING = timedelta(hours=1)  # a claim to read a file is deleted this long after its lease ran out
-TABLES = ("deliveries", "alerts", "digest_claims", "files", "articles", "reading")
+TABLES = ("deliveries", "alerts", "digest_claims", "files", "articles", "reading", "story_articles")
+STORY_MARGIN = timedelta(days=1)  # story rows outlive the story window by this much
+STORY_WINDOW = timedelta(hours=72)  # `stories.window` unset
 PRUNE_LEASE = 300.0  # seconds the prune's lease holds; renewed after a third of it, between batches
 
 
@@ -63,9 +67,12 @@ class Cutoffs:
     articles: float
     rejections: float
     reading: float
+    stories: float
 
     @classmethod
-    def of(cls, retention: RetentionSettings, realert: timedelta | None, now: float) -> Cutoffs:
+    def of(
+        cls, retention: RetentionSettings, realert: timedelta | None, now: float, stories: timedelta = STORY_WINDOW
+    ) -> Cutoffs:
         alerts_kept = retention.alerts if realert is None else max(retention.alerts, realert + REALERT_MARGIN)
         return cls(
             now - retention.deliveries.total_seconds(),
@@ -74,6 +81,7 @@ class Cutoffs:
             now - retention.articles.total_seconds(),
             now - retention.rejections.total_seconds(),
             now - STALE_READING.total_seconds(),
+            now - (stories + STORY_MARGIN).total_seconds(),
         )
 
 
@@ -85,11 +93,12 @@ def prune(
     dry_run: bool = False,
     now: float | None = None,
     stop: Callable[[], bool] = lambda: False,
+    stories: timedelta = STORY_WINDOW,
 ) -> dict[str, int] | None:
     """Delete (or with `dry_run` count) what retention lets go: rows per table, or None when another
     replica is pruning. `realert` is the longest realert window of the rules in force; `stop` is asked
-    between batches."""
-    cut = Cutoffs.of(retention, realert, time.time() if now is None else now)
+    between batches; `stories`: the story window (`stories.window`)."""
+    cut = Cutoffs.of(retention, realert, time.time() if now is None else now, stories)
     with _one_at_a_time(store) as holding:
         if holding is None:
             return None
@@ -104,6 +113,8 @@ def prune(
         counts["files"] = sweep.run(files, ledger, _gone_file(cut), keep=lambda row: not disk.gone(row[0]))
         counts["articles"] = sweep.run(articles, [articles.c.content_hash], _gone_claim(cut))
         counts["reading"] = sweep.run(reading, [reading.c.path], reading.c.lease_until < cut.reading)
+        old_stories = story_articles.c.created_at < cut.stories
+        counts["story_articles"] = sweep.run(story_articles, [story_articles.c.seq], old_stories)
         return counts
 
 

@@ -7,7 +7,7 @@ Times are UNIX seconds (float).
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text
 
 SCHEMA_VERSION = "1"
 metadata = MetaData()
@@ -47,6 +47,7 @@ alerts = Table(
     Column("digest_pending", Boolean, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("count_value", Float),  # the value of the match's largest count (`realert_on_increase`), NULL: none
+    Column("story", String(40)),  # the article's story (`story_articles.story`), NULL: stories were off
     Index("alerts_rule_created", "rule", "created_at"),
     Index("alerts_realert", "rule", "realert_key", "created_at"),  # the realert lookup (`Transaction.alerted_since`)
 )
@@ -108,5 +109,23 @@ reading = Table(
     Column("owner", String(80), nullable=False),  # host:pid:token of the replica reading it
     Column("claimed_at", Float, nullable=False),
     Column("lease_until", Float, nullable=False),
+)
+# Each claimed article's place in its story (monitor.matching.stories), in the order the stories were assigned
+# (`seq`): a replica's in-memory index loads the rows after the last `seq` it has before it assigns.
+story_articles = Table(
+    "story_articles",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("content_hash", String(64), nullable=False, unique=True),
+    Column("story", String(40), nullable=False),
+    Column("path", Text, nullable=False),  # the ledger key of the file whose content it was
+    Column("version", Integer, nullable=False),
+    Column("article_at", Float, nullable=False),  # the latest instant of the article's date
+    Column("created_at", Float, nullable=False),
+    Column("signature", LargeBinary, nullable=False),  # the MinHash's values (empty: stories were off)
+    Column("rules", Text, nullable=False),  # the rules matched, one per line
+    Index("story_articles_path", "path", "version"),
+    Index("story_articles_created", "created_at"),
+    sqlite_autoincrement=True,  # a pruned last row's number is never given again
 )
 meta = Table("meta", metadata, Column("key", String(40), primary_key=True), Column("value", Text, nullable=False))

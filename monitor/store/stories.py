@@ -1,0 +1,140 @@
+"""Stories (`story_articles`): each claimed article's story, version and MinHash signature, numbered in the
+order they were assigned (`seq`), so that a process's in-memory index (monitor.matching.stories) loads the
+rows after the last number it has, and the latest version of a file is found by its path.
+
+On PostgreSQL a batch takes one transaction-level advisory lock before it loads and assigns
+(`lock_stories`): two replicas then never start two stories for one event at the same moment, and numbers
+are given in commit order (a replica that loaded up to N has seen every row numbered N or less)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+from sqlalchemy import bindparam, select, text
+
+from monitor.store.engine import Database, Writes
+from monitor.store.schema import alerts, story_articles
+from monitor.store.statements import insert_returning
+
+_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_LOCK_KEY = 7_370_411_690_617_000_018  # pg_advisory_xact_lock key of story assignment
+_COLUMNS = (
+    story_articles.c.content_hash,
+    story_articles.c.story,
+    story_articles.c.path,
+    story_articles.c.version,
+    story_articles.c.article_at,
+    story_articles.c.created_at,
+    story_articles.c.signature,
+    story_articles.c.rules,
+    story_articles.c.seq,
+)
+_SINCE = (
+    select(*_COLUMNS)
+    .where(story_articles.c.seq > bindparam("seq"), story_articles.c.created_at >= bindparam("since"))
+    .order_by(story_articles.c.seq)
+)
+_OF_PATHS = (
+    select(*_COLUMNS)
+    .where(story_articles.c.path.in_(bindparam("paths", expanding=True)))
+    .order_by(story_articles.c.path, story_articles.c.version.desc())
+)
+_PRESENT = select(alerts.c.id).where(alerts.c.id.in_(bindparam("ids", expanding=True)))
+
+
+class StoryRow(NamedTuple):
+    """A row of `story_articles` (`seq` 0: not stored yet)."""
+
+    content_hash: str
+    story: str
+    path: str
+    version: int
+    article_at: float
+    created_at: float
+    signature: bytes
+    rules: tuple[str, ...]
+    seq: int = 0
+
+
+class StoryAlert(NamedTuple):
+    """An article of a story as `Store.story_articles` lists it, with its alerts' ids."""
+
+    row: StoryRow
+    alerts: tuple[str, ...]
+
+
+def _row(values: Sequence[Any]) -> StoryRow:
+    content_hash, story, path, version, article_at, created_at, signature, rules, seq = values
+    names = tuple(rules.split("\n")) if rules else ()
+    return StoryRow(content_hash, story, path, version, article_at, created_at, bytes(signature), names, seq)
+
+
+class Stories(Database):
+    """The store's reads of stories (each its own transaction)."""
+
+    def story_rows(self, since: float, after: int = 0) -> list[StoryRow]:
+        """The rows that arrived at `since` or later and are numbered after `after`, in number order (the
+        daemon's index at start, `check`'s preview)."""
+        with self.engine.connect() as conn:
+            return [_row(row) for row in conn.execute(_SINCE, {"seq": after, "since": since})]
+
+    def latest_story_version(self, path: str) -> StoryRow | None:
+        """The row of the latest version of a file (`check`'s preview)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(_OF_PATHS, {"paths": [path]}).first()
+        return _row(found) if found is not None else None
+
+    def story_articles(self, since: float) -> list[StoryAlert]:
+        """The articles that arrived at `since` or later with their alerts' ids, in number order
+        (`news-monitor stories`)."""
+        query = (
+            select(*_COLUMNS, alerts.c.id)
+            .outerjoin(alerts, alerts.c.content_hash == story_articles.c.content_hash)
+            .where(story_articles.c.created_at >= since)
+            .order_by(story_articles.c.seq, alerts.c.id)
+        )
+        found: dict[str, StoryAlert] = {}
+        with self.engine.connect() as conn:
+            for values in conn.execute(query):
+                row = _row(values[:-1])
+                item = found.setdefault(row.content_hash, StoryAlert(row, ()))
+                if values[-1] is not None:
+                    found[row.content_hash] = StoryAlert(row, (*item.alerts, str(values[-1])))
+        return list(found.values())
+
+
+class StoryWrites(Writes):
+    """A write transaction's statements on stories."""
+
+    def lock_stories(self) -> None:
+        """On PostgreSQL, take the story lock until the transaction ends (SQLite: the write lock is it)."""
+        if self.dialect == "postgresql":
+            self._conn.execute(_LOCK, {"key": _LOCK_KEY})
+
+    def story_rows_since(self, after: int, since: float) -> list[StoryRow]:
+        """The rows numbered after `after` that arrived at `since` or later, in number order."""
+        return [_row(row) for row in self._conn.execute(_SINCE, {"seq": after, "since": since})]
+
+    def latest_versions(self, paths: Iterable[str]) -> dict[str, StoryRow]:
+        """The row of the latest version of each of these files that has one."""
+        wanted = sorted(set(paths))
+        latest: dict[str, StoryRow] = {}
+        if wanted:
+            for values in self._conn.execute(_OF_PATHS, {"paths": wanted}):
+                row = _row(values)
+                latest.setdefault(row.path, row)
+        return latest
+
+    def record_stories(self, rows: Sequence[StoryRow]) -> set[str]:
+        """Store assignments (numbered as inserted, in the order given); a content stored before is skipped.
+        Returns the content hashes stored now."""
+        values = [row._asdict() | {"rules": "\n".join(row.rules)} for row in rows]  # seq: the database numbers them
+        for value in values:
+            del value["seq"]
+        return set(insert_returning(self._conn, story_articles, values, story_articles.c.content_hash))
+
+    def alerts_present(self, ids: Iterable[str]) -> set[str]:
+        """Which of these alert ids are stored."""
+        wanted = sorted(set(ids))
+        return set(self._conn.execute(_PRESENT, {"ids": wanted}).scalars()) if wanted else set()
