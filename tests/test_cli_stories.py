@@ -22,7 +22,7 @@ def test_stories_lists_what_the_daemon_grouped_and_check_previews_without_writin
         "webhooks": {"hook": {"url": receiver.url, "secret": SECRET}},
         "rules": [{"name": "quake", "query": "earthquake OR quake"}],
     }
-    daemon = daemon_factory(rules)
+    daemon = daemon_factory(rules, settings={"stories": {"enabled": True}})
     before = cli(daemon.config, "stories")
     assert before.returncode == 0 and "no story" in before.stdout and not daemon.db.exists()
     daemon.start()

@@ -19,7 +19,6 @@ from monitor.cli.main import app
 from monitor.config.rules import RuleSet, load_rules
 from monitor.errors import ConfigError
 from monitor.ingest.articles import Article, read_article
-from monitor.matching import stories
 
 ROOT = Path(__file__).resolve().parent.parent
 SET = ROOT / "tests" / "data" / "stories"
@@ -276,7 +275,22 @@ def test_evaluate_prints_grouping_scores(monkeypatch: pytest.MonkeyPatch) -> Non
     assert "story_nos_aardbeving_turkije.txt: nos_aardbeving_turkije-v1.txt" in table.output
 
 
-@pytest.mark.skipif(not hasattr(stories, "StoryIndex"), reason="the story index is not built yet (issue 18)")
+def test_the_story_index_groups_every_version_of_a_file() -> None:
+    """The real index on the labelled set: a file's versions (six edits of one report, three of another) are
+    one story each, whatever their similarity."""
+    result = evaluate(load_rules(RULES, environ={}), SET / "articles", SET / "labels.csv")
+    predicted = {name: story for name, _, story in result.stories}
+    for stem, count in (("nos_aardbeving_turkije", 6), ("nos_arrestaties_almaty", 3)):
+        versions = {story for name, story in predicted.items() if name.startswith(stem + "-v")}
+        assert len([name for name in predicted if name.startswith(stem + "-v")]) == count
+        assert len(versions) == 1, versions
+
+
+@pytest.mark.xfail(
+    reason="issue 18 is open: salient-word MinHash does not tell same-event articles of different outlets from "
+    "different events (pairwise precision 0.86, recall 0.12 on this set; see README, Stories)",
+    strict=True,
+)
 def test_the_story_index_on_the_labelled_set() -> None:
     """Issue 18's target: pairwise precision >= 0.95 and recall >= 0.9 on tests/data/stories."""
     result = evaluate(load_rules(RULES, environ={}), SET / "articles", SET / "labels.csv")

@@ -380,10 +380,18 @@ _VERSION = re.compile(r"-v\d+(?=\.[^.]*$|$)")
 def assign_stories(articles: Sequence[tuple[Article, Sequence[str]]]) -> list[str]:
     """Each article's story from a fresh story index, the articles given in order (the one place that knows
     the index's interface)."""
-    from monitor.matching.stories import StoryIndex  # type: ignore[attr-defined]  # being built (issue 18)
+    from monitor.ingest.storyline import new_entry
+    from monitor.matching.stories import StoryEntry, StoryIndex, signature
 
-    index = StoryIndex(window=STORY_WINDOW)
-    return [index.assign(article, list(rules)).story for article, rules in articles]
+    index = StoryIndex(window=STORY_WINDOW.total_seconds())
+    latest: dict[str, StoryEntry] = {}  # path -> its latest version, as the store's `latest_versions`
+    stories = []
+    for number, (article, rules) in enumerate(articles):
+        entry = new_entry(article, signature(article.text), rules, float(number))
+        placed, ref = index.assign(entry, latest.get(article.path))
+        latest[article.path] = placed
+        stories.append(ref.story)
+    return stories
 
 
 def _grouped(

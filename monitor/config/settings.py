@@ -203,7 +203,9 @@ class LimitsSettings(_Section):
 class StoriesSettings(_Section):
     """Story assignment (monitor/matching/stories.py): which earlier articles a new one may join."""
 
-    enabled: bool = True
+    # Off by default while the grouping falls short of its targets (docs: "Stories"): on, every claimed article
+    # gets a story, at a cost in throughput and memory that the benchmark states.
+    enabled: bool = False
     window: Duration = timedelta(hours=72)  # articles that arrived longer ago join no story (and are pruned)
     threshold: float = Field(default=0.22, gt=0, le=1)  # estimated Jaccard similarity of salient words to join
 

@@ -31,12 +31,12 @@ import re
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Literal
-
-import numpy as np
-from datasketch import LeanMinHash, MinHash, MinHashLSH
+from typing import TYPE_CHECKING, Any, Literal
 
 from monitor.matching.analysis import fold
+
+if TYPE_CHECKING:  # numpy and datasketch (with scipy: ~56 MB) are imported only where stories are on
+    from datasketch import LeanMinHash
 
 # What a rule does with the articles of one story (`story:` in the rules file).
 StoryMode = Literal["alert_each", "first_then_updates", "digest_updates"]
@@ -138,6 +138,8 @@ def features(text: str) -> list[str]:
 
 def signature(text: str) -> bytes:
     """The article's MinHash over its salient words, as NUM_PERM little-endian uint32 values."""
+    from datasketch import MinHash
+
     minhash = MinHash(num_perm=NUM_PERM, seed=_SEED, scheme=SCHEME)
     minhash.update_batch([word.encode() for word in features(text)])
     values: bytes = minhash.hashvalues.astype("<u4").tobytes()
@@ -146,17 +148,24 @@ def signature(text: str) -> bytes:
 
 def minhash_of(signature: bytes) -> LeanMinHash:
     """The MinHash whose hash values a signature holds."""
+    import numpy as np
+    from datasketch import LeanMinHash
+
     values = np.frombuffer(signature, dtype="<u4").astype(np.uint32)
     return LeanMinHash(seed=_SEED, hashvalues=values, scheme=SCHEME)
 
 
 def similarity(one: bytes, other: bytes) -> float:
     """The estimated Jaccard similarity of two signatures' word sets (`MinHash.jaccard`)."""
+    import numpy as np
+
     return float(np.count_nonzero(np.frombuffer(one, "<u4") == np.frombuffer(other, "<u4"))) / NUM_PERM
 
 
 def _similarities(signature: bytes, others: list[bytes]) -> Any:
     """`similarity` of one signature to each of several, in one pass over them all."""
+    import numpy as np
+
     matrix = np.frombuffer(b"".join(others), "<u4").reshape(len(others), NUM_PERM)
     return np.count_nonzero(matrix == np.frombuffer(signature, "<u4"), axis=1) / NUM_PERM
 
@@ -173,6 +182,8 @@ class StoryIndex:
         self.window = window
         self.threshold = threshold
         self.seq = 0  # the highest store sequence number loaded
+        from datasketch import MinHashLSH
+
         self._lsh = MinHashLSH(num_perm=NUM_PERM, params=(BANDS, ROWS))  # the bands use the first 64 values
         self._entries: dict[str, StoryEntry] = {}
         self._order: deque[str] = deque()  # content hashes by arrival, for eviction
@@ -231,7 +242,7 @@ class StoryIndex:
         scores = _similarities(signature, [entry.signature for entry in candidates])
         wanted = set(rules)
         best: tuple[StoryEntry, float] | None = None
-        for at in np.argsort(-scores, kind="stable"):  # most similar first: stop after the best score's ties
+        for at in (-scores).argsort(kind="stable"):  # most similar first: stop after the best score's ties
             entry, score = candidates[at], float(scores[at])
             if score < self.threshold or (best is not None and score < best[1]):
                 break
