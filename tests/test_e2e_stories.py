@@ -78,3 +78,75 @@ def test_a_restart_keeps_the_stories(receiver: Receiver, daemon_factory) -> None
     assert found["outlet-b.txt"]["story"] == first["story"]
     assert (found["outlet-a.txt"]["story"], found["outlet-a.txt"]["version"]) == (first["story"], 2)
     assert found["outlet-a.txt"]["previous_alert"] == first["alert_id"]
+
+
+TOLLS = [76, 76, 500, 300, 2300, 2300]  # six edits of one report: the toll rises, stays, is corrected down
+
+
+def report(edit: int, toll: int) -> str:
+    extra = " Reddingswerkers zoeken verder onder het puin." * edit
+    return (
+        f"date 2023-02-06 Bij de aardbeving in het zuiden van Turkije is het dodental opgelopen tot {toll}, "
+        f"meldt de rampenbestrijding.{extra}\n"
+    )
+
+
+def test_first_then_updates_sends_one_alert_and_follow_ups_only_when_the_toll_rises(
+    receiver: Receiver, daemon_factory
+) -> None:
+    """Issue 18: six edits of one article with a rising toll give one alert, and follow-ups (naming it) only
+    for the edits whose toll is larger than every one sent before; the others are recorded, suppressed."""
+    rules = {
+        "version": 1,
+        "webhooks": {"hook": {"url": receiver.url, "secret": SECRET}},
+        "rules": [{"name": "toll", "query": "*dodental*", "story": "first_then_updates"}],
+    }
+    daemon = daemon_factory(rules, settings=STORIES).start()
+    article = daemon.watched / "beving.txt"
+    for edit, toll in enumerate(TOLLS, start=1):
+        temporary = daemon.watched / ".beving.txt.part"  # each edit replaces the file whole, as editors do
+        temporary.write_text(report(edit, toll), encoding="utf-8")
+        temporary.replace(article)
+        wait_until(
+            lambda edit=edit: daemon.log.read_text().count('"event": "article_read"') >= edit,
+            30,
+            f"edit {edit} to be read",
+        )
+    daemon.wait_settled(["beving.txt"])
+    assert daemon.stop() == 0
+    sent = [request.json()["data"] for request in receiver.received]
+    assert [alert["count"]["value"] for alert in sent] == [76, 500, 2300]
+    first = sent[0]
+    assert first["update_of"] is None and first["version"] == 1
+    assert [(alert["version"], alert["update_of"], alert["story"]) for alert in sent[1:]] == [
+        (3, first["alert_id"], first["story"]),
+        (5, first["alert_id"], first["story"]),
+    ]
+
+
+def test_kill_9_between_the_first_alert_and_its_follow_up_sends_no_second_first(
+    receiver: Receiver, daemon_factory
+) -> None:
+    """Issue 18: the story's first alert is in the store with its story, so a daemon killed after it and
+    started again sends the next rise as a follow-up of that alert, and nothing twice."""
+    rules = {
+        "version": 1,
+        "webhooks": {"hook": {"url": receiver.url, "secret": SECRET}},
+        "rules": [{"name": "toll", "query": "*dodental*", "story": "first_then_updates"}],
+    }
+    daemon = daemon_factory(rules, settings=STORIES).start()
+    article = daemon.watched / "beving.txt"
+    article.write_text(report(1, 76), encoding="utf-8")
+    wait_until(lambda: len(receiver.received) >= 1, 30, "the first alert")
+    daemon.kill()
+    daemon.start()
+    temporary = daemon.watched / ".beving.txt.part"
+    temporary.write_text(report(2, 500), encoding="utf-8")
+    temporary.replace(article)
+    wait_until(lambda: len(receiver.received) >= 2, 30, "the follow-up")
+    daemon.wait_settled(["beving.txt"])
+    assert daemon.stop() == 0
+    sent = {request.headers["webhook-id"]: request.json()["data"] for request in receiver.received}
+    first, follow_up = sorted(sent.values(), key=lambda alert: alert["version"])
+    assert len(sent) == 2 and first["update_of"] is None
+    assert (follow_up["update_of"], follow_up["count"]["value"]) == (first["alert_id"], 500)

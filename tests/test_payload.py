@@ -100,7 +100,8 @@ LONGEST = -COUNT_INCREASE_ROOM["value"]  # -1.7976931348623157e+308: as long as 
 
 
 def largest_story(payload: str) -> str:
-    return with_story(payload, STORY_ROOM["story"], STORY_ROOM["version"], STORY_ROOM["previous_alert"])
+    room = STORY_ROOM
+    return with_story(payload, room["story"], room["version"], room["previous_alert"], room["update_of"])
 
 
 def test_a_filled_count_increase_and_story_stay_within_the_budget() -> None:
@@ -123,7 +124,8 @@ def test_a_filled_count_increase_and_story_stay_within_the_budget() -> None:
 def test_the_story_fields_end_the_payload_and_are_filled_in_place() -> None:
     stored = dumps(alert_payload("msg_x", article(), Match("hv", many(2), "x"), SMALL))
     filled = json.loads(with_story(stored, "story_0123456789abcdef", 2, "msg_" + "a" * 32))
-    assert list(filled)[-3:] == ["story", "version", "previous_alert"]
+    assert list(filled)[-4:] == ["story", "version", "previous_alert", "update_of"]
+    assert filled["update_of"] is None
     assert (filled["story"], filled["version"], filled["previous_alert"]) == (
         "story_0123456789abcdef",
         2,
@@ -134,6 +136,7 @@ def test_the_story_fields_end_the_payload_and_are_filled_in_place() -> None:
         "story": "story_x",
         "version": 1,
         "previous_alert": None,
+        "update_of": None,
     }
 
 

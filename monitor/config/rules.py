@@ -145,6 +145,9 @@ class Rule(_Model):
     send_empty: bool = False
     realert: Duration | None = None
     realert_key: Literal["rule", "date", "term"] = "rule"
+    # alert_each: every match alerts (stories or not); first_then_updates: with stories on, a rule alerts once per
+    # story, then only when a match's count is larger than every one it sent in the story (a follow-up)
+    story: Literal["alert_each", "first_then_updates"] = "alert_each"
     realert_on_increase: bool = False  # alert again within `realert` when the match's count rises
     stem: bool | str = False
     case_sensitive: bool = False

@@ -198,7 +198,8 @@ def queue_prepared(
     won = {index for content, index in first.items() if content in claimed}
     paths = {index: tx.claimed_path(item.article.content_hash) for index, item in enumerate(items) if index not in won}
     previous = tx.alerts_present(_previous_alerts(winners))
-    plan = plan_batch(ruleset, items, won, paths, recent, now, send, previous)
+    firsts = tx.story_firsts(_story_keys(ruleset, winners))
+    plan = plan_batch(ruleset, items, won, paths, recent, now, send, previous, firsts)
     tx.record_files(plan.ledger)
     tx.queue_alerts(plan.alerts)
     tx.queue_deliveries(plan.deliveries)
@@ -212,6 +213,17 @@ def with_stories(
     refs = stories.assign(tx, winners, now)
     winning = {id(item) for item in winners}
     return [replace(item, story=refs.get(item.article.content_hash)) if id(item) in winning else item for item in items]
+
+
+def _story_keys(ruleset: RuleSet, winners: Sequence[Prepared]) -> list[tuple[str, str]]:
+    """The (story, rule) of the winners' matches of rules with `story: first_then_updates`."""
+    return [
+        (item.story.story, draft.rule)
+        for item in winners
+        if item.story is not None
+        for draft in item.drafts
+        if ruleset.rule(draft.rule).story == "first_then_updates"
+    ]
 
 
 def _previous_alerts(winners: Sequence[Prepared]) -> list[str]:
@@ -253,14 +265,18 @@ def plan_batch(
     now: float,
     send: bool,
     previous: Set[str] = frozenset(),
+    firsts: Mapping[tuple[str, str], tuple[str, float | None]] | None = None,
 ) -> Plan:
     """Decide what a batch writes. `won`: the items (by index) that claimed their content now;
     `claimed_paths`: for the others, the path whose content claimed theirs; `recent`: the (rule, realert
     key) alerted within the rule's window before this batch, with the largest count alerted (for rules
     with `realert_on_increase`). An alert earlier in the batch counts too. `previous`: the stored alert
-    ids among those of the previous versions of the items' files (their `previous_alert`)."""
+    ids among those of the previous versions of the items' files (their `previous_alert`). `firsts`: per
+    (story, rule) of a rule with `story: first_then_updates`, its first alert in the story and the largest
+    count it sent there (`Transaction.story_firsts`)."""
     plan = Plan()
     sent: dict[tuple[str, str], float | None] = {}  # alerted earlier in this batch: not in the table yet
+    threads = dict(firsts or {})  # (story, rule) -> (first alert, largest count sent), this batch's too
     for index, item in enumerate(items):
         article = item.article
         same_name = index in won or claimed_paths.get(index) == article.path
@@ -277,12 +293,36 @@ def plan_batch(
         for draft in item.drafts:
             rule = ruleset.rule(draft.rule)
             before = _previous_alert(item.story, rule.name, previous)
-            alert, due = decide_alert(ruleset, rule, article, draft, now, send, sent, recent, item.story, before)
+            held, update_of = _story_thread(rule, item.story, draft, threads)
+            alert, due = decide_alert(
+                ruleset, rule, article, draft, now, send, sent, recent, item.story, before, update_of, held
+            )
             plan.alerts.append(alert)
             plan.deliveries.extend(due)
             queued += len(due)
         plan.results.append(Queued(True, len(item.drafts), queued))
     return plan
+
+
+def _story_thread(
+    rule: Rule, story: StoryRef | None, draft: Draft, threads: dict[tuple[str, str], tuple[str, float | None]]
+) -> tuple[bool, str | None]:
+    """(whether `story: first_then_updates` holds the draft back, the first alert it follows up). The first
+    match of the rule in a story alerts; a later one only when its count is larger than every count the
+    rule sent in the story (a follow-up naming the first alert), else it is recorded, suppressed. The
+    thread is updated for the rest of the batch."""
+    if rule.story != "first_then_updates" or story is None:
+        return False, None
+    key = (story.story, rule.name)
+    thread = threads.get(key)
+    if thread is None:
+        threads[key] = (draft.alert_id, draft.count)
+        return False, None
+    first, best = thread
+    if draft.count is not None and (best is None or draft.count > best):
+        threads[key] = (first, draft.count)
+        return False, first
+    return True, None
 
 
 def _previous_alert(story: StoryRef | None, rule: str, stored: Set[str]) -> str | None:
@@ -310,17 +350,21 @@ def decide_alert(
     recent: Alerted,
     story: StoryRef | None = None,
     previous_alert: str | None = None,
+    update_of: str | None = None,
+    held: bool = False,
 ) -> tuple[NewAlert, list[NewDelivery]]:
     """The alert of a match of a newly claimed article, and its immediate deliveries: they refer to the
     alert, which holds the payload once. Suppressed when its realert window already had an alert (before
     this batch: `recent`; in it: `sent`, which this adds to), unless the rule has `realert_on_increase`
     and the match's count is larger than the window's largest so far; a digest rule's waits for its digest.
     `story`: the article's (None: stories are off), whose story, version and the alert of the same rule
-    for the file's previous version (`previous_alert`) go into the payload."""
+    for the file's previous version (`previous_alert`) go into the payload; `held`: `story:
+    first_then_updates` suppresses it; `update_of`: the first alert a follow-up updates."""
     key = draft.realert_key
     suppressed, payload = _realert(rule, draft, sent, recent)
+    suppressed = suppressed or held
     if story is not None:
-        payload = with_story(payload, story.story, story.version, previous_alert)
+        payload = with_story(payload, story.story, story.version, previous_alert, update_of)
     if not suppressed:
         sent[(rule.name, key)] = draft.count
     digest_pending = send and rule.digest_cron is not None and not suppressed

@@ -49,8 +49,13 @@ _EXACT = 2**53  # integral counts below this are written as integers
 # `count_increase` at its largest: every number `_number` writes is at most as long as this one (24 characters)
 COUNT_INCREASE_ROOM = {"previous": -sys.float_info.max, "value": -sys.float_info.max}
 # The story fields at their largest: a story id, a version number (the store's is 32-bit), an alert id.
-STORY_ROOM = {"story": "story_" + "f" * 16, "version": 2**31, "previous_alert": "msg_" + "f" * 32}
-STORY_NULL = {"story": None, "version": None, "previous_alert": None}
+STORY_ROOM = {
+    "story": "story_" + "f" * 16,
+    "version": 2**31,
+    "previous_alert": "msg_" + "f" * 32,
+    "update_of": "msg_" + "f" * 32,  # `story: first_then_updates`: the story's first alert of the rule
+}
+STORY_NULL = {"story": None, "version": None, "previous_alert": None, "update_of": None}
 
 
 def dumps(value: Any) -> str:
@@ -121,10 +126,11 @@ def with_count_increase(payload: str, previous: float | None, value: float) -> s
     return dumps(data)
 
 
-def with_story(payload: str, story: str, version: int, previous_alert: str | None) -> str:
+def with_story(payload: str, story: str, version: int, previous_alert: str | None, update_of: str | None = None) -> str:
     """The stored payload (JSON) with its story fields filled in: the payload's last fields, so that this
-    replaces its end (a payload without them, as a caller's own, is parsed and extended)."""
-    fields = {"story": story, "version": version, "previous_alert": previous_alert}
+    replaces its end (a payload without them, as a caller's own, is parsed and extended). `update_of`: the
+    first alert of the rule in the story, for a follow-up (`story: first_then_updates`)."""
+    fields = {"story": story, "version": version, "previous_alert": previous_alert, "update_of": update_of}
     if payload.endswith(_STORY_TAIL):
         return payload[: -len(_STORY_TAIL)] + dumps(fields)[1:]
     return dumps(json.loads(payload) | fields)

@@ -41,6 +41,12 @@ _OF_PATHS = (
     .order_by(story_articles.c.path, story_articles.c.version.desc())
 )
 _PRESENT = select(alerts.c.id).where(alerts.c.id.in_(bindparam("ids", expanding=True)))
+# A rule's alerts sent in a story, the first first (bounded by the follow-ups `first_then_updates` lets through).
+_STORY_SENT = (
+    select(alerts.c.id, alerts.c.count_value)
+    .where(alerts.c.story == bindparam("story"), alerts.c.rule == bindparam("rule"), alerts.c.suppressed.is_(False))
+    .order_by(alerts.c.created_at, alerts.c.id)
+)
 
 
 class StoryRow(NamedTuple):
@@ -133,6 +139,16 @@ class StoryWrites(Writes):
         for value in values:
             del value["seq"]
         return set(insert_returning(self._conn, story_articles, values, story_articles.c.content_hash))
+
+    def story_firsts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, float | None]]:
+        """For each (story, rule) that has sent an alert: its first alert's id and the largest count sent."""
+        found: dict[tuple[str, str], tuple[str, float | None]] = {}
+        for story, rule in sorted(set(keys)):
+            rows = self._conn.execute(_STORY_SENT, {"story": story, "rule": rule}).all()
+            if rows:
+                counts = [row.count_value for row in rows if row.count_value is not None]
+                found[story, rule] = (rows[0].id, max(counts) if counts else None)
+        return found
 
     def alerts_present(self, ids: Iterable[str]) -> set[str]:
         """Which of these alert ids are stored."""

@@ -29,6 +29,7 @@ class AlertView:
     hits_total: int  # the match's hits, of which the payload holds the first
     count: str = ""  # the match's count as shown ("8000 (almost): bijna achtduizend"), "" without one
     language: str = ""
+    update_of: str = ""  # a follow-up (`story: first_then_updates`): the first alert of its story
 
     @property
     def unshown(self) -> int:
@@ -41,7 +42,8 @@ class AlertView:
 
     @property
     def title(self) -> str:
-        return f"{self.rule}: {self.name}"
+        title = f"{self.rule}: {self.name}"
+        return f"Update: {title}" if self.update_of else title
 
     @property
     def facts(self) -> list[tuple[str, str]]:
@@ -53,6 +55,7 @@ class AlertView:
             ("Hits", str(self.hits_total)),
             *((("Count", self.count),) if self.count else ()),
             *((("Language", self.language),) if self.language else ()),
+            *((("Update to", self.update_of),) if self.update_of else ()),
         ]
 
     def summary(self) -> Rich:
@@ -120,6 +123,7 @@ def alert_view(payload: dict[str, Any], rule: str) -> AlertView:
         int(payload.get("hits_total", len(given))),
         shown_count(payload.get("count"), payload.get("count_increase")),
         str(article.get("language") or ""),
+        str(payload.get("update_of") or ""),
     )
 
 
