@@ -75,17 +75,22 @@ def preview(settings: Settings, article: Article, rules: list[str]) -> dict[str,
     from monitor.matching.stories import StoryIndex, signature
 
     options = settings.stories
-    found = _store(settings)
-    if not options.enabled or found is None:
+    if not options.enabled:  # before anything is opened: `check` with stories off never touches the state
         return None
-    now = time.time()
-    window = options.window.total_seconds()
-    index = StoryIndex(window, options.threshold)
-    rows = found.story_rows(now - window)
-    index.load(entry_of(row) for row in rows)
-    entry = new_entry(article, signature(article.text), rules, now)
-    paths = dict.fromkeys([article.path, os.path.abspath(article.path)])  # as the daemon may have it
-    latest = next((row for path in paths if (row := found.latest_story_version(path)) is not None), None)
+    found = _store(settings)
+    if found is None:
+        return None
+    try:
+        now = time.time()
+        window = options.window.total_seconds()
+        index = StoryIndex(window, options.threshold)
+        rows = found.story_rows(now - window)
+        index.load(entry_of(row) for row in rows)
+        entry = new_entry(article, signature(article.text), rules, now)
+        paths = dict.fromkeys([article.path, os.path.abspath(article.path)])  # as the daemon may have it
+        latest = next((row for path in paths if (row := found.latest_story_version(path)) is not None), None)
+    finally:
+        found.close()
     ref = index.decide(entry, entry_of(latest) if latest is not None else None)
     members = sum(1 for row in rows if row.story == ref.story)
     return {

@@ -49,6 +49,7 @@ WINDOW = 72 * 3600.0  # seconds
 MAX_CHARS = 60_000  # of an article's text read for its features
 MAX_WORDS = 3_000
 MIN_LETTERS, MAX_LETTERS = 4, 40
+MIN_FEATURES = 5  # an article with fewer salient words has no signature (review: all such articles were one story)
 MIN_DIGITS = 2  # a single digit (of "7.8", "1,500") says nothing of the event
 SCHEME = "affine32"
 _WORD = re.compile(r"\w+")
@@ -137,11 +138,16 @@ def features(text: str) -> list[str]:
 
 
 def signature(text: str) -> bytes:
-    """The article's MinHash over its salient words, as NUM_PERM little-endian uint32 values."""
+    """The article's MinHash over its salient words, as NUM_PERM little-endian uint32 values; empty (b"": the
+    article joins no other's story but its file's) with fewer than MIN_FEATURES of them, whose MinHash would
+    be nearly the same for every such article (a text of stop words, an unspaced script)."""
     from datasketch import MinHash
 
+    words = features(text)
+    if len(words) < MIN_FEATURES:
+        return b""
     minhash = MinHash(num_perm=NUM_PERM, seed=_SEED, scheme=SCHEME)
-    minhash.update_batch([word.encode() for word in features(text)])
+    minhash.update_batch([word.encode() for word in words])
     values: bytes = minhash.hashvalues.astype("<u4").tobytes()
     return values
 
