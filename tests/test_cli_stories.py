@@ -59,3 +59,21 @@ def test_stories_lists_what_the_daemon_grouped_and_check_previews_without_writin
     edited = cli(daemon.config, "check", str(daemon.watched / "a.txt"), "--json")
     assert json.loads(edited.stdout)[0]["story"]["version"] == 3
     assert json.loads(cli(daemon.config, "stories", "--json").stdout) == listed  # check wrote nothing
+
+
+def test_check_with_stories_off_never_opens_the_state(receiver: Receiver, daemon_factory) -> None:
+    """Review: `check` opened (and migrated) the state store for its story preview even with stories off, so
+    an unreachable store made it fail."""
+    rules = {
+        "version": 1,
+        "webhooks": {"hook": {"url": receiver.url, "secret": SECRET}},
+        "rules": [{"name": "quake", "query": "earthquake OR quake"}],
+    }
+    daemon = daemon_factory(rules)
+    article = daemon.watched / "a.txt"
+    article.write_text(f"date 2023-02-06\n{QUAKE_A}\n")
+    unreachable = "postgresql+psycopg://user:secret@127.0.0.1:1/nothing"
+    checked = cli(daemon.config, "check", "--json", str(article), MONITOR_STATE__URL=unreachable)
+    assert checked.returncode == 0, checked.stderr
+    (report,) = json.loads(checked.stdout)
+    assert [m["rule"] for m in report["matches"]] == ["quake"] and report["story"] is None
