@@ -45,10 +45,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.timeout = self.server.idle_timeout  # a kept-alive connection idle this long is closed
         super().setup()
 
-    def finish(self) -> None:
-        super().finish()
-        self.server.closed.set()
-
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
@@ -64,6 +60,13 @@ class _Server(ThreadingHTTPServer):
         self.closed = threading.Event()  # the server closed a connection
         if context is not None:
             self.socket = context.wrap_socket(self.socket, server_side=True)
+
+    def shutdown_request(self, request: Any) -> None:
+        """The connection shut down and closed (its FIN sent), then `closed` set: set in the handler's
+        `finish`, before the socket was closed, it let the client reuse a connection about to close (a race
+        that failed CI once)."""
+        super().shutdown_request(request)
+        self.closed.set()
 
     @property
     def url(self) -> str:
