@@ -140,9 +140,24 @@ _TEXT_KEYS = ("text", "content", "title", "description")
 
 
 def _alert(data: dict[str, Any]) -> list[str]:
+    """The alert's head (with its language, count and the alert it updates, when it has them) and its first
+    hits, each marked when its clause denies it."""
+    from monitor.notify.formats.view import shown_count
+
     article = data.get("article") or {}
     head = f"ALERT {data.get('rule')}  [{article.get('date')}] {article.get('path')}  (fired by: {data.get('clause')})"
-    return [printable(head)] + [f"    {printable(str(hit.get('snippet')))}" for hit in data.get("hits", [])[:5]]
+    if article.get("language"):
+        head += f"  language {article['language']}"
+    count = shown_count(data.get("count"), data.get("count_increase"))
+    if count:
+        head += f"  count {count}"
+    if data.get("update_of"):
+        head += f"  update of {data['update_of']}"
+    hits = [hit for hit in data.get("hits", [])[:5] if isinstance(hit, dict)]
+    denied = "  (negated)"
+    return [printable(head)] + [
+        f"    {printable(str(hit.get('snippet')))}{denied * bool(hit.get('negated'))}" for hit in hits
+    ]
 
 
 def _digest(data: dict[str, Any]) -> list[str]:
