@@ -168,7 +168,7 @@ def test_out_of_file_descriptors_is_retried_not_rejected(receiver: Receiver, dae
     resource.prlimit(pid, resource.RLIMIT_NOFILE, (len(os.listdir(f"/proc/{pid}/fd")), limit[1]))
     try:
         (daemon.watched / "starved.txt").write_text("date 2022-01 " + CHUNK, encoding="utf-8")
-        wait_until(lambda: '"article_deferred"' in daemon.log.read_text(), 10, "the file to be deferred")
+        wait_until(lambda: '"article_deferred"' in daemon.log.read_text(), 30, "the file to be deferred")
     finally:
         resource.prlimit(pid, resource.RLIMIT_NOFILE, limit)
     daemon.wait_settled(["starved.txt"], timeout=90)  # retried with back-off once descriptors are free

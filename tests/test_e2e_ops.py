@@ -217,9 +217,11 @@ def malformed(folder: Path, outside: Path) -> dict[str, str | None]:
         expected[f"folder-{i}.txt/"] = None  # a folder is watched like any subfolder, not an article
     for i in range(4):
         gone = folder / f"gone-{i}.txt"
-        gone.write_text(GOOD.format(i=i), encoding="utf-8")
+        gone.write_text(f"date 2022-01 Bericht {i}: het weer blijft wisselvallig.", encoding="utf-8")
         gone.unlink()
-        expected[f"gone-{i}.txt"] = None  # may be recorded as vanished, or never seen
+        # recorded as vanished, or never seen; or read whole before the unlink (a loaded machine: a complete,
+        # closed file may be read at once), which is why it matches no rule
+        expected[f"gone-{i}.txt"] = None
     return expected
 
 
@@ -249,7 +251,8 @@ def test_100_malformed_inputs_are_recorded_and_the_good_ones_alerted(receiver: R
     for name, code in expected.items():
         if code is not None:
             assert entries[name] == ("rejected", code), name
-    assert all(entries.get(n, ("rejected", "vanished"))[1] == "vanished" for n in expected if n.startswith("gone"))
+    gone = [entries.get(n, ("rejected", "vanished")) for n in expected if n.startswith("gone")]
+    assert all(entry[1] == "vanished" or entry[0] == "accepted" for entry in gone), gone
     alerted = Counter(Path(r.json()["data"]["article"]["path"]).name for r in receiver.received)
     assert set(alerted) == {
         *good,
