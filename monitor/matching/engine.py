@@ -293,10 +293,6 @@ class Engine:
         """The matches of every rule, whatever the text's date; `language` None: detected from the text."""
         return self._matches(text, None, _limits(max_hits, hit_chars), budget, language)
 
-    def language(self, text: str) -> str | None:
-        """The language the engine would take the text to be in."""
-        return self._doc(text).language
-
     def term_hits(
         self, rule_name: str, text: str, *, max_hits: int = 20, hit_chars: int = 200, language: str | None = None
     ) -> list[Hit]:

@@ -3,7 +3,7 @@
 The detector is lingua (`lingua-language-detector`), whose models ship in its wheel: nothing is downloaded at
 run time. It chooses among `LANGUAGES` (Dutch, English, German, French, Russian) plus any other language a
 rules file names (`use`), in its low-accuracy mode (trigrams: about 15 MB of models, loaded in a few tens of
-milliseconds when first needed; its full mode would take ~135 MB and half a second, `ACCURATE`).
+milliseconds when first needed; its full mode would take ~135 MB and half a second).
 
 - `language`: lingua's first choice when its confidence is CONFIDENT or more, else None (unknown). A text
   shorter than LONG characters, where trigrams are weak evidence ("Massa-arrestaties in Almaty." reads as
@@ -38,12 +38,11 @@ SAMPLE = 1000
 CONFIDENT = 0.5  # lingua's confidence in its first choice below which the language is unknown (None)
 PLAUSIBLE = 0.2  # a language with this confidence or more may be the text's: its queries apply
 SHORT_CONFIDENT = 0.9  # a text under LONG characters has a language only when lingua is this sure
-ACCURATE = False  # True: short texts go to lingua's full mode (135 MB of models) rather than low accuracy
 _WORD = re.compile(r"(?<!\S)\S{1,40}(?!\S)")  # longer "words" (a 10 MB token) say nothing of a language
 
 _lock = threading.Lock()
 _codes: set[str] = set(LANGUAGES)
-_detectors: dict[bool, LanguageDetector] = {}  # full accuracy? -> detector
+_detectors: list[LanguageDetector] = []  # the one detector, once built
 
 
 @cache
@@ -94,7 +93,7 @@ def languages(text: str) -> Languages:
     sample = _sample(text)
     if not any(map(str.isalpha, sample)):
         return UNKNOWN
-    values = _detector(ACCURATE and len(sample) < LONG).compute_language_confidence_values(sample)
+    values = _detector().compute_language_confidence_values(sample)
     if not values:
         return UNKNOWN
     codes = [(str(v.language.iso_code_639_1.name.lower()), v.value) for v in values]
@@ -129,17 +128,20 @@ def _words(text: str, start: int, size: int) -> str:
     return " ".join(words)
 
 
-def _detector(accurate: bool) -> LanguageDetector:
-    detector = _detectors.get(accurate)
-    if detector is None:
-        with _lock:
-            detector = _detectors.get(accurate)
-            if detector is None:
-                from lingua import IsoCode639_1, LanguageDetectorBuilder
+def _detector() -> LanguageDetector:
+    """lingua's low-accuracy detector for the languages in use, built when first needed (and again after `use`,
+    which empties the list under the lock)."""
+    try:
+        return _detectors[0]
+    except IndexError:
+        pass
+    with _lock:
+        if not _detectors:
+            from lingua import IsoCode639_1, LanguageDetectorBuilder
 
-                builder = LanguageDetectorBuilder.from_iso_codes_639_1(*map(IsoCode639_1.from_str, sorted(_codes)))
-                detector = _detectors[accurate] = (builder if accurate else builder.with_low_accuracy_mode()).build()
-    return detector
+            builder = LanguageDetectorBuilder.from_iso_codes_639_1(*map(IsoCode639_1.from_str, sorted(_codes)))
+            _detectors.append(builder.with_low_accuracy_mode().build())
+        return _detectors[0]
 
 
 def suffix_language(path: str) -> str | None:
