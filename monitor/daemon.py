@@ -374,6 +374,7 @@ class Daemon:
                     lane.queue.put_nowait(path)
                 else:
                     recent += 1
+            self.metrics.reconciles.inc()
         if recent:
             self.request_reconcile(settle)
 

@@ -105,6 +105,7 @@ class Metrics:
         build.labels(__version__, platform.python_version()).set(1)
         ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, ... (Linux)
         self.queue_overflows = Counter("monitor_queue_overflows", "Paths dropped by a full queue", registry=r)
+        self.reconciles = Counter("monitor_reconcile_scans", "Reconcile scans of the watched folders done", registry=r)
         self.pruned = Counter(
             "monitor_pruned_rows", "Rows deleted by the retention prune, by table", ["table"], registry=r
         )

@@ -1,13 +1,16 @@
 """Ingest at the edges, through the real daemon (issue 12): writers that pause, files opened before the
-daemon started, far-future dates, symlinked folders, wide encodings. Each test failed on the code before."""
+daemon started, far-future dates, symlinked folders, wide encodings, modes that change. Each test failed on the code
+before (the last two on that code's behaviour put back: symlinks followed, a rejection never looked at again)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +19,7 @@ import httpx
 import pytest
 
 from monitor.cli.receiver import Receiver
-from tests.conftest import SEED_RULES, DaemonProcess, copy_seeds, shipped_rules, wait_until
+from tests.conftest import SEED_RULES, DaemonProcess, copy_seeds, shipped_rules, this_checkout, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -100,6 +103,41 @@ def test_polling_never_reads_through_a_symlinked_folder(receiver: Receiver, daem
     paths = [r.json()["data"]["article"]["path"] for r in receiver.received]
     assert paths == [str(daemon.watched / "own.txt")]
     assert "private.txt" not in daemon.log.read_text()
+
+
+def reconcile_scans(daemon: DaemonProcess) -> float:
+    metrics = httpx.get(f"http://127.0.0.1:{daemon.port}/metrics", timeout=5).text
+    [line] = [line for line in metrics.splitlines() if line.startswith("monitor_reconcile_scans_total ")]
+    return float(line.split()[1])
+
+
+def test_a_subfolder_swapped_for_a_symlink_is_not_read_through(
+    receiver: Receiver, daemon_factory, tmp_path: Path
+) -> None:
+    """The native observer watches `feed`; it is then replaced by a symlink to a folder outside while files
+    arrive through it and beside it."""
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    daemon = daemon_factory(shipped_rules(receiver.url), settings={"watch": {"reconcile_interval": "2s"}}).start()
+    feed = daemon.watched / "feed"
+    feed.mkdir()
+    (feed / "before.txt").write_text("date 2022-01 Before. " + CHUNK, encoding="utf-8")
+    daemon.wait_settled(["before.txt"])
+    subprocess.run(["rm", "-rf", str(feed)], check=True)
+    feed.symlink_to(secret, target_is_directory=True)
+    for n in range(5):
+        # through the symlink: lands in secret/
+        (feed / f"through-{n}.txt").write_text(f"date 2022-01 Through {n}. " + CHUNK, encoding="utf-8")
+        (secret / f"private-{n}.txt").write_text(f"date 2022-01 Private {n}. " + CHUNK, encoding="utf-8")
+    (daemon.watched / "own.txt").write_text("date 2022-01 Own. " + CHUNK, encoding="utf-8")
+    daemon.wait_settled(["own.txt"])
+    scans = reconcile_scans(daemon)
+    wait_until(lambda: reconcile_scans(daemon) >= scans + 2, 20, "two more scans of the folder")
+    assert daemon.stop(timeout=20) == 0
+    names = sorted(Path(r.json()["data"]["article"]["path"]).name for r in receiver.received)
+    assert names == ["before.txt", "own.txt"]
+    log = daemon.log.read_text()
+    assert reads_of(log, "private-") == reads_of(log, "through-") == 0
 
 
 def test_utf16_with_its_byte_order_mark_is_read(receiver: Receiver, daemon_factory) -> None:
@@ -215,3 +253,49 @@ def test_a_nul_byte_in_the_rules_file_is_refused_and_the_rules_stay(receiver: Re
     assert daemon.stop() == 0
     assert [r.json()["data"]["rule"] for r in receiver.received] == ["arrestaties"]
     assert "U+0000 is not allowed" in daemon.log.read_text()
+
+
+NOBODY = 65534
+
+
+class UnprivilegedDaemon(DaemonProcess):
+    """The daemon run as `nobody` (root reads any file whatever its mode, so a mode test needs another user)."""
+
+    @property
+    def command(self) -> list[str]:
+        return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *super().command]
+
+
+@pytest.fixture
+def open_home() -> Iterator[Path]:
+    """A home that `nobody` can reach (pytest's tmp_path lies under a folder only root may enter)."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to run the daemon as another user")
+    home = Path(tempfile.mkdtemp(prefix="monitor-nobody-"))
+    home.chmod(0o755)
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_an_unreadable_file_made_readable_is_read_then(receiver: Receiver, open_home: Path) -> None:
+    daemon = UnprivilegedDaemon(
+        open_home, shipped_rules(receiver.url), settings={"watch": {"reconcile_interval": "2s"}}
+    )
+    subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(open_home)], check=True)
+    if subprocess.run([*daemon.command[:4], sys.executable, "-c", "import monitor"], env=this_checkout()).returncode:
+        pytest.skip("this checkout is not readable by nobody")
+    try:
+        daemon.start()
+        locked = daemon.watched / "locked.txt"
+        locked.write_text("date 2022-01 " + CHUNK, encoding="utf-8")  # owned by root: nobody may not read it
+        locked.chmod(0)
+        wait_until(lambda: '"unreadable"' in daemon.log.read_text(), 15, "the file to be refused as unreadable")
+        locked.chmod(0o644)  # the mode changes, its size and mtime do not
+        daemon.wait_settled(["locked.txt"], timeout=30)
+        wait_until(lambda: len(receiver.received) == 1, 30, "the alert of the file made readable")
+        assert daemon.stop() == 0
+    finally:
+        if daemon.proc is not None and daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait(10)
+    assert [r.json()["data"]["rule"] for r in receiver.received] == ["arrestaties"]
