@@ -354,12 +354,12 @@ def test_a_slow_receiver_never_gets_an_id_twice_under_a_short_lease(
     receiver: Receiver, daemon_factory: Callable[..., DaemonProcess]
 ) -> None:
     def slow(_request: Received) -> tuple[int, dict[str, str]]:
-        time.sleep(0.9)  # close to the webhook's 1 s timeout
+        time.sleep(0.9)  # slow, with room under the webhook's 3 s timeout for a loaded machine
         return 200, {}
 
     receiver.respond = slow
-    settings = {"delivery": {"lease": "12s", "concurrency": 2}}  # the shortest lease a 1 s timeout allows
-    daemon = daemon_factory(one_hook(receiver.url, timeout="1s"), settings=settings).start()
+    settings = {"delivery": {"lease": "12s", "concurrency": 2}}  # the shortest lease a 3 s timeout allows
+    daemon = daemon_factory(one_hook(receiver.url, timeout="3s"), settings=settings).start()
     names = [f"a-{i}.txt" for i in range(12)]
     for i, name in enumerate(names):
         (daemon.watched / name).write_text(GOOD.format(i=i), encoding="utf-8")
