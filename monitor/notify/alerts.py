@@ -331,6 +331,8 @@ def plan_batch(
             before = _previous_alert(item.story, rule.name, previous)
             step = story.decide(rule, item, draft)
             alert, due = decide_alert(ruleset, rule, article, draft, now, send, sent, recent, item.story, before, step)
+            if alert.suppressed and not step.held:  # by realert: the thread stays as the store will have it
+                story.undo()
             plan.alerts.append(alert)
             plan.deliveries.extend(due)
             queued += len(due)
@@ -359,13 +361,16 @@ class _Threads:
     seen: dict[str, Seen]
     followups: Followups
     now: float
+    last: tuple[tuple[str, str], Thread | None] | None = None  # the thread the last `decide` changed, before
 
     def decide(self, rule: Rule, item: Prepared, draft: Draft) -> StoryStep:
         """The story mode's step for a match (nothing for `alert_each`, or without a story)."""
+        self.last = None
         if rule.story not in MODES or item.story is None:
             return StoryStep()
         key = (item.story.story, rule.name)
         thread = self.threads.get(key)
+        self.last = (key, thread)
         if thread is None:
             self.threads[key] = Thread(draft.alert_id, title(rule.name, item.article.path), draft.count, self.now)
             return StoryStep(first=True)
@@ -377,6 +382,16 @@ class _Threads:
             return StoryStep(held=True)
         self.threads[key] = sent_follow_up(thread, draft.count, self.now)
         return StoryStep(update_of=thread.first, update=update_fields(update, thread.title))
+
+    def undo(self) -> None:
+        """The last decided match was not sent after all (`realert` suppressed it): its thread as before."""
+        if self.last is not None:
+            key, thread = self.last
+            if thread is None:
+                self.threads.pop(key, None)
+            else:
+                self.threads[key] = thread
+            self.last = None
 
     def add(self, item: Prepared) -> None:
         """The item's rules and outlet are now the story's (for the batch's later articles)."""
