@@ -114,6 +114,7 @@ class Daemon:
             worker=self.worker,
             read_lease=settings.watch.read_lease.total_seconds(),
             stories=self.stories,
+            quiet=stories.quiet.total_seconds(),
         )
         self._retry_delay = RETRY_FIRST  # seconds before the scan that retries files that failed for now
         self._retry_at = 0.0  # monotonic time of the scan asked for by the last round of failures

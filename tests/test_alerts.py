@@ -7,6 +7,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,10 @@ from sqlalchemy import event, func, select
 
 from monitor.config.rules import RuleSet, load_rules
 from monitor.config.settings import LimitsSettings
-from monitor.ingest.articles import parse_article
+from monitor.ingest.articles import parse_article, parse_date
 from monitor.matching.engine import Hit, Match
 from monitor.matching.facts import Count
+from monitor.matching.stories import StoryRef
 from monitor.notify import alerts as alerts_module
 from monitor.notify.alerts import (
     digest_deliveries,
@@ -464,3 +466,20 @@ def test_realert_on_increase_through_the_store(store: Store, tmp_path: Path) -> 
     sent = [json.loads(row["payload"])["count_increase"] for row in stored if not row["suppressed"]]
     assert sent == [None, {"previous": 164, "value": 347}, None]
     assert len(rows(store, deliveries)) == 3
+
+
+def test_a_follow_up_that_realert_suppresses_leaves_the_story_thread_as_it_was(tmp_path: Path) -> None:
+    """A count rise that `realert` suppresses (same date) was not sent: a later article of another date
+    with that count is still a rise for the story's thread, and goes out as a follow-up of the first."""
+    rules = ruleset(tmp_path, realert="6h", realert_key="date", story="first_then_updates")
+    items = []
+    for name, value, date in [("a", 76, "2022-01-05"), ("b", 500, "2022-01-05"), ("c", 500, "2022-01-06")]:
+        item = tolled(rules, name, value)
+        article = replace(item.article, date=parse_date(date))
+        drafts = tuple(replace(draft, realert_key=date) for draft in item.drafts)
+        items.append(replace(item, article=article, drafts=drafts, story=StoryRef("story_x", 1, name == "a")))
+    plan = plan_batch(rules, items, {0, 1, 2}, {}, {}, 1000.0, True)
+    sent = [json.loads(alert.payload) for alert in plan.alerts]
+    assert [alert.suppressed for alert in plan.alerts] == [False, True, False]
+    assert sent[2]["update_of"] == plan.alerts[0].id and sent[2]["update"]["reasons"] == ["count"]
+    assert sent[2]["update"]["count"] == {"previous": 76, "value": 500}

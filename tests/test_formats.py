@@ -37,7 +37,8 @@ from monitor.notify.formats.text import (
     join_within,
     marked,
 )
-from monitor.notify.payload import digest_parts, json_size
+from monitor.notify.payload import digest_parts, json_size, update_fields
+from monitor.notify.threads import Update
 from monitor.store import DIGEST_REFS, Delivery, State
 from tests.hostile import WJ, hostile_problems
 from tests.test_payload import CappedMatch
@@ -174,7 +175,22 @@ def hostile_delivery() -> Delivery:
     return make_delivery("alert", "hoogverraad", make_alert("hoogverraad", article, hits))
 
 
-KINDS = {"alert": alert_delivery, "digest": digest_delivery, "hostile": hostile_delivery}
+def update_delivery() -> Delivery:
+    """A follow-up (`story: first_then_updates`): a higher count, a new rule and a new outlet at once."""
+    article = make_article("reuters/005_7f3a.txt", "Bij de onlusten zijn 225 mensen omgekomen.")
+    hits = [
+        make_hit(
+            "omgekomen", "…zijn 225 mensen [[omgekomen]].", term="omgekomen", start=30, count=Count(225, None, "225")
+        )
+    ]
+    payload = make_alert("dodental", article, hits) | {"version": 1, "update_of": make_id("dodental", "first")}
+    update = Update(("count", "rule", "outlet"), 164, 225, ("arrestaties", "csto", "kazachstan", "tokajev"), "reuters")
+    return make_delivery(
+        "alert", "dodental", payload | {"update": update_fields(update, "dodental: 003_1649dd4e54c446b5.txt")}
+    )
+
+
+KINDS = {"alert": alert_delivery, "digest": digest_delivery, "hostile": hostile_delivery, "update": update_delivery}
 
 
 def webhook(fmt: str, **extra: Any) -> Webhook:

@@ -16,6 +16,7 @@ from monitor.notify.payload import (
     COUNT_INCREASE_ROOM,
     DIGEST_ROOM,
     STORY_ROOM,
+    UPDATE_ROOM,
     alert_budget,
     alert_payload,
     cut_end,
@@ -24,9 +25,11 @@ from monitor.notify.payload import (
     digest_parts,
     dumps,
     json_size,
+    update_fields,
     with_count_increase,
     with_story,
 )
+from monitor.notify.threads import Update
 from monitor.store import DIGEST_REFS
 
 DEFAULT = LimitsSettings()
@@ -101,7 +104,9 @@ LONGEST = -COUNT_INCREASE_ROOM["value"]  # -1.7976931348623157e+308: as long as 
 
 def largest_story(payload: str) -> str:
     room = STORY_ROOM
-    return with_story(payload, room["story"], room["version"], room["previous_alert"], room["update_of"])
+    return with_story(
+        payload, room["story"], room["version"], room["previous_alert"], room["update_of"], room["update"]
+    )
 
 
 def test_a_filled_count_increase_and_story_stay_within_the_budget() -> None:
@@ -124,8 +129,8 @@ def test_a_filled_count_increase_and_story_stay_within_the_budget() -> None:
 def test_the_story_fields_end_the_payload_and_are_filled_in_place() -> None:
     stored = dumps(alert_payload("msg_x", article(), Match("hv", many(2), "x"), SMALL))
     filled = json.loads(with_story(stored, "story_0123456789abcdef", 2, "msg_" + "a" * 32))
-    assert list(filled)[-4:] == ["story", "version", "previous_alert", "update_of"]
-    assert filled["update_of"] is None
+    assert list(filled)[-5:] == ["story", "version", "previous_alert", "update_of", "update"]
+    assert filled["update_of"] is None and filled["update"] is None
     assert (filled["story"], filled["version"], filled["previous_alert"]) == (
         "story_0123456789abcdef",
         2,
@@ -137,6 +142,40 @@ def test_the_story_fields_end_the_payload_and_are_filled_in_place() -> None:
         "version": 1,
         "previous_alert": None,
         "update_of": None,
+        "update": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("update", "title"),
+    [
+        (Update(("count",), LONGEST, LONGEST), "r: a.txt"),
+        (
+            Update(("count", "rule", "outlet"), None, 1.0, tuple("r" * 80 + str(i) for i in range(50)), "\x00" * 500),
+            "t",
+        ),
+        (Update(("outlet",), outlet="é" * 1000), "\x01" * 2000),
+        (Update(("outlet",), outlet="😀" * 1000), "😀" * 2000),
+    ],
+    ids=["count", "all-long", "escaped", "four-byte"],
+)
+def test_an_update_is_never_larger_than_its_room(update: Update, title: str) -> None:
+    """A follow-up's `update` (its rules, outlet and title cut) fits the room the payload was fitted with."""
+    fields = update_fields(update, title)
+    assert json_size(fields) <= json_size(UPDATE_ROOM)
+    assert fields["reasons"] == list(update.reasons) and fields["rules_total"] == len(update.rules)
+    assert len(fields["rules"]) <= 3 and fields["title"]
+
+
+def test_a_short_update_is_kept_whole() -> None:
+    fields = update_fields(Update(("count", "rule"), 76, 500, ("mourning",)), "quake: a.txt")
+    assert fields == {
+        "reasons": ["count", "rule"],
+        "count": {"previous": 76, "value": 500},
+        "rules": ["mourning"],
+        "rules_total": 1,
+        "outlet": None,
+        "title": "quake: a.txt",
     }
 
 
@@ -179,7 +218,7 @@ def test_hits_are_dropped_from_the_end_first() -> None:
     kept = payload["hits"]
     assert 0 < len(kept) < 20 and [h["start"] for h in kept] == [h.start for h in match.hits[: len(kept)]]
     assert payload["article"]["path"] == "/srv/news/a.txt" and payload["clause"] == "hoogverraad"
-    one_more = dict(payload, hits=[*kept, match.hits[len(kept)].as_json()])
+    one_more = dict(payload, hits=[*kept, match.hits[len(kept)].as_json()]) | STORY_ROOM  # as it was fitted
     assert json_size(one_more) > alert_budget(SMALL), "as many hits as fit are kept"
 
 

@@ -117,6 +117,19 @@ def test_min_hits_must_be_positive(tmp_path: Path) -> None:
         load(tmp_path, "  - name: r\n    query: arrest\n    min_hits: 0\n")
 
 
+def test_digest_updates_needs_a_schedule_and_names_its_line(tmp_path: Path) -> None:
+    fine = "  - name: ok\n    query: a1\n    schedule: '0 * * * *'\n    story: digest_updates\n"
+    assert load(tmp_path, fine).rule("ok").story == "digest_updates"
+    path = write_rules(tmp_path, fine + "  - name: toll\n    query: dodental\n    story: digest_updates\n")
+    with pytest.raises(RulesError) as caught:
+        load_rules(path, environ={})
+    (problem,) = caught.value.problems
+    line = HEADER.count("\n") + 7
+    assert path.read_text().splitlines()[line - 1] == "    story: digest_updates"
+    needs = "story: digest_updates needs schedule (the digest its follow-ups are gathered into)"
+    assert str(problem) == f"{path}:{line}: rule 'toll': {needs}"
+
+
 def test_realert_on_increase_needs_realert_and_names_its_line(tmp_path: Path) -> None:
     fine = "  - name: ok\n    query: a1\n    realert: 6h\n    realert_on_increase: true\n"
     assert load(tmp_path, fine).rule("ok").realert_on_increase

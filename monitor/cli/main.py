@@ -348,7 +348,13 @@ def backfill(
     options = settings.stories
     stories = Storyline(options.window.total_seconds(), options.threshold) if options.enabled else None
     pipeline = Pipeline(
-        store, lambda: ruleset, settings.watch.max_article_bytes, settings.limits, roots=[folder], stories=stories
+        store,
+        lambda: ruleset,
+        settings.watch.max_article_bytes,
+        settings.limits,
+        roots=[folder],
+        stories=stories,
+        quiet=options.quiet.total_seconds(),
     )
     paths = sorted(entry.path for entry in scan([folder], settings.watch.suffixes))
     counts: dict[str, int] = {}

@@ -146,8 +146,9 @@ class Rule(_Model):
     realert: Duration | None = None
     realert_key: Literal["rule", "date", "term"] = "rule"
     # alert_each: every match alerts (stories or not); first_then_updates: with stories on, a rule alerts once per
-    # story, then only when a match's count is larger than every one it sent in the story (a follow-up)
-    story: Literal["alert_each", "first_then_updates"] = "alert_each"
+    # story, then only when something is new (a higher count, a new matched rule, a new outlet after a quiet
+    # period: a follow-up, monitor/notify/threads.py); digest_updates: the same, its follow-ups in its digest
+    story: Literal["alert_each", "first_then_updates", "digest_updates"] = "alert_each"
     realert_on_increase: bool = False  # alert again within `realert` when the match's count rises
     stem: bool | str = False
     case_sensitive: bool = False
@@ -347,6 +348,10 @@ def _compile(path: Path, raw: Any, parsed: RulesFile, check_template: TemplateCh
         if rule.realert_on_increase and rule.realert is None:
             where = locate(raw, ("rules", index, "realert_on_increase"))[0]
             needs = "realert_on_increase needs realert (the window in which counts are compared)"
+            problems.append(RuleProblem(path, where, f"rule {rule.name!r}: {needs}"))
+        if rule.story == "digest_updates" and rule.digest_cron is None:
+            where = locate(raw, ("rules", index, "story"))[0]
+            needs = "story: digest_updates needs schedule (the digest its follow-ups are gathered into)"
             problems.append(RuleProblem(path, where, f"rule {rule.name!r}: {needs}"))
         for target in rule.notify or []:
             if target not in parsed.webhooks:

@@ -208,12 +208,22 @@ class StoriesSettings(_Section):
     enabled: bool = False
     window: Duration = timedelta(hours=72)  # articles that arrived longer ago join no story (and are pruned)
     threshold: float = Field(default=0.22, gt=0, le=1)  # estimated Jaccard similarity of salient words to join
+    # `story: first_then_updates` / `digest_updates`: an article from an outlet new to the story gives a follow-up
+    # when the rule sent nothing in the story for this long (monitor/notify/threads.py)
+    quiet: Duration = timedelta(hours=3)
 
     @field_validator("window")
     @classmethod
     def _window(cls, value: timedelta) -> timedelta:
         if not timedelta(minutes=1) <= value <= timedelta(days=365):
             raise ValueError("must be at least 1m and at most 365d")
+        return value
+
+    @field_validator("quiet")
+    @classmethod
+    def _quiet(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) <= value <= timedelta(days=365):
+            raise ValueError("must be at least 0s and at most 365d")
         return value
 
 

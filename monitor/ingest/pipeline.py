@@ -35,6 +35,7 @@ from monitor.ingest.storyline import Storyline
 from monitor.matching.engine import Match
 from monitor.matching.stories import signature
 from monitor.notify.alerts import Prepared, Queued, prepare, queue_prepared
+from monitor.notify.threads import QUIET, Followups
 from monitor.store import Known, Store
 
 
@@ -107,6 +108,7 @@ class Pipeline:
         worker: Offload | None = None,
         read_lease: float = READ_LEASE,
         stories: Storyline | None = None,
+        quiet: float = QUIET,
     ) -> None:
         self.store = store
         self.rules = rules  # the rules in force now: reloads swap what this returns
@@ -119,6 +121,7 @@ class Pipeline:
         self.abandoned = threading.Event()  # shutdown gave up waiting: batches still running write nothing
         # Longest first: a file is read beneath the innermost watched folder that holds it.
         self.roots = sorted((os.path.abspath(root) for root in roots), key=len, reverse=True)
+        self.followups = Followups.of(self.roots, quiet)  # the story modes' outlets and quiet period
 
     def root_of(self, path: str) -> str | None:
         """The watched folder a path is in (None: not in one, read as it is, e.g. by `check`)."""
@@ -177,7 +180,9 @@ class Pipeline:
                     step.path, *step.stat, outcome=ArticleOutcome.rejected, code=error.code, reason=error.reason
                 )
             for step, queued in zip(
-                read, queue_prepared(tx, ruleset, items, send=send, stories=self.stories), strict=True
+                read,
+                queue_prepared(tx, ruleset, items, send=send, stories=self.stories, followups=self.followups),
+                strict=True,
             ):
                 step.queued = queued
             tx.release_reading(claimed)

@@ -40,8 +40,26 @@ from monitor.config.settings import LimitsSettings
 from monitor.ingest.articles import Article, ArticleOutcome
 from monitor.matching.engine import Match
 from monitor.matching.stories import StoryRef
-from monitor.notify.payload import alert_payload, digest_parts, dumps, with_count_increase, with_story
-from monitor.store import ArticleClaim, DeliveryKind, LedgerEntry, NewAlert, NewDelivery, Store, Transaction, Window
+from monitor.notify.payload import (
+    alert_payload,
+    digest_parts,
+    dumps,
+    update_fields,
+    with_count_increase,
+    with_story,
+)
+from monitor.notify.threads import MODES, Followups, Seen, Thread, follow_up, sent_follow_up, title
+from monitor.store import (
+    ArticleClaim,
+    DeliveryKind,
+    LedgerEntry,
+    NewAlert,
+    NewDelivery,
+    Store,
+    StoryThread,
+    Transaction,
+    Window,
+)
 
 
 class Stories(Protocol):
@@ -179,13 +197,14 @@ def queue_prepared(
     now: float | None = None,
     send: bool = True,
     stories: Stories | None = None,
+    followups: Followups | None = None,
 ) -> list[Queued]:
     """`queue_article` for several articles within the caller's transaction, with one statement per table
     for all of them (claims, ledger rows, alerts, deliveries). The first article of a content claims it;
     the others with that content are duplicates, as if they had come one after another. The newly claimed
     articles get their stories (`stories`: the daemon's; None: no stories) before their alerts are
-    decided. Before the realert lookups the windows of the newly claimed articles are locked (PostgreSQL:
-    replicas take turns)."""
+    decided (`followups`: the watched folders and quiet period of the story modes). Before the realert
+    lookups the windows of the newly claimed articles are locked (PostgreSQL: replicas take turns)."""
     now = time.time() if now is None else now
     first = _first_of_each_content(items)
     claimed = tx.claim_articles([_claim(items[index], now) for index in first.values()])
@@ -198,8 +217,10 @@ def queue_prepared(
     won = {index for content, index in first.items() if content in claimed}
     paths = {index: tx.claimed_path(item.article.content_hash) for index, item in enumerate(items) if index not in won}
     previous = tx.alerts_present(_previous_alerts(winners))
-    firsts = tx.story_firsts(_story_keys(ruleset, winners))
-    plan = plan_batch(ruleset, items, won, paths, recent, now, send, previous, firsts)
+    keys = _story_keys(ruleset, winners)
+    threads = {key: _thread(key[1], found) for key, found in tx.story_threads(keys).items()}
+    seen = _seen(tx.story_seen(story for story, _ in keys), followups or Followups())
+    plan = plan_batch(ruleset, items, won, paths, recent, now, send, previous, threads, seen, followups)
     tx.record_files(plan.ledger)
     tx.queue_alerts(plan.alerts)
     tx.queue_deliveries(plan.deliveries)
@@ -216,14 +237,26 @@ def with_stories(
 
 
 def _story_keys(ruleset: RuleSet, winners: Sequence[Prepared]) -> list[tuple[str, str]]:
-    """The (story, rule) of the winners' matches of rules with `story: first_then_updates`."""
+    """The (story, rule) of the winners' matches of rules with a story mode that keeps a thread."""
     return [
         (item.story.story, draft.rule)
         for item in winners
         if item.story is not None
         for draft in item.drafts
-        if ruleset.rule(draft.rule).story == "first_then_updates"
+        if ruleset.rule(draft.rule).story in MODES
     ]
+
+
+def _thread(rule: str, found: StoryThread) -> Thread:
+    return Thread(found.first, title(rule, found.path or ""), found.best, found.last_at)
+
+
+def _seen(found: Mapping[str, tuple[set[str], set[str]]], followups: Followups) -> dict[str, Seen]:
+    """Each story's rules matched and outlets, from the rules and paths of its stored alerts."""
+    return {
+        story: Seen(rules, {outlet for path in paths if (outlet := followups.outlet(path)) is not None})
+        for story, (rules, paths) in found.items()
+    }
 
 
 def _previous_alerts(winners: Sequence[Prepared]) -> list[str]:
@@ -265,18 +298,21 @@ def plan_batch(
     now: float,
     send: bool,
     previous: Set[str] = frozenset(),
-    firsts: Mapping[tuple[str, str], tuple[str, float | None]] | None = None,
+    threads: Mapping[tuple[str, str], Thread] | None = None,
+    seen: Mapping[str, Seen] | None = None,
+    followups: Followups | None = None,
 ) -> Plan:
     """Decide what a batch writes. `won`: the items (by index) that claimed their content now;
     `claimed_paths`: for the others, the path whose content claimed theirs; `recent`: the (rule, realert
     key) alerted within the rule's window before this batch, with the largest count alerted (for rules
     with `realert_on_increase`). An alert earlier in the batch counts too. `previous`: the stored alert
-    ids among those of the previous versions of the items' files (their `previous_alert`). `firsts`: per
-    (story, rule) of a rule with `story: first_then_updates`, its first alert in the story and the largest
-    count it sent there (`Transaction.story_firsts`)."""
+    ids among those of the previous versions of the items' files (their `previous_alert`). `threads`: per
+    (story, rule) of a rule with a story mode, its thread there (`Transaction.story_threads`); `seen`: per
+    story, the rules and outlets of its stored matched articles (monitor.notify.threads); `followups`: the
+    watched folders and quiet period. The batch's own alerts are added to both as they are decided."""
     plan = Plan()
     sent: dict[tuple[str, str], float | None] = {}  # alerted earlier in this batch: not in the table yet
-    threads = dict(firsts or {})  # (story, rule) -> (first alert, largest count sent), this batch's too
+    story = _Threads(dict(threads or {}), dict(seen or {}), followups or Followups(), now)
     for index, item in enumerate(items):
         article = item.article
         same_name = index in won or claimed_paths.get(index) == article.path
@@ -293,36 +329,78 @@ def plan_batch(
         for draft in item.drafts:
             rule = ruleset.rule(draft.rule)
             before = _previous_alert(item.story, rule.name, previous)
-            held, update_of = _story_thread(rule, item.story, draft, threads)
-            alert, due = decide_alert(
-                ruleset, rule, article, draft, now, send, sent, recent, item.story, before, update_of, held
-            )
+            step = story.decide(rule, item, draft)
+            alert, due = decide_alert(ruleset, rule, article, draft, now, send, sent, recent, item.story, before, step)
+            if alert.suppressed and not step.held:  # by realert: the thread stays as the store will have it
+                story.undo()
             plan.alerts.append(alert)
             plan.deliveries.extend(due)
             queued += len(due)
+        story.add(item)
         plan.results.append(Queued(True, len(item.drafts), queued))
     return plan
 
 
-def _story_thread(
-    rule: Rule, story: StoryRef | None, draft: Draft, threads: dict[tuple[str, str], tuple[str, float | None]]
-) -> tuple[bool, str | None]:
-    """(whether `story: first_then_updates` holds the draft back, the first alert it follows up). The first
-    match of the rule in a story alerts; a later one only when its count is larger than every count the
-    rule sent in the story (a follow-up naming the first alert), else it is recorded, suppressed. The
-    thread is updated for the rest of the batch."""
-    if rule.story != "first_then_updates" or story is None:
-        return False, None
-    key = (story.story, rule.name)
-    thread = threads.get(key)
-    if thread is None:
-        threads[key] = (draft.alert_id, draft.count)
-        return False, None
-    first, best = thread
-    if draft.count is not None and (best is None or draft.count > best):
-        threads[key] = (first, draft.count)
-        return False, first
-    return True, None
+@dataclass(frozen=True, slots=True)
+class StoryStep:
+    """What a story mode does with a match: hold it back, send it as the story's first alert (`first`, which
+    a digest rule under `digest_updates` sends at once), or as a follow-up of `update_of` (`update`: what is
+    new, as the payload's `update` field)."""
+
+    held: bool = False
+    first: bool = False
+    update_of: str | None = None
+    update: dict[str, object] | None = None
+
+
+@dataclass(slots=True)
+class _Threads:
+    """A batch's story threads and what its stories have seen, updated as its alerts are decided."""
+
+    threads: dict[tuple[str, str], Thread]
+    seen: dict[str, Seen]
+    followups: Followups
+    now: float
+    last: tuple[tuple[str, str], Thread | None] | None = None  # the thread the last `decide` changed, before
+
+    def decide(self, rule: Rule, item: Prepared, draft: Draft) -> StoryStep:
+        """The story mode's step for a match (nothing for `alert_each`, or without a story)."""
+        self.last = None
+        if rule.story not in MODES or item.story is None:
+            return StoryStep()
+        key = (item.story.story, rule.name)
+        thread = self.threads.get(key)
+        self.last = (key, thread)
+        if thread is None:
+            self.threads[key] = Thread(draft.alert_id, title(rule.name, item.article.path), draft.count, self.now)
+            return StoryStep(first=True)
+        seen = self.seen.get(item.story.story, Seen())
+        outlet = self.followups.outlet(item.article.path)
+        rules = [other.rule for other in item.drafts]
+        update = follow_up(thread, seen, draft.count, rules, outlet, self.now, self.followups.quiet)
+        if update is None:
+            return StoryStep(held=True)
+        self.threads[key] = sent_follow_up(thread, draft.count, self.now)
+        return StoryStep(update_of=thread.first, update=update_fields(update, thread.title))
+
+    def undo(self) -> None:
+        """The last decided match was not sent after all (`realert` suppressed it): its thread as before."""
+        if self.last is not None:
+            key, thread = self.last
+            if thread is None:
+                self.threads.pop(key, None)
+            else:
+                self.threads[key] = thread
+            self.last = None
+
+    def add(self, item: Prepared) -> None:
+        """The item's rules and outlet are now the story's (for the batch's later articles)."""
+        if item.story is None or not item.drafts:
+            return
+        seen = self.seen.setdefault(item.story.story, Seen())
+        seen.rules.update(draft.rule for draft in item.drafts)
+        if (outlet := self.followups.outlet(item.article.path)) is not None:
+            seen.outlets.add(outlet)
 
 
 def _previous_alert(story: StoryRef | None, rule: str, stored: Set[str]) -> str | None:
@@ -350,24 +428,26 @@ def decide_alert(
     recent: Alerted,
     story: StoryRef | None = None,
     previous_alert: str | None = None,
-    update_of: str | None = None,
-    held: bool = False,
+    step: StoryStep | None = None,
 ) -> tuple[NewAlert, list[NewDelivery]]:
     """The alert of a match of a newly claimed article, and its immediate deliveries: they refer to the
     alert, which holds the payload once. Suppressed when its realert window already had an alert (before
     this batch: `recent`; in it: `sent`, which this adds to), unless the rule has `realert_on_increase`
     and the match's count is larger than the window's largest so far; a digest rule's waits for its digest.
     `story`: the article's (None: stories are off), whose story, version and the alert of the same rule
-    for the file's previous version (`previous_alert`) go into the payload; `held`: `story:
-    first_then_updates` suppresses it; `update_of`: the first alert a follow-up updates."""
+    for the file's previous version (`previous_alert`) go into the payload; `step`: what the rule's story
+    mode does with it (holds it back, or sends the story's first alert or a follow-up: `update_of` and
+    `update` in its payload). Under `digest_updates` the story's first alert is sent at once."""
+    step = step or StoryStep()
     key = draft.realert_key
     suppressed, payload = _realert(rule, draft, sent, recent)
-    suppressed = suppressed or held
+    suppressed = suppressed or step.held
     if story is not None:
-        payload = with_story(payload, story.story, story.version, previous_alert, update_of)
+        payload = with_story(payload, story.story, story.version, previous_alert, step.update_of, step.update)
     if not suppressed:
         sent[(rule.name, key)] = draft.count
-    digest_pending = send and rule.digest_cron is not None and not suppressed
+    digest = rule.digest_cron is not None and not (step.first and rule.story == "digest_updates")
+    digest_pending = send and digest and not suppressed
     content = article.content_hash
     alert = NewAlert(
         draft.alert_id,
@@ -381,7 +461,7 @@ def decide_alert(
         draft.count,
         story.story if story is not None else None,
     )
-    if suppressed or not send or rule.digest_cron is not None:
+    if suppressed or not send or digest:
         return alert, []
     hooks = ruleset.targets(rule)
     return alert, [

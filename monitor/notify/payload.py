@@ -16,9 +16,12 @@ A rule with `realert_on_increase` gets `"count_increase": null`, filled in later
 the alert is a rise of the count within the realert window; the payload is fitted with the field at its
 largest (COUNT_INCREASE_ROOM), so that the filled payload stays within the budget too.
 
-Every alert's payload ends with `"story"`, `"version"` and `"previous_alert"` (null until the batch
-transaction assigns the article's story: `with_story`); the payload is fitted with them at their largest
-(STORY_ROOM), so the filled payload stays within the budget too.
+Every alert's payload ends with `"story"`, `"version"`, `"previous_alert"`, `"update_of"` and `"update"`
+(null until the batch transaction assigns the article's story: `with_story`); the payload is fitted with
+them at their largest (STORY_ROOM), so the filled payload stays within the budget too. `update` says what
+is new in a follow-up (monitor.notify.threads): its reasons, the counts, at most UPDATE_RULES of the rules
+new to the story (and how many there were), the new outlet (at most OUTLET_BYTES of JSON) and the first
+alert's title (at most TITLE_BYTES of JSON).
 
 A digest is split into parts (`digest_parts`) so that each part's payload, with its alerts' payloads in
 full, stays within `max_payload_bytes`: every alert is in exactly one part, in order.
@@ -34,6 +37,7 @@ from monitor.config.settings import LimitsSettings
 from monitor.ingest.articles import Article
 from monitor.matching.engine import Hit, Match
 from monitor.matching.facts import Count
+from monitor.notify.threads import Update
 from monitor.store import DIGEST_REFS
 
 ELLIPSIS = "…"
@@ -48,14 +52,28 @@ _HALVED = (("clause",), ("article", "path"), ("article", "lead"))
 _EXACT = 2**53  # integral counts below this are written as integers
 # `count_increase` at its largest: every number `_number` writes is at most as long as this one (24 characters)
 COUNT_INCREASE_ROOM = {"previous": -sys.float_info.max, "value": -sys.float_info.max}
+UPDATE_RULES = 3  # rule names listed in a follow-up's `update.rules` (each at most 80 ASCII characters)
+OUTLET_BYTES = 160  # of JSON: a follow-up's `update.outlet`
+TITLE_BYTES = 240  # of JSON: a follow-up's `update.title`, the first alert's title
+_RULE_ROOM = "f" * 80
+# A follow-up's `update` at its largest (the strings are cut to their JSON size: `cut_json`).
+UPDATE_ROOM = {
+    "reasons": ["count", "rule", "outlet"],
+    "count": COUNT_INCREASE_ROOM,
+    "rules": [_RULE_ROOM] * UPDATE_RULES,
+    "rules_total": 2**31,
+    "outlet": "f" * (OUTLET_BYTES - 2),
+    "title": "f" * (TITLE_BYTES - 2),
+}
 # The story fields at their largest: a story id, a version number (the store's is 32-bit), an alert id.
 STORY_ROOM = {
     "story": "story_" + "f" * 16,
     "version": 2**31,
     "previous_alert": "msg_" + "f" * 32,
     "update_of": "msg_" + "f" * 32,  # `story: first_then_updates`: the story's first alert of the rule
+    "update": UPDATE_ROOM,  # ... and what is new
 }
-STORY_NULL = {"story": None, "version": None, "previous_alert": None, "update_of": None}
+STORY_NULL = {"story": None, "version": None, "previous_alert": None, "update_of": None, "update": None}
 
 
 def dumps(value: Any) -> str:
@@ -126,14 +144,52 @@ def with_count_increase(payload: str, previous: float | None, value: float) -> s
     return dumps(data)
 
 
-def with_story(payload: str, story: str, version: int, previous_alert: str | None, update_of: str | None = None) -> str:
+def with_story(
+    payload: str,
+    story: str,
+    version: int,
+    previous_alert: str | None,
+    update_of: str | None = None,
+    update: dict[str, Any] | None = None,
+) -> str:
     """The stored payload (JSON) with its story fields filled in: the payload's last fields, so that this
     replaces its end (a payload without them, as a caller's own, is parsed and extended). `update_of`: the
-    first alert of the rule in the story, for a follow-up (`story: first_then_updates`)."""
-    fields = {"story": story, "version": version, "previous_alert": previous_alert, "update_of": update_of}
+    first alert of the rule in the story, for a follow-up (`story: first_then_updates`), `update` what is
+    new in it (`update_fields`)."""
+    fields = {
+        "story": story,
+        "version": version,
+        "previous_alert": previous_alert,
+        "update_of": update_of,
+        "update": update,
+    }
     if payload.endswith(_STORY_TAIL):
         return payload[: -len(_STORY_TAIL)] + dumps(fields)[1:]
     return dumps(json.loads(payload) | fields)
+
+
+def update_fields(update: Update, title: str) -> dict[str, Any]:
+    """A follow-up's `update` field, within UPDATE_ROOM: what is new, and the first alert's title."""
+    count = None
+    if update.count is not None:
+        previous = None if update.previous is None else _number(update.previous)
+        count = {"previous": previous, "value": _number(update.count)}
+    return {
+        "reasons": list(update.reasons),
+        "count": count,
+        "rules": [cut_end(rule, len(_RULE_ROOM)) for rule in update.rules[:UPDATE_RULES]],
+        "rules_total": len(update.rules),
+        "outlet": None if update.outlet is None else cut_json(update.outlet, OUTLET_BYTES),
+        "title": cut_json(title, TITLE_BYTES),
+    }
+
+
+def cut_json(text: str, limit: int) -> str:
+    """`text`, or its start and end around an ellipsis, whose JSON string takes at most `limit` bytes."""
+    chars = len(text)
+    while chars > 1 and json_size(cut_middle(text, chars)) > limit:
+        chars = min(chars - 1, chars * limit // json_size(cut_middle(text, chars)))
+    return cut_middle(text, chars)
 
 
 def _number(value: float) -> int | float:

@@ -40,7 +40,7 @@ from monitor.store.outbox import (
     State,
 )
 from monitor.store.status import Status
-from monitor.store.stories import Stories, StoryAlert, StoryRow, StoryWrites
+from monitor.store.stories import Stories, StoryAlert, StoryRow, StoryThread, StoryWrites, ThreadWrites
 from monitor.store.webhooks import Webhooks
 
 __all__ = [
@@ -61,13 +61,14 @@ __all__ = [
     "Store",
     "StoryAlert",
     "StoryRow",
+    "StoryThread",
     "Transaction",
     "Window",
     "no_state_yet",
 ]
 
 
-class Transaction(LedgerWrites, AlertWrites, DigestWrites, OutboxWrites, StoryWrites):
+class Transaction(LedgerWrites, AlertWrites, DigestWrites, OutboxWrites, StoryWrites, ThreadWrites):
     """The statements of one write transaction (`Store.transaction()`): all of them commit together, or none."""
 
 

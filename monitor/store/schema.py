@@ -50,7 +50,7 @@ alerts = Table(
     Column("story", String(40)),  # the article's story (`story_articles.story`), NULL: stories were off
     Index("alerts_rule_created", "rule", "created_at"),
     Index("alerts_realert", "rule", "realert_key", "created_at"),  # the realert lookup (`Transaction.alerted_since`)
-    Index("alerts_story", "story", "rule", "created_at"),  # a rule's first alert in a story (`story_firsts`)
+    Index("alerts_story", "story", "rule", "created_at"),  # a rule's thread in a story (`story_threads`, `story_seen`)
 )
 # The digest flush's check and query and the start-up catch-up (`digest_waiting`, `take_digest_alerts`,
 # `oldest_pending` in monitor.store.digests): only the few alerts still waiting for a digest are in it. Its

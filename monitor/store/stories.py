@@ -41,12 +41,6 @@ _OF_PATHS = (
     .order_by(story_articles.c.path, story_articles.c.version.desc())
 )
 _PRESENT = select(alerts.c.id).where(alerts.c.id.in_(bindparam("ids", expanding=True)))
-# A rule's alerts sent in a story, the first first (bounded by the follow-ups `first_then_updates` lets through).
-_STORY_SENT = (
-    select(alerts.c.id, alerts.c.count_value)
-    .where(alerts.c.story == bindparam("story"), alerts.c.rule == bindparam("rule"), alerts.c.suppressed.is_(False))
-    .order_by(alerts.c.created_at, alerts.c.id)
-)
 
 
 class StoryRow(NamedTuple):
@@ -140,17 +134,61 @@ class StoryWrites(Writes):
             del value["seq"]
         return set(insert_returning(self._conn, story_articles, values, story_articles.c.content_hash))
 
-    def story_firsts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, float | None]]:
-        """For each (story, rule) that has sent an alert: its first alert's id and the largest count sent."""
-        found: dict[tuple[str, str], tuple[str, float | None]] = {}
-        for story, rule in sorted(set(keys)):
-            rows = self._conn.execute(_STORY_SENT, {"story": story, "rule": rule}).all()
-            if rows:
-                counts = [row.count_value for row in rows if row.count_value is not None]
-                found[story, rule] = (rows[0].id, max(counts) if counts else None)
-        return found
-
     def alerts_present(self, ids: Iterable[str]) -> set[str]:
         """Which of these alert ids are stored."""
         wanted = sorted(set(ids))
         return set(self._conn.execute(_PRESENT, {"ids": wanted}).scalars()) if wanted else set()
+
+
+# Story threads (monitor.notify.threads): the index `alerts_story` (story, rule, created_at) serves both.
+_JOINED = alerts.outerjoin(story_articles, story_articles.c.content_hash == alerts.c.content_hash)
+# A rule's alerts sent in a story, the first first (bounded by the follow-ups a story mode lets through).
+_STORY_SENT = (
+    select(alerts.c.id, alerts.c.count_value, alerts.c.created_at, story_articles.c.path)
+    .select_from(_JOINED)
+    .where(alerts.c.story == bindparam("story"), alerts.c.rule == bindparam("rule"), alerts.c.suppressed.is_(False))
+    .order_by(alerts.c.created_at, alerts.c.id)
+)
+# The rules matched in a story and the files of its matched articles (each alert, sent or not, is a match).
+_STORY_SEEN = (
+    select(alerts.c.rule, story_articles.c.path)
+    .select_from(_JOINED)
+    .where(alerts.c.story == bindparam("story"))
+    .distinct()
+)
+
+
+class StoryThread(NamedTuple):
+    """A rule's thread in a story: its first alert (id, and its article's path: None once pruned), the
+    largest count sent and when the last alert was sent."""
+
+    first: str
+    path: str | None
+    best: float | None
+    last_at: float
+
+
+class ThreadWrites(Writes):
+    """A write transaction's reads of story threads (`story: first_then_updates`, `digest_updates`)."""
+
+    def story_threads(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StoryThread]:
+        """For each (story, rule) that has sent an alert: its thread."""
+        found: dict[tuple[str, str], StoryThread] = {}
+        for story, rule in sorted(set(keys)):
+            rows = self._conn.execute(_STORY_SENT, {"story": story, "rule": rule}).all()
+            if rows:
+                counts = [row.count_value for row in rows if row.count_value is not None]
+                best = max(counts) if counts else None
+                found[story, rule] = StoryThread(rows[0].id, rows[0].path, best, max(row.created_at for row in rows))
+        return found
+
+    def story_seen(self, stories: Iterable[str]) -> dict[str, tuple[set[str], set[str]]]:
+        """For each story: the rules its articles matched and the paths of those articles (stored alerts)."""
+        found: dict[str, tuple[set[str], set[str]]] = {}
+        for story in sorted(set(stories)):
+            rules, paths = found.setdefault(story, (set(), set()))
+            for rule, path in self._conn.execute(_STORY_SEEN, {"story": story}):
+                rules.add(rule)
+                if path is not None:
+                    paths.add(path)
+        return found

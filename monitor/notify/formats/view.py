@@ -30,6 +30,8 @@ class AlertView:
     count: str = ""  # the match's count as shown ("8000 (almost): bijna achtduizend"), "" without one
     language: str = ""
     update_of: str = ""  # a follow-up (`story: first_then_updates`): the first alert of its story
+    update_title: str = ""  # ... that alert's title ("" from a payload of an older version)
+    new: str = ""  # ... and what is new ("count 500 (was 76); rule mourning; outlet reuters")
 
     @property
     def unshown(self) -> int:
@@ -43,7 +45,9 @@ class AlertView:
     @property
     def title(self) -> str:
         title = f"{self.rule}: {self.name}"
-        return f"Update: {title}" if self.update_of else title
+        if self.update_of:
+            return f"Update to {self.update_title}" if self.update_title else f"Update: {title}"
+        return title
 
     @property
     def facts(self) -> list[tuple[str, str]]:
@@ -55,8 +59,14 @@ class AlertView:
             ("Hits", str(self.hits_total)),
             *((("Count", self.count),) if self.count else ()),
             *((("Language", self.language),) if self.language else ()),
-            *((("Update to", self.update_of),) if self.update_of else ()),
+            *((("Update to", self.updates),) if self.update_of else ()),
+            *((("New", self.new),) if self.new else ()),
         ]
+
+    @property
+    def updates(self) -> str:
+        """The first alert a follow-up updates: its title and id."""
+        return f"{self.update_title} ({self.update_of})" if self.update_title else self.update_of
 
     def summary(self) -> Rich:
         """One line for a digest: name, date, the first hit, and how many more."""
@@ -124,7 +134,29 @@ def alert_view(payload: dict[str, Any], rule: str) -> AlertView:
         shown_count(payload.get("count"), payload.get("count_increase")),
         str(article.get("language") or ""),
         str(payload.get("update_of") or ""),
+        *_update(payload.get("update")),
     )
+
+
+def _update(update: Any) -> tuple[str, str]:
+    """A follow-up's (first alert's title, what is new), from its payload's `update` ("" without one)."""
+    if not isinstance(update, dict):
+        return "", ""
+    new = []
+    count = update.get("count")
+    if isinstance(count, dict) and isinstance(count.get("value"), int | float):
+        previous = count.get("previous")
+        was = f" (was {previous:g})" if isinstance(previous, int | float) else ""
+        new.append(f"count {count['value']:g}{was}")
+    rules = [str(rule) for rule in update.get("rules") or []]
+    if rules:
+        more = int(update.get("rules_total") or len(rules)) - len(rules)
+        new.append(
+            f"{plural(len(rules) + more, 'rule')} {', '.join(rules)}" + (f" and {more} more" if more > 0 else "")
+        )
+    if update.get("outlet"):
+        new.append(f"outlet {update['outlet']}")
+    return str(update.get("title") or ""), "; ".join(new)
 
 
 def shown_count(count: Any, increase: Any = None) -> str:
