@@ -207,7 +207,7 @@ class StoriesSettings(_Section):
     # gets a story, at a cost in throughput and memory that the benchmark states.
     enabled: bool = False
     window: Duration = timedelta(hours=72)  # articles that arrived longer ago join no story (and are pruned)
-    threshold: float = Field(default=0.22, gt=0, le=1)  # estimated Jaccard similarity of salient words to join
+    threshold: float = Field(default=1.3, gt=0, le=20)  # evidence (shared rare names and numbers) to join
 
     @field_validator("window")
     @classmethod
