@@ -48,17 +48,17 @@ articles share, its candidate sets (and cost) grew with the history.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 import re
 import struct
+import zlib
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from monitor.matching.analysis import fold
+from monitor.matching.analysis import fold, fold_term
 
 # What a rule does with the articles of one story (`story:` in the rules file).
 StoryMode = Literal["alert_each", "first_then_updates", "digest_updates"]
@@ -80,9 +80,10 @@ MIN_WORDS = 5  # an article with fewer salient words and no terms has no signatu
 MIN_DIGITS = 2  # a single digit says nothing of the event
 MAGIC = b"st2\x00"  # the signature's format (the MinHash signatures before it have none)
 _HEADER = re.compile(r"\A\s*date[ \t]+\S+", re.IGNORECASE)
-_TOKEN = re.compile(r"(?P<token>\d+(?:[.,]\d+)*|[^\W\d_]\w*)|(?P<gap>\W+)")
-_END = re.compile(r"[.!?:;\n]")  # in the gap before a word: it starts a sentence
-_WORD = re.compile(r"\w+")
+# A number, or a word that may be capitalised (an ASCII capital or any other letter first: `_name` checks).
+_CANDIDATE = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*|\b(?:[A-Z]|[^\x00-\x7f])\w*")
+_OPENERS = " \t\r'\"‘’“”«»([-–—"  # what may stand between a sentence's end and its first word
+_ENDS = ".!?:;\n"
 WORD_LETTERS = 4  # of a salient word (the sketch's)
 _THOUSANDS = re.compile(r"\d{1,3}(?:[.,]\d{3})+")
 _SKETCH_SPACE = 1 << 32  # sketch keys live above the terms' 32-bit hashes in the inverted index
@@ -161,7 +162,8 @@ class StoryEntry:
 
 
 def _hash(term: str) -> int:
-    return int.from_bytes(hashlib.blake2b(term.encode(), digest_size=4).digest(), "little")
+    """A stable 32-bit hash (CRC-32, its bits mixed by a multiplication: the sketch takes the smallest)."""
+    return (zlib.crc32(term.encode()) * 0x9E3779B1) & 0xFFFFFFFF
 
 
 def _number(found: str) -> str | None:
@@ -172,27 +174,28 @@ def _number(found: str) -> str | None:
 
 def _name(token: str) -> str | None:
     """A capitalised word's term: folded, its first PREFIX letters; None for a stop word or a short word."""
-    if not token[0].isupper():
-        return None
-    word = fold(token).text.strip()
+    word = fold_term(token).strip()  # cached
     if len(word) < MIN_LETTERS or word in STOP_WORDS or " " in word:
         return None
     return word[:PREFIX]
+
+
+def _starts(body: str, at: int) -> bool:
+    """Whether the word at `at` starts a sentence (or the text)."""
+    before = body[max(0, at - 8) : at].rstrip(_OPENERS)
+    return not before or before[-1] in _ENDS
 
 
 def terms(text: str) -> list[str]:
     """The article's terms (the module docstring says which), each once, in order of appearance."""
     body = _HEADER.sub("", text[:MAX_CHARS], count=1)
     found: dict[str, None] = {}
-    tokens = itertools.islice(_TOKEN.finditer(body), MAX_WORDS)
-    starts = True  # the next word starts a sentence
-    for match in tokens:
-        token, gap = match.group("token"), match.group("gap")
-        if gap is not None:
-            starts = starts or bool(_END.search(gap))
-            continue
-        term = _number(token) if token[0].isdigit() else (None if starts else _name(token))
-        starts = False
+    for match in itertools.islice(_CANDIDATE.finditer(body), MAX_WORDS):
+        token = match.group()
+        if token[0].isdigit():
+            term = _number(token)
+        else:
+            term = _name(token) if token[0].isupper() and not _starts(body, match.start()) else None
         if term is not None:
             found[term] = None
             if len(found) >= MAX_TERMS:
@@ -202,12 +205,12 @@ def terms(text: str) -> list[str]:
 
 def words(text: str) -> list[str]:
     """The article's salient words (folded, without stop words, of WORD_LETTERS letters or more), each once."""
-    seen: dict[str, None] = {}
-    for found in itertools.islice(_WORD.finditer(fold(text[:MAX_CHARS]).text), MAX_WORDS):
-        word = found.group()
-        if WORD_LETTERS <= len(word) <= MAX_LETTERS and word not in STOP_WORDS and not word.isdigit():
-            seen[word] = None
-    return list(seen)
+    folded = fold(_HEADER.sub("", text[:MAX_CHARS], count=1)).text.split()[:MAX_WORDS]
+    return [
+        word
+        for word in dict.fromkeys(folded)
+        if WORD_LETTERS <= len(word) <= MAX_LETTERS and word not in STOP_WORDS and not word.isdigit()
+    ]
 
 
 def signature(text: str) -> bytes:
@@ -218,7 +221,7 @@ def signature(text: str) -> bytes:
     salient = words(text)
     if not hashed and len(salient) < MIN_WORDS:
         return b""
-    sketch = sorted({_hash(word) for word in salient})[:SKETCH]
+    sketch = sorted({(zlib.crc32(word.encode()) * 0x9E3779B1) & 0xFFFFFFFF for word in salient})[:SKETCH]  # _hash
     values = list(dict.fromkeys(hashed))
     return MAGIC + struct.pack(f"<H{len(values) + len(sketch)}I", len(values), *values, *sketch)
 
