@@ -33,8 +33,9 @@ copy under another name, a lightly edited agency text). A new content under a pa
 joins its earlier version's story, as version N + 1.
 
 **Cost.** Candidates come from an inverted index over the terms and over the SKETCH_KEYS smallest sketch
-values: each key keeps the POSTINGS latest articles that have it, and a key whose list is full (a term or
-word in POSTINGS or more articles of the window: not distinctive) is skipped, so looking up an article
+values (a near duplicate's candidate shares COPY_KEYS of them: one alone is often a common word's): each
+key keeps the POSTINGS latest articles that have it, and a key whose list is full (a term or word in
+POSTINGS or more articles of the window: not distinctive) is skipped, so looking up an article
 visits fewer than (MAX_TERMS + SKETCH_KEYS) * POSTINGS postings, however long the window's history.
 Entries older than the window are evicted, with their postings and counts. Memory per article: its entry
 and signature (MAX_TERMS + SKETCH values of 4 bytes at most) and one posting per key.
@@ -72,6 +73,7 @@ PREFIX = 5  # letters of a term kept
 MAX_TERMS = 48
 SKETCH = 32  # values of the word sketch
 SKETCH_KEYS = 4  # the smallest sketch values indexed, for finding near duplicates
+COPY_KEYS = 2  # of them that a near duplicate's candidate shares (a copy shares most; a common word, one)
 POSTINGS = 64  # latest articles kept per key of the inverted index
 MAX_CHARS = 60_000  # of an article's text read for its terms and words
 MAX_WORDS = 3_000
@@ -236,13 +238,12 @@ def decode(signature: bytes) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def resemblance(one: tuple[int, ...], other: tuple[int, ...]) -> float:
-    """The Jaccard similarity of two word sets estimated from their sketches (bottom-k)."""
+    """The Jaccard similarity of two word sets estimated from their sketches (bottom-k: the share of the k
+    smallest values of both that each has)."""
     if not one or not other:
         return 0.0
-    size = min(SKETCH, len(set(one) | set(other)))
-    union = sorted(set(one) | set(other))[:size]
-    both = set(one) & set(other)
-    return sum(1 for value in union if value in both) / size
+    union = sorted(set(one).union(other))[:SKETCH]
+    return len(set(one).intersection(other).intersection(union)) / len(union)
 
 
 def new_story(content_hash: str) -> str:
@@ -340,16 +341,22 @@ class StoryIndex:
             for key in self._postings_of(term):
                 evidence[key] = evidence.get(key, 0.0) + value
         sketch = decode(entry.signature)[1]
-        copies = {key for value in sketch[:SKETCH_KEYS] for key in self._postings_of(_SKETCH_SPACE + value)}
+        hits: dict[str, int] = {}
+        for value in sketch[:SKETCH_KEYS]:
+            for key in self._postings_of(_SKETCH_SPACE + value):
+                hits[key] = hits.get(key, 0) + 1
+        fewest = min(COPY_KEYS, len(sketch))
+        copies = {key for key, count in hits.items() if count >= fewest}
         wanted = set(entry.rules)
         best: tuple[tuple[bool, float, int], StoryEntry, float] | None = None
-        for key in evidence.keys() | copies:
+        for key in {key for key, score in evidence.items() if score >= self.threshold} | copies:
             other, score = self._entries[key], evidence.get(key, 0.0)
             if abs(other.article_at - entry.article_at) > self.window:
                 continue
             shared = not wanted or not other.rules or not wanted.isdisjoint(other.rules)
-            copy = key in copies and resemblance(sketch, decode(other.signature)[1]) >= NEAR_DUPLICATE
-            if not copy and score < self.threshold * (1.0 if shared else RULES_DISAGREE):
+            joins = score >= self.threshold * (1.0 if shared else RULES_DISAGREE)
+            copy = not joins and key in copies and resemblance(sketch, decode(other.signature)[1]) >= NEAR_DUPLICATE
+            if not joins and not copy:
                 continue
             rank = (copy, score, -other.seq)
             if best is None or rank > best[0]:
