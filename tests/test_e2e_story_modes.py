@@ -134,7 +134,6 @@ FIVE_OUTLETS = [  # tests/data/stories/labels.csv: story turkey-quake, each writ
 ]
 
 
-@pytest.mark.xfail(strict=False, reason="needs helper group's grouping")
 def test_five_outlets_on_one_event_give_one_alert_under_first_then_updates(receiver: Receiver, daemon_factory) -> None:
     """Issue 18: five outlets' differently written reports of one event (none with a count near its hits,
     one rule, within the quiet period) are one story: one alert, the others held back."""

@@ -192,6 +192,29 @@ def test_0008_gives_older_alerts_no_story_and_downgrades(store: Store) -> None:
         assert not inspect(conn).has_table("story_articles")
 
 
+def test_0010_empties_minhash_signatures_and_downgrades(store: Store) -> None:
+    """The MinHash signatures of 0008 (512 bytes) become empty; a signature of terms stays; downgrading empties
+    the signatures of terms, which the code before 0010 cannot read."""
+    from monitor.matching.stories import decode, signature
+
+    store.upgrade("0009")
+    terms = signature("Rescuers in Gaziantep and Hatay, Turkey, said 1,500 people died in Kahramanmaras.")
+    with store.transaction() as tx:
+        tx.record_stories(
+            [
+                StoryRow("a" * 64, "story_a", "a", 1, 1.0, 1.0, bytes(range(256)) * 2, ("r",)),
+                StoryRow("b" * 64, "story_b", "b", 1, 1.0, 1.0, terms, ("r",)),
+                StoryRow("c" * 64, "story_c", "c", 1, 1.0, 1.0, b"", ()),
+            ]
+        )
+    store.upgrade("0010")
+    assert [row.signature for row in store.story_rows(0)] == [b"", terms, b""]
+    assert decode(terms)[0]
+    with store.engine.begin() as conn:
+        command.downgrade(migrations.config(conn), "0009")
+    assert [row.signature for row in store.story_rows(0)] == [b"", b"", b""]
+
+
 def test_a_database_made_before_migrations_counts_as_the_baseline(store: Store) -> None:
     store.upgrade(migrations.BASELINE)
     with store.begin() as conn:

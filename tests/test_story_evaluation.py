@@ -286,11 +286,6 @@ def test_the_story_index_groups_every_version_of_a_file() -> None:
         assert len(versions) == 1, versions
 
 
-@pytest.mark.xfail(
-    reason="issue 18 is open: salient-word MinHash does not tell same-event articles of different outlets from "
-    "different events (pairwise precision 0.86, recall 0.12 on this set; see README, Stories)",
-    strict=True,
-)
 def test_the_story_index_on_the_labelled_set() -> None:
     """Issue 18's target: pairwise precision >= 0.95 and recall >= 0.9 on tests/data/stories."""
     result = evaluate(load_rules(RULES, environ={}), SET / "articles", SET / "labels.csv")

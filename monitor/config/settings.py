@@ -203,11 +203,11 @@ class LimitsSettings(_Section):
 class StoriesSettings(_Section):
     """Story assignment (monitor/matching/stories.py): which earlier articles a new one may join."""
 
-    # Off by default while the grouping falls short of its targets (docs: "Stories"): on, every claimed article
-    # gets a story, at a cost in throughput and memory that the benchmark states.
+    # Off by default (experimental; README, "Stories"): on, every claimed article gets a story, at a cost in
+    # throughput and memory that the benchmark states.
     enabled: bool = False
     window: Duration = timedelta(hours=72)  # articles that arrived longer ago join no story (and are pruned)
-    threshold: float = Field(default=0.22, gt=0, le=1)  # estimated Jaccard similarity of salient words to join
+    threshold: float = Field(default=1.3, gt=0, le=20)  # evidence (shared rare names and numbers) to join
     # `story: first_then_updates` / `digest_updates`: an article from an outlet new to the story gives a follow-up
     # when the rule sent nothing in the story for this long (monitor/notify/threads.py)
     quiet: Duration = timedelta(hours=3)
