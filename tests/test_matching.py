@@ -484,10 +484,19 @@ def test_fast_paths(query: str, text: str, expected: bool) -> None:
     assert matches(query, text) == expected
 
 
-def test_candidates_need_every_piece_of_a_wildcard() -> None:
+def test_candidates_need_every_long_piece_of_a_wildcard() -> None:
+    rules = engine("dode?talen")
+    assert rules.candidates("de dodentalen") == {0}
+    assert rules.candidates("de talen van") == set()
+
+
+def test_a_short_piece_of_a_wildcard_is_left_to_the_decision() -> None:
+    """The piece "tal " (three letters) is no presearch key: the rule is a candidate, and its decision says no."""
     rules = engine("dode?tal")
     assert rules.candidates("het dodental") == {0}
-    assert rules.candidates("de dode van") == set()
+    assert rules.candidates("de dode van") == {0}
+    assert rules.match_text("de dode van") == []
+    assert [m.rule for m in rules.match_text("het dodental")] == ["rule"]
 
 
 @pytest.mark.parametrize(

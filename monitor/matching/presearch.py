@@ -10,16 +10,21 @@ indexed by one key, its most selective word, so that finding the candidates cost
 as for 100,000:
 - a term with an exact word: the longest one, among those tokens;
 - a term of wildcards only: the longest fragment of its words (`spans.fragment`), found with one
-  pyahocorasick pass over the padded folded text, and that word's other literal pieces (`dode?tal` needs
-  " dode" and "tal "). The automaton holds only these fragments, far fewer than the words and wildcards of
-  all rules;
+  pyahocorasick pass over the padded folded text, and that word's other literal pieces of four letters or
+  more (`dode?tal` needs "tal " once " dode" is found). The automaton holds only these fragments, far fewer
+  than the words and wildcards of all rules. Shorter pieces (" zi", "en ") are left to the rule's decision:
+  they occur in nearly every article, and in the automaton they made most of its matches, each a Python tuple;
 - a stemmed term: its stem, among the stems of the article's distinct words (`Doc.stems`).
+
+The keys found are turned into rule numbers by C set operations (`keys & found`, `chain`), so that a key that
+does not occur costs nothing and one that does costs one dict lookup.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from itertools import chain
 from operator import itemgetter
 
 import ahocorasick
@@ -30,6 +35,7 @@ from monitor.matching.query import Stemmer, Term
 from monitor.matching.spans import Doc, fragment, is_wildcard, pieces
 
 _CHUNK = 1 << 18  # characters of folded text split into words at a time
+_PIECE = 4  # a wildcard's other literal pieces are keys too when they have this many letters or more
 
 
 class Presearch:
@@ -40,7 +46,9 @@ class Presearch:
         self.vocabulary: dict[str, tuple[int, ...]] = {}  # the same, frozen
         # (the longest fragment, the word's other pieces) -> rules: a wildcard occurs only where all occur
         self._fragments: dict[tuple[str, frozenset[str]], list[int]] = defaultdict(list)
+        self._keyed: dict[str, tuple[int, ...]] = {}  # the words that are keys of some rule -> those rules
         self._automaton: ahocorasick.Automaton | None = None  # every fragment -> itself
+        self._whole: dict[str, tuple[int, ...]] = {}  # longest fragment -> the rules for which it is enough
         self._groups: dict[str, list[tuple[frozenset[str], tuple[int, ...]]]] = {}  # longest -> (others, rules)
         self._stems: dict[Stemmer, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
 
@@ -65,23 +73,32 @@ class Presearch:
             return self._words[max(exact, key=len)]
         word = max(term.words, key=lambda w: len(fragment(w)))
         main = fragment(word)
-        return self._fragments[main, frozenset(p for p in pieces(word) if p != main and len(p.strip()) >= 2)]
+        return self._fragments[main, frozenset(p for p in pieces(word) if p != main and len(p.strip()) >= _PIECE)]
 
     def freeze(self) -> None:
         """Plain dicts: a lookup of a missing key must not add it."""
         self.vocabulary = {word: tuple(rules) for word, rules in self._words.items()}
+        self._keyed = {word: rules for word, rules in self.vocabulary.items() if rules}
         self._words = {}
+        whole: dict[str, list[int]] = defaultdict(list)
         groups: dict[str, list[tuple[frozenset[str], tuple[int, ...]]]] = defaultdict(list)
         for (main, others), rules in self._fragments.items():
-            groups[main].append((others, tuple(rules)))
-            for other in others:
-                groups.setdefault(other, [])
-        if groups:
+            if others:
+                groups[main].append((others, tuple(rules)))
+            else:
+                whole[main].extend(rules)
+        texts = (
+            whole.keys()
+            | groups.keys()
+            | {other for found in groups.values() for others, _ in found for other in others}
+        )
+        if texts:
             self._automaton = ahocorasick.Automaton()
-            for text in groups:
+            for text in sorted(texts):
                 self._automaton.add_word(text, text)
             self._automaton.make_automaton()
-        self._groups = {main: found for main, found in groups.items() if found}
+        self._whole = {main: tuple(sorted(set(rules))) for main, rules in whole.items()}
+        self._groups = dict(groups)
         self._fragments = {}
         self._stems = {stemmer: dict(stems) for stemmer, stems in self._stems.items()}
 
@@ -99,17 +116,15 @@ class Presearch:
         return found
 
     def candidates(self, doc: Doc) -> set[int]:
-        found: set[int] = set()
-        words = self.vocabulary
-        for word in doc.tokens:
-            rules = words[word]
-            if rules:
-                found.update(rules)
+        keyed = self._keyed
+        found = set(chain.from_iterable(map(keyed.__getitem__, keyed.keys() & doc.tokens)))
         if self._automaton is not None:
             seen = set(map(itemgetter(1), self._automaton.iter(doc.padded)))
+            whole = self._whole
+            found.update(chain.from_iterable(map(whole.__getitem__, whole.keys() & seen)))
             groups = self._groups
-            for text in seen:
-                for others, rules in groups.get(text, ()):
+            for text in groups.keys() & seen:
+                for others, rules in groups[text]:
                     if others <= seen:
                         found.update(rules)
         for stemmer, by_stem in self._stems.items():
