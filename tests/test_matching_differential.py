@@ -4,6 +4,7 @@ exactly what the rule trees say, rule by rule, with no presearch and no decision
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -79,22 +80,25 @@ def _query(rng: random.Random) -> str:
     def term() -> str:
         return _wildcard(rng) if rng.random() < 0.35 else rng.choice(WORDS)
 
-    shape = rng.randrange(8)
-    if shape == 0:
-        return term()
-    if shape == 1:
-        return " OR ".join(term() for _ in range(rng.randint(2, 4)))
-    if shape == 2:
-        return f"{term()} AND {term()}"
-    if shape == 3:
-        return f'"{rng.choice(WORDS)} {rng.choice(WORDS)}"'
-    if shape == 4:
-        return f"{term()} NOT {rng.choice(NOT_WORDS)}"
-    if shape == 5:
-        return f'"{rng.choice(WORDS)} {rng.choice(WORDS)}"~3'
-    if shape == 6:
-        return f"({term()} OR {term()}) AND {term()} NOT {rng.choice(NOT_WORDS)}"
-    return f"{term()} OR ({term()} AND NOT {rng.choice(NOT_WORDS)})"
+    def word() -> str:
+        return rng.choice(WORDS)
+
+    def denied() -> str:
+        return rng.choice(NOT_WORDS)
+
+    shapes: list[Callable[[], str]] = [
+        term,
+        lambda: " OR ".join(term() for _ in range(rng.randint(2, 4))),
+        lambda: f"{term()} AND {term()}",
+        lambda: f'"{word()} {word()}"',
+        lambda: f"{term()} NOT {denied()}",
+        lambda: f'"{word()} {word()}"~3',
+        lambda: f"({term()} OR {term()}) AND {term()} NOT {denied()}",
+        lambda: f"{term()} OR ({term()} AND NOT {denied()})",
+        lambda: f"@lijst AND {term()}",
+        lambda: f'"{word()} {_wildcard(rng)}" AND ({term()} OR "{word()} {word()}")',
+    ]
+    return rng.choice(shapes)()
 
 
 def _text(rng: random.Random) -> str:
@@ -106,7 +110,7 @@ def _text(rng: random.Random) -> str:
 def _rules(seed: int, count: int) -> list[MatchRule]:
     """`count` rules of random queries (those the compiler refuses, such as a wildcard of one letter, left out)."""
     rng = random.Random(seed)
-    compiler = Compiler({})
+    compiler = Compiler({"lijst": ["arrest*", "opgepakt", "hoge raad", "*verraad"]})
     rules: list[MatchRule] = []
     while len(rules) < count:
         query = _query(rng)

@@ -231,6 +231,10 @@ class _Limits:
 
 
 _DEFAULT_LIMITS = _Limits()
+# With a budget, the clock (a system call) is read before every candidate of a long text, and before every
+# `_CLOCK_STRIDE`-th of a text of at most `_SHORT` characters, on which no candidate's decision takes long.
+_SHORT = 1 << 16
+_CLOCK_STRIDE = 32
 
 
 def _limits(max_hits: int, hit_chars: int) -> _Limits:
@@ -262,7 +266,7 @@ class Engine:
             for term in found:
                 self._spans.add(term)
         for index, rule in enumerate(self.rules):
-            self._presearch.add(index, leaves[index], _unique_terms(required(rule.node)))
+            self._presearch.add(index, leaves[index], _unique_terms(required(rule.node)), rule.node)
         self._presearch.freeze()
         self._decisions = Decisions([rule.node for rule in self.rules], self._spans)
         self._plain = [self._is_plain(rule) for rule in self.rules]
@@ -341,16 +345,18 @@ class Engine:
         A plain rule (`_is_plain`: most) costs one decision and, when it holds, one lazy `Match`."""
         deadline = Deadline.after(budget)
         doc = self._doc(text, deadline, language)
-        rules, holds, plain, explain = self.rules, self._decisions.holds, self._plain, self._explain
+        rules, tests, plain, explain = self.rules, self._decisions.tests, self._plain, self._explain
         detect = doc.detect
         matches = []
         named: set[str] = set()
-        for index in sorted(self._presearch.candidates(doc)):
-            if budget is not None:
+        stride = 1 if len(text) > _SHORT else _CLOCK_STRIDE
+        for number, index in enumerate(sorted(self._presearch.candidates(doc))):
+            if budget is not None and not number % stride:
                 deadline.check()
             rule = rules[index]
             if plain[index]:
-                if holds(index, doc):
+                test = tests[index]
+                if test is None or test(doc):
                     matches.append(Match(rule.name, explain=partial(explain, rule.node, doc, limits), language=detect))
                 continue
             found = self._decide(index, doc, keep, limits, named)
