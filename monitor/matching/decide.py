@@ -6,26 +6,28 @@ that is exact for it:
   a wildcard that is one literal piece and a `*`): being a candidate is enough, nothing is tested;
 - every other node becomes a function of the document in which the plain words (any case, no wildcard: they
   occur exactly when they are among the article's tokens) are C set operations: the plain words an AND needs
-  (`need <= tokens`), those its NOTs deny (`deny.isdisjoint(tokens)`, also for `NOT (a OR b)`), those of an
-  OR (`not some.isdisjoint(tokens)`); only the other children (wildcards, phrases, proximity, stems, nested
+  (`tokens.issuperset(need)`), those its NOTs deny (`tokens.isdisjoint(deny)`, also for `NOT (a OR b)`), those
+  of an OR (`not tokens.isdisjoint(some)`); only the other children (wildcards, phrases, proximity, stems, nested
   groups) are evaluated one by one, after the set tests. The order does not change the truth: a test has no
   effect but the document's caches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 
 from monitor.matching.query import AnyOf, Node, Not, Term
 from monitor.matching.spans import Doc, TermSpans
 
 Test = Callable[[Doc], bool]
+Part = Test | Term  # in an AND's or OR's other children, a term stands for itself: `TermSpans.present` tests it
 
 
 class Decisions:
     def __init__(self, nodes: Sequence[Node], spans: TermSpans) -> None:
         self._spans = spans
+        self._present = spans.present  # one bound method for every test
         self.tests: list[Test | None] = [self._test(node) for node in nodes]  # None: holds when a candidate
 
     def holds(self, index: int, doc: Doc) -> bool:
@@ -45,17 +47,24 @@ class Decisions:
     def _compile(self, node: Node) -> Test:
         if isinstance(node, Term):
             word = _plain_word(node)
-            return partial(_has_token, word) if word is not None else partial(self._spans.present, node)
+            return partial(_has_token, word) if word is not None else partial(self._present, node)
         if isinstance(node, Not):
             return partial(_not, self._compile(node.child))
-        plain = frozenset(word for word in map(_plain_word, node.children) if word is not None)
+        plain = _words(word for word in map(_plain_word, node.children) if word is not None)
         others = [child for child in node.children if _plain_word(child) is None]
+        present = self._present
         if isinstance(node, AnyOf):
-            return partial(_any, plain, tuple(map(self._compile, others)))
+            return partial(_any, plain, tuple(map(self._part, others)), present)
         denied = {id(child): _plain_words(child.child) for child in others if isinstance(child, Not)}
-        deny = frozenset(word for words in denied.values() for word in words)
-        rest = [child for child in others if not denied.get(id(child))]
-        return partial(_all, plain, deny, tuple(map(self._compile, rest)))
+        deny = _words(word for words in denied.values() for word in words)
+        rest = tuple(self._part(child) for child in others if not denied.get(id(child)))
+        return partial(_all, plain, deny, rest, present)
+
+    def _part(self, node: Node) -> Part:
+        return node if isinstance(node, Term) else self._compile(node)
+
+
+Present = Callable[[Term, Doc], bool]
 
 
 def _has_token(word: str, doc: Doc) -> bool:
@@ -66,23 +75,25 @@ def _not(test: Test, doc: Doc) -> bool:
     return not test(doc)
 
 
-def _any(some: frozenset[str], rest: tuple[Test, ...], doc: Doc) -> bool:
-    if not some.isdisjoint(doc.tokens):
-        return True
-    for test in rest:  # noqa: SIM110 (a loop: no generator object per call)
-        if test(doc):
-            return True
-    return False
+def _any(some: tuple[str, ...], rest: tuple[Part, ...], present: Present, doc: Doc) -> bool:
+    return not doc.tokens.isdisjoint(some) or any(_holds(part, present, doc) for part in rest)
 
 
-def _all(need: frozenset[str], deny: frozenset[str], rest: tuple[Test, ...], doc: Doc) -> bool:
+def _all(need: tuple[str, ...], deny: tuple[str, ...], rest: tuple[Part, ...], present: Present, doc: Doc) -> bool:
     tokens = doc.tokens
-    if not need <= tokens or not deny.isdisjoint(tokens):
+    if not tokens.issuperset(need) or not tokens.isdisjoint(deny):
         return False
-    for test in rest:  # noqa: SIM110 (a loop: no generator object per call)
-        if not test(doc):
-            return False
-    return True
+    return all(_holds(part, present, doc) for part in rest)
+
+
+def _holds(part: Part, present: Present, doc: Doc) -> bool:
+    return present(part, doc) if isinstance(part, Term) else part(doc)
+
+
+def _words(words: Iterable[str]) -> tuple[str, ...]:
+    """Distinct words as a tuple (a set test takes any iterable; a tuple of two words is a fifth of a set's size,
+    and the empty one is shared)."""
+    return tuple(dict.fromkeys(words))
 
 
 def _plain_word(node: Node) -> str | None:

@@ -54,15 +54,14 @@ class Presearch:
         self.vocabulary: dict[str, tuple[int, ...]] = {}  # the same, frozen
         # (the longest fragment, the word's other pieces) -> rules: a wildcard occurs only where all occur
         self._fragments: dict[tuple[str, frozenset[str]], list[int]] = defaultdict(list)
-        self._keyed: dict[str, tuple[int, ...]] = {}  # the words that are keys of some rule -> those rules
         self._automaton: ahocorasick.Automaton | None = None  # every fragment -> itself
         self._whole: dict[str, tuple[int, ...]] = {}  # longest fragment -> the rules for which it is enough
         self._groups: dict[str, list[tuple[frozenset[str], tuple[int, ...]]]] = {}  # longest -> (others, rules)
         self._probes: set[str] = set()  # every wildcard's longest fragment, key or not: `Doc.fragments`
         self._stems: dict[Stemmer, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         # Rule -> its second clause's words and fragments (equal clauses shared), and the rules that have one.
-        self._second: dict[int, frozenset[str]] = {}
-        self._shared: dict[frozenset[str], frozenset[str]] = {}
+        self._second: dict[int, tuple[str, ...]] = {}
+        self._shared: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._seconds: frozenset[int] = frozenset()
 
     def add(self, index: int, terms: Iterable[Term], required: Iterable[Term], node: Node | None = None) -> None:
@@ -87,7 +86,7 @@ class Presearch:
     def _add_second(self, index: int, node: Node, first: frozenset[Key]) -> None:
         clause = second_clause(node, first)
         if clause is not None:
-            texts = frozenset(text for _, text in clause)
+            texts = tuple(sorted({text for _, text in clause}))
             self._second[index] = self._shared.setdefault(texts, texts)
 
     def _rules_of(self, term: Term) -> list[int]:
@@ -103,7 +102,6 @@ class Presearch:
     def freeze(self) -> None:
         """Plain dicts: a lookup of a missing key must not add it."""
         self.vocabulary = {word: tuple(rules) for word, rules in self._words.items()}
-        self._keyed = {word: rules for word, rules in self.vocabulary.items() if rules}
         self._words = {}
         whole: dict[str, list[int]] = defaultdict(list)
         groups: dict[str, list[tuple[frozenset[str], tuple[int, ...]]]] = defaultdict(list)
@@ -139,8 +137,7 @@ class Presearch:
         return found
 
     def candidates(self, doc: Doc) -> set[int]:
-        keyed = self._keyed
-        found = set(chain.from_iterable(map(keyed.__getitem__, keyed.keys() & doc.tokens)))
+        found = set(chain.from_iterable(map(self.vocabulary.__getitem__, doc.tokens)))  # tokens: vocabulary words
         if self._automaton is not None:
             seen = doc.fragments = set(map(itemgetter(1), self._automaton.iter(doc.padded)))
             whole = self._whole
@@ -164,7 +161,7 @@ class Presearch:
         tokens, fragments, second = doc.tokens, doc.fragments or set(), self._second
         for index in found & self._seconds:
             clause = second[index]
-            if clause.isdisjoint(tokens) and clause.isdisjoint(fragments):
+            if tokens.isdisjoint(clause) and fragments.isdisjoint(clause):
                 found.discard(index)
         return found
 
@@ -186,6 +183,8 @@ def second_clause(node: Node, first: frozenset[Key]) -> frozenset[Key] | None:
     """Keys one of which occurs in every text where the node is true, chosen to say the most beyond `first` (the
     keys that make the rule a candidate): a clause with no key of `first`, of the fewest keys, the longest
     literal. None when no clause adds anything (every clause holds wherever a key of `first` occurs)."""
+    if isinstance(node, Term) and len(node.words) < 2:
+        return None  # one word: its key is all there is (most rules)
     options = [clause for clause in _clauses(node, first) if not first <= clause]
     if not options:
         return None
