@@ -484,10 +484,45 @@ def test_fast_paths(query: str, text: str, expected: bool) -> None:
     assert matches(query, text) == expected
 
 
-def test_candidates_need_every_piece_of_a_wildcard() -> None:
+def test_candidates_need_every_long_piece_of_a_wildcard() -> None:
+    rules = engine("dode?talen")
+    assert rules.candidates("de dodentalen") == {0}
+    assert rules.candidates("de talen van") == set()
+
+
+def test_a_rule_that_needs_two_things_is_a_candidate_only_where_both_occur() -> None:
+    """The key of `@arrest AND utrecht` is "utrecht" (one term); its second clause, the list's words and
+    fragments, keeps it from being decided on every article about Utrecht."""
+    rules = engine("@arrest AND utrecht")
+    assert rules.candidates("vandaag in Utrecht") == set()
+    assert rules.candidates("in Utrecht opgepakt") == {0}
+    assert rules.candidates("arrestaties in Utrecht") == {0}
+    assert [m.rule for m in rules.match_text("arrestaties in Utrecht")] == ["rule"]
+
+
+@pytest.mark.parametrize(
+    ("query", "absent", "present"),
+    [
+        pytest.param('"karel jansen"', "Karel de Grote", "Jansen en Karel", id="phrase-words"),
+        pytest.param('"jansen woningmarkt"~5', "de woningmarkt", "woningmarkt van Jansen", id="near-words"),
+        pytest.param("(woningmarkt OR huur*) AND utrecht", "in Utrecht", "huurders in Utrecht", id="or-side"),
+        pytest.param("utrecht AND NOT woningmarkt", "", "Utrecht", id="not-adds-nothing"),
+    ],
+)
+def test_second_clauses(query: str, absent: str, present: str) -> None:
+    rules = engine(query)
+    if absent:
+        assert rules.candidates(absent) == set()
+    assert rules.candidates(present) == {0}
+
+
+def test_a_short_piece_of_a_wildcard_is_left_to_the_decision() -> None:
+    """The piece "tal " (three letters) is no presearch key: the rule is a candidate, and its decision says no."""
     rules = engine("dode?tal")
     assert rules.candidates("het dodental") == {0}
-    assert rules.candidates("de dode van") == set()
+    assert rules.candidates("de dode van") == {0}
+    assert rules.match_text("de dode van") == []
+    assert [m.rule for m in rules.match_text("het dodental")] == ["rule"]
 
 
 @pytest.mark.parametrize(

@@ -231,6 +231,10 @@ class _Limits:
 
 
 _DEFAULT_LIMITS = _Limits()
+# With a budget, the clock (a system call) is read before every candidate of a long text, and before every
+# `_CLOCK_STRIDE`-th of a text of at most `_SHORT` characters, on which no candidate's decision takes long.
+_SHORT = 1 << 16
+_CLOCK_STRIDE = 32
 
 
 def _limits(max_hits: int, hit_chars: int) -> _Limits:
@@ -262,9 +266,23 @@ class Engine:
             for term in found:
                 self._spans.add(term)
         for index, rule in enumerate(self.rules):
-            self._presearch.add(index, leaves[index], _unique_terms(required(rule.node)))
+            self._presearch.add(index, leaves[index], _unique_terms(required(rule.node)), rule.node)
         self._presearch.freeze()
         self._decisions = Decisions([rule.node for rule in self.rules], self._spans)
+        self._plain = [self._is_plain(rule) for rule in self.rules]
+
+    def _is_plain(self, rule: MatchRule) -> bool:
+        """Whether the rule fires exactly when its tree holds, whatever the article's date and language, and
+        its match is lazy: then `_matches` needs nothing else of it (the fast path)."""
+        return (
+            rule.max_age is None
+            and rule.language is None
+            and len(self._by_name[rule.name]) == 1
+            and rule.min_hits <= 1
+            and rule.min_count is None
+            and rule.negated == "include"
+            and not rule.counts
+        )
 
     def match(
         self,
@@ -323,29 +341,47 @@ class Engine:
         language: str | None = None,
     ) -> list[Match]:
         """The matches in the order of the rules; `keep` says which candidates to decide at all. A rule's
-        query for one language is decided only on articles in that language (detected when first needed)."""
+        query for one language is decided only on articles in that language (detected when first needed).
+        A plain rule (`_is_plain`: most) costs one decision and, when it holds, one lazy `Match`."""
         deadline = Deadline.after(budget)
         doc = self._doc(text, deadline, language)
-        rules, holds = self.rules, self._decisions.holds
+        rules, tests, plain, explain = self.rules, self._decisions.tests, self._plain, self._explain
+        detect = doc.detect
         matches = []
         named: set[str] = set()
-        for index in sorted(self._presearch.candidates(doc)):
-            deadline.check()
+        stride = 1 if len(text) > _SHORT else _CLOCK_STRIDE
+        for number, index in enumerate(sorted(self._presearch.candidates(doc))):
+            if budget is not None and not number % stride:
+                deadline.check()
             rule = rules[index]
-            if keep is not None and not keep(rule):
+            if plain[index]:
+                test = tests[index]
+                if test is None or test(doc):
+                    matches.append(Match(rule.name, explain=partial(explain, rule.node, doc, limits), language=detect))
                 continue
-            if rule.language is not None and not doc.languages.admits(rule.language):
-                continue  # every plausible language's query applies (all when unknown); the first match counts
-            if holds(index, doc) and (rule.language is None or rule.name not in named):
-                found = self._match(rule, doc, limits)
-                if found is not None:
-                    matches.append(found)
-                    named.add(rule.name)
+            found = self._decide(index, doc, keep, limits, named)
+            if found is not None:
+                matches.append(found)
+                named.add(rule.name)
         if budget is not None:  # the explanations too are worked out within the budget, then lazy reads are free
             for found in matches:
                 _ = found.hits_total
             deadline.lift()
         return matches
+
+    def _decide(
+        self, index: int, doc: Doc, keep: Callable[[MatchRule], bool] | None, limits: _Limits, named: set[str]
+    ) -> Match | None:
+        """The match of a rule that is not plain, or None: one with a date limit, a language, more versions
+        under its name, or conditions on its hits."""
+        rule = self.rules[index]
+        if keep is not None and not keep(rule):
+            return None
+        if rule.language is not None and not doc.languages.admits(rule.language):
+            return None  # every plausible language's query applies (all when unknown); the first match counts
+        if self._decisions.holds(index, doc) and (rule.language is None or rule.name not in named):
+            return self._match(rule, doc, limits)
+        return None
 
     def _match(self, rule: MatchRule, doc: Doc, limits: _Limits) -> Match | None:
         """The match of a rule whose tree holds: lazy, unless `min_hits`, `min_count` or `negated` need the

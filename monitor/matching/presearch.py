@@ -10,26 +10,40 @@ indexed by one key, its most selective word, so that finding the candidates cost
 as for 100,000:
 - a term with an exact word: the longest one, among those tokens;
 - a term of wildcards only: the longest fragment of its words (`spans.fragment`), found with one
-  pyahocorasick pass over the padded folded text, and that word's other literal pieces (`dode?tal` needs
-  " dode" and "tal "). The automaton holds only these fragments, far fewer than the words and wildcards of
-  all rules;
+  pyahocorasick pass over the padded folded text, and that word's other literal pieces of four letters or
+  more (`dode?tal` needs "tal " once " dode" is found). The automaton holds only these fragments, far fewer
+  than the words and wildcards of all rules. Shorter pieces (" zi", "en ") are left to the rule's decision:
+  they occur in nearly every article, and in the automaton they made most of its matches, each a Python tuple;
 - a stemmed term: its stem, among the stems of the article's distinct words (`Doc.stems`).
+
+The automaton holds the longest fragment of every wildcard, key or not: the fragments found (`Doc.fragments`)
+tell the decisions at once that a wildcard whose fragment is not among them does not occur.
+
+A rule that needs two things (`a AND b`, `@list AND Utrecht`, a phrase's two words) has a second key set: one
+of the words or wildcard fragments of its most selective other requirement (`second_clause`), and it is a
+candidate only when a key of both occurs. `@list AND Utrecht` is then decided only on articles that have
+Utrecht and one of the list's words, not on every article about Utrecht.
+
+The keys found are turned into rule numbers by C set operations (`keys & found`, `chain`), so that a key that
+does not occur costs nothing and one that does costs one dict lookup.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from itertools import chain
 from operator import itemgetter
 
 import ahocorasick
 
 from monitor.matching.analysis import chunks
 from monitor.matching.budget import Deadline
-from monitor.matching.query import Stemmer, Term
+from monitor.matching.query import AllOf, AnyOf, Node, Not, Stemmer, Term, literal_length
 from monitor.matching.spans import Doc, fragment, is_wildcard, pieces
 
 _CHUNK = 1 << 18  # characters of folded text split into words at a time
+_PIECE = 4  # a wildcard's other literal pieces are keys too when they have this many letters or more
 
 
 class Presearch:
@@ -41,21 +55,39 @@ class Presearch:
         # (the longest fragment, the word's other pieces) -> rules: a wildcard occurs only where all occur
         self._fragments: dict[tuple[str, frozenset[str]], list[int]] = defaultdict(list)
         self._automaton: ahocorasick.Automaton | None = None  # every fragment -> itself
+        self._whole: dict[str, tuple[int, ...]] = {}  # longest fragment -> the rules for which it is enough
         self._groups: dict[str, list[tuple[frozenset[str], tuple[int, ...]]]] = {}  # longest -> (others, rules)
+        self._probes: set[str] = set()  # every wildcard's longest fragment, key or not: `Doc.fragments`
         self._stems: dict[Stemmer, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        # Rule -> its second clause's words and fragments (equal clauses shared), and the rules that have one.
+        self._second: dict[int, tuple[str, ...]] = {}
+        self._shared: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._seconds: frozenset[int] = frozenset()
 
-    def add(self, index: int, terms: Iterable[Term], required: Iterable[Term]) -> None:
-        """Rule `index` has these terms; it is a candidate when one of the `required` terms' keys occurs."""
+    def add(self, index: int, terms: Iterable[Term], required: Iterable[Term], node: Node | None = None) -> None:
+        """Rule `index` has these terms; it is a candidate when one of the `required` terms' keys occurs, and
+        (given its `node`) one of its second clause's keys."""
         words = self._words
         for term in terms:
             if term.kind != "stem":
                 for word in term.words:
-                    if not is_wildcard(word) and word not in words:
-                        words[word] = []
+                    if not is_wildcard(word):
+                        words.setdefault(word, [])
+                    else:
+                        self._probes.add(fragment(word))
+        required = list(required)
         for term in required:
             rules = self._rules_of(term)
             if not rules or rules[-1] != index:
                 rules.append(index)
+        if node is not None:
+            self._add_second(index, node, frozenset(map(_key, required)))
+
+    def _add_second(self, index: int, node: Node, first: frozenset[Key]) -> None:
+        clause = second_clause(node, first)
+        if clause is not None:
+            texts = tuple(sorted({text for _, text in clause}))
+            self._second[index] = self._shared.setdefault(texts, texts)
 
     def _rules_of(self, term: Term) -> list[int]:
         if term.kind == "stem" and term.stemmer is not None:
@@ -65,25 +97,31 @@ class Presearch:
             return self._words[max(exact, key=len)]
         word = max(term.words, key=lambda w: len(fragment(w)))
         main = fragment(word)
-        return self._fragments[main, frozenset(p for p in pieces(word) if p != main and len(p.strip()) >= 2)]
+        return self._fragments[main, frozenset(p for p in pieces(word) if p != main and len(p.strip()) >= _PIECE)]
 
     def freeze(self) -> None:
         """Plain dicts: a lookup of a missing key must not add it."""
         self.vocabulary = {word: tuple(rules) for word, rules in self._words.items()}
         self._words = {}
+        whole: dict[str, list[int]] = defaultdict(list)
         groups: dict[str, list[tuple[frozenset[str], tuple[int, ...]]]] = defaultdict(list)
         for (main, others), rules in self._fragments.items():
-            groups[main].append((others, tuple(rules)))
-            for other in others:
-                groups.setdefault(other, [])
-        if groups:
+            if others:
+                groups[main].append((others, tuple(rules)))
+            else:
+                whole[main].extend(rules)
+        texts = self._probes | {other for found in groups.values() for others, _ in found for other in others}
+        if texts:
             self._automaton = ahocorasick.Automaton()
-            for text in groups:
+            for text in sorted(texts):
                 self._automaton.add_word(text, text)
             self._automaton.make_automaton()
-        self._groups = {main: found for main, found in groups.items() if found}
+        self._whole = {main: tuple(sorted(set(rules))) for main, rules in whole.items()}
+        self._groups = dict(groups)
         self._fragments = {}
         self._stems = {stemmer: dict(stems) for stemmer, stems in self._stems.items()}
+        self._seconds = frozenset(self._second)
+        self._shared = {}
 
     def tokens(self, folded: str, deadline: Deadline | None = None) -> set[str]:
         """The words of the vocabulary that occur in the folded text: a chunk of text at a time, so that a text
@@ -99,20 +137,78 @@ class Presearch:
         return found
 
     def candidates(self, doc: Doc) -> set[int]:
-        found: set[int] = set()
-        words = self.vocabulary
-        for word in doc.tokens:
-            rules = words[word]
-            if rules:
-                found.update(rules)
+        found = set(chain.from_iterable(map(self.vocabulary.__getitem__, doc.tokens)))  # tokens: vocabulary words
         if self._automaton is not None:
-            seen = set(map(itemgetter(1), self._automaton.iter(doc.padded)))
+            seen = doc.fragments = set(map(itemgetter(1), self._automaton.iter(doc.padded)))
+            whole = self._whole
+            found.update(chain.from_iterable(map(whole.__getitem__, whole.keys() & seen)))
             groups = self._groups
-            for text in seen:
-                for others, rules in groups.get(text, ()):
+            for text in groups.keys() & seen:
+                for others, rules in groups[text]:
                     if others <= seen:
                         found.update(rules)
         for stemmer, by_stem in self._stems.items():
             for stem in doc.stems(stemmer).keys() & by_stem.keys():
                 found.update(by_stem[stem])
+        if self._seconds:
+            found = self._both(found, doc)
         return found
+
+    def _both(self, found: set[int], doc: Doc) -> set[int]:
+        """The rules found whose second clause (if they have one) has a key that occurs too. A clause's words and
+        fragments are looked up among both the tokens and the fragments found: a word found as a fragment (a
+        piece of a longer word) only keeps a candidate that its decision then refuses."""
+        tokens, fragments, second = doc.tokens, doc.fragments or set(), self._second
+        for index in found & self._seconds:
+            clause = second[index]
+            if tokens.isdisjoint(clause) and fragments.isdisjoint(clause):
+                found.discard(index)
+        return found
+
+
+Key = tuple[str, str]  # ("w", an exact word) or ("f", a wildcard's longest fragment): what must occur
+
+
+def _key(term: Term) -> Key:
+    """The key by which a required term is found (`Presearch._rules_of`); a stemmed term's is never in a clause."""
+    if term.kind == "stem":
+        return ("s", term.stem or "")
+    exact = [word for word in term.words if not is_wildcard(word)]
+    if exact:
+        return ("w", max(exact, key=len))
+    return ("f", fragment(max(term.words, key=lambda w: len(fragment(w)))))
+
+
+def second_clause(node: Node, first: frozenset[Key]) -> frozenset[Key] | None:
+    """Keys one of which occurs in every text where the node is true, chosen to say the most beyond `first` (the
+    keys that make the rule a candidate): a clause with no key of `first`, of the fewest keys, the longest
+    literal. None when no clause adds anything (every clause holds wherever a key of `first` occurs)."""
+    if isinstance(node, Term) and len(node.words) < 2:
+        return None  # one word: its key is all there is (most rules)
+    options = [clause for clause in _clauses(node, first) if not first <= clause]
+    if not options:
+        return None
+    return min(options, key=lambda clause: (bool(clause & first), len(clause), -_weakest(clause)))
+
+
+def _weakest(clause: frozenset[Key]) -> int:
+    return min(literal_length(text.strip()) for _, text in clause)
+
+
+def _clauses(node: Node, first: frozenset[Key]) -> list[frozenset[Key]]:
+    """Clauses (sets of keys one of which occurs) that all hold where the node is true: each word of a term
+    (a phrase needs all its words), each child's of an AND, for an OR one clause of each child joined."""
+    if isinstance(node, Term):
+        if node.kind == "stem":
+            return []
+        return [frozenset({("f", fragment(w)) if is_wildcard(w) else ("w", w)}) for w in node.words]
+    if isinstance(node, Not):
+        return []
+    parts = [_clauses(child, first) for child in node.children]
+    if isinstance(node, AllOf):
+        return [clause for part in parts for clause in part]
+    assert isinstance(node, AnyOf)
+    if not all(parts):
+        return []
+    picked = [min(part, key=lambda clause: (len(clause & first), len(clause), -_weakest(clause))) for part in parts]
+    return [frozenset().union(*picked)]

@@ -119,6 +119,9 @@ class Doc:
     cache: dict[int, SpanList] = field(default_factory=dict)
     hits: dict[tuple[int, int, str], Any] = field(default_factory=dict)  # (start, end, term) -> engine.Hit
     _padded: str | None = None
+    # The wildcards' longest fragments that occur (`Presearch.candidates`); None: not looked for. A wildcard
+    # whose fragment is not among them does not occur.
+    fragments: set[str] | None = None
     _stems: dict[Stemmer, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     # The article's language: given (a file's suffix), else detected from the text when first asked.
     given_language: str | None = None
@@ -250,7 +253,7 @@ class TermSpans:
             if word.fragment is None:
                 if word.text not in doc.tokens:
                     return False
-            elif word.others and not all(piece in doc.padded for piece in word.others):
+            elif not _may_occur(word, doc):
                 return False
         if len(words) == 1 and words[0].fragment is not None and not term.case_sensitive:
             return self._wildcard_present(words[0], doc)
@@ -308,6 +311,8 @@ class TermSpans:
     def _wildcard_spans(self, word: _Word, doc: Doc, first: bool = False) -> SpanList:
         """The words that match a wildcard, in order (with `first`, the first one only)."""
         spans = array("i")
+        if doc.fragments is not None and word.fragment not in doc.fragments:
+            return spans
         if word.search is not None:  # the match starts at the space before the word and ends before the one after
             for count, found in enumerate(self._regex(word.search).finditer(doc.padded), 1):
                 spans.extend((found.start(), found.end() - 1))
@@ -377,6 +382,14 @@ class TermSpans:
         """The same case as written, as far as the stem goes."""
         common = _common_prefix(term.stem or "", term.words[0])
         return _written(doc, span)[:common] == term.written[0][:common]
+
+
+def _may_occur(word: _Word, doc: Doc) -> bool:
+    """Whether a wildcard's literal pieces all occur: its longest fragment among those the presearch found (a
+    set lookup), then its other pieces in the text."""
+    if doc.fragments is not None and word.fragment not in doc.fragments:
+        return False
+    return all(piece in doc.padded for piece in word.others)
 
 
 def pieces(pattern: str) -> list[str]:
