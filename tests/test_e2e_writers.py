@@ -5,6 +5,7 @@ installed are skipped with a reason (scripts/test.sh installs them as root)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import threading
@@ -145,6 +146,9 @@ WRITERS: dict[str, tuple[Writer, str]] = {
 }
 
 
+SETS_TIMES_AFTER_CLOSE = {"unzip", "tar"}
+
+
 @pytest.fixture
 def daemon(receiver: Receiver, daemon_factory) -> Iterator[DaemonProcess]:
     settings = {"watch": {"settle": "0.5s", "reconcile_interval": "1s"}}  # scans that would catch a half file
@@ -171,6 +175,11 @@ def test_each_version_is_read_once_complete(writer: str, daemon: DaemonProcess, 
     want = {(str(daemon.watched / name), digest(text)) for name, text in expected}
     assert got == want  # every version, complete, under its own name; nothing else (no part, no temp name)
     log = daemon.log.read_text()
-    reads = [line for line in log.splitlines() if '"article_read"' in line]
-    assert len(reads) == len(expected), reads
+    reads = [json.loads(line) for line in log.splitlines() if '"article_read"' in line]
+    again = [read for read in reads if read["outcome"] == "unchanged"]
+    assert len(reads) - len(again) == len(expected), reads
+    # unzip and tar set a file's mtime after closing it: read at its close, the file is then a new version to
+    # the ledger and is read once more (the same text: `unchanged`, no alert), when the close was handled
+    # before the mtime was set (seen under load)
+    assert len(again) <= (len(expected) if writer in SETS_TIMES_AFTER_CLOSE else 0), reads
     assert len(receiver.received) == 2 * len(expected)  # arrestaties and dodental, once each per version
