@@ -196,6 +196,8 @@ class Daemon:
             settings.delivery.per_webhook,
         )
         self.deliverer.on_outcome = self._attempted
+        self.deliverer.on_handed = self.metrics.handed_over.inc
+        self.pipeline.handoff = self.deliverer  # a batch's deliveries go to it, leased in the batch's transaction
         deliver_stop = asyncio.Event()
         deliver_task = asyncio.create_task(self.deliverer.run(deliver_stop), name="deliverer")
         stack.push_async_callback(self._stop_delivery, deliver_stop, deliver_task)
@@ -299,9 +301,7 @@ class Daemon:
         """In a lane's thread: the paths of one batch (one hop to the thread, one transaction)."""
         if self.stop.is_set():  # shutting down: the paths stay unseen; the next start's reconcile reads them
             return []
-        results = self.pipeline.process_many(paths)
-        if any(result.deliveries for result in results) and self._loop is not None:
-            self._loop.call_soon_threadsafe(self.deliverer.wake)
+        results = self.pipeline.process_many(paths)  # hands the deliveries it queued to the deliverer
         if any(result.outcome is ArticleOutcome.elsewhere for result in results) and self._loop is not None:
             # Files another replica claimed to read (PostgreSQL): a scan after its claim's lease finds them
             # recorded by it, or (it died mid-read) still unseen, and this replica takes the claim over.
