@@ -219,13 +219,13 @@ def main() -> None:
             "  close -> read and claimed",
             percentile(split["read"], 50),
             "ms",
-            note=f"p50; p99 {percentile(split['read'], 99):.1f} ms: watch, queue, read, match, commit",
+            note=f"p50; p99 {percentile(split['read'], 99):.1f} ms: watch, queue, read, match, commit, hand-over",
         ),
         Row(
             "  claimed -> webhook received",
             percentile(split["deliver"], 50),
             "ms",
-            note=f"p50; p99 {percentile(split['deliver'], 99):.1f} ms: wake, take_due, sign, POST",
+            note=f"p50; p99 {percentile(split['deliver'], 99):.1f} ms: the POST (handed over before the log line)",
         ),
         Row(
             "floor p50 (watchdog + POST)",

@@ -136,6 +136,8 @@ class Daemon:
         self.counts: dict[str, int] = {}
         self.metrics = Metrics()
         self._written_at: OrderedDict[str, float] = OrderedDict()  # path -> mtime, for the latency histogram
+        # path -> time.time() of an alert delivered before its batch's results reached the loop (handed over)
+        self._delivered_early: OrderedDict[str, float] = OrderedDict()
         self.on_processed: Callable[[Processed], None] | None = None
         self.started = False  # every stage runs
         self.store_ok = True  # the last check of the state store took a write (`_check_store`)
@@ -197,6 +199,8 @@ class Daemon:
             settings.delivery.per_webhook,
         )
         self.deliverer.on_outcome = self._attempted
+        self.deliverer.on_handed = self.metrics.handed_over.inc
+        self.pipeline.handoff = self.deliverer  # a batch's deliveries go to it, leased in the batch's transaction
         deliver_stop = asyncio.Event()
         deliver_task = asyncio.create_task(self.deliverer.run(deliver_stop), name="deliverer")
         stack.push_async_callback(self._stop_delivery, deliver_stop, deliver_task)
@@ -300,9 +304,7 @@ class Daemon:
         """In a lane's thread: the paths of one batch (one hop to the thread, one transaction)."""
         if self.stop.is_set():  # shutting down: the paths stay unseen; the next start's reconcile reads them
             return []
-        results = self.pipeline.process_many(paths)
-        if any(result.deliveries for result in results) and self._loop is not None:
-            self._loop.call_soon_threadsafe(self.deliverer.wake)
+        results = self.pipeline.process_many(paths)  # hands the deliveries it queued to the deliverer
         if any(result.outcome is ArticleOutcome.elsewhere for result in results) and self._loop is not None:
             # Files another replica claimed to read (PostgreSQL): a scan after its claim's lease finds them
             # recorded by it, or (it died mid-read) still unseen, and this replica takes the claim over.
@@ -585,6 +587,9 @@ class Daemon:
         for rule in result.rules:
             self.metrics.matches.labels(rule).inc()
         if result.deliveries and result.mtime is not None:
+            delivered = self._delivered_early.pop(result.path, None)
+            if delivered is not None and delivered >= result.mtime:  # its delivery (handed over) came first
+                self.metrics.latency.observe(max(0.0, delivered - result.mtime))
             self._written_at[result.path] = result.mtime
             while len(self._written_at) > 10_000:
                 self._written_at.popitem(last=False)
@@ -592,9 +597,14 @@ class Daemon:
     def _attempted(self, delivery: Delivery, attempt: Attempt) -> None:
         self.metrics.attempts.labels(attempt.outcome.value, delivery.webhook).inc()
         if attempt.outcome is AttemptOutcome.delivered and delivery.kind == DeliveryKind.alert:
-            written = self._written_at.get(str(delivery.payload.get("article", {}).get("path")))
+            path = str(delivery.payload.get("article", {}).get("path"))
+            written = self._written_at.get(path)
             if written is not None:
                 self.metrics.latency.observe(max(0.0, time.time() - written))
+            else:  # handed over at its batch's commit, it may be delivered before the batch's results come
+                self._delivered_early[path] = time.time()
+                while len(self._delivered_early) > 1_000:
+                    self._delivered_early.popitem(last=False)
 
     def _count(self, key: str) -> None:
         self.counts[key] = self.counts.get(key, 0) + 1

@@ -90,6 +90,12 @@ class Metrics:
             registry=r,
         )
         self.observer_restarts = Counter("monitor_observer_restarts", "Observer restarts", registry=r)
+        self.handed_over = Counter(
+            "monitor_deliveries_handed_over",
+            "Deliveries leased in the transaction of the ingest batch that queued them and handed straight to the "
+            "deliverer (the others are taken from the outbox)",
+            registry=r,
+        )
         self.reload_failures = Counter("monitor_reload_failures", "Rules reloads refused", registry=r)
         self.reload_ok = Gauge(
             "monitor_config_last_reload_successful", "Whether the last rules reload succeeded (1) or not", registry=r

@@ -28,7 +28,7 @@ from monitor.config.rules import Webhook
 from monitor.notify import deliverer as deliverer_module
 from monitor.notify.deliverer import RETRY_AFTER_CAP, AttemptOutcome, Deliverer, classify, next_delay, retry_after
 from monitor.notify.transport import Transport
-from monitor.store import Delivery, State, Store
+from monitor.store import Delivery, DeliveryKind, NewDelivery, State, Store
 from monitor.store.schema import deliveries  # raw rows: a lease, attempts, a payload of an older version
 
 URL = "http://receiver.test/hook"
@@ -1179,3 +1179,110 @@ def test_lease_is_taken_for_the_attempt(store: Store) -> None:
 
 def test_webhook_timeout_default() -> None:
     assert hook().timeout == timedelta(seconds=15)
+
+
+# -- hand-over from an ingest batch (issue 19) ---------------------------------------------------------------
+def queue_and_lease(
+    store: Store, ids: list[str], lease: float, room: int = 100, ago: float = 0.0
+) -> tuple[list[Delivery], float]:
+    """As an ingest batch does: queue deliveries and lease them for the deliverer in the same transaction
+    (`ago`: as if that had been so many seconds ago)."""
+    payload = json.dumps({"alert_id": "a", "rule": "hoogverraad", "hits": [{"term": "hoogverraad"}]})
+    now = time.time() - ago
+    new = [NewDelivery(key, "newsroom", DeliveryKind.alert, "hoogverraad", now, payload=payload) for key in ids]
+    with store.transaction() as tx:
+        tx.queue_deliveries(new)
+        leased = tx.lease_queued(now, room, lease)
+    return leased, now + lease
+
+
+def count_store_calls(store: Store, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    calls = {"n": 0}
+    for name in ("record_outcomes_and_lease", "next_due"):
+        original = getattr(store, name)
+
+        def counted(*args: Any, _original: Callable[..., Any] = original) -> Any:
+            calls["n"] += 1
+            return _original(*args)
+
+        monkeypatch.setattr(store, name, counted)
+    return calls
+
+
+@pytest.mark.asyncio
+async def test_deliveries_handed_over_are_sent_without_a_look_in_the_outbox(
+    setup: MakeSetup, running: Callable[[Deliverer], asyncio.Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = setup(lease=60.0)
+    handed: list[int] = []
+    s.deliverer.on_handed = handed.append
+    calls = count_store_calls(s.store, monkeypatch)
+    running(s.deliverer)
+    await until(lambda: calls["n"] == 2, "the first turn's look in the outbox (and the next due time)")
+    looks: list[int] = []  # store calls made before each request
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        looks.append(calls["n"])
+        return httpx.Response(200)
+
+    s.receiver.handler = handler
+    leased, until_ = await asyncio.to_thread(queue_and_lease, s.store, ["msg_1", "msg_2"], 60.0)
+    assert [d.id for d in leased] == ["msg_1", "msg_2"] and row(s.store, "msg_1")["lease_until"] == until_
+    await asyncio.to_thread(s.deliverer.hand_over, leased, until_, time.monotonic(), 60.0, False)
+    await until(lambda: len(s.receiver.requests) == 2, "both requests")
+    assert looks == [2, 2], "a hand-over looked in the outbox before sending"
+    await until(lambda: set(states(s.store).values()) == {"delivered"}, "both stored as delivered")
+    assert handed == [2]
+    assert sorted(r.headers["webhook-id"] for r in s.receiver.requests) == ["msg_1", "msg_2"]
+
+
+@pytest.mark.asyncio
+async def test_a_batch_leases_no_more_than_the_deliverers_room_and_the_rest_come_from_the_outbox(
+    setup: MakeSetup, running: Callable[[Deliverer], asyncio.Event]
+) -> None:
+    s = setup(concurrency=1, lease=60.0)
+    running(s.deliverer)
+    await until(lambda: s.deliverer.room()[0] == 2, "the deliverer to run")
+    ids = [f"msg_{n}" for n in range(5)]
+    leased, until_ = await asyncio.to_thread(queue_and_lease, s.store, ids, 60.0, s.deliverer.room()[0])
+    assert len(leased) == 2 and [row(s.store, key)["lease_until"] for key in ids[2:]] == [None] * 3
+    await asyncio.to_thread(s.deliverer.hand_over, leased, until_, time.monotonic(), 60.0, True)
+    await until(lambda: set(states(s.store).values()) == {"delivered"}, "all five delivered")
+    assert sorted(r.headers["webhook-id"] for r in s.receiver.requests) == ids  # each once
+
+
+@pytest.mark.asyncio
+async def test_a_delivery_handed_over_too_late_for_its_lease_is_given_back_then_sent_once(
+    setup: MakeSetup, running: Callable[[Deliverer], asyncio.Event]
+) -> None:
+    """The lease-expiry guard applies to deliveries held in memory after a hand-over: one whose lease would
+    end before its attempt could (the loop took it up late) is given back while the lease holds it."""
+    lease = 20.0 + deliverer_module.LEASE_SPARE + 0.3  # an attempt may start up to 0.3 s into the lease
+    s = setup(lease=lease, webhook=hook(timeout="20s"))
+    running(s.deliverer)
+    await until(lambda: s.deliverer.room()[0] == 16, "the deliverer to run")
+    leased, until_ = await asyncio.to_thread(queue_and_lease, s.store, ["msg_1"], lease, 100, 1.0)
+    leased_at = time.monotonic() - 1.0  # the batch committed 1 s ago: too late to start within the lease
+    with capture_logs() as logs:
+        await asyncio.to_thread(s.deliverer.hand_over, leased, until_, leased_at, lease, False)
+        await until(lambda: states(s.store) == {"msg_1": "delivered"}, "msg_1 delivered after it was given back")
+    assert "delivery_lease_returned" in [e["event"] for e in logs]
+    assert [r.headers["webhook-id"] for r in s.receiver.requests] == ["msg_1"]
+
+
+@pytest.mark.asyncio
+async def test_a_hand_over_after_the_drain_is_given_back(setup: MakeSetup) -> None:
+    s = setup(lease=60.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(s.deliverer.run(stop))
+    await until(lambda: s.deliverer.room()[0] == 16, "the deliverer to run")
+    leased, until_ = await asyncio.to_thread(queue_and_lease, s.store, ["msg_1"], 60.0)
+    stop.set()
+    await asyncio.wait_for(task, WAIT)
+    await asyncio.wait_for(s.deliverer.drain(1.0), WAIT)
+    assert s.deliverer.room()[0] == 0
+    s.deliverer._loop = asyncio.get_running_loop()  # a hand-over that read the loop just before the drain
+    s.deliverer.hand_over(leased, until_, time.monotonic(), 60.0, False)
+    s.deliverer._loop = None
+    await until(lambda: row(s.store, "msg_1")["lease_until"] is None, "the lease given back")
+    assert s.receiver.requests == []

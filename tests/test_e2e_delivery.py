@@ -10,6 +10,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -240,3 +241,27 @@ def test_slow_attempts_queued_past_their_lease_are_each_sent_once(receiver: Rece
     assert daemon.stop() == 0
     ids = Counter(r.headers["webhook-id"] for r in receiver.received)
     assert len(ids) == 8 and set(ids.values()) == {1}, ids
+
+
+def test_alerts_of_articles_coming_one_at_a_time_are_handed_straight_to_the_deliverer(
+    receiver: Receiver, daemon_factory
+) -> None:
+    """Issue 19: the deliveries an ingest batch queues are leased in its transaction and handed to the
+    deliverer (no look in the outbox on the way to the webhook); each is sent once, under its id."""
+    daemon = daemon_factory(one_rule(receiver.url)).start()
+    names: list[str] = []
+    for i in range(5):
+        names += write_articles(daemon.watched, [i])
+        assert receiver.wait_for(lambda got, n=i + 1: len(got) >= n, timeout=30), daemon.log.read_text()[-2000:]
+    daemon.wait_settled(names)
+    text = httpx.get(f"http://127.0.0.1:{daemon.port}/metrics", timeout=5).text
+    handed = [line for line in text.splitlines() if line.startswith("monitor_deliveries_handed_over_total ")]
+    assert daemon.stop() == 0
+    assert handed == ["monitor_deliveries_handed_over_total 5.0"], handed
+    ids = [request.headers["webhook-id"] for request in receiver.received]
+    assert len(ids) == len(set(ids)) == 5
+    store = daemon.store()
+    try:
+        assert {d.state.value for d in store.deliveries()} == {"delivered"}
+    finally:
+        store.close()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -36,7 +37,7 @@ from monitor.matching.engine import Match
 from monitor.matching.stories import signature
 from monitor.notify.alerts import Prepared, Queued, prepare, queue_prepared
 from monitor.notify.threads import QUIET, Followups
-from monitor.store import Known, Store
+from monitor.store import Delivery, Known, Store, Transaction
 
 
 class Offload(Protocol):
@@ -45,6 +46,20 @@ class Offload(Protocol):
     def takes(self, path: str) -> bool: ...
 
     def read(self, ruleset: RuleSet, job: Job) -> _Step | None: ...
+
+
+class Handoff(Protocol):
+    """Where the deliveries a batch queues go at once (`monitor.notify.deliverer.Deliverer`): leased for it in
+    the batch's transaction and handed over after the commit, instead of being looked for in the outbox."""
+
+    def room(self) -> tuple[int, float]:
+        """From the batch's thread: how many deliveries it takes now, and for how long to lease them (s)."""
+        ...
+
+    def hand_over(self, deliveries: list[Delivery], until: float, at: float, length: float, more: bool) -> None:
+        """From the batch's thread, after the commit: deliveries leased until `until` (time.time) for `length`
+        seconds from `at` (time.monotonic); `more`: the batch queued others, to be looked for in the outbox."""
+        ...
 
 
 log = structlog.get_logger(__name__)
@@ -119,6 +134,7 @@ class Pipeline:
         self.stories = stories  # the story index: articles claimed get their story (None: stories are off)
         self.failing = False  # the store failed the last batch: log no traceback per file meanwhile
         self.abandoned = threading.Event()  # shutdown gave up waiting: batches still running write nothing
+        self.handoff: Handoff | None = None  # the deliverer that takes a batch's deliveries (None: the outbox)
         # Longest first: a file is read beneath the innermost watched folder that holds it.
         self.roots = sorted((os.path.abspath(root) for root in roots), key=len, reverse=True)
         self.followups = Followups.of(self.roots, quiet)  # the story modes' outlets and quiet period
@@ -186,7 +202,20 @@ class Pipeline:
             ):
                 step.queued = queued
             tx.release_reading(claimed)
+            handed = self._lease(tx) if send else None
+        if handed is not None and self.handoff is not None:  # committed: the deliverer may start them
+            self.handoff.hand_over(*handed)
         return [self._done(step) for step in steps] + elsewhere
+
+    def _lease(self, tx: Transaction) -> tuple[list[Delivery], float, float, float, bool] | None:
+        """In the batch's transaction: lease the deliveries it queued for the deliverer, as many as it takes
+        now (`Handoff.room`); what to hand over after the commit (None: nothing was queued, or no handoff)."""
+        if self.handoff is None or not tx.queued:
+            return None
+        room, lease = self.handoff.room()
+        now, at = time.time(), time.monotonic()  # the lease runs from before it is written
+        leased = tx.lease_queued(now, room, lease)
+        return leased, now + lease, at, lease, len(leased) < len(tx.queued)
 
     def _claim(
         self, paths: list[str], keys: list[str], known: dict[str, Known]

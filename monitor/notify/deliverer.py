@@ -8,6 +8,7 @@ webhook and holds its deliveries. After the last attempt a delivery is dead, and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import email.utils
 import enum
@@ -34,6 +35,7 @@ from monitor.store import Attempted, Delivery, DeliveryKind, State, Store
 log = structlog.get_logger(__name__)
 RETRY_AFTER_CAP = 6 * 3600.0
 IDLE_POLL = 30.0  # seconds between looks at the outbox when nothing wakes the deliverer
+NOTHING_DUE = float("inf")  # `_record_and_lease`'s next due time when no open delivery is due at all
 STORE_RETRY = 1.0  # seconds before trying the store again after it failed
 RESPONSE_CAP = 65_536  # bytes of a response body read (and discarded); past them the connection is closed
 ERROR_CHARS = 500  # of an error message stored and logged
@@ -133,11 +135,52 @@ class Deliverer:
         self._ready: dict[str, deque[_Leased]] = {}  # per webhook, in turn order: leased, not started yet
         self._running: Counter[str] = Counter()  # per webhook: attempts started and not ended
         self._slow: set[str] = set()  # webhooks whose last attempt took SLOW_ATTEMPT or more
+        self._background: set[asyncio.Future[None]] = set()  # give-backs of hand-overs that came too late
         self._sent: dict[str, deque[float]] = {}  # per webhook: start times of attempts in the last minute
         self._leases: dict[str, _Lease] = {}  # deliveries leased and not stored: their lease_until, renewed
+        self._look = True  # the next turn looks for due deliveries in the outbox (not for a hand-over alone)
+        self._loop: asyncio.AbstractEventLoop | None = None  # while `run` runs: where hand-overs go
         self.on_outcome: Callable[[Delivery, Attempt], None] | None = None
+        self.on_handed: Callable[[int], None] | None = None  # deliveries handed over (metrics), on the loop
 
     def wake(self) -> None:
+        """Look for due deliveries in the outbox at once."""
+        self._look = True
+        self._wake.set()
+
+    def room(self) -> tuple[int, float]:
+        """From an ingest thread (`monitor.ingest.pipeline.Handoff`): how many deliveries a batch may lease for
+        this deliverer and hand over (two rounds of slots, less those held), and the lease (seconds). Read
+        without a lock: a batch may lease a few more than the room, held and renewed like any other."""
+        held = len(self._leases) if self._loop is not None else 2 * self._concurrency
+        return max(0, 2 * self._concurrency - held), self.lease
+
+    def hand_over(self, deliveries: list[Delivery], until: float, at: float, length: float, more: bool) -> None:
+        """From an ingest thread, after its commit: deliveries leased for this deliverer in the batch's
+        transaction, until `until` (for `length` seconds from `at`, time.monotonic), started on the loop with
+        one wake-up and no look in the outbox (`more`: the batch queued others, looked for then). The
+        attempts are guarded by their lease like any other (`_in_lease`): one handed over late is given back.
+        Lost in a crash, they are due again when their lease runs out (SQLite: at the next start)."""
+        loop = self._loop
+        if loop is None:  # not running: their leases run out, and the outbox has them
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the same
+            loop.call_soon_threadsafe(self._take_over, deliveries, _Lease(until, at, length), more)
+
+    def _take_over(self, deliveries: list[Delivery], lease: _Lease, more: bool) -> None:
+        """On the loop: the deliveries handed over join the lines, leased; the next turn starts them."""
+        for delivery in deliveries:
+            self._leases[delivery.id] = lease
+        if self._loop is None:  # `drain` ran meanwhile: given back at once
+            task = asyncio.ensure_future(self._give_back([delivery.id for delivery in deliveries]))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return
+        for delivery in deliveries:
+            self._ready.setdefault(delivery.webhook, deque()).append(_Leased(delivery, lease.at))
+        if self.on_handed is not None and deliveries:
+            self.on_handed(len(deliveries))
+        self._look = self._look or more
         self._wake.set()
 
     @property
@@ -148,30 +191,38 @@ class Deliverer:
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; then return without starting new attempts. The leases held are
         renewed every third of a lease (`_renew`)."""
+        self._loop = asyncio.get_running_loop()
         while not stop.is_set():
             self._wake.clear()
             try:
                 await self._step(stop)
             except Exception:  # the store failed: log it and try again later, never a dead loop
                 log.exception("delivery_poll_failed", retry_in=STORE_RETRY)
+                self._look = True
                 await self._wait(stop, STORE_RETRY)
 
     async def _step(self, stop: asyncio.Event) -> None:
         """One turn: start leased deliveries while slots are free; when the leased ones cannot fill the free
         slots, or finished attempts have piled up, store those outcomes and lease more, in one hop to a
         worker thread and one transaction; then wait for a finished attempt, a wake-up, the next due time or
-        the next renewal of leases."""
+        the next renewal of leases. A turn woken only by a hand-over (`hand_over`) starts what it was handed
+        and does not look in the outbox."""
         await self._renew()
         await self._start_ready()
         free = self._concurrency - len(self._tasks)  # the slots of finished attempts are free once stored, below
         startable = self._startable()
         short = free > startable
-        if short or self._posted:  # outcomes are stored at once: a crash repeats at most `concurrency` attempts
-            posted, self._posted = self._posted, []
+        look, self._look = self._look, False
+        next_due: float | None = None
+        if (short and look) or self._posted:  # outcomes are stored at once: a crash repeats at most `concurrency`
+            posted, self._posted = self._posted, []  # attempts
             limit = free + self._concurrency - startable if short else 0  # the free slots and one round more
             now, leased_at = time.time(), time.monotonic()  # the lease runs from before the hop to the thread
+            quiet = not self._tasks  # nothing running: the thread also says when the next delivery is due
             try:
-                outcomes, due = await asyncio.to_thread(self._record_and_lease, posted, now, limit, self._busy())
+                outcomes, due, next_due = await asyncio.to_thread(
+                    self._record_and_lease, posted, now, limit, self._busy(), quiet
+                )
             except BaseException:
                 self._posted[:0] = posted  # not stored: kept for the next turn (their leases still hold them)
                 raise
@@ -183,12 +234,14 @@ class Deliverer:
                 self._ready.setdefault(delivery.webhook, deque()).append(_Leased(delivery, leased_at))
             await self._start_ready()
             if due and self.in_flight < self._concurrency:  # slots left, the leased ones capped: lease again,
-                self._wake.set()  # those webhooks left out once they have two rounds in hand
+                self.wake()  # those webhooks left out once they have two rounds in hand
         if self._tasks or self._posted:  # each finished attempt wakes the loop, which then looks for more
             await self._wait(stop, _earliest(self._until_late(), self._until_renewal()))  # or one in line runs
             return  # short of lease, or leases are to be renewed
-        next_due = await asyncio.to_thread(self.store.next_due)
-        idle = IDLE_POLL if next_due is None else min(IDLE_POLL, max(0.0, next_due - time.time()))
+        if next_due is None:
+            found = await asyncio.to_thread(self.store.next_due)
+            next_due = NOTHING_DUE if found is None else found
+        idle = IDLE_POLL if next_due == NOTHING_DUE else min(IDLE_POLL, max(0.0, next_due - time.time()))
         await self._wait(stop, _earliest(idle, self._until_renewal()))
 
     async def _renew(self) -> None:
@@ -310,6 +363,7 @@ class Deliverer:
         if late:  # due again at once: leased again in a later turn, by this deliverer or another
             log.info("delivery_lease_returned", deliveries=len(late))
             await self._give_back(late)
+            self.wake()
 
     async def _give_back(self, ids: list[str]) -> None:
         """Release the leases of deliveries not attempted, each only if it is still the lease this deliverer
@@ -319,9 +373,11 @@ class Deliverer:
             await asyncio.to_thread(self.store.release, leases)
 
     def _record_and_lease(
-        self, posted: list[_UnstoredAttempt], now: float, limit: int, busy: Sequence[str] = ()
-    ) -> tuple[list[AttemptOutcome], list[Delivery]]:
-        """In a worker thread: store finished attempts and lease what is due, in one transaction."""
+        self, posted: list[_UnstoredAttempt], now: float, limit: int, busy: Sequence[str] = (), idle: bool = False
+    ) -> tuple[list[AttemptOutcome], list[Delivery], float | None]:
+        """In a worker thread: store finished attempts and lease what is due, in one transaction; `idle` (no
+        attempt runs) and nothing leased: when the next delivery is due as well (NOTHING_DUE: none is), so
+        that the deliverer's wait needs no other hop to a thread."""
         decided = [self._decide(item, now) for item in posted]
         for item, (outcome, _) in zip(posted, decided, strict=True):
             if outcome is AttemptOutcome.disabled:
@@ -331,7 +387,11 @@ class Deliverer:
         due = self.store.record_outcomes_and_lease(attempted, now, limit, self.lease, busy)
         for item, (outcome, values) in pairs:
             _log_outcome(item, outcome, values, now)
-        return [outcome for outcome, _ in decided], due
+        next_due = None
+        if idle and not due:
+            next_due = self.store.next_due()
+            next_due = NOTHING_DUE if next_due is None else next_due
+        return [outcome for outcome, _ in decided], due, next_due
 
     async def _attempt(self, delivery: Delivery) -> None:
         """A task of the loop: POST, and leave the outcome for the loop's next step to store."""
@@ -376,6 +436,7 @@ class Deliverer:
         self._running[delivery.webhook] -= 1
         if self._running[delivery.webhook] <= 0:
             del self._running[delivery.webhook]
+        self._look = True  # its slot is free once its outcome is stored: that turn looks for more
         self._wake.set()
         if not task.cancelled() and (error := task.exception()) is not None:  # its lease expires: retried then
             self._leases.pop(delivery.id, None)
@@ -389,16 +450,20 @@ class Deliverer:
             self.on_outcome(item.delivery, dataclasses.replace(item.attempt, outcome=outcome))
 
     async def _wait(self, stop: asyncio.Event, timeout: float | None) -> None:
+        """Wait for a wake-up, `stop` or `timeout` seconds; a wait that times out looks in the outbox next."""
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         try:
-            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()
+        if not done:
+            self._look = True
 
     async def drain(self, grace: float) -> None:
         """Let in-flight attempts finish within `grace` seconds; cancel the rest (they stay due); store
-        the outcomes of the finished ones."""
+        the outcomes of the finished ones. Hand-overs that come after this are given back."""
+        self._loop = None
         waiting = [leased.delivery.id for queue in self._ready.values() for leased in queue]
         self._ready.clear()
         await self._give_back(waiting)  # never started: given back at once, while their leases hold

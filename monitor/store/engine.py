@@ -174,6 +174,7 @@ class Writes:
     def __init__(self, conn: Connection, owner: str) -> None:
         self._conn = conn
         self._owner = owner
+        self.queued: list[str] = []  # ids of the deliveries this transaction queued (due at once)
 
     @property
     def dialect(self) -> str:

@@ -122,6 +122,12 @@ def _with_alert_payload(due: Any) -> Any:
 
 
 _DUE = _with_alert_payload(_DUE_ROWS)
+_QUEUED = _with_alert_payload(
+    select(deliveries)
+    .where(deliveries.c.id.in_(bindparam("ids", expanding=True)), deliveries.c.state == State.pending.value)
+    .where(deliveries.c.due_at <= bindparam("now"), deliveries.c.lease_until.is_(None))
+    .where(deliveries.c.webhook.not_in(_DISABLED))
+)
 _DUE_FOR_UPDATE = _with_alert_payload(_DUE_ROWS.with_for_update(skip_locked=True))
 _LEASE = (
     update(deliveries)
@@ -242,7 +248,22 @@ class OutboxWrites(Writes):
     def queue_deliveries(self, new: Sequence[NewDelivery]) -> int:
         """Queue deliveries in one statement, in key order; an id queued before is skipped. How many were queued."""
         rows = [delivery.row() for delivery in sorted(new, key=lambda delivery: delivery.id)]
-        return len(insert_returning(self._conn, deliveries, rows, deliveries.c.id))
+        queued = insert_returning(self._conn, deliveries, rows, deliveries.c.id)
+        self.queued.extend(queued)
+        return len(queued)
+
+    def lease_queued(self, now: float, limit: int, lease: float) -> list[Delivery]:
+        """Lease up to `limit` of the deliveries this transaction queued (`queued`, due at once; those of
+        enabled webhooks) until `now + lease`, with their payloads: the deliverer takes them from the batch
+        that made them, without looking for them in the outbox. No other replica sees them before the
+        commit, and after it they are leased."""
+        ids = self.queued[:limit] if limit > 0 else []
+        if not ids:
+            return []
+        rows = self._conn.execute(_QUEUED, {"ids": ids, "now": now}).mappings().all()
+        if rows:
+            self._conn.execute(_LEASE, {"ids": [row["id"] for row in rows], "until": now + lease})
+        return compose(self._conn, rows)
 
     def queue_digest(self, parts: Sequence[NewDelivery]) -> int:
         """Queue a digest's deliveries one row at a time, in the order given; an id queued before is skipped.
