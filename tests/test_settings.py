@@ -59,8 +59,9 @@ def test_yaml_then_environment_overrides(tmp_path: Path, monkeypatch: pytest.Mon
         ("stat:\n  url: x\n", 1, "stat: unknown key (a typo?)"),
         ("http:\n  request_timeout: 0s\n", 2, "more than 0s and at most 1m"),
         ("http:\n  max_connections: 0\n", 2, "http.max_connections"),
+        ("stories:\n  threshold: 0.22\n", 2, "stories.threshold: Input should be greater than or equal to 0.5"),
     ],
-    ids=["enum", "timezone", "range", "duration", "typo", "request-timeout", "max-connections"],
+    ids=["enum", "timezone", "range", "duration", "typo", "request-timeout", "max-connections", "old-threshold"],
 )
 def test_settings_errors_name_file_and_line(tmp_path: Path, yaml: str, line: int, expected: str) -> None:
     config = tmp_path / "monitor.yaml"

@@ -101,3 +101,19 @@ def test_threads_and_what_a_story_has_seen_are_read_back(db: Store, tmp_path: Pa
         "bbc",
         "afp",
     }
+
+
+def test_a_thread_keeps_its_paths_after_the_story_rows_are_pruned(db: Store, tmp_path: Path) -> None:
+    """Story rows go a day after the window while a story that keeps being joined lives on: the first alert's
+    path (its title in chat) and the outlets seen are then read from the claims."""
+    ruleset, storyline, root = rules(tmp_path), Storyline(), tmp_path / "in"
+    batch(db, ruleset, storyline, root, "reuters/a.txt", QUAKE_A, NOW)
+    batch(db, ruleset, storyline, root, "nos/b.txt", QUAKE_A + " Aid.", NOW + 60)
+    with db.begin() as conn:
+        story = conn.exec_driver_sql("SELECT story FROM alerts WHERE rule = 'quake'").scalar()
+        conn.exec_driver_sql("DELETE FROM story_articles")  # as the retention prune does
+    with db.transaction() as tx:
+        (thread,) = tx.story_threads([(story, "quake")]).values()
+        _, paths = tx.story_seen([story])[story]
+    assert thread.path == str(root / "reuters" / "a.txt")
+    assert {Path(p).parent.name for p in paths} == {"reuters", "nos"}

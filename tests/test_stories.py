@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import random
+import string
 import time
+import tracemalloc
 
 import pytest
 
@@ -218,3 +221,18 @@ def test_postings_are_capped_so_a_common_term_costs_the_same() -> None:
     assert max(len(listed) for listed in index._postings.values()) == POSTINGS
     assert index.evict(NOW + 10 * 72 * HOUR) == POSTINGS * 3
     assert not index._postings and not index._counts
+
+
+def test_an_articles_long_capitalised_words_are_no_terms_and_not_kept() -> None:
+    """A hostile "name" of 59,000 letters per article: no term, and nothing of it kept in a cache."""
+    rng = random.Random(1)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(100):
+            word = "Q" + "".join(rng.choices(string.ascii_lowercase, k=59_000))
+            assert terms(f"date 2024-01-01\nThe report by {word} was filed on Monday in Almaty.") == ["monda", "almat"]
+        retained = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert retained < 2_000_000, f"{retained / 1e6:.1f} MB kept after 100 articles"

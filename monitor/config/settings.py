@@ -207,7 +207,9 @@ class StoriesSettings(_Section):
     # throughput and memory that the benchmark states.
     enabled: bool = False
     window: Duration = timedelta(hours=72)  # articles that arrived longer ago join no story (and are pruned)
-    threshold: float = Field(default=1.3, gt=0, le=20)  # evidence (shared rare names and numbers) to join
+    # evidence (shared rare names and numbers) to join; at least 0.5: under it one shared word would do (and a
+    # Jaccard value of the MinHash index before, 0.22, is refused rather than read as evidence)
+    threshold: float = Field(default=1.3, ge=0.5, le=20)
     # `story: first_then_updates` / `digest_updates`: an article from an outlet new to the story gives a follow-up
     # when the rule sent nothing in the story for this long (monitor/notify/threads.py)
     quiet: Duration = timedelta(hours=3)

@@ -57,6 +57,7 @@ import zlib
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Literal
 
 from monitor.matching.analysis import fold, fold_term
@@ -175,11 +176,20 @@ def _number(found: str) -> str | None:
 
 
 def _name(token: str) -> str | None:
-    """A capitalised word's term: folded, its first PREFIX letters; None for a stop word or a short word."""
-    word = fold_term(token).strip()  # cached
+    """A capitalised word's term: folded, its first PREFIX letters; None for a stop word, a short word or one
+    over MAX_LETTERS (a 60,000-letter "name" is no name, and is never cached)."""
+    if len(token) > MAX_LETTERS:
+        return None
+    word = _fold_name(token).strip()
     if len(word) < MIN_LETTERS or word in STOP_WORDS or " " in word:
         return None
     return word[:PREFIX]
+
+
+# Article words folded, cached apart from the rules' `fold_term` cache (which they would otherwise push out)
+# and bounded: at most NAME_CACHE words of at most MAX_LETTERS letters.
+NAME_CACHE = 16384
+_fold_name = lru_cache(maxsize=NAME_CACHE)(fold_term.__wrapped__)
 
 
 def _starts(body: str, at: int) -> bool:

@@ -123,7 +123,7 @@ story_articles = Table(
     Column("version", Integer, nullable=False),
     Column("article_at", Float, nullable=False),  # the latest instant of the article's date
     Column("created_at", Float, nullable=False),
-    Column("signature", LargeBinary, nullable=False),  # the MinHash's values (empty: stories were off)
+    Column("signature", LargeBinary, nullable=False),  # story terms and word sketch (stories.signature; empty: none)
     Column("rules", Text, nullable=False),  # the rules matched, one per line
     Index("story_articles_path", "path", "version"),
     Index("story_articles_created", "created_at"),

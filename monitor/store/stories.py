@@ -1,4 +1,4 @@
-"""Stories (`story_articles`): each claimed article's story, version and MinHash signature, numbered in the
+"""Stories (`story_articles`): each claimed article's story, version and signature (terms, word sketch), numbered in the
 order they were assigned (`seq`), so that a process's in-memory index (monitor.matching.stories) loads the
 rows after the last number it has, and the latest version of a file is found by its path.
 
@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, func, select, text
 
 from monitor.store.engine import Database, Writes
-from monitor.store.schema import alerts, story_articles
+from monitor.store.schema import alerts, articles, story_articles
 from monitor.store.statements import insert_returning
 
 _LOCK = text("SELECT pg_advisory_xact_lock(:key)")
@@ -141,21 +141,21 @@ class StoryWrites(Writes):
 
 
 # Story threads (monitor.notify.threads): the index `alerts_story` (story, rule, created_at) serves both.
-_JOINED = alerts.outerjoin(story_articles, story_articles.c.content_hash == alerts.c.content_hash)
+_JOINED = alerts.outerjoin(story_articles, story_articles.c.content_hash == alerts.c.content_hash).outerjoin(
+    articles, articles.c.content_hash == alerts.c.content_hash
+)
+# An alert's article path: its story row's, or once that is pruned (a day after the story window, while a story
+# that keeps being joined lives on) its claim's (kept as long as its file, or `retention.articles`).
+_PATH = func.coalesce(story_articles.c.path, articles.c.path).label("path")
 # A rule's alerts sent in a story, the first first (bounded by the follow-ups a story mode lets through).
 _STORY_SENT = (
-    select(alerts.c.id, alerts.c.count_value, alerts.c.created_at, story_articles.c.path)
+    select(alerts.c.id, alerts.c.count_value, alerts.c.created_at, _PATH)
     .select_from(_JOINED)
     .where(alerts.c.story == bindparam("story"), alerts.c.rule == bindparam("rule"), alerts.c.suppressed.is_(False))
     .order_by(alerts.c.created_at, alerts.c.id)
 )
 # The rules matched in a story and the files of its matched articles (each alert, sent or not, is a match).
-_STORY_SEEN = (
-    select(alerts.c.rule, story_articles.c.path)
-    .select_from(_JOINED)
-    .where(alerts.c.story == bindparam("story"))
-    .distinct()
-)
+_STORY_SEEN = select(alerts.c.rule, _PATH).select_from(_JOINED).where(alerts.c.story == bindparam("story")).distinct()
 
 
 class StoryThread(NamedTuple):
