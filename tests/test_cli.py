@@ -189,7 +189,7 @@ def test_db_prune_dry_run_on_a_new_store_prints_every_table_and_prunes_nothing(p
     assert "would delete" in result.stdout
     counts = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:]}
     assert counts == dict.fromkeys(
-        ["deliveries", "alerts", "digest_claims", "files", "articles", "reading", "story_articles"], "0"
+        ["deliveries", "alerts", "digest_claims", "files", "articles", "reading", "story_articles", "chat_threads"], "0"
     )
 
 

@@ -153,6 +153,7 @@ def test_db_prune_dry_run_counts_then_prune_deletes_and_nothing_realerts(receive
         "articles": 0,
         "reading": 0,
         "story_articles": 0,
+        "chat_threads": 0,
     }
     done = prune_cli(daemon)
     deleted = {line.split()[0]: int(line.split()[1].replace(",", "")) for line in done.splitlines()[1:]}
@@ -164,6 +165,7 @@ def test_db_prune_dry_run_counts_then_prune_deletes_and_nothing_realerts(receive
         "articles": 1,
         "reading": 0,
         "story_articles": 0,
+        "chat_threads": 0,
     }, done
     assert rows(daemon) == {"deliveries": 0, "alerts": 0, "files": {"a.txt", "c.txt"}, "articles": 2}
     restart_with_a_new_article(receiver, daemon)

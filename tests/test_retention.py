@@ -239,6 +239,7 @@ def test_dry_run_counts_and_deletes_nothing(store: Store, folder: Path) -> None:
         "articles": 0,
         "reading": 0,
         "story_articles": 0,
+        "chat_threads": 0,
     }
     assert {name: keys(store, column) for name, column in tables.items()} == before
     assert run(store, [folder]) == counts

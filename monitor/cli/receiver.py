@@ -1,7 +1,8 @@
 """A small webhook receiver on 127.0.0.1: the demo's printer and the tests' real HTTP peer.
 
-It records every request (headers, body, arrival time) and answers with what `respond(request)` returns,
-200 by default. It runs in a thread with the standard library's HTTP server, nothing of ours in between.
+It records every request (headers, body, arrival time) and answers with what `respond(request)` returns
+(status, headers and optionally a body), 200 by default. It runs in a thread with the standard library's HTTP
+server, nothing of ours in between.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class Received:
         return json.loads(self.body)
 
 
-Reply = tuple[int, dict[str, str]]
+Reply = tuple[int, dict[str, str]] | tuple[int, dict[str, str], bytes]  # status, headers[, body]
 
 
 class _Server(ThreadingHTTPServer):
@@ -75,7 +76,8 @@ class Receiver:
                     body,
                     time.time(),
                 )
-                status, headers = receiver.respond(request)
+                status, headers, *rest = receiver.respond(request)
+                answer = rest[0] if rest else b""
                 with receiver._changed:
                     receiver.received.append(request)
                     receiver._changed.notify_all()
@@ -84,8 +86,9 @@ class Receiver:
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
-                self.send_header("content-length", "0")
+                self.send_header("content-length", str(len(answer)))
                 self.end_headers()
+                self.wfile.write(answer)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

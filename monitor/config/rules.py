@@ -30,6 +30,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -43,6 +44,12 @@ from monitor.matching.language import known
 from monitor.matching.query import Compiler, Stemmer
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+# A Discord id (a "snowflake"): up to 20 digits, written in YAML as a number or a string.
+Snowflake = Annotated[
+    str,
+    BeforeValidator(lambda value: str(value) if isinstance(value, int) and not isinstance(value, bool) else value),
+    Field(pattern=r"^[0-9]{1,20}$"),
+]
 Format = Literal["generic", "slack", "discord", "mattermost", "teams", "template"]
 # Standard Webhooks' recommended schedule: the first attempt at once, then these waits (±20 % jitter).
 DEFAULT_RETRY_SCHEDULE = ("5s", "5m", "30m", "2h", "5h", "10h", "10h")
@@ -73,6 +80,19 @@ class Webhook(_Model):
     max_per_minute: int | None = Field(default=None, ge=1)
     headers: dict[str, str] = {}
     proxy: str | None = None  # an http:// or https:// proxy URL, or `direct`; unset: the environment's
+    thread: Literal["story"] | None = None  # discord: a story's first alert starts a thread, its follow-ups go there
+    thread_id: Snowflake | None = None  # discord: every message goes into this thread
+
+    @field_validator("thread", "thread_id")
+    @classmethod
+    def _discord_threads(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if info.data.get("format") != "discord":
+            raise ValueError(f"`{info.field_name}` is only used with format 'discord', not {info.data.get('format')!r}")
+        if info.field_name == "thread_id" and info.data.get("thread") is not None:
+            raise ValueError("`thread_id` (one thread for every message) and `thread: story` exclude each other")
+        return value
 
     @field_validator("proxy")
     @classmethod

@@ -28,7 +28,7 @@ from monitor.config.redaction import mask_text
 from monitor.config.rules import Webhook
 from monitor.config.settings import LEASE_SPARE as SPARE
 from monitor.config.settings import RENEWALS
-from monitor.notify.formats import render
+from monitor.notify.formats import discord, render
 from monitor.notify.signing import webhook_headers
 from monitor.store import Attempted, Delivery, DeliveryKind, State, Store
 
@@ -37,7 +37,8 @@ RETRY_AFTER_CAP = 6 * 3600.0
 IDLE_POLL = 30.0  # seconds between looks at the outbox when nothing wakes the deliverer
 NOTHING_DUE = float("inf")  # `_record_and_lease`'s next due time when no open delivery is due at all
 STORE_RETRY = 1.0  # seconds before trying the store again after it failed
-RESPONSE_CAP = 65_536  # bytes of a response body read (and discarded); past them the connection is closed
+RESPONSE_CAP = 65_536  # bytes of a response body read (discarded, or kept for a Discord thread's id); past them
+# the connection is closed
 ERROR_CHARS = 500  # of an error message stored and logged
 SLOW_ATTEMPT = 2.0  # seconds: an attempt this long gives its webhook one slot until an attempt is quicker
 LEASE_SPARE = SPARE.total_seconds()  # of a lease (at most a quarter) kept past an attempt's end, to store its outcome
@@ -489,16 +490,21 @@ class Deliverer:
 
     async def _post(self, webhook: Webhook, delivery: Delivery) -> Attempt:
         """One POST within the webhook's timeout: connect, send and the whole response (its body read up to
-        RESPONSE_CAP bytes and discarded; past that the connection is closed)."""
+        RESPONSE_CAP bytes and discarded; past that the connection is closed). A Discord message that starts a
+        story's thread keeps the body, and the thread's id is stored after a success (`_keep_thread`)."""
+        route = await self._route(webhook, delivery)
         try:
-            body, headers = await _prepared(webhook, delivery)
+            body, headers = await _prepared(webhook, delivery, route)
         except Exception as exc:  # a broken template must not kill the loop: the delivery dies visibly
             log.exception("delivery_render_failed", id=delivery.id, webhook=delivery.webhook)
             return Attempt(AttemptOutcome.dead, None, f"cannot render {webhook.format}: {exc}"[:ERROR_CHARS])
         timeout = webhook.timeout.total_seconds()
         try:
             async with asyncio.timeout(timeout):  # httpx's timeout is per read: a drip of bytes would outlive it
-                return await self._send(webhook, body, headers, timeout)
+                attempt, reply = await self._send(webhook, route, body, headers, timeout)
+            if route.key is not None and attempt.outcome is AttemptOutcome.delivered:
+                await self._keep_thread(delivery, route.key, reply)
+            return attempt
         except (TimeoutError, httpx.TimeoutException):
             return Attempt(AttemptOutcome.retry, None, f"timed out after {timeout:g}s")
         except httpx.RequestError as exc:  # connection, protocol, or a response body that cannot be read
@@ -511,15 +517,46 @@ class Deliverer:
         """The client for a webhook's attempts: direct or through its proxy."""
         return self._client if isinstance(self._client, httpx.AsyncClient) else self._client(webhook)
 
-    async def _send(self, webhook: Webhook, body: bytes, headers: dict[str, str], timeout: float) -> Attempt:
+    async def _send(
+        self, webhook: Webhook, route: discord.Route, body: bytes, headers: dict[str, str], timeout: float
+    ) -> tuple[Attempt, bytes | None]:
+        """POST; the response body is kept (up to RESPONSE_CAP bytes, else None) only when the route waits
+        for the message to learn the thread it started."""
         client = self.client(webhook)
-        request = client.build_request("POST", webhook.url, content=body, headers=headers, timeout=timeout)
+        if route.key is not None:  # the body is read raw: uncompressed, so that the cap bounds it
+            headers = {**headers, "accept-encoding": "identity"}
+        url = route.url(webhook.url)
+        request = client.build_request("POST", url, content=body, headers=headers, timeout=timeout)
         response = await client.send(request, stream=True, follow_redirects=False)
         try:
-            await _discard_body(response, RESPONSE_CAP)
+            reply = await _discard_body(response, RESPONSE_CAP, keep=route.key is not None)
         finally:
             await response.aclose()  # a body not read to its end closes the connection instead of pooling it
-        return classify(response)
+        return classify(response), reply
+
+    async def _route(self, webhook: Webhook, delivery: Delivery) -> discord.Route:
+        """Where a Discord message goes (`discord.route`): the thread of its story, if the store has it (a
+        store that fails: none, the message starts a thread of its own)."""
+        key = discord.story_key(webhook, delivery)
+        known = None
+        if key is not None:
+            try:
+                known = await asyncio.to_thread(self.store.chat_thread, delivery.webhook, key)
+            except Exception:
+                log.exception("chat_thread_lookup_failed", id=delivery.id, webhook=delivery.webhook)
+        return discord.route(webhook, delivery, known)
+
+    async def _keep_thread(self, delivery: Delivery, key: str, reply: bytes | None) -> None:
+        """Store the thread a delivered message started (from the receiver's answer: untrusted, bounded); a
+        missing or malformed one, or a store that fails, leaves the story without a thread."""
+        thread = discord.thread_of(reply)
+        if thread is None:
+            log.warning("chat_thread_unknown", id=delivery.id, webhook=delivery.webhook)
+            return
+        try:
+            await asyncio.to_thread(self.store.save_chat_thread, delivery.webhook, key, thread, time.time())
+        except Exception:
+            log.exception("chat_thread_store_failed", id=delivery.id, webhook=delivery.webhook)
 
     def _store_outcomes(self, posted: list[_UnstoredAttempt]) -> list[AttemptOutcome]:
         """Store attempts in one transaction; each outcome is final: a retry without an attempt left is dead."""
@@ -546,16 +583,20 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}".rstrip(": ")  # Attempt masks it, then cuts it
 
 
-async def _prepared(webhook: Webhook, delivery: Delivery) -> tuple[bytes, dict[str, str]]:
+async def _prepared(
+    webhook: Webhook, delivery: Delivery, route: discord.Route = discord.CHANNEL
+) -> tuple[bytes, dict[str, str]]:
     """The body and headers of an attempt: rendered, encoded and signed in a worker thread unless the
     delivery is small enough that the hop to the thread would cost more than the work."""
     if _small(webhook, delivery):
-        return _prepare(webhook, delivery)
-    return await asyncio.to_thread(_prepare, webhook, delivery)
+        return _prepare(webhook, delivery, route)
+    return await asyncio.to_thread(_prepare, webhook, delivery, route)
 
 
-def _prepare(webhook: Webhook, delivery: Delivery) -> tuple[bytes, dict[str, str]]:
-    body = render(webhook, delivery)
+def _prepare(
+    webhook: Webhook, delivery: Delivery, route: discord.Route = discord.CHANNEL
+) -> tuple[bytes, dict[str, str]]:
+    body = render(webhook, delivery, route) if route.thread_name is not None else render(webhook, delivery)
     secret = webhook.secret.get_secret_value() if webhook.secret else None
     return body, {**webhook.headers, **webhook_headers(delivery.id, int(time.time()), body, secret)}
 
@@ -576,15 +617,19 @@ def _small(webhook: Webhook, delivery: Delivery) -> bool:
     return chars <= INLINE_CHARS
 
 
-async def _discard_body(response: httpx.Response, cap: int) -> None:
-    """Read the raw body (no decoding: nothing of it is used) until its end or past `cap` bytes."""
+async def _discard_body(response: httpx.Response, cap: int, keep: bool = False) -> bytes | None:
+    """Read the raw body (no decoding) until its end or past `cap` bytes; return it with `keep` (None past
+    `cap`, or without `keep`)."""
     if response.is_stream_consumed:  # a response made with its content (a mock transport)
-        return
-    read = 0
+        return response.content if keep and len(response.content) <= cap else None
+    read, chunks = 0, []
     async for chunk in response.aiter_raw():
         read += len(chunk)
         if read > cap:
-            return
+            return None
+        if keep:
+            chunks.append(chunk)
+    return b"".join(chunks) if keep else None
 
 
 class _Lease(NamedTuple):

@@ -10,6 +10,7 @@ module that speaks SQL: every statement is a method of `Store` (each its own tra
     webhooks   webhook state
     leases     leases on shared work (the prune)
     stories    each claimed article's story and version, in the order assigned
+    chat_threads  the Discord thread each story's first alert started, per webhook
     status     the operators' report
     schema     the tables: private (the migrations and tests poking raw rows import it explicitly)
 
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from monitor.store.alerts import AlertWrites, NewAlert, Window
+from monitor.store.chat_threads import ChatThreads
 from monitor.store.digests import Digests, DigestWrites
 from monitor.store.engine import COMMAND_CONNECTIONS, no_state_yet
 from monitor.store.leases import Leases
@@ -72,7 +74,7 @@ class Transaction(LedgerWrites, AlertWrites, DigestWrites, OutboxWrites, StoryWr
     """The statements of one write transaction (`Store.transaction()`): all of them commit together, or none."""
 
 
-class Store(Ledger, Outbox, Digests, Webhooks, Leases, Status, Stories):
+class Store(Ledger, Outbox, Digests, Webhooks, Leases, Status, Stories, ChatThreads):
     """One database. Methods are blocking; the daemon calls them from worker threads."""
 
     @contextmanager

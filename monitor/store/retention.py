@@ -18,6 +18,7 @@ One round, in this order, each table in batches of `batch` rows, each batch its 
    died mid-read on a file that was then deleted.
 7. story_articles: a day (STORY_MARGIN) after the story window (`stories.window`): no story index holds
    them any more; a file's new version after that starts a new story.
+8. chat_threads (the Discord thread of a story's first alert, `thread: story`): with story_articles' cut-off.
 
 One process prunes at a time (replicas on PostgreSQL; on SQLite the daemon and `db prune`): it holds the
 prune's lease, a row of `meta` (`Store.take_lease`), renewed between batches; a process that finds it
@@ -46,12 +47,21 @@ from monitor.config.settings import RetentionSettings
 from monitor.ingest.articles import ArticleOutcome
 from monitor.ingest.pipeline import ledger_path
 from monitor.store import DIGEST_REFS, DeliveryKind, State, Store
-from monitor.store.schema import alerts, articles, deliveries, digest_claims, files, reading, story_articles
+from monitor.store.schema import (
+    alerts,
+    articles,
+    chat_threads,
+    deliveries,
+    digest_claims,
+    files,
+    reading,
+    story_articles,
+)
 
 REALERT_MARGIN = timedelta(days=1)  # alerts outlive the longest realert window by this much
 REFS_SLACK = 600.0  # seconds: digests due this long before the last read of their refs are read again
 STALE_READING = timedelta(hours=1)  # a claim to read a file is deleted this long after its lease ran out
-TABLES = ("deliveries", "alerts", "digest_claims", "files", "articles", "reading", "story_articles")
+TABLES = ("deliveries", "alerts", "digest_claims", "files", "articles", "reading", "story_articles", "chat_threads")
 STORY_MARGIN = timedelta(days=1)  # story rows outlive the story window by this much
 STORY_WINDOW = timedelta(hours=72)  # `stories.window` unset
 PRUNE_LEASE = 300.0  # seconds the prune's lease holds; renewed after a third of it, between batches
@@ -115,6 +125,8 @@ def prune(
         counts["reading"] = sweep.run(reading, [reading.c.path], reading.c.lease_until < cut.reading)
         old_stories = story_articles.c.created_at < cut.stories
         counts["story_articles"] = sweep.run(story_articles, [story_articles.c.seq], old_stories)
+        threads = [chat_threads.c.webhook, chat_threads.c.alert_id]
+        counts["chat_threads"] = sweep.run(chat_threads, threads, chat_threads.c.created_at < cut.stories)
         return counts
 
 

@@ -129,4 +129,15 @@ story_articles = Table(
     Index("story_articles_created", "created_at"),
     sqlite_autoincrement=True,  # a pruned last row's number is never given again
 )
+# The Discord thread each story's first alert started, per webhook (`thread: story`): its follow-ups to that
+# webhook go there (monitor.notify.formats.discord). Kept as long as story rows (the prune's story cut-off).
+chat_threads = Table(
+    "chat_threads",
+    metadata,
+    Column("webhook", String(80), primary_key=True),
+    Column("alert_id", String(64), primary_key=True),  # the story's first alert of the rule (`update_of`)
+    Column("thread_id", String(20), nullable=False),  # the thread's channel id (a Discord snowflake)
+    Column("created_at", Float, nullable=False),
+    Index("chat_threads_created", "created_at"),
+)
 meta = Table("meta", metadata, Column("key", String(40), primary_key=True), Column("value", Text, nullable=False))

@@ -34,8 +34,9 @@ RENDERERS: dict[str, Renderer] = {
 }
 
 
-def render(webhook: Webhook, delivery: Delivery) -> bytes:
+def render(webhook: Webhook, delivery: Delivery, route: discord.Route = discord.CHANNEL) -> bytes:
+    """The body of a delivery (`route`: a Discord message's thread, `discord.route`)."""
     renderer = RENDERERS.get(webhook.format)
     if renderer is None:
         raise ValueError(f"format {webhook.format!r} is not available in this version")
-    return dumps(renderer(webhook, delivery))
+    return dumps(route.body(renderer(webhook, delivery)))
