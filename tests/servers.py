@@ -7,6 +7,7 @@ ways until either side closes.
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import threading
@@ -19,6 +20,7 @@ class RawServer:
     def __init__(self) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self._lock = threading.Lock()
+        self.errors: list[Exception] = []
         threading.Thread(target=self._serve, name=type(self).__name__, daemon=True).start()
 
     @property
@@ -26,6 +28,11 @@ class RawServer:
         return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
 
     def close(self) -> None:
+        """Stop listening: shut down first, which wakes the accepting thread (a bare close() leaves the socket
+        listening in the kernel until that thread's accept() returns: a later test's stray connection was
+        then handled here, and its error failed that test)."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
 
     def _serve(self) -> None:
@@ -34,7 +41,17 @@ class RawServer:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+            threading.Thread(target=self._handle_safely, args=(conn,), daemon=True).start()
+
+    def _handle_safely(self, conn: socket.socket) -> None:
+        """`_handle`, its errors kept in `errors` (a malformed request is the client's problem, not a failure
+        of whichever test runs when the thread ends)."""
+        try:
+            self._handle(conn)
+        except Exception as exc:  # a test server: kept for the test to look at
+            self.errors.append(exc)
+            with contextlib.suppress(OSError):
+                conn.close()
 
     def _handle(self, conn: socket.socket) -> None:
         raise NotImplementedError
