@@ -746,3 +746,23 @@ def test_template_tojson_and_constants_are_written_as_is(tmp_path: Path) -> None
     )
     out = json.loads(render(webhook("template", template=path), hostile_delivery()))
     assert out == {"a": hostile_delivery().payload["article"], "b": [1, 2], "c": True, "d": "null"}
+
+
+@pytest.mark.parametrize(
+    ("count", "update", "shown", "new"),
+    [
+        (
+            {"value": 2_500_000.0},
+            {"count": {"previous": 164, "value": 2_500_000.0}},
+            "2500000",
+            "count 2500000 (was 164)",
+        ),
+        ({"value": 7.8}, {"count": {"previous": 6.1, "value": 7.8}}, "7.8", "count 7.8 (was 6.1)"),
+    ],
+    ids=["millions", "fraction"],
+)
+def test_counts_are_written_out_not_in_exponent_form(count: dict, update: dict, shown: str, new: str) -> None:
+    from monitor.notify.formats.view import _update, shown_count
+
+    assert shown_count(count) == shown
+    assert _update(update)[1] == new

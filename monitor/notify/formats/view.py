@@ -146,8 +146,8 @@ def _update(update: Any) -> tuple[str, str]:
     count = update.get("count")
     if isinstance(count, dict) and isinstance(count.get("value"), int | float):
         previous = count.get("previous")
-        was = f" (was {previous:g})" if isinstance(previous, int | float) else ""
-        new.append(f"count {count['value']:g}{was}")
+        was = f" (was {figure(previous)})" if isinstance(previous, int | float) else ""
+        new.append(f"count {figure(count['value'])}{was}")
     rules = [str(rule) for rule in update.get("rules") or []]
     if rules:
         more = int(update.get("rules_total") or len(rules)) - len(rules)
@@ -164,14 +164,19 @@ def shown_count(count: Any, increase: Any = None) -> str:
     if not isinstance(count, dict):
         return ""
     value = count.get("value")
-    text = "?" if not isinstance(value, int | float) else f"{value:g}"
+    text = "?" if not isinstance(value, int | float) else figure(value)
     if count.get("qualifier"):
         text += f" ({count['qualifier']})"
     if count.get("text"):
         text += f": {count['text']}"
     if isinstance(increase, dict) and isinstance(increase.get("previous"), int | float):
-        text += f" (was {increase['previous']:g})"
+        text += f" (was {figure(increase['previous'])})"
     return text
+
+
+def figure(value: float) -> str:
+    """A count as written: `2500000`, `7.8` (not `2.5e+06`: `:g` keeps six digits)."""
+    return f"{value:.15g}"
 
 
 def event_type(delivery: Delivery) -> str:
