@@ -13,10 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from benchmarks.kit import postgres
 from benchmarks.kit.harness import checkout_env
 from benchmarks.kit.rules import SECRET
 from monitor.cli.receiver import Received
+from monitor.store import Store
 
 PG_URL = os.environ.get("MONITOR_TEST_PG_URL", "")
 NO_PG = (
@@ -29,6 +32,18 @@ NO_PG = (
 def fresh_database(label: str) -> Iterator[str]:
     """A new, empty database on the MONITOR_TEST_PG_URL server; its URL. Dropped on exit."""
     with postgres.fresh_database(PG_URL, label) as url:
+        yield url
+
+
+@contextmanager
+def created_database(label: str) -> Iterator[str]:
+    """A fresh database with the schema made (skips without MONITOR_TEST_PG_URL); its URL. Dropped on exit."""
+    if not PG_URL:
+        pytest.skip(NO_PG)
+    with fresh_database(label) as url:
+        store = Store(url)
+        store.create()
+        store.close()
         yield url
 
 

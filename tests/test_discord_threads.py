@@ -21,7 +21,7 @@ from monitor.notify.deliverer import RESPONSE_CAP, AttemptOutcome, Deliverer
 from monitor.notify.formats import discord, render
 from monitor.store import Store
 from monitor.store.schema import metadata
-from tests.helpers import NO_PG, PG_URL, fresh_database
+from tests.helpers import created_database
 from tests.test_deliverer import add, take
 from tests.test_formats import alert_delivery, digest_delivery, update_delivery
 
@@ -158,12 +158,7 @@ def test_the_thread_is_read_from_the_message_or_is_none(reply: bytes | None, exp
 # -- the store ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def pg_database() -> Iterator[str]:
-    if not PG_URL:
-        pytest.skip(NO_PG)
-    with fresh_database("chat_threads") as url:
-        store = Store(url)
-        store.create()
-        store.close()
+    with created_database("chat_threads") as url:
         yield url
 
 

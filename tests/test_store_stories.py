@@ -17,7 +17,7 @@ from monitor.matching.stories import signature
 from monitor.notify.alerts import Draft, Prepared
 from monitor.store import Store, StoryRow
 from monitor.store.schema import metadata
-from tests.helpers import NO_PG, PG_URL, fresh_database
+from tests.helpers import created_database
 from tests.story_texts import QUAKE_A, QUAKE_B, QUAKE_C, QUAKE_OTHER
 
 NOW = 1_800_000_000.0
@@ -26,12 +26,7 @@ WINDOW = 72 * 3600.0
 
 @pytest.fixture(scope="module")
 def pg_database() -> Iterator[str]:
-    if not PG_URL:
-        pytest.skip(NO_PG)
-    with fresh_database("stories") as url:
-        store = Store(url)
-        store.create()
-        store.close()
+    with created_database("stories") as url:
         yield url
 
 

@@ -18,7 +18,7 @@ from monitor.notify.alerts import prepare, queue_prepared
 from monitor.notify.threads import Followups
 from monitor.store import Store, StoryThread
 from monitor.store.schema import metadata
-from tests.helpers import NO_PG, PG_URL, fresh_database
+from tests.helpers import created_database
 from tests.story_texts import QUAKE_A
 
 NOW = 1_800_000_000.0
@@ -26,12 +26,7 @@ NOW = 1_800_000_000.0
 
 @pytest.fixture(scope="module")
 def pg_database() -> Iterator[str]:
-    if not PG_URL:
-        pytest.skip(NO_PG)
-    with fresh_database("threads") as url:
-        store = Store(url)
-        store.create()
-        store.close()
+    with created_database("threads") as url:
         yield url
 
 
