@@ -152,3 +152,17 @@ def test_plain_rules_match_as_the_general_path_does(seed: int) -> None:
     for _ in range(150):
         text = _text(rng)
         assert _seen(plain.match_text(text)) == _seen(general.match_text(text)), text
+
+
+def test_fragments_across_the_scan_windows_are_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long text is scanned for wildcard fragments in overlapping windows: with windows of 24 characters
+    (every fragment here is shorter), each fragment that straddles a window's end is still found."""
+    engine = Engine(_rules(4, 300))
+    rng = random.Random(104)
+    texts = [_text(rng) for _ in range(150)]
+    whole = {text: [m.rule for m in engine.match_text(text)] for text in texts}
+    monkeypatch.setattr("monitor.matching.presearch._WINDOW", 24)
+    assert engine._presearch._longest < 24
+    assert sum(len(" " + text + " ") > 24 for text in texts) > 100
+    for text in texts:
+        assert [m.rule for m in engine.match_text(text)] == whole[text] == _reference(engine, text), text

@@ -10,10 +10,13 @@ indexed by one key, its most selective word, so that finding the candidates cost
 as for 100,000:
 - a term with an exact word: the longest one, among those tokens;
 - a term of wildcards only: the longest fragment of its words (`spans.fragment`), found with one
-  pyahocorasick pass over the padded folded text, and that word's other literal pieces of four letters or
+  ahocorasick-rs pass over the padded folded text, and that word's other literal pieces of four letters or
   more (`dode?tal` needs "tal " once " dode" is found). The automaton holds only these fragments, far fewer
   than the words and wildcards of all rules. Shorter pieces (" zi", "en ") are left to the rule's decision:
-  they occur in nearly every article, and in the automaton they made most of its matches, each a Python tuple;
+  they occur in nearly every article, and in the automaton they made most of its matches, each a Python tuple.
+  ahocorasick-rs (Rust) scans about 1.7 times as fast as pyahocorasick on these fragments, and returns the
+  fragments found as the very string objects it was given; a long text is scanned in windows of `_WINDOW`
+  characters that overlap by the longest fragment, so that no list of millions of matches is ever built;
 - a stemmed term: its stem, among the stems of the article's distinct words (`Doc.stems`).
 
 The automaton holds the longest fragment of every wildcard, key or not: the fragments found (`Doc.fragments`)
@@ -33,9 +36,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from itertools import chain
-from operator import itemgetter
 
-import ahocorasick
+import ahocorasick_rs
 
 from monitor.matching.analysis import chunks
 from monitor.matching.budget import Deadline
@@ -43,6 +45,7 @@ from monitor.matching.query import AllOf, AnyOf, Node, Not, Stemmer, Term, liter
 from monitor.matching.spans import Doc, fragment, is_wildcard, pieces
 
 _CHUNK = 1 << 18  # characters of folded text split into words at a time
+_WINDOW = 1 << 16  # characters of padded text scanned for fragments at a time
 _PIECE = 4  # a wildcard's other literal pieces are keys too when they have this many letters or more
 
 
@@ -54,7 +57,8 @@ class Presearch:
         self.vocabulary: dict[str, tuple[int, ...]] = {}  # the same, frozen
         # (the longest fragment, the word's other pieces) -> rules: a wildcard occurs only where all occur
         self._fragments: dict[tuple[str, frozenset[str]], list[int]] = defaultdict(list)
-        self._automaton: ahocorasick.Automaton | None = None  # every fragment -> itself
+        self._automaton: ahocorasick_rs.AhoCorasick | None = None  # every fragment, found overlapping
+        self._longest = 0  # characters of the longest fragment: how much the scan's windows overlap
         self._whole: dict[str, tuple[int, ...]] = {}  # longest fragment -> the rules for which it is enough
         self._groups: dict[str, list[tuple[frozenset[str], tuple[int, ...]]]] = {}  # longest -> (others, rules)
         self._probes: set[str] = set()  # every wildcard's longest fragment, key or not: `Doc.fragments`
@@ -112,10 +116,8 @@ class Presearch:
                 whole[main].extend(rules)
         texts = self._probes | {other for found in groups.values() for others, _ in found for other in others}
         if texts:
-            self._automaton = ahocorasick.Automaton()
-            for text in sorted(texts):
-                self._automaton.add_word(text, text)
-            self._automaton.make_automaton()
+            self._automaton = ahocorasick_rs.AhoCorasick(sorted(texts), matchkind=ahocorasick_rs.MatchKind.Standard)
+            self._longest = max(map(len, texts))
         self._whole = {main: tuple(sorted(set(rules))) for main, rules in whole.items()}
         self._groups = dict(groups)
         self._fragments = {}
@@ -139,7 +141,7 @@ class Presearch:
     def candidates(self, doc: Doc) -> set[int]:
         found = set(chain.from_iterable(map(self.vocabulary.__getitem__, doc.tokens)))  # tokens: vocabulary words
         if self._automaton is not None:
-            seen = doc.fragments = set(map(itemgetter(1), self._automaton.iter(doc.padded)))
+            seen = doc.fragments = self._found(doc)
             whole = self._whole
             found.update(chain.from_iterable(map(whole.__getitem__, whole.keys() & seen)))
             groups = self._groups
@@ -152,6 +154,19 @@ class Presearch:
                 found.update(by_stem[stem])
         if self._seconds:
             found = self._both(found, doc)
+        return found
+
+    def _found(self, doc: Doc) -> set[str]:
+        """The fragments that occur in the padded text, a window at a time (`_WINDOW`)."""
+        assert self._automaton is not None
+        scan, padded = self._automaton.find_matches_as_strings, doc.padded
+        if len(padded) <= _WINDOW:
+            return set(scan(padded, overlapping=True))
+        found: set[str] = set()
+        step = _WINDOW - self._longest + 1  # a fragment that starts in one window ends within the next one
+        for start in range(0, len(padded) - self._longest + 1, step):
+            found.update(scan(padded[start : start + _WINDOW], overlapping=True))
+            doc.deadline.check()
         return found
 
     def _both(self, found: set[int], doc: Doc) -> set[int]:
