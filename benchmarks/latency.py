@@ -156,6 +156,21 @@ def stages(closed: dict[str, float], read: dict[str, float], first: dict[str, fl
     return out
 
 
+def slowest(closed: dict[str, float], read: dict[str, float], first: dict[str, float], count: int = 3) -> str:
+    """The slowest alerts: the article's place in the writing order, its latency and its two stages, in ms."""
+    order = {name: i for i, name in enumerate(sorted(closed, key=closed.__getitem__))}
+    worst = sorted((at - closed[name], name) for name, at in first.items() if name in closed)[-count:][::-1]
+    parts = []
+    for seconds, name in worst:
+        stage = (
+            f" ({(read[name] - closed[name]) * 1000:.0f} + {(first[name] - read[name]) * 1000:.0f})"
+            if name in read
+            else ""
+        )
+        parts.append(f"#{order[name]} {seconds * 1000:.0f}{stage}")
+    return "slowest (article # in writing order, ms, read + deliver): " + ", ".join(parts)
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--floor-worker"]:
         floor_worker(Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4]))
@@ -202,7 +217,8 @@ def main() -> None:
             first[arrival.name] = min(arrival.at, first.get(arrival.name, arrival.at))
         latencies = [(at - closed[name]) * 1000 for name, at in first.items() if name in closed]
         problems = daemon.log_problems()
-        split = stages(closed, read_times(daemon.log), first)
+        read_times_ = read_times(daemon.log)
+        split = stages(closed, read_times_, first)
     if args.profile:
         print(summarize_profile(args.profile / "latency-daemon.raw"))
     p99, floor_p99 = percentile(latencies, 99), percentile(floor["total"], 99)
@@ -214,7 +230,7 @@ def main() -> None:
         Row("latency p50", percentile(latencies, 50), "ms", 15),
         Row("latency p90", percentile(latencies, 90), "ms"),
         Row("latency p99", p99, "ms", 50),
-        Row("latency max", max(latencies, default=float("nan")), "ms"),
+        Row("latency max", max(latencies, default=float("nan")), "ms", note=slowest(closed, read_times_, first)),
         Row(
             "  close -> read and claimed",
             percentile(split["read"], 50),

@@ -36,6 +36,7 @@ from monitor.ingest.pipeline import Pipeline, Processed, ledger_key
 from monitor.ingest.storyline import Storyline
 from monitor.ingest.watch import Watcher, open_for_writing, scan
 from monitor.ingest.worker import MatchWorker
+from monitor.matching import language
 from monitor.notify.alerts import flush_digest, latest_fire
 from monitor.notify.deliverer import Attempt, AttemptOutcome, Deliverer
 from monitor.notify.formats.template import load_template
@@ -170,7 +171,12 @@ class Daemon:
         """Everything that can refuse to start (the state store and its lock, the health port) before any
         article is read or any alert sent; then the stages."""
         settings = self.settings
-        await asyncio.to_thread(self.store.create)
+        # The language detector's models (~40 ms) load while the store opens, not on the first alert's path.
+        warming = asyncio.ensure_future(asyncio.to_thread(language.warm))
+        try:
+            await asyncio.to_thread(self.store.create)
+        finally:
+            await warming
         stack.callback(self.store.close)
         stack.callback(self.worker.close)
         self.store.lock()
@@ -190,6 +196,7 @@ class Daemon:
                 log.warning("leases_released", deliveries=released, why="the previous run did not stop cleanly")
         clients = Clients(settings.delivery.concurrency)
         stack.push_async_callback(clients.aclose)
+        await clients.warm()
         self.deliverer = Deliverer(
             self.store,
             lambda: self.ruleset.webhooks,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 import ssl
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -255,3 +257,41 @@ async def test_clients_share_one_client_per_proxy() -> None:
         assert clients(via_env[0]) is clients(via_env[1]) is not clients(direct)
     finally:
         await clients.aclose()
+
+
+_FIRST_POST = """
+import asyncio, sys
+from monitor.notify.transport import Clients
+
+async def main(url: str, warm: bool) -> None:
+    clients = Clients(2)
+    if warm:
+        await Clients.warm()
+    before = set(sys.modules)
+    client = clients._client(None)
+    response = await client.post(url, content=b"{}")
+    assert response.status_code == 200, response
+    await clients.aclose()
+    print(" ".join(sorted(set(sys.modules) - before)))
+
+asyncio.run(main(sys.argv[1], sys.argv[2] == "warm"))
+"""
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_after_warm_the_first_post_loads_no_module(server: _Server, warm: bool) -> None:
+    """`Clients.warm` (at the daemon's start-up) loads what the first POST would load: anyio's asyncio backend
+    and the rest, tens of milliseconds on the first alert's path. In a fresh interpreter; without the warm-up
+    the same POST loads them (the test can see them)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_POST, server.url, "warm" if warm else "cold"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    loaded = done.stdout.split()
+    if warm:
+        assert loaded == []
+    else:
+        assert "anyio._backends._asyncio" in loaded

@@ -3,7 +3,10 @@
 The detector is lingua (`lingua-language-detector`), whose models ship in its wheel: nothing is downloaded at
 run time. It chooses among `LANGUAGES` (Dutch, English, German, French, Russian) plus any other language a
 rules file names (`use`), in its low-accuracy mode (trigrams: about 15 MB of models, loaded in a few tens of
-milliseconds when first needed; its full mode would take ~135 MB and half a second).
+milliseconds when the detector is built; its full mode would take ~135 MB and half a second). The models are
+loaded whole when the detector is built, not language by language as texts ask for them: a detection then
+costs about 0.6 ms instead of 0.7 (1.6 in the first fifty, while lingua loaded models on the way), and the
+daemon builds it at start-up (`warm`), so that its first alerts do not wait for the models.
 
 - `language`: lingua's first choice when its confidence is CONFIDENT or more, else None (unknown). A text
   shorter than LONG characters, where trigrams are weak evidence ("Massa-arrestaties in Almaty." reads as
@@ -128,6 +131,11 @@ def _words(text: str, start: int, size: int) -> str:
     return " ".join(words)
 
 
+def warm() -> None:
+    """Build the detector now (its models loaded), off the path of the first article that needs it."""
+    _detector()
+
+
 def _detector() -> LanguageDetector:
     """lingua's low-accuracy detector for the languages in use, built when first needed (and again after `use`,
     which empties the list under the lock)."""
@@ -140,7 +148,7 @@ def _detector() -> LanguageDetector:
             from lingua import IsoCode639_1, LanguageDetectorBuilder
 
             builder = LanguageDetectorBuilder.from_iso_codes_639_1(*map(IsoCode639_1.from_str, sorted(_codes)))
-            _detectors.append(builder.with_low_accuracy_mode().build())
+            _detectors.append(builder.with_low_accuracy_mode().with_preloaded_language_models().build())
         return _detectors[0]
 
 

@@ -24,6 +24,8 @@ import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import anyio
+import anyio.lowlevel
 import httpcore
 import httpx
 import structlog
@@ -202,6 +204,22 @@ class Clients:
         if proxy is None or _bypassed(parts.hostname or "", port, self._proxies.get("no", "")):
             return None
         return proxy if "://" in proxy else f"http://{proxy}"
+
+    @staticmethod
+    async def warm() -> None:
+        """Load now what httpcore loads on a pool's first request: its locks, events and semaphores are anyio's,
+        and anyio imports its asyncio backend when first used (tens of milliseconds, on the first alert's
+        path otherwise). anyio's public API, used as httpcore uses it."""
+        async with anyio.Lock():
+            pass
+        event = anyio.Event()
+        event.set()
+        with anyio.fail_after(1):
+            await event.wait()
+        async with anyio.Semaphore(1):
+            pass
+        with anyio.CancelScope(shield=True):
+            await anyio.lowlevel.checkpoint()
 
     async def aclose(self) -> None:
         for client in self._clients.values():
