@@ -377,11 +377,13 @@ class Engine:
         rule = self.rules[index]
         if keep is not None and not keep(rule):
             return None
+        if rule.language is not None and rule.name in named:
+            return None  # the rule's query for another language matched already: the first match counts
+        if not self._decisions.holds(index, doc):
+            return None  # decided before the language: a detection costs more than any decision
         if rule.language is not None and not doc.languages.admits(rule.language):
-            return None  # every plausible language's query applies (all when unknown); the first match counts
-        if self._decisions.holds(index, doc) and (rule.language is None or rule.name not in named):
-            return self._match(rule, doc, limits)
-        return None
+            return None  # every plausible language's query applies (all when unknown)
+        return self._match(rule, doc, limits)
 
     def _match(self, rule: MatchRule, doc: Doc, limits: _Limits) -> Match | None:
         """The match of a rule whose tree holds: lazy, unless `min_hits`, `min_count` or `negated` need the

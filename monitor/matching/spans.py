@@ -168,9 +168,10 @@ class Doc:
         found: dict[str, set[str]] = {}
         longest = max(map(len, wanted), default=0) + _STEM_SLACK
         for chunk in chunks(self.text) if wanted else ():
-            for word in set(chunk.split()):
-                if len(word) <= longest:
-                    stem = stemmer(word)
+            words = [word for word in set(chunk.split()) if len(word) <= longest]
+            stems = list(map(stemmer, words))  # the stemmer's cache answers in C: no Python frame a word
+            if not wanted.isdisjoint(stems):  # most articles have none of the wanted stems
+                for word, stem in zip(words, stems, strict=True):
                     if stem in wanted:
                         found.setdefault(stem, set()).add(word)
             self.deadline.check()
