@@ -122,8 +122,11 @@ def _rules(seed: int, count: int) -> list[MatchRule]:
 
 
 def _reference(engine: Engine, text: str) -> list[str]:
-    """The rules whose tree finds hits in the text, each worked out alone from its tree (no presearch)."""
+    """The rules whose tree finds hits in the text, each worked out alone from its tree (no presearch): the
+    document's words by `str.split`, and no fragments found, so that each wildcard is looked for in the text."""
     doc = engine._doc(text)
+    doc.tokens = engine._presearch.vocabulary.keys() & doc.text.split()
+    doc.fragments = None
     return [rule.name for rule in engine.rules if engine._node(rule.node, doc) is not None]
 
 

@@ -327,10 +327,9 @@ class Engine:
         return self._presearch.candidates(self._doc(text))
 
     def _doc(self, text: str, deadline: Deadline | None = None, language: str | None = None) -> Doc:
-        folded = fold(text)
-        deadline = deadline or NO_LIMIT
-        tokens = self._presearch.tokens(folded.text, deadline)
-        return Doc(folded, tokens, self._spans.wanted, deadline, given_language=language)
+        doc = Doc(fold(text), set(), self._spans.wanted, deadline or NO_LIMIT, given_language=language)
+        self._presearch.scan(doc)
+        return doc
 
     def _matches(
         self,

@@ -3,7 +3,7 @@
 Terms are interned by what they match (`Term.key`), so a term shared by many rules is worked out once per
 article. In folded text every non-word character is a space, so a whole word `w` is the substring ` w ` of
 `" " + folded + " "`: an exact word is present when it is one of the article's tokens (the words of the
-article that are words of some term, `Presearch.tokens`) and its spans are a `str.find` loop. A wildcard's
+article that are words of some term, `Presearch.scan`) and its spans are a `str.find` loop. A wildcard's
 spans come from a `str.find` loop for its longest literal piece (`fragment`): each place is widened to the
 enclosing word, the word is checked once (unless the pattern is one literal piece and a `*`: `arrest*`,
 `*verraad`, where every place is a match) and the search goes on after the word. A phrase is its words'
@@ -113,7 +113,7 @@ class Doc:
     """One article's text while it is matched; every expensive view is computed once, on demand."""
 
     folded: Folded
-    tokens: set[str]  # the folded text's words that are words of some term (`Presearch.tokens`)
+    tokens: set[str]  # the folded text's words that are words of some term (`Presearch.scan`)
     wanted: Mapping[Stemmer, frozenset[str]] = field(default_factory=dict)  # the stems some term looks up
     deadline: Deadline = field(default_factory=lambda: NO_LIMIT)
     cache: dict[int, SpanList] = field(default_factory=dict)
