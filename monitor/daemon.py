@@ -92,6 +92,14 @@ def notify_systemd(state: str) -> None:
         sock.sendto(state.encode(), address)
 
 
+def _warm_languages() -> None:
+    """`language.warm`, which only saves time: its failure is logged, never fatal."""
+    try:
+        language.warm()
+    except Exception as exc:  # the detection that needs the models will raise it again, per article
+        log.warning("language_models_not_loaded", error=f"{type(exc).__name__}: {exc}")
+
+
 class Daemon:
     def __init__(self, settings: Settings) -> None:
         settings.watch.check_folders()  # a missing folder is refused (unless watch.create_folders)
@@ -172,11 +180,11 @@ class Daemon:
         article is read or any alert sent; then the stages."""
         settings = self.settings
         # The language detector's models (~40 ms) load while the store opens, not on the first alert's path.
-        warming = asyncio.ensure_future(asyncio.to_thread(language.warm))
+        warming = asyncio.ensure_future(asyncio.to_thread(_warm_languages))
         try:
             await asyncio.to_thread(self.store.create)
         finally:
-            await warming
+            await warming  # never raises: a failed warm-up leaves the models to load when first needed
         stack.callback(self.store.close)
         stack.callback(self.worker.close)
         self.store.lock()

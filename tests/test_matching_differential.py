@@ -158,14 +158,29 @@ def test_plain_rules_match_as_the_general_path_does(seed: int) -> None:
 
 
 def test_fragments_across_the_scan_windows_are_found(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A long text is scanned for wildcard fragments in overlapping windows: with windows of 24 characters
-    (every fragment here is shorter), each fragment that straddles a window's end is still found."""
-    engine = Engine(_rules(4, 300))
+    """A long text is scanned for words and fragments in overlapping windows: with windows of a few dozen
+    characters (four times the longest pattern), each pattern that straddles a window's end is still found."""
+    whole_engine = Engine(_rules(4, 300))
     rng = random.Random(104)
     texts = [_text(rng) for _ in range(150)]
-    whole = {text: [m.rule for m in engine.match_text(text)] for text in texts}
+    whole = {text: [m.rule for m in whole_engine.match_text(text)] for text in texts}
     monkeypatch.setattr("monitor.matching.presearch._WINDOW", 24)
-    assert engine._presearch._longest < 24
-    assert sum(len(" " + text + " ") > 24 for text in texts) > 100
+    engine = Engine(_rules(4, 300))  # its windows are sized when it is built
+    window = engine._presearch._window
+    assert window < 64
+    assert sum(len(" " + text + " ") > window for text in texts) > 50
     for text in texts:
         assert [m.rule for m in engine.match_text(text)] == whole[text] == _reference(engine, text), text
+
+
+@pytest.mark.parametrize("letters", [60_000, 65_535, 65_536, 200_000])
+def test_a_term_longer_than_the_scan_window_leaves_matching_intact(letters: int) -> None:
+    """A rules file may hold a word longer than the scan's window (64 k characters): the windows grow with it,
+    so a long article is still scanned whole (once: a step of 0 raised, a negative step found nothing)."""
+    long_word = "a" * letters
+    compiler = Compiler({})
+    engine = Engine([MatchRule("r", f"foo OR {long_word}", compiler.compile(f"foo OR {long_word}"))])
+    text = "b " * 40_000 + "foo " + "b " * 40_000
+    assert [m.rule for m in engine.match_text(text)] == ["r"]
+    assert [m.rule for m in engine.match_text(text + long_word)] == ["r"]
+    assert engine.match_text("b " * 80_000 + long_word[1:]) == []

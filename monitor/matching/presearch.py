@@ -59,6 +59,7 @@ class Presearch:
         self._fragments: dict[tuple[str, frozenset[str]], list[int]] = defaultdict(list)
         self._automaton: ahocorasick_rs.AhoCorasick | None = None  # " word " and every fragment, overlapping
         self._longest = 0  # characters of the longest pattern: how much the scan's windows overlap
+        self._window = _WINDOW  # characters scanned at a time: `_WINDOW`, or more for a very long pattern
         self._padded_words: dict[str, str] = {}  # " word " -> word, for each word of the vocabulary
         self._fragment_texts: frozenset[str] = frozenset()  # the automaton's fragments
         self._whole: dict[str, tuple[int, ...]] = {}  # longest fragment -> the rules for which it is enough
@@ -126,6 +127,7 @@ class Presearch:
                 sorted(patterns), matchkind=ahocorasick_rs.MatchKind.Standard, store_patterns=True
             )
             self._longest = max(map(len, patterns))
+            self._window = max(_WINDOW, 4 * self._longest)  # a term of 100,000 letters still leaves a step
         self._whole = {main: tuple(sorted(set(rules))) for main, rules in whole.items()}
         self._groups = dict(groups)
         self._fragments = {}
@@ -162,15 +164,15 @@ class Presearch:
         return found
 
     def _found(self, doc: Doc) -> set[str]:
-        """The patterns that occur in the padded text, a window at a time (`_WINDOW`)."""
+        """The patterns that occur in the padded text, a window at a time (`_window`)."""
         assert self._automaton is not None
-        scan, padded = self._automaton.find_matches_as_strings, doc.padded
-        if len(padded) <= _WINDOW:
+        scan, padded, window = self._automaton.find_matches_as_strings, doc.padded, self._window
+        if len(padded) <= window:
             return set(scan(padded, overlapping=True))
         found: set[str] = set()
-        step = _WINDOW - self._longest + 1  # a pattern that starts in one window ends within the next one
+        step = window - self._longest + 1  # a pattern that starts in one window ends within the next one
         for start in range(0, len(padded) - self._longest + 1, step):
-            found.update(scan(padded[start : start + _WINDOW], overlapping=True))
+            found.update(scan(padded[start : start + window], overlapping=True))
             doc.deadline.check()
         return found
 

@@ -214,7 +214,7 @@ class Clients:
             pass
         event = anyio.Event()
         event.set()
-        with anyio.fail_after(1):
+        with anyio.move_on_after(1):
             await event.wait()
         async with anyio.Semaphore(1):
             pass
