@@ -14,8 +14,8 @@ as for 100,000:
 - a term with an exact word: the longest one, among those tokens;
 - a term of wildcards only: the longest fragment of its words (`spans.fragment`), found with one
   ahocorasick-rs pass over the padded folded text, and that word's other literal pieces of four letters or
-  more (`dode?tal` needs "tal " once " dode" is found). The automaton holds only these fragments, far fewer
-  than the words and wildcards of all rules. Shorter pieces (" zi", "en ") are left to the rule's decision:
+  more (`dode?tal` needs "tal " once " dode" is found). Of the wildcards, the automaton holds only these
+  fragments (besides the vocabulary's ` word `s). Shorter pieces (" zi", "en ") are left to the rule's decision:
   they occur in nearly every article, and in the automaton they made most of its matches, each a Python tuple.
   ahocorasick-rs (Rust) scans about 1.7 times as fast as pyahocorasick on these fragments, and returns the
   patterns found as the very string objects it was given; a long text is scanned in windows of `_WINDOW`
