@@ -217,8 +217,8 @@ def main() -> None:
             first[arrival.name] = min(arrival.at, first.get(arrival.name, arrival.at))
         latencies = [(at - closed[name]) * 1000 for name, at in first.items() if name in closed]
         problems = daemon.log_problems()
-        read_times_ = read_times(daemon.log)
-        split = stages(closed, read_times_, first)
+        read_at = read_times(daemon.log)
+        split = stages(closed, read_at, first)
     if args.profile:
         print(summarize_profile(args.profile / "latency-daemon.raw"))
     p99, floor_p99 = percentile(latencies, 99), percentile(floor["total"], 99)
@@ -230,7 +230,7 @@ def main() -> None:
         Row("latency p50", percentile(latencies, 50), "ms", 15),
         Row("latency p90", percentile(latencies, 90), "ms"),
         Row("latency p99", p99, "ms", 50),
-        Row("latency max", max(latencies, default=float("nan")), "ms", note=slowest(closed, read_times_, first)),
+        Row("latency max", max(latencies, default=float("nan")), "ms", note=slowest(closed, read_at, first)),
         Row(
             "  close -> read and claimed",
             percentile(split["read"], 50),
