@@ -33,8 +33,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
         self.server.seen.append((self.client_address[1], body))
+        self.server.headers_seen.append(dict(self.headers.items()))
         close = self.server.close_after_reply
         self.send_response(200)
+        if "cookie" in self.path:
+            self.send_header("set-cookie", "session=kept; Path=/")
         self.send_header("content-length", str(len(body)))
         if close:
             self.send_header("connection", "close")
@@ -57,6 +60,7 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, context: ssl.SSLContext | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.seen: list[tuple[int, bytes]] = []
+        self.headers_seen: list[dict[str, str]] = []
         self.close_after_reply = False
         self.idle_timeout: float | None = None
         self.closed = threading.Event()  # the server closed a connection
@@ -255,6 +259,47 @@ async def test_clients_share_one_client_per_proxy() -> None:
         direct = Webhook.model_validate({"url": "https://a.example/x", "proxy": "direct"})
         via_env = [Webhook.model_validate({"url": f"https://{h}.example/x"}) for h in "bc"]
         assert clients(via_env[0]) is clients(via_env[1]) is not clients(direct)
+    finally:
+        await clients.aclose()
+
+
+@pytest.mark.asyncio
+async def test_clients_send_past_the_client_layers_on_one_kept_alive_connection(server: _Server) -> None:
+    """`Clients.send` hands the request to the webhook's transport: the response comes back with its body
+    unread and its request, and the pool keeps the connection for the next one."""
+    clients = Clients(8, {})
+    webhook = Webhook.model_validate({"url": server.url})
+    try:
+        for n in range(2):
+            request = clients(webhook).build_request("POST", webhook.url, content=b"alert %d" % n, timeout=WAIT)
+            response = await asyncio.wait_for(clients.send(webhook, request), WAIT)
+            assert not response.is_stream_consumed and response.request is request
+            assert (response.status_code, await response.aread()) == (200, b"alert %d" % n)
+            await response.aclose()
+        assert len({port for port, _ in server.seen}) == 1
+    finally:
+        await clients.aclose()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("userinfo", ["", "hook:s3cret@"])
+async def test_a_receivers_cookie_is_not_sent_back(server: _Server, userinfo: str) -> None:
+    """A webhook is no browser session: a cookie one receiver sets is neither kept nor sent on (to it or to
+    another webhook of the same host), whichever way the request goes. A URL's user:password becomes basic
+    auth (through httpx's client)."""
+    clients = Clients(8, {})
+    url = server.url.replace("http://", f"http://{userinfo}")
+    webhook = Webhook.model_validate({"url": url + "?cookie"})
+    try:
+        for _ in range(2):
+            request = clients(webhook).build_request("POST", webhook.url, content=b"x", timeout=WAIT)
+            response = await asyncio.wait_for(clients.send(webhook, request), WAIT)
+            assert "session=kept" in response.headers["set-cookie"]
+            await response.aread()
+            await response.aclose()
+        assert [headers.get("Cookie") for headers in server.headers_seen] == [None, None]
+        authorization = {headers.get("Authorization") for headers in server.headers_seen}
+        assert authorization == ({"Basic aG9vazpzM2NyZXQ="} if userinfo else {None})
     finally:
         await clients.aclose()
 

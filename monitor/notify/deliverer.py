@@ -30,6 +30,7 @@ from monitor.config.settings import LEASE_SPARE as SPARE
 from monitor.config.settings import RENEWALS
 from monitor.notify.formats import discord, render
 from monitor.notify.signing import webhook_headers
+from monitor.notify.transport import Clients
 from monitor.store import Attempted, Delivery, DeliveryKind, State, Store
 
 log = structlog.get_logger(__name__)
@@ -119,7 +120,7 @@ class Deliverer:
         self,
         store: Store,
         webhooks: Callable[[], Mapping[str, Webhook]],
-        client: httpx.AsyncClient | Callable[[Webhook], httpx.AsyncClient],
+        client: httpx.AsyncClient | Callable[[Webhook], httpx.AsyncClient],  # the daemon's: `Clients`
         concurrency: int = 8,
         lease: float = 30.0,
         per_webhook: int | None = None,
@@ -527,7 +528,10 @@ class Deliverer:
             headers = {**headers, "accept-encoding": "identity"}
         url = route.url(webhook.url)
         request = client.build_request("POST", url, content=body, headers=headers, timeout=timeout)
-        response = await client.send(request, stream=True, follow_redirects=False)
+        if isinstance(self._client, Clients):  # the daemon's: past httpx's client layers (`Clients.send`)
+            response = await self._client.send(webhook, request)
+        else:
+            response = await client.send(request, stream=True, follow_redirects=False)
         try:
             reply = await _discard_body(response, RESPONSE_CAP, keep=route.key is not None)
         finally:
