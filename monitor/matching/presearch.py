@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from itertools import chain
+from itertools import chain, compress
 
 import ahocorasick_rs
 
@@ -180,11 +180,9 @@ class Presearch:
         """The rules found whose second clause (if they have one) has a key that occurs too. A clause's words and
         fragments are looked up among both the tokens and the fragments found: a word found as a fragment (a
         piece of a longer word) only keeps a candidate that its decision then refuses."""
-        tokens, fragments, second = doc.tokens, doc.fragments or set(), self._second
-        for index in found & self._seconds:
-            clause = second[index]
-            if tokens.isdisjoint(clause) and fragments.isdisjoint(clause):
-                found.discard(index)
+        present = doc.tokens | doc.fragments if doc.fragments else doc.tokens
+        tested = list(found & self._seconds)  # most of them, at 10,000 rules: tested in C, one map each
+        found.difference_update(compress(tested, map(present.isdisjoint, map(self._second.__getitem__, tested))))
         return found
 
 
