@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +9,7 @@ import pytest
 from monitor.config.rules import load_rules
 from monitor.errors import RulesError
 from monitor.ingest.articles import read_article
-from monitor.matching.language import SAMPLE, _words, article_language, detect, languages, suffix_language
+from monitor.matching.language import article_language, detect, languages, suffix_language
 
 
 @pytest.mark.parametrize(
@@ -187,29 +185,3 @@ def test_boilerplate_at_the_top_does_not_decide_alone() -> None:
     english = "Please accept our cookies and privacy policy to continue reading this page. " * 30
     dutch = "In Kazachstan zijn bijna achtduizend mensen gearresteerd na de onlusten van vorige week. " * 60
     assert detect(english + dutch) == "nl"
-
-
-def _reference_words(text: str, start: int, size: int) -> str:
-    """The sample's words as the first version read them: one match at a time, within 20 * size characters."""
-    words: list[str] = []
-    used = 0
-    for found in re.compile(r"(?<!\S)\S{1,40}(?!\S)").finditer(text, start, start + 20 * size):
-        words.append(found.group())
-        used += len(found.group()) + 1
-        if used >= size:
-            break
-    return " ".join(words)
-
-
-def test_the_sample_is_read_in_pieces_with_the_same_words() -> None:
-    """`_words` reads its stretch in pieces that end at white space: the words are those of one pass over it,
-    whatever the spacing, the long tokens (skipped) and where the stretch or a piece ends."""
-    rng = random.Random(19)
-    pieces = ["woord", "ä", "x" * 39, "y" * 40, "z" * 41, "q" * 200, "arrestaties,", "Almaty."]
-    spaces = [" ", "  ", "\n", "\t", "\u00a0", "\u2003", " \n "]
-    texts = ["".join(rng.choice(pieces) + rng.choice(spaces) for _ in range(rng.randint(0, 3000))) for _ in range(150)]
-    texts += ["a" * 50_000, "a" * 20_001 + " woord " * 10, " " * 30_000 + "woord " * 500, "woord"]
-    for text in texts:
-        for start in (0, 1, 7, len(text) // 2, max(len(text) - 600, 0)):
-            for size in (SAMPLE, SAMPLE // 3, 10):
-                assert _words(text, start, size) == _reference_words(text, start, size), (start, size, text[:80])

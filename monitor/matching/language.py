@@ -42,7 +42,6 @@ CONFIDENT = 0.5  # lingua's confidence in its first choice below which the langu
 PLAUSIBLE = 0.2  # a language with this confidence or more may be the text's: its queries apply
 SHORT_CONFIDENT = 0.9  # a text under LONG characters has a language only when lingua is this sure
 _WORD = re.compile(r"(?<!\S)\S{1,40}(?!\S)")  # longer "words" (a 10 MB token) say nothing of a language
-_SPACE = re.compile(r"\s")
 
 _lock = threading.Lock()
 _codes: set[str] = set(LANGUAGES)
@@ -122,25 +121,13 @@ def _sample(text: str) -> str:
 
 
 def _words(text: str, start: int, size: int) -> str:
-    """The words from `start` on, until they fill `size` characters, found within 20 * size characters. Read
-    in pieces of about 2 * size that end at white space (no word spans two), each by one `findall`: the
-    words of one pass of the pattern over the whole stretch, at a fraction of its cost."""
-    limit = min(len(text), start + 20 * size)
     words: list[str] = []
     used = 0
-    while start < limit:
-        end = start + 2 * size
-        if end < limit:
-            space = _SPACE.search(text, end, limit)
-            end = space.start() if space is not None else limit
-        else:
-            end = limit
-        for word in _WORD.findall(text, start, end):
-            words.append(word)
-            used += len(word) + 1
-            if used >= size:
-                return " ".join(words)
-        start = end
+    for found in _WORD.finditer(text, start, start + 20 * size):
+        words.append(found.group())
+        used += len(found.group()) + 1
+        if used >= size:
+            break
     return " ".join(words)
 
 
