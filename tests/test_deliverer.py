@@ -27,7 +27,7 @@ from benchmarks.kit.rules import SECRET
 from monitor.config.rules import Webhook
 from monitor.notify import deliverer as deliverer_module
 from monitor.notify.deliverer import RETRY_AFTER_CAP, AttemptOutcome, Deliverer, classify, next_delay, retry_after
-from monitor.notify.transport import Transport
+from monitor.notify.transport import Clients, Transport
 from monitor.store import Delivery, DeliveryKind, NewDelivery, State, Store
 from monitor.store.schema import deliveries  # raw rows: a lease, attempts, a payload of an older version
 
@@ -399,14 +399,29 @@ async def raw_server() -> AsyncIterator[Callable[[Respond], Awaitable[str]]]:
         await server.wait_closed()
 
 
-def real_deliverer(store: Store, client: httpx.AsyncClient, url: str, **webhook: Any) -> Deliverer:
+def real_deliverer(store: Store, client: httpx.AsyncClient | Clients, url: str, **webhook: Any) -> Deliverer:
     webhooks = {"newsroom": Webhook.model_validate({"url": url, "retry_schedule": ["1m"], **webhook})}
     return Deliverer(store, lambda: webhooks, client)
 
 
+@pytest_asyncio.fixture(params=["client", "clients"])
+async def real_client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient | Clients]:
+    """httpx's client on our transport (`client.send`), and the daemon's `Clients` (`Clients.send`, past the
+    client's layers): the receivers below must be handled the same way by both."""
+    if request.param == "client":
+        async with httpx.AsyncClient(transport=Transport()) as client:
+            yield client
+    else:
+        clients = Clients(8, {})
+        try:
+            yield clients
+        finally:
+            await clients.aclose()
+
+
 @pytest.mark.asyncio
 async def test_a_dripping_receiver_is_abandoned_at_the_webhook_timeout(
-    store: Store, raw_server: Callable[[Respond], Awaitable[str]]
+    store: Store, raw_server: Callable[[Respond], Awaitable[str]], real_client: httpx.AsyncClient | Clients
 ) -> None:
     """httpx's timeout is per read: a receiver sending a byte every 0.1 s must still be cut off at 0.5 s."""
 
@@ -418,13 +433,12 @@ async def test_a_dripping_receiver_is_abandoned_at_the_webhook_timeout(
             await writer.drain()
 
     url = await raw_server(drip)
-    async with httpx.AsyncClient(transport=Transport()) as client:
-        add(store, "msg_1")
-        start = time.monotonic()
-        outcome = await asyncio.wait_for(
-            real_deliverer(store, client, url, timeout="0.5s").deliver(take(store, "msg_1")), WAIT
-        )
-        elapsed = time.monotonic() - start
+    add(store, "msg_1")
+    start = time.monotonic()
+    outcome = await asyncio.wait_for(
+        real_deliverer(store, real_client, url, timeout="0.5s").deliver(take(store, "msg_1")), WAIT
+    )
+    elapsed = time.monotonic() - start
     assert outcome is AttemptOutcome.retry
     assert 0.45 <= elapsed < 1.5
     assert row(store, "msg_1")["last_error"] == "timed out after 0.5s"
@@ -432,7 +446,7 @@ async def test_a_dripping_receiver_is_abandoned_at_the_webhook_timeout(
 
 @pytest.mark.asyncio
 async def test_a_huge_response_body_is_read_no_further_than_the_cap(
-    store: Store, raw_server: Callable[[Respond], Awaitable[str]]
+    store: Store, raw_server: Callable[[Respond], Awaitable[str]], real_client: httpx.AsyncClient | Clients
 ) -> None:
     sent: list[int] = []
 
@@ -448,17 +462,16 @@ async def test_a_huge_response_body_is_read_no_further_than_the_cap(
             sent.append(total)
 
     url = await raw_server(flood)
-    async with httpx.AsyncClient(transport=Transport()) as client:
-        add(store, "msg_1")
-        deliverer = real_deliverer(store, client, url)
-        assert await asyncio.wait_for(deliverer.deliver(take(store, "msg_1")), WAIT) is AttemptOutcome.delivered
-        await until(lambda: bool(sent), "the receiver to see the connection closed")
+    add(store, "msg_1")
+    deliverer = real_deliverer(store, real_client, url)
+    assert await asyncio.wait_for(deliverer.deliver(take(store, "msg_1")), WAIT) is AttemptOutcome.delivered
+    await until(lambda: bool(sent), "the receiver to see the connection closed")
     assert sent[0] < 32 * 1024 * 1024, "no more than the socket buffers hold beyond the 64 KB read"
 
 
 @pytest.mark.asyncio
 async def test_small_response_bodies_keep_the_connection_alive(
-    store: Store, raw_server: Callable[[Respond], Awaitable[str]]
+    store: Store, raw_server: Callable[[Respond], Awaitable[str]], real_client: httpx.AsyncClient | Clients
 ) -> None:
     peers: set[int] = set()
 
@@ -468,11 +481,10 @@ async def test_small_response_bodies_keep_the_connection_alive(
         await writer.drain()
 
     url = await raw_server(small)
-    async with httpx.AsyncClient(transport=Transport()) as client:
-        deliverer = real_deliverer(store, client, url)
-        for n in range(3):
-            add(store, f"msg_{n}")
-            assert await asyncio.wait_for(deliverer.deliver(take(store, f"msg_{n}")), WAIT) is AttemptOutcome.delivered
+    deliverer = real_deliverer(store, real_client, url)
+    for n in range(3):
+        add(store, f"msg_{n}")
+        assert await asyncio.wait_for(deliverer.deliver(take(store, f"msg_{n}")), WAIT) is AttemptOutcome.delivered
     assert len(peers) == 1, "one kept-alive connection"
 
 

@@ -33,7 +33,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
         self.server.seen.append((self.client_address[1], body))
-        self.server.headers_seen.append(dict(self.headers.items()))
+        self.server.headers_seen.append({name.lower(): value for name, value in self.headers.items()})
         close = self.server.close_after_reply
         self.send_response(200)
         if "cookie" in self.path:
@@ -270,13 +270,31 @@ async def test_clients_send_past_the_client_layers_on_one_kept_alive_connection(
     clients = Clients(8, {})
     webhook = Webhook.model_validate({"url": server.url})
     try:
-        for n in range(2):
-            request = clients(webhook).build_request("POST", webhook.url, content=b"alert %d" % n, timeout=WAIT)
-            response = await asyncio.wait_for(clients.send(webhook, request), WAIT)
-            assert not response.is_stream_consumed and response.request is request
-            assert (response.status_code, await response.aread()) == (200, b"alert %d" % n)
-            await response.aclose()
+        async with asyncio.timeout(WAIT):
+            for n in range(2):
+                request = clients(webhook).build_request("POST", webhook.url, content=b"alert %d" % n, timeout=WAIT)
+                response = await clients.send(webhook, request)
+                assert not response.is_stream_consumed and response.request is request
+                assert (response.status_code, await response.aread()) == (200, b"alert %d" % n)
+                await response.aclose()
         assert len({port for port, _ in server.seen}) == 1
+    finally:
+        await clients.aclose()
+
+
+@pytest.mark.asyncio
+async def test_clients_send_errors_carry_their_request() -> None:
+    """An error of the transport, raised past the client, still names its request, as the client's do."""
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/hook"
+    clients = Clients(8, {})
+    webhook = Webhook.model_validate({"url": url})
+    try:
+        request = clients(webhook).build_request("POST", url, content=b"x", timeout=WAIT)
+        with pytest.raises(httpx.ConnectError) as raised:
+            await asyncio.wait_for(clients.send(webhook, request), WAIT)
+        assert raised.value.request is request
     finally:
         await clients.aclose()
 
@@ -291,14 +309,15 @@ async def test_a_receivers_cookie_is_not_sent_back(server: _Server, userinfo: st
     url = server.url.replace("http://", f"http://{userinfo}")
     webhook = Webhook.model_validate({"url": url + "?cookie"})
     try:
-        for _ in range(2):
-            request = clients(webhook).build_request("POST", webhook.url, content=b"x", timeout=WAIT)
-            response = await asyncio.wait_for(clients.send(webhook, request), WAIT)
-            assert "session=kept" in response.headers["set-cookie"]
-            await response.aread()
-            await response.aclose()
-        assert [headers.get("Cookie") for headers in server.headers_seen] == [None, None]
-        authorization = {headers.get("Authorization") for headers in server.headers_seen}
+        async with asyncio.timeout(WAIT):
+            for _ in range(2):
+                request = clients(webhook).build_request("POST", webhook.url, content=b"x", timeout=WAIT)
+                response = await clients.send(webhook, request)
+                assert "session=kept" in response.headers["set-cookie"]
+                await response.aread()
+                await response.aclose()
+        assert [headers.get("cookie") for headers in server.headers_seen] == [None, None]
+        authorization = {headers.get("authorization") for headers in server.headers_seen}
         assert authorization == ({"Basic aG9vazpzM2NyZXQ="} if userinfo else {None})
     finally:
         await clients.aclose()
