@@ -55,8 +55,9 @@ async def rounds(paths: dict[str, Send], posts: int) -> dict[str, list[tuple[flo
     for send in paths.values():
         for _ in range(20):  # connections open, modules loaded
             await send()
-    for _ in range(ROUNDS):
-        for name, send in paths.items():
+    order = list(paths.items())
+    for turn in range(ROUNDS):
+        for name, send in order[turn % len(order) :] + order[: turn % len(order)]:  # each path first in turn
             cpu, wall = time.process_time(), time.perf_counter()
             for _ in range(posts):
                 await send()
@@ -69,7 +70,7 @@ async def measure(url: str, posts: int) -> dict[str, list[tuple[float, float]]]:
     webhook = Webhook.model_validate({"url": url})
     clients = Clients(8, {})
     client = clients(webhook)
-    plain = httpx.AsyncClient()
+    plain = httpx.AsyncClient(trust_env=False)  # no proxy from the environment, as `Clients({})`
 
     async def through(target: httpx.AsyncClient, request: httpx.Request) -> None:
         response = await target.send(request, stream=True, follow_redirects=False)
