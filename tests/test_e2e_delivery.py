@@ -134,6 +134,21 @@ def test_redirect_is_not_followed_and_is_retried(receiver: Receiver, daemon_fact
     assert [r.path for r in receiver.received] == ["/hook", "/hook"]
 
 
+def test_a_receivers_cookie_is_never_sent_back(receiver: Receiver, daemon_factory) -> None:
+    """Deliveries are no browser session (issue 19's leaner POST): a cookie the receiver sets with its answer
+    is not sent with the next alert."""
+    receiver.respond = lambda _r: (200, {"Set-Cookie": "session=kept; Path=/"})
+    daemon = daemon_factory(one_rule(receiver.url + "/hook")).start()
+    first = write_articles(daemon.watched, range(1))
+    daemon.wait_settled(first)
+    assert receiver.wait_for(lambda got: len(got) >= 1, timeout=30)
+    second = write_articles(daemon.watched, range(1, 2))
+    daemon.wait_settled(second)
+    assert receiver.wait_for(lambda got: len(got) >= 2, timeout=30)
+    assert daemon.stop() == 0
+    assert [r.headers.get("cookie") for r in receiver.received] == [None, None]
+
+
 def test_wrong_secret_is_rejected_on_every_attempt(receiver: Receiver, daemon_factory) -> None:
     other = Webhook("whsec_" + "b3RoZXItc2VjcmV0LW9mLTMyLWJ5dGVzLWxvbmctISE=")
     outcomes: list[bool] = []
