@@ -35,7 +35,10 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 MAX_REQUEST_BYTES = 8192  # the request line and headers together; a probe's request is about 100 bytes
 ACCEPT_BATCH = 16  # the most connections accepted in one turn of the loop, before the cap applies to them
-LISTEN_BACKLOG = 1024  # connections the kernel holds until they are accepted: a flood of them drops no probe
+# Connections the kernel holds until they are accepted (capped by net.core.somaxconn, 4096 on current kernels).
+# Deeper than a flood of 2,000: with 1,024 the queue overflowed once or twice a run of the slowloris test, and a
+# probe whose SYN was dropped waited for its retransmission, 1 s (seen in CI: a /healthz answer in 1.04 s).
+LISTEN_BACKLOG = 4096
 LINGER_SECONDS = 1.0  # after an answer, how long the client may take to close (its unread input is discarded)
 # a browser sends one of these with every request a web page makes (Origin on every POST, same-origin too):
 # no page may make the daemon reload (cross-site forms, DNS rebinding)
