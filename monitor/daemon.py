@@ -69,18 +69,6 @@ CONNECTIONS = {
 }
 
 
-class _OverflowAlarm(logging.Handler):
-    """watchdog drops the events of an overflowed inotify queue and only logs it: scan at once then."""
-
-    def __init__(self, alarm: Callable[[], object]) -> None:
-        super().__init__(logging.WARNING)
-        self.alarm = alarm
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "overflow" in record.getMessage():
-            self.alarm()
-
-
 def notify_systemd(state: str) -> None:
     """Tell systemd the daemon's state (sd_notify: a datagram to $NOTIFY_SOCKET); nothing without systemd."""
     address = os.environ.get("NOTIFY_SOCKET")
@@ -230,12 +218,9 @@ class Daemon:
             settle=settings.watch.settle.total_seconds(),
             suffixes=settings.watch.suffixes,
             create=settings.watch.create_folders,
+            lost=self._events_lost,
         )
         self.watcher.start()
-        alarm = _OverflowAlarm(lambda: loop.call_soon_threadsafe(self._events_lost))
-        inotify_log = logging.getLogger("watchdog.observers.inotify_c")
-        inotify_log.addHandler(alarm)
-        stack.callback(inotify_log.removeHandler, alarm)
         stack.callback(self.watcher.stop)
         self.request_reconcile(0)  # in the background: a large backlog must not delay readiness
         await self.catch_up_digests()

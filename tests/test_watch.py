@@ -13,10 +13,12 @@ import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import inotify_simple
 import pytest
 import pytest_asyncio
 from structlog.testing import capture_logs
 
+from monitor.ingest.inotify import Inotify
 from monitor.ingest.watch import Watcher, scan, wanted
 
 SETTLE = 0.3
@@ -75,6 +77,12 @@ class Folder:
         final = self.path / name
         os.rename(staged, final)
         return final
+
+    async def barrier_fast(self) -> None:
+        """A barrier through close-after-write: every earlier event is handled (not every settle timer)."""
+        path = self.path / f"barrier-{next(self._barriers)}.txt"
+        path.write_bytes(b"date 2022-01-08\nBody.")
+        await self.inbox.wait_for(path)
 
     async def barrier(self) -> None:
         """Returns once every earlier event is handled and every earlier settle timer has fired."""
@@ -217,6 +225,114 @@ async def test_subfolder_files_are_submitted(watch: WatchFactory) -> None:
 
 
 @pytest.mark.asyncio
+async def test_files_of_a_folder_made_with_its_files_at_once_are_submitted(watch: WatchFactory) -> None:
+    """`mkdir -p` and files written before the new folder's watch exists: found when it is watched."""
+    folder = watch()
+    deep = folder.path / "a" / "b" / "c"
+    deep.mkdir(parents=True)
+    for level in (folder.path / "a", deep):
+        (level / "article.txt").write_bytes(b"date 2022-01-08\nBody.")
+    await folder.inbox.wait_for(deep / "article.txt")
+    await folder.inbox.wait_for(folder.path / "a" / "article.txt")
+    await folder.barrier()
+    assert sorted(set(folder.submitted())) == ["a/article.txt", "a/b/c/article.txt"]
+
+
+@pytest.mark.asyncio
+async def test_a_folder_moved_in_is_watched_and_its_files_are_submitted_after_settling(
+    watch: WatchFactory,
+) -> None:
+    folder = watch()
+    batch = folder.outside / "batch"
+    (batch / "sub").mkdir(parents=True)
+    (batch / "sub" / "inside.txt").write_bytes(b"date 2022-01-08\nBody.")
+    start = asyncio.get_running_loop().time()
+    os.rename(batch, folder.path / "batch")
+    moved = folder.path / "batch" / "sub" / "inside.txt"
+    await folder.inbox.wait_for(moved)
+    assert folder.inbox.times[str(moved)] - start >= SETTLE * 0.9  # moved in: by the settle timer
+    later = folder.path / "batch" / "sub" / "later.txt"
+    later.write_bytes(b"date 2022-01-09\nLater.")  # the moved-in folder is watched
+    await folder.inbox.wait_for(later)
+    await folder.barrier()
+    assert folder.submitted() == ["batch/sub/inside.txt", "batch/sub/later.txt"]
+
+
+@pytest.mark.asyncio
+async def test_a_folder_renamed_within_is_watched_under_its_new_name(watch: WatchFactory) -> None:
+    folder = watch()
+    (folder.path / "old" / "sub").mkdir(parents=True)
+    await folder.barrier()
+    os.rename(folder.path / "old", folder.path / "new")
+    path = folder.path / "new" / "sub" / "article.txt"
+    path.write_bytes(b"date 2022-01-08\nBody.")
+    await folder.inbox.wait_for(path)
+    await folder.barrier()
+    # once by its own close, and again if the folder's walk after the rename already found it
+    assert set(folder.submitted()) == {"new/sub/article.txt"}, "reported under the folder's new name"
+
+
+@pytest.mark.asyncio
+async def test_a_folder_renamed_within_submits_its_files_under_their_new_names(watch: WatchFactory) -> None:
+    folder = watch(settle=5.0)  # only the paired rename can make this in time
+    (folder.path / "old").mkdir()
+    await folder.barrier_fast()
+    (folder.path / "old" / "article.txt").write_bytes(b"date 2022-01-08\nBody.")
+    await folder.inbox.wait_for(folder.path / "old" / "article.txt")
+    start = asyncio.get_running_loop().time()
+    os.rename(folder.path / "old", folder.path / "new")
+    await folder.inbox.wait_for(folder.path / "new" / "article.txt", timeout=4.0)
+    assert asyncio.get_running_loop().time() - start < 4.0
+    assert folder.submitted() == ["old/article.txt", "new/article.txt"]
+
+
+@pytest.mark.asyncio
+async def test_a_folder_moved_out_is_no_longer_watched(watch: WatchFactory) -> None:
+    folder = watch()
+    (folder.path / "leaving").mkdir()
+    await folder.barrier()
+    os.rename(folder.path / "leaving", folder.outside / "left")
+    await folder.barrier()
+    (folder.outside / "left" / "article.txt").write_bytes(b"date 2022-01-08\nBody.")
+    await folder.barrier()
+    assert folder.submitted() == [], "a file in a folder moved out is not the watcher's"
+    assert folder.watcher is not None and folder.watcher.alive()
+
+
+@pytest.mark.asyncio
+async def test_a_hidden_folder_renamed_visible_submits_its_files(watch: WatchFactory) -> None:
+    folder = watch()
+    staging = folder.path / ".staging"
+    staging.mkdir()
+    (staging / "article.txt").write_bytes(b"date 2022-01-08\nBody.")
+    await folder.barrier()
+    os.rename(staging, folder.path / "ready")
+    await folder.inbox.wait_for(folder.path / "ready" / "article.txt")
+    await folder.barrier()
+    assert folder.submitted() == ["ready/article.txt"]
+
+
+@pytest.mark.asyncio
+async def test_a_lost_queue_refreshes_the_watches_and_says_so(tmp_path: Path) -> None:
+    """An overflowed kernel queue (max_queued_events) calls `lost`; folders made meanwhile are watched (the
+    e2e test of the daemon, test_e2e_ops.py, makes the kernel overflow for real)."""
+    loop = asyncio.get_running_loop()
+    lost = asyncio.Event()
+    seen: list[tuple[str, str]] = []
+    native = Inotify([str(tmp_path)], loop, lambda action, path, root: seen.append((action, path)), lost.set)
+    native.start()
+    try:
+        (tmp_path / "made").mkdir()
+        # What the kernel sends when its queue overflowed (wd -1, IN_Q_OVERFLOW), here before the folder's event
+        native._handle([inotify_simple.Event(-1, inotify_simple.flags.Q_OVERFLOW, 0, "")])
+        await asyncio.wait_for(lost.wait(), WAIT)
+        assert str(tmp_path / "made") in native._watches
+    finally:
+        native.stop()
+    assert not native.alive()
+
+
+@pytest.mark.asyncio
 async def test_moved_in_from_an_unwatched_folder_is_submitted_after_settling(watch: WatchFactory) -> None:
     folder = watch()
     loop = asyncio.get_running_loop()
@@ -268,11 +384,38 @@ async def test_restart_replaces_the_observer(watch: WatchFactory) -> None:
     folder = watch()
     watcher = folder.watcher
     assert watcher is not None
+    first = watcher.native
+    watcher.restart()
+    assert watcher.alive() and watcher.native is not first and watcher.restarts == 1
+    assert first is not None and not first.alive()
+    await folder.barrier()  # the new observer sees events
+
+
+@pytest.mark.asyncio
+async def test_restart_replaces_the_polling_observer(watch: WatchFactory) -> None:
+    folder = watch(polling=True)
+    watcher = folder.watcher
+    assert watcher is not None
     first = watcher.observer
     watcher.restart()
     assert watcher.alive() and watcher.observer is not first and watcher.restarts == 1
     assert first is not None and not first.is_alive()
     await folder.barrier()  # the new observer sees events
+
+
+@pytest.mark.asyncio
+async def test_restart_from_another_thread_while_the_loop_runs(watch: WatchFactory) -> None:
+    """As the daemon restarts it (`asyncio.to_thread`): the reader is detached and attached on the loop."""
+    folder = watch()
+    watcher = folder.watcher
+    assert watcher is not None
+    first = watcher.native
+    await asyncio.wait_for(asyncio.to_thread(watcher.restart), WAIT)
+    assert await asyncio.to_thread(watcher.alive) and watcher.native is not first
+    assert first is not None and not first.alive()
+    path = folder.path / "after.txt"
+    path.write_bytes(b"date 2022-01-08\nBody.")
+    await folder.inbox.wait_for(path)
 
 
 async def _dead(watcher: Watcher) -> None:

@@ -1,10 +1,12 @@
 """Watch folders for complete article files and hand their paths to the asyncio loop.
 
-A file counts when it is complete: a close-after-write, or a rename into the folder. Created and modified
-events only arm a settle timer (the polling observer's only signal; with inotify, the fallback for files
-moved in from an unwatched folder), which skips files that are still open for writing. The observer
-thread never runs our logic: it only calls `loop.call_soon_threadsafe`. A full queue is not an error:
-the path is dropped and a reconcile scan is requested, which finds every file the ledger has not seen.
+A file counts when it is complete: a close-after-write, or a rename within the watched folders. Created
+and modified events only arm a settle timer (the polling observer's only signal; with inotify, the
+fallback for files moved in from an unwatched folder), which skips files that are still open for writing.
+The native observer (`monitor.ingest.inotify`) reads the kernel's events on the loop itself; the polling
+one (watchdog's) runs in its own threads, which never run our logic: they only call
+`loop.call_soon_threadsafe`. Lost events are not an error: an overflowed kernel queue calls `lost` (the
+daemon then scans), and a scan finds every file the ledger has not seen.
 Files in hidden folders are ignored, as the scan skips them; a name renamed away or deleted is forgotten.
 Neither observer nor the scan follows a symbolic link to a folder (and the reader opens every file beneath
 its watched folder without following links: `articles.read_article(..., root=)`).
@@ -19,29 +21,17 @@ import fnmatch
 import os
 import re
 import threading
-import warnings
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
 import structlog
-from watchdog.events import (
-    FileClosedEvent,
-    FileClosedNoWriteEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileMovedEvent,
-    FileOpenedEvent,
-    FileSystemEvent,
-    FileSystemEventHandler,
-)
-from watchdog.observers import Observer
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserverVFS
 
+from monitor.ingest.inotify import Inotify
+
 log = structlog.get_logger(__name__)
-# watchdog warns when a subfolder made by `mkdir -p` gets its watch from both the parent's scan and its
-# own creation event; it keeps the one callback. Harmless, and not for the daemon's log.
-warnings.filterwarnings("ignore", "Callback with id", RuntimeWarning, "watchdog")
 IGNORED = (".*", "*.tmp", "*.part", "*.partial", "*~", "*.swp", "*.crdownload", "#*#")
 # Event type -> the Watcher method that runs on the loop (for a move: with the new name).
 _ACTIONS = {
@@ -52,17 +42,6 @@ _ACTIONS = {
     "opened": "opened",
     "closed_no_write": "closed",
 }
-# What the native observer asks the kernel for: every kind above but "modified" (open and close say more).
-_NATIVE_EVENTS: list[type[FileSystemEvent]] = [
-    FileClosedEvent,
-    FileMovedEvent,
-    FileCreatedEvent,
-    FileOpenedEvent,
-    FileClosedNoWriteEvent,
-    FileDeletedEvent,
-]
-
-
 _IGNORED = re.compile("|".join(fnmatch.translate(pattern) for pattern in IGNORED))  # one match per name
 
 
@@ -179,6 +158,7 @@ class Watcher:
         suffixes: Sequence[str] = (".txt",),
         create: bool = False,
         poll_interval: float = 1.0,
+        lost: Callable[[], None] | None = None,
     ) -> None:
         self.folders = [Path(f) for f in folders]
         self.poll_interval = poll_interval  # seconds between the polling observer's snapshots
@@ -188,7 +168,9 @@ class Watcher:
         self.polling = polling
         self.settle = settle
         self.suffixes = tuple(suffixes)
-        self.observer: BaseObserver | None = None
+        self.lost = lost  # the native observer lost events (its queue overflowed): called on the loop
+        self.native: Inotify | None = None  # the native observer (inotify on the loop)
+        self.observer: BaseObserver | None = None  # the polling observer (watchdog's, in its threads)
         self.restarts = 0
         self._identity: list[tuple[int, int] | None] = []  # each folder's (device, inode) when watched
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -203,11 +185,21 @@ class Watcher:
         for folder in self.folders if self.create else ():
             folder.mkdir(parents=True, exist_ok=True)
         self._identity = [_identity(folder) for folder in self.folders]
-        try:  # watchdog makes its inotify instance in schedule() or start(), depending on the version
-            self.observer = self._observer()
-            self.observer.start()
+        if self.polling:
+            self._start_polling()
+            return
+        there = [str(folder) for folder, identity in zip(self.folders, self._identity, strict=True) if identity]
+        self.native = Inotify(
+            there,
+            self.loop,
+            self._native_event,
+            self.lost,
+        )
+        try:
+            self.native.start()
         except OSError as exc:
-            if self.polling or exc.errno not in (errno.ENOSPC, errno.EMFILE):
+            self.native = None
+            if exc.errno not in (errno.ENOSPC, errno.EMFILE):
                 raise
             # The kernel's inotify limits are per user: say which one and how to raise it, then poll.
             setting = "max_user_watches" if exc.errno == errno.ENOSPC else "max_user_instances"
@@ -217,24 +209,17 @@ class Watcher:
                 fallback="polling",
                 fix=f"raise it: sysctl fs.inotify.{setting}=<larger>, or set watch.observer: polling",
             )
-            if self.observer is not None:
-                self.observer.stop()
             self.polling = True
-            self.observer = self._observer()
-            self.observer.start()
+            self._start_polling()
 
-    def _observer(self) -> BaseObserver:
+    def _start_polling(self) -> None:
         # The polling observer's snapshots lstat: a symbolic link to a folder (or to `.`) is not walked into.
-        polled = PollingObserverVFS
-        observer: BaseObserver = (
-            polled(os.lstat, os.scandir, polling_interval=self.poll_interval) if self.polling else Observer()
-        )
-        # inotify tells open and close: modification events add nothing, so the kernel is not asked for them
-        kinds = None if self.polling else _NATIVE_EVENTS
+        observer = PollingObserverVFS(os.lstat, os.scandir, polling_interval=self.poll_interval)
         for folder, identity in zip(self.folders, self._identity, strict=True):
             if identity is not None:
-                observer.schedule(_Handler(self, folder), str(folder), recursive=True, event_filter=kinds)
-        return observer
+                observer.schedule(_Handler(self, folder), str(folder), recursive=True)
+        self.observer = observer
+        observer.start()
 
     def missing(self) -> list[Path]:
         """The folders not watched now: not there (stats them: call it off the loop), or back but not yet
@@ -244,15 +229,18 @@ class Watcher:
         return [folder for folder, was, is_ in zip(self.folders, watched, now, strict=True) if None in (was, is_)]
 
     def alive(self) -> bool:
-        """The observer thread runs, so does each folder's emitter (it stops when its folder is removed), and
-        each folder is still the one it watches: a folder deleted and made again is another folder, which the
-        old watch never reports on (and whose emitter may live on while a file of the old one is held open)."""
-        observer = self.observer
-        if observer is None or not observer.is_alive():
-            return False
+        """The observer runs (for the native one: every watched folder is still watched; for the polling one:
+        its thread and each folder's emitter, which stops when its folder is removed), and each folder is
+        still the one it watches: a folder deleted and made again is another folder, which the old watch
+        never reports on (and whose watch may live on while a file of the old one is held open)."""
         if [_identity(folder) for folder in self.folders] != self._identity:
             return False
         watching = any(identity is not None for identity in self._identity)  # not when every folder is missing
+        if not self.polling:
+            return self.native is not None and (self.native.alive() or not watching)
+        observer = self.observer
+        if observer is None or not observer.is_alive():
+            return False
         return bool(observer.emitters) == watching and all(emitter.is_alive() for emitter in observer.emitters)
 
     def restart(self) -> None:
@@ -266,6 +254,9 @@ class Watcher:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        if self.native is not None:
+            self.native.stop()
+            self.native = None
         if self.observer is not None:
             self.observer.stop()
             if self.observer.is_alive():
@@ -283,6 +274,13 @@ class Watcher:
             self.loop.call_soon_threadsafe(self._drain)
 
     # -- on the loop ----------------------------------------------------------------------------------
+    def _native_event(self, action: str, path: str, root: str) -> None:
+        """An event of the native observer: as `_Handler.dispatch`, without the hop (a forget is for any name)."""
+        if action == "forget":
+            self.forget(path)
+        elif wanted(path, self.suffixes) and not hidden_below(path, root):
+            getattr(self, action)(path)
+
     def _drain(self) -> None:
         with self._lock:
             events, self._events = self._events, []
