@@ -300,6 +300,76 @@ async def test_a_folder_moved_out_is_no_longer_watched(watch: WatchFactory) -> N
 
 
 @pytest.mark.asyncio
+async def test_a_folder_rotated_out_and_made_again_in_one_read_is_watched(watch: WatchFactory) -> None:
+    """`mv today archive/2026-12-01; mkdir today` between two reads: the new folder keeps its watch, and the
+    one moved out reports nothing under the old name."""
+    folder = watch()
+    today = folder.path / "today"
+    today.mkdir()
+    await folder.barrier_fast()
+    os.rename(today, folder.outside / "2026-12-01")  # no await between: the loop reads both at once
+    today.mkdir()
+    (folder.outside / "2026-12-01" / "old.txt").write_bytes(b"date 2022-01-08\nOld.")
+    path = today / "new.txt"
+    path.write_bytes(b"date 2022-01-09\nNew.")
+    await folder.inbox.wait_for(path)
+    await folder.barrier()
+    assert set(folder.submitted()) == {"today/new.txt"}
+    native = folder.watcher.native if folder.watcher else None
+    assert native is not None and native._inotify is not None
+    assert _kernel_watches(native._inotify.fileno()) == len(native._watches) == 2, "no watch left behind"
+
+
+@pytest.mark.asyncio
+async def test_a_folder_renamed_then_moved_out_in_one_read_leaves_no_watch(watch: WatchFactory) -> None:
+    folder = watch()
+    (folder.path / "a").mkdir()
+    await folder.barrier_fast()
+    os.rename(folder.path / "a", folder.path / "b")
+    os.rename(folder.path / "b", folder.outside / "b")
+    await folder.barrier_fast()
+    native = folder.watcher.native if folder.watcher else None
+    assert native is not None and native._inotify is not None
+    assert _kernel_watches(native._inotify.fileno()) == len(native._watches) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_file_renamed_out_of_a_hidden_folder_is_complete_at_once(watch: WatchFactory) -> None:
+    folder = watch(settle=5.0)  # only the paired rename can make this in time
+    staging = folder.path / ".staging"
+    staging.mkdir()
+    await folder.barrier_fast()
+    (staging / "article.txt").write_bytes(b"date 2022-01-08\nBody.")
+    os.rename(staging / "article.txt", folder.path / "article.txt")
+    await folder.inbox.wait_for(folder.path / "article.txt", timeout=4.0)
+
+
+@pytest.mark.asyncio
+async def test_an_overflow_walk_of_many_folders_does_not_overflow_again(tmp_path: Path) -> None:
+    """Walking a folder opens it, which the kernel reports: a walk of 5,000 folders (20,000 events) would
+    overflow the 16,384-event queue by itself, every time, if the walk did not read the queue as it went."""
+    for i in range(5000):
+        (tmp_path / f"d{i}").mkdir()
+    loop = asyncio.get_running_loop()
+    lost: list[int] = []
+    native = Inotify([str(tmp_path)], loop, lambda action, path, root: None, lambda: lost.append(1))
+    native.start()
+    try:
+        native._handle([inotify_simple.Event(-1, inotify_simple.flags.Q_OVERFLOW, 0, "")])
+        for _ in range(5):
+            native._read()
+        assert lost == [1], "one overflow, one call of `lost`"
+        assert len(native._watches) == 5001
+    finally:
+        native.stop()
+
+
+def _kernel_watches(fd: int) -> int:
+    with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as info:
+        return sum(1 for line in info if line.startswith("inotify wd:"))
+
+
+@pytest.mark.asyncio
 async def test_a_hidden_folder_renamed_visible_submits_its_files(watch: WatchFactory) -> None:
     folder = watch()
     staging = folder.path / ".staging"

@@ -5,14 +5,23 @@ the dispatcher) before our handler could post it to the loop: about 1 ms of CPU 
 article. Here the inotify descriptor (`inotify_simple`, a thin wrapper of the system calls) is a reader of
 the loop, and each event is one call on the loop. What watchdog's recursive watch did is kept:
 
-- every folder beneath a watched one is watched (symbolic links to folders are not followed, hidden
-  folders are skipped as the scan skips them); a folder made or moved in is watched when its event comes,
-  and the files already in it are reported as made (`arm`);
+- every folder beneath a watched one is watched (symbolic links to folders are not followed; hidden ones
+  are watched too, so that a file renamed out of a `.staging` folder is paired, but the caller ignores the
+  events of files in them); a folder made or moved in is watched when its event comes, and the files
+  already in it are reported as made (`arm`);
 - a rename within the watched folders is paired by its cookie: the old name is forgotten and the new one
-  is complete; a file moved in from elsewhere is only made (`arm`: the settle timer decides), one moved out
-  or deleted is forgotten, and a folder moved out is no longer watched;
+  is complete (for a folder: every file in it); a file moved in from elsewhere is only made (`arm`: the
+  settle timer decides), one moved out or deleted is forgotten, and a folder moved out is no longer watched
+  (its watches, by descriptor: a folder made under the same name in the meantime keeps its own);
 - a queue overflow (events lost) refreshes the watches and calls `lost`; a watched folder that is deleted
   or unmounted ends the watch (`alive` turns false and the daemon restarts the watcher).
+
+Walking a tree opens each folder, and the kernel reports each open and close: a walk of thousands of
+folders would by itself overflow the kernel's queue (16,384 events by default) if nobody read it. A walk
+on the loop therefore reads and handles the queued events every `DRAIN_EVERY` folders, and the first walk
+(in `start`, before the reader is attached) drops them (the daemon scans after every start). At most one
+overflow walk runs at a time; an overflow during it asks for one more. The folders are also kept sorted,
+so that a folder moved or removed finds the watches beneath it by bisection, not by a pass over all.
 
 The events go to `event(action, path, root)` with the actions of `monitor.ingest.watch` ("complete", "arm",
 "opened", "closed", "forget"); filtering by name is the caller's.
@@ -21,8 +30,10 @@ The events go to `event(action, path, root)` with the actions of `monitor.ingest
 from __future__ import annotations
 
 import asyncio
+import bisect
 import concurrent.futures
 import contextlib
+import errno
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -60,8 +71,33 @@ _ACTIONS = {
     int(_F.DELETE): "forget",
     _MOVED_FROM: "forget",
 }
+_Gone = dict[int, tuple[int, list[int]]]  # folders renamed away in one read: cookie -> `_tick` then, watches
 MOVES_KEPT = 1024  # cookies of recent renames away, to pair a rename whose halves come in two reads
-WAIT = 10.0  # seconds another thread waits for the loop to attach or detach the reader
+DRAIN_EVERY = 256  # folders a walk watches between two reads of the queue
+OVERFLOW_WALKS = 3  # walks one overflow may take when each walk overflows the queue again
+
+
+def on_loop(loop: asyncio.AbstractEventLoop, call: Callable[[], None]) -> None:
+    """Run `call` on the loop: now when this is the loop's thread or the loop is not running, else there,
+    waiting until it ran (the daemon calls from threads only while its loop runs)."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop or not loop.is_running():
+        call()
+        return
+    done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            call()
+            done.set_result(None)
+        except BaseException as exc:
+            done.set_exception(exc)
+
+    loop.call_soon_threadsafe(run)
+    done.result()
 
 
 class Inotify:
@@ -82,9 +118,16 @@ class Inotify:
         self._inotify: inotify_simple.INotify | None = None
         self._paths: dict[int, tuple[str, str]] = {}  # watch descriptor -> (folder, the watched folder above)
         self._watches: dict[str, int] = {}  # folder -> watch descriptor
-        self._moves: OrderedDict[int, str] = OrderedDict()  # cookie -> the path renamed away
+        self._sorted: list[str] = []  # the folders of `_watches`, sorted (the watches beneath one: `_beneath`)
+        self._moves: OrderedDict[int, str] = OrderedDict()  # cookie -> the file renamed away
+        self._folder_moves: OrderedDict[int, tuple[str, list[int]]] = OrderedDict()  # cookie -> folder, watches
+        self._tick = 0  # counts `_set` calls: a watch set again after its folder was renamed away is in use
+        self._set_at: dict[int, int] = {}  # watch descriptor -> `_tick` when it was last set
         self._attached = False
         self._ended = False  # a watched folder was deleted or unmounted, or reading failed
+        self._walking = False  # an overflow's walk runs (on the loop)
+        self._again = False  # the queue overflowed during that walk: walk once more
+        self._dropped_overflow = False  # the first walk dropped an overflow: say so once attached
 
     # -- from any thread --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -98,44 +141,25 @@ class Inotify:
             inotify.close()
             raise
         self._inotify = inotify
-        self._on_loop(self._attach)
+        on_loop(self.loop, self._attach)
 
     def stop(self) -> None:
         if self._inotify is not None:
-            self._on_loop(self._detach)
+            on_loop(self.loop, self._detach)
 
     def alive(self) -> bool:
         """Reading, and every watched folder still watched."""
         watched = self._watches
         return self._attached and not self._ended and all(folder in watched for folder in self.folders)
 
-    def _on_loop(self, call: Callable[[], None]) -> None:
-        """Run `call` on the loop: now when this is the loop's thread or the loop is not running, else there,
-        waiting for it."""
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self.loop or not self.loop.is_running():
-            call()
-            return
-        done: concurrent.futures.Future[None] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                call()
-                done.set_result(None)
-            except BaseException as exc:
-                done.set_exception(exc)
-
-        self.loop.call_soon_threadsafe(run)
-        done.result(WAIT)
-
     # -- on the loop ------------------------------------------------------------------------------------
     def _attach(self) -> None:
-        if self._inotify is not None:
-            self.loop.add_reader(self._inotify.fileno(), self._read)
-            self._attached = True
+        if self._inotify is None:
+            return
+        self.loop.add_reader(self._inotify.fileno(), self._read)
+        self._attached = True
+        if self._dropped_overflow and self.lost is not None:
+            self.lost()
 
     def _detach(self) -> None:
         inotify, self._inotify = self._inotify, None
@@ -147,7 +171,10 @@ class Inotify:
         inotify.close()
         self._paths.clear()
         self._watches.clear()
+        self._sorted.clear()
+        self._set_at.clear()
         self._moves.clear()
+        self._folder_moves.clear()
 
     def _read(self) -> None:
         inotify = self._inotify
@@ -166,19 +193,26 @@ class Inotify:
         inotify = self._inotify
         if inotify is None:
             return
-        gone: dict[int, str] = {}  # folders renamed away in this read, by cookie: unpaired ones left
+        gone: _Gone = {}
         for wd, mask, cookie, name in events:
             if mask & _OVERFLOW:
                 self._overflow(inotify)
             elif mask & _IGNORED:
-                self._dropped(wd)
+                self._drop(wd)
             elif wd in self._paths:
                 self._one(inotify, wd, mask, cookie, name, gone)
-        for path in gone.values():  # renamed out of the watched folders
-            self._unwatch(inotify, path, remove=True)
+        for cookie, (tick, watches) in gone.items():  # renamed out of the watched folders: their watches end
+            self._folder_moves.pop(cookie, None)  # (but for one found again since, e.g. moved back in)
+            self._end(inotify, [wd for wd in watches if self._set_at.get(wd, 0) <= tick])
 
     def _one(
-        self, inotify: inotify_simple.INotify, wd: int, mask: int, cookie: int, name: str, gone: dict[int, str]
+        self,
+        inotify: inotify_simple.INotify,
+        wd: int,
+        mask: int,
+        cookie: int,
+        name: str,
+        gone: _Gone,
     ) -> None:
         folder, root = self._paths[wd]
         if not name:  # about the watched folder itself
@@ -194,64 +228,111 @@ class Inotify:
             action = _ACTIONS.get(mask)
             if action is not None:
                 if mask & _MOVED_FROM:
-                    self._moved_away(cookie, path)
+                    _keep(self._moves, cookie, path)
                 self.event(action, path, root)
 
-    def _moved_away(self, cookie: int, path: str) -> None:
-        self._moves[cookie] = path
-        if len(self._moves) > MOVES_KEPT:
-            self._moves.popitem(last=False)
-
     def _folder(
-        self, inotify: inotify_simple.INotify, mask: int, cookie: int, path: str, root: str, gone: dict[int, str]
+        self,
+        inotify: inotify_simple.INotify,
+        mask: int,
+        cookie: int,
+        path: str,
+        root: str,
+        gone: _Gone,
     ) -> None:
         """A folder beneath a watched one was made, renamed or deleted (its own IGNORED drops its watch)."""
         if mask & _MOVED_FROM:
-            gone[cookie] = path
-            self._moved_away(cookie, path)
+            watches = self._beneath(path)
+            gone[cookie] = (self._tick, watches)
+            _keep(self._folder_moves, cookie, (path, watches))
             return
         if not mask & _MADE:
             return
-        source = self._moves.pop(cookie, None) if mask & _MOVED_TO else None
-        if source is not None:
+        moved = self._folder_moves.pop(cookie, None) if mask & _MOVED_TO else None
+        if moved is not None:  # renamed within: its watches are found again under the new name
             gone.pop(cookie, None)
-            self._unwatch(inotify, source, remove=os.path.basename(path).startswith("."))
-        if os.path.basename(path).startswith("."):
-            return  # hidden, as the scan skips it
+            for watch in moved[1]:
+                self._forget(watch)
         files: list[str] = []
         self._watch_tree(inotify, path, root, files=files)
-        for file in files:
-            if source is not None:  # renamed within the watched folders: complete under the new name
-                self.event("forget", os.path.join(source, os.path.relpath(file, path)), root)
-                self.event("complete", file, root)
-            else:
+        if moved is None:
+            for file in files:
                 self.event("arm", file, root)
+            return
+        source = moved[0]
+        self._end(inotify, [watch for watch in moved[1] if watch not in self._paths])  # not found: gone on
+        for file in files:  # renamed within the watched folders: complete under the new name
+            self.event("forget", os.path.join(source, os.path.relpath(file, path)), root)
+            self.event("complete", file, root)
 
     def _overflow(self, inotify: inotify_simple.INotify) -> None:
-        """The kernel's queue overflowed and dropped events: refresh the watches (folders made meanwhile)
-        and say so."""
+        """The kernel's queue overflowed and dropped events: walk the folders again (folders made meanwhile
+        are watched) and say so. A walk reads the queue as it goes; one that overflowed it all the same walks
+        again, up to OVERFLOW_WALKS times (then the daemon's scans are the fallback)."""
         log.warning("watch_overflow", folders=self.folders)
         self._moves.clear()
-        for folder in self.folders:
-            if folder in self._watches:
-                self._watch_tree(inotify, folder, folder)
+        self._folder_moves.clear()
+        if self._walking:
+            self._again = True
+            return
+        self._walking = True
+        try:
+            for _ in range(OVERFLOW_WALKS):
+                self._again = False
+                for folder in self.folders:
+                    if folder in self._watches and self._inotify is inotify:
+                        self._watch_tree(inotify, folder, folder)
+                if not self._again:
+                    break
+        finally:
+            self._walking = False
         if self.lost is not None:
             self.lost()
 
-    def _dropped(self, wd: int) -> None:
-        watched = self._paths.pop(wd, None)
-        if watched is not None and self._watches.get(watched[0]) == wd:
-            del self._watches[watched[0]]
+    # -- the watches ----------------------------------------------------------------------------------------
+    def _set(self, folder: str, wd: int, root: str) -> None:
+        old = self._paths.get(wd)
+        if old is not None and old[0] != folder:
+            self._forget(wd)  # the same folder under another name (renamed, or found again)
+        if self._watches.get(folder) not in (None, wd):
+            self._forget(self._watches[folder])  # another folder had this name: its watch is stale
+        if folder not in self._watches:
+            bisect.insort(self._sorted, folder)
+        self._paths[wd] = (folder, root)
+        self._watches[folder] = wd
+        self._tick += 1
+        self._set_at[wd] = self._tick
 
-    def _unwatch(self, inotify: inotify_simple.INotify, folder: str, *, remove: bool) -> None:
-        """Forget the watches of a folder and those beneath it; `remove`: end them in the kernel too."""
+    def _forget(self, wd: int) -> None:
+        """Drop a watch from the maps (the kernel's stays)."""
+        watched = self._paths.pop(wd, None)
+        self._set_at.pop(wd, None)
+        if watched is None or self._watches.get(watched[0]) != wd:
+            return
+        del self._watches[watched[0]]
+        at = bisect.bisect_left(self._sorted, watched[0])
+        if at < len(self._sorted) and self._sorted[at] == watched[0]:
+            del self._sorted[at]
+
+    def _drop(self, wd: int) -> None:
+        """The kernel ended a watch (IGNORED: its folder was deleted, or `rm_watch`)."""
+        self._forget(wd)
+
+    def _end(self, inotify: inotify_simple.INotify, watches: list[int]) -> None:
+        """End watches in the kernel and drop them."""
+        for wd in watches:
+            self._forget(wd)
+            with contextlib.suppress(OSError):  # already gone
+                inotify.rm_watch(wd)
+
+    def _beneath(self, folder: str) -> list[int]:
+        """The watches of a folder and of every folder beneath it (a range of `_sorted`)."""
         below = folder + os.sep
-        for path in [path for path in self._watches if path == folder or path.startswith(below)]:
-            wd = self._watches.pop(path)
-            self._paths.pop(wd, None)
-            if remove:
-                with contextlib.suppress(OSError):  # already gone
-                    inotify.rm_watch(wd)
+        start = bisect.bisect_left(self._sorted, below)
+        end = bisect.bisect_left(self._sorted, folder + chr(ord(os.sep) + 1), start)
+        watches = [self._watches[path] for path in self._sorted[start:end]]
+        own = self._watches.get(folder)
+        return watches if own is None else [own, *watches]
 
     # -- from `start` (before the reader is attached) or on the loop ----------------------------------------
     def _watch_tree(
@@ -263,9 +344,11 @@ class Inotify:
         required: bool = False,
         files: list[str] | None = None,
     ) -> None:
-        """Watch `top` and every folder beneath it that is not hidden (links not followed); the files found
-        go to `files`. A folder that cannot be watched is left out (logged), except `top` when `required`."""
+        """Watch `top` and every folder beneath it (links not followed); the files found go to `files`. A
+        folder that cannot be watched is left out (logged unless it vanished), except `top` when `required`.
+        Every DRAIN_EVERY folders the queue is read: handled on the loop, dropped before the reader is attached."""
         stack = [top]
+        walked = 0
         while stack:
             folder = stack.pop()
             try:
@@ -273,13 +356,10 @@ class Inotify:
             except OSError as exc:
                 if required and folder == top:
                     raise
-                log.warning("watch_failed", folder=folder, error=exc.strerror)
+                if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                    log.warning("watch_failed", folder=folder, error=exc.strerror)
                 continue
-            old = self._paths.get(wd)
-            if old is not None and self._watches.get(old[0]) == wd:
-                del self._watches[old[0]]  # the same folder under another name (renamed, or found again)
-            self._paths[wd] = (folder, root)
-            self._watches[folder] = wd
+            self._set(folder, wd, root)
             try:
                 with os.scandir(folder) as entries:
                     found: list[Any] = list(entries)
@@ -287,7 +367,26 @@ class Inotify:
                 continue
             for entry in found:
                 if entry.is_dir(follow_symlinks=False):
-                    if not entry.name.startswith("."):
-                        stack.append(entry.path)
+                    stack.append(entry.path)
                 elif files is not None:
                     files.append(entry.path)
+            walked += 1
+            if not walked % DRAIN_EVERY:
+                self._drain(inotify)
+
+    def _drain(self, inotify: inotify_simple.INotify) -> None:
+        """Read the queue during a walk: handle it (on the loop, attached), or drop it (in `start`)."""
+        try:
+            events = list(inotify.read(timeout=0))
+        except OSError:
+            return
+        if self._attached:
+            self._handle(events)
+        elif any(mask & _OVERFLOW for _, mask, _, _ in events):
+            self._dropped_overflow = True
+
+
+def _keep(moves: OrderedDict[int, Any], cookie: int, value: Any) -> None:
+    moves[cookie] = value
+    if len(moves) > MOVES_KEPT:
+        moves.popitem(last=False)

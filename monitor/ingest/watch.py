@@ -29,7 +29,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserverVFS
 
-from monitor.ingest.inotify import Inotify
+from monitor.ingest.inotify import Inotify, on_loop
 
 log = structlog.get_logger(__name__)
 IGNORED = (".*", "*.tmp", "*.part", "*.partial", "*~", "*.swp", "*.crdownload", "#*#")
@@ -251,9 +251,7 @@ class Watcher:
         self.start()
 
     def stop(self) -> None:
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
+        on_loop(self.loop, self._cancel_timers)  # the loop arms them: from a thread (`restart`), cancel there
         if self.native is not None:
             self.native.stop()
             self.native = None
@@ -301,6 +299,11 @@ class Watcher:
     def open_paths(self) -> list[str]:
         """The files the observer saw opened and not yet closed (on the loop; a copy for other threads)."""
         return [path for path, count in self._open.items() if count > 0]
+
+    def _cancel_timers(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
 
     def forget_opens(self) -> None:
         """Events were lost (a kernel queue overflow, a restart): the open counts can no longer be trusted."""
