@@ -17,6 +17,7 @@ import inotify_simple
 import pytest
 import pytest_asyncio
 from structlog.testing import capture_logs
+from watchdog.observers.api import BaseObserver
 
 from monitor.ingest.inotify import Inotify
 from monitor.ingest.watch import Watcher, scan, wanted
@@ -315,9 +316,7 @@ async def test_a_folder_rotated_out_and_made_again_in_one_read_is_watched(watch:
     await folder.inbox.wait_for(path)
     await folder.barrier()
     assert set(folder.submitted()) == {"today/new.txt"}
-    native = folder.watcher.native if folder.watcher else None
-    assert native is not None and native._inotify is not None
-    assert _kernel_watches(native._inotify.fileno()) == len(native._watches) == 2, "no watch left behind"
+    assert _watches(folder) == (2, 2), "no watch left behind"
 
 
 @pytest.mark.asyncio
@@ -328,9 +327,7 @@ async def test_a_folder_renamed_then_moved_out_in_one_read_leaves_no_watch(watch
     os.rename(folder.path / "a", folder.path / "b")
     os.rename(folder.path / "b", folder.outside / "b")
     await folder.barrier_fast()
-    native = folder.watcher.native if folder.watcher else None
-    assert native is not None and native._inotify is not None
-    assert _kernel_watches(native._inotify.fileno()) == len(native._watches) == 1
+    assert _watches(folder) == (1, 1)
 
 
 @pytest.mark.asyncio
@@ -364,9 +361,12 @@ async def test_an_overflow_walk_of_many_folders_does_not_overflow_again(tmp_path
         native.stop()
 
 
-def _kernel_watches(fd: int) -> int:
-    with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as info:
-        return sum(1 for line in info if line.startswith("inotify wd:"))
+def _watches(folder: Folder) -> tuple[int, int]:
+    """(the native observer's watches in the kernel, those it keeps track of)."""
+    native = folder.watcher.native if folder.watcher else None
+    assert native is not None and native._inotify is not None
+    with open(f"/proc/self/fdinfo/{native._inotify.fileno()}", encoding="ascii") as info:
+        return sum(1 for line in info if line.startswith("inotify wd:")), len(native._watches)
 
 
 @pytest.mark.asyncio
@@ -449,27 +449,20 @@ async def test_polling_observer_submits_after_settling(watch: WatchFactory) -> N
     assert folder.inbox.contents[str(path)] == [b"date 2022-01-08\nBody."]
 
 
+@pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
 @pytest.mark.asyncio
-async def test_restart_replaces_the_observer(watch: WatchFactory) -> None:
-    folder = watch()
+async def test_restart_replaces_the_observer(watch: WatchFactory, polling: bool) -> None:
+    folder = watch(polling=polling)
     watcher = folder.watcher
     assert watcher is not None
-    first = watcher.native
-    watcher.restart()
-    assert watcher.alive() and watcher.native is not first and watcher.restarts == 1
-    assert first is not None and not first.alive()
-    await folder.barrier()  # the new observer sees events
 
+    def running() -> Inotify | BaseObserver | None:
+        return watcher.observer if polling else watcher.native
 
-@pytest.mark.asyncio
-async def test_restart_replaces_the_polling_observer(watch: WatchFactory) -> None:
-    folder = watch(polling=True)
-    watcher = folder.watcher
-    assert watcher is not None
-    first = watcher.observer
+    first = running()
     watcher.restart()
-    assert watcher.alive() and watcher.observer is not first and watcher.restarts == 1
-    assert first is not None and not first.is_alive()
+    assert watcher.alive() and running() is not first and watcher.restarts == 1
+    assert first is not None and not (first.is_alive() if isinstance(first, BaseObserver) else first.alive())
     await folder.barrier()  # the new observer sees events
 
 
