@@ -129,6 +129,27 @@ def test_a_file_the_store_refuses_does_not_hold_back_the_others(
     assert [r.outcome for r in pipeline.process_many(paths)] == ["seen", "accepted", "seen"], "tried again later"
 
 
+def test_a_batch_that_fails_whole_and_then_file_by_file_clears_the_failing_state(
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk freed while a batch is written: the batch fails, its files alone are written. The store took
+    writes again, so `failing` (which keeps the daemon's /readyz at 503) must be cleared: CI once timed out
+    waiting for /readyz to recover (tests/test_e2e_ingest_edges.py, a store that stops taking writes)."""
+    paths = write(tmp_path / "in", {"a.txt": MATCH, "b.txt": PLAIN})
+    pipeline.failing = True  # an earlier batch failed (the disk was full)
+    original = pipeline_module.queue_prepared
+    calls = iter([True])  # the first transaction (the whole batch) fails, then the disk has room again
+
+    def full_once(conn: Any, ruleset: Any, items: Any, *args: Any, **kwargs: Any) -> Any:
+        if next(calls, False):
+            raise OSError(28, "No space left on device")
+        return original(conn, ruleset, items, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, "queue_prepared", full_once)
+    assert [r.outcome for r in pipeline.process_many(paths)] == ["accepted", "accepted"]
+    assert not pipeline.failing
+
+
 def test_payloads_are_built_before_the_write_transaction(
     pipeline: Pipeline, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -167,6 +167,7 @@ class Pipeline:
         for path in batch:
             try:
                 results.extend(self._batch([path], send, since))
+                self.failing = False  # the store took this one: the daemon's store check may say it recovered
             except Exception:
                 results.append(self._failed(path))
         return results
