@@ -198,7 +198,7 @@ class Inotify:
             if mask & _OVERFLOW:
                 self._overflow(inotify)
             elif mask & _IGNORED:
-                self._drop(wd)
+                self._forget(wd)  # the kernel ended the watch (its folder deleted, or `rm_watch`)
             elif wd in self._paths:
                 self._one(inotify, wd, mask, cookie, name, gone)
         for cookie, (tick, watches) in gone.items():  # renamed out of the watched folders: their watches end
@@ -313,10 +313,6 @@ class Inotify:
         at = bisect.bisect_left(self._sorted, watched[0])
         if at < len(self._sorted) and self._sorted[at] == watched[0]:
             del self._sorted[at]
-
-    def _drop(self, wd: int) -> None:
-        """The kernel ended a watch (IGNORED: its folder was deleted, or `rm_watch`)."""
-        self._forget(wd)
 
     def _end(self, inotify: inotify_simple.INotify, watches: list[int]) -> None:
         """End watches in the kernel and drop them."""

@@ -157,19 +157,23 @@ class Pipeline:
         others; a file that fails alone is `failed` and stays unseen (the next reconcile tries it again)."""
         batch = [str(path) for path in paths]
         try:
-            results = self._batch(batch, send, since)
-            self.failing = False
-            return results
+            return self._written(batch, send, since)
         except Exception:
             if len(batch) == 1:
                 return [self._failed(batch[0])]
         results = []
         for path in batch:
             try:
-                results.extend(self._batch([path], send, since))
-                self.failing = False  # the store took this one: the daemon's store check may say it recovered
+                results.extend(self._written([path], send, since))
             except Exception:
                 results.append(self._failed(path))
+        return results
+
+    def _written(self, paths: list[str], send: bool, since: date | None) -> list[Processed]:
+        """`_batch`, and the store is not failing once it took one (the whole batch, or a file of it alone):
+        the daemon's store check may then say it recovered."""
+        results = self._batch(paths, send, since)
+        self.failing = False
         return results
 
     def _batch(self, paths: list[str], send: bool, since: date | None) -> list[Processed]:

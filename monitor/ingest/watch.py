@@ -139,7 +139,7 @@ class _Handler(FileSystemEventHandler):
             self.watcher.post("forget", os.fsdecode(event.src_path))
         path = os.fsdecode(event.dest_path if kind == "moved" else event.src_path)
         action = _ACTIONS.get(kind)
-        if action is None or not wanted(path, self.watcher.suffixes) or hidden_below(path, self.root):
+        if action is None or not self.watcher.takes(path, self.root):
             return
         self.watcher.post(action, path)
 
@@ -271,12 +271,16 @@ class Watcher:
         with contextlib.suppress(RuntimeError):  # the loop is closed: the daemon is gone
             self.loop.call_soon_threadsafe(self._drain)
 
+    def takes(self, path: str, root: str) -> bool:
+        """Whether an event's file is the watcher's: a wanted name, not beneath a hidden folder of `root`."""
+        return wanted(path, self.suffixes) and not hidden_below(path, root)
+
     # -- on the loop ----------------------------------------------------------------------------------
     def _native_event(self, action: str, path: str, root: str) -> None:
         """An event of the native observer: as `_Handler.dispatch`, without the hop (a forget is for any name)."""
         if action == "forget":
             self.forget(path)
-        elif wanted(path, self.suffixes) and not hidden_below(path, root):
+        elif self.takes(path, root):
             getattr(self, action)(path)
 
     def _drain(self) -> None:
