@@ -183,3 +183,36 @@ def test_each_version_is_read_once_complete(writer: str, daemon: DaemonProcess, 
     # before the mtime was set (seen under load)
     assert len(again) <= (len(expected) if writer in SETS_TIMES_AFTER_CLOSE else 0), reads
     assert len(receiver.received) == 2 * len(expected)  # arrestaties and dodental, once each per version
+
+
+def test_moved_in_from_a_staging_folder_is_read_at_once_and_a_held_one_at_its_close(
+    receiver: Receiver, daemon_factory, tmp_path: Path
+) -> None:
+    """The atomic-rename pattern from a staging folder outside the watched one: a file, or a folder of files,
+    renamed in is complete at once (not after `settle`); one that a writer still holds open is read at its
+    close, whole."""
+    daemon = daemon_factory(shipped_rules(receiver.url), settings={"watch": {"settle": "120s"}}).start()
+    staging = tmp_path / "staging"
+    (staging / "batch").mkdir(parents=True)
+    texts = {name: TEXT.format(token=name) for name in ("single.txt", "inside.txt", "held.txt")}
+    for name in ("single.txt", "inside.txt"):
+        (staging / ("batch" if name == "inside.txt" else "") / name).write_text(texts[name], encoding="utf-8")
+    cut = texts["held.txt"].index("Het dodental")  # a half read would alert (arrestaties) with its own hash
+    first, second = texts["held.txt"][:cut], texts["held.txt"][cut:]
+    with (staging / "held.txt").open("w", encoding="utf-8") as handle:
+        handle.write(first)
+        handle.flush()
+        (staging / "held.txt").rename(daemon.watched / "held.txt")
+        (staging / "single.txt").rename(daemon.watched / "single.txt")
+        (staging / "batch").rename(daemon.watched / "batch")
+        daemon.wait_settled(["single.txt", "inside.txt"], timeout=30)  # well before the 120 s settle
+        assert len(receiver.received) == 4  # arrestaties and dodental for each: none yet for the held file
+        handle.write(second)
+    daemon.wait_settled(["held.txt"], timeout=30)
+    assert daemon.stop() == 0
+    got = {
+        (Path(r.json()["data"]["article"]["path"]).name, r.json()["data"]["article"]["content_hash"])
+        for r in receiver.received
+    }
+    assert got == {(name, digest(text)) for name, text in texts.items()}  # the held one whole, not its half
+    assert len(receiver.received) == 6

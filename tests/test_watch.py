@@ -1,7 +1,8 @@
 """The watcher on a real folder with a real event loop: which files are submitted, when, and under which name.
 
-Absence is proven with a barrier, not a sleep: a file moved in from an unwatched folder is submitted by the
-settle timer, so once it arrives every event before it has been handled and every earlier timer has fired.
+Absence is proven with a barrier, not a sleep: a file hard-linked in from an unwatched folder (an event of
+its making, none of a close) is submitted by the settle timer, so once it arrives every event before it has
+been handled and every earlier timer has fired.
 """
 
 from __future__ import annotations
@@ -79,6 +80,14 @@ class Folder:
         os.rename(staged, final)
         return final
 
+    def link_in(self, name: str, content: bytes = b"date 2022-01-08\nBody.") -> Path:
+        """A file made in the folder with no close event (a hard link): only its settle timer submits it."""
+        staged = self.outside / name
+        staged.write_bytes(content)
+        final = self.path / name
+        os.link(staged, final)
+        return final
+
     async def barrier_fast(self) -> None:
         """A barrier through close-after-write: every earlier event is handled (not every settle timer)."""
         path = self.path / f"barrier-{next(self._barriers)}.txt"
@@ -87,7 +96,7 @@ class Folder:
 
     async def barrier(self) -> None:
         """Returns once every earlier event is handled and every earlier settle timer has fired."""
-        await self.inbox.wait_for(self.move_in(f"barrier-{next(self._barriers)}.txt"))
+        await self.inbox.wait_for(self.link_in(f"barrier-{next(self._barriers)}.txt"))
 
     def submitted(self) -> list[str]:
         """Submitted paths other than barriers, relative to the folder."""
@@ -240,10 +249,8 @@ async def test_files_of_a_folder_made_with_its_files_at_once_are_submitted(watch
 
 
 @pytest.mark.asyncio
-async def test_a_folder_moved_in_is_watched_and_its_files_are_submitted_after_settling(
-    watch: WatchFactory,
-) -> None:
-    folder = watch()
+async def test_a_folder_moved_in_is_watched_and_its_files_are_submitted_at_once(watch: WatchFactory) -> None:
+    folder = watch(settle=5.0)  # renamed in with its folder, and no writer holds it: complete without settling
     batch = folder.outside / "batch"
     (batch / "sub").mkdir(parents=True)
     (batch / "sub" / "inside.txt").write_bytes(b"date 2022-01-08\nBody.")
@@ -251,7 +258,7 @@ async def test_a_folder_moved_in_is_watched_and_its_files_are_submitted_after_se
     os.rename(batch, folder.path / "batch")
     moved = folder.path / "batch" / "sub" / "inside.txt"
     await folder.inbox.wait_for(moved)
-    assert folder.inbox.times[str(moved)] - start >= SETTLE * 0.9  # moved in: by the settle timer
+    assert folder.inbox.times[str(moved)] - start < 4.0
     later = folder.path / "batch" / "sub" / "later.txt"
     later.write_bytes(b"date 2022-01-09\nLater.")  # the moved-in folder is watched
     await folder.inbox.wait_for(later)
@@ -403,21 +410,41 @@ async def test_a_lost_queue_refreshes_the_watches_and_says_so(tmp_path: Path) ->
 
 
 @pytest.mark.asyncio
-async def test_moved_in_from_an_unwatched_folder_is_submitted_after_settling(watch: WatchFactory) -> None:
-    folder = watch()
-    loop = asyncio.get_running_loop()
-    start = loop.time()
+async def test_moved_in_from_an_unwatched_folder_is_submitted_at_once(watch: WatchFactory) -> None:
+    folder = watch(settle=5.0)  # the atomic-rename pattern from a staging folder: no settle timer
+    start = asyncio.get_running_loop().time()
     path = folder.move_in("article.txt")
     await folder.inbox.wait_for(path)
-    assert folder.inbox.times[str(path)] - start >= SETTLE * 0.9  # by the settle timer, not at once
-    await folder.barrier()
+    assert folder.inbox.times[str(path)] - start < 4.0
+    await folder.barrier_fast()
     assert folder.submitted() == ["article.txt"]
+
+
+@pytest.mark.asyncio
+async def test_moved_in_while_a_writer_holds_it_waits_for_its_close(watch: WatchFactory) -> None:
+    """Opened before it came under the watch, so no event says a writer has it: /proc does."""
+    folder = watch()
+    staged = folder.outside / "held.txt"
+    with staged.open("wb") as handle:
+        handle.write(b"date 2022-01-08\nFirst half, ")
+        handle.flush()
+        path = folder.path / "held.txt"
+        os.rename(staged, path)
+        folder.move_in("after.txt")  # looked at with it, or after it
+        await folder.inbox.wait_for(folder.path / "after.txt")
+        await folder.barrier()  # and its settle timer has fired: it looked again, the writer still holds it
+        assert folder.submitted() == ["after.txt"]
+        handle.write(b"second half.")
+    await folder.inbox.wait_for(path)  # by its close (it is watched now)
+    await folder.barrier_fast()
+    assert folder.submitted() == ["after.txt", "held.txt"]
+    assert folder.inbox.contents[str(path)] == [b"date 2022-01-08\nFirst half, second half."]
 
 
 @pytest.mark.asyncio
 async def test_renamed_within_the_folder_is_submitted_under_the_new_name(watch: WatchFactory) -> None:
     folder = watch()
-    old = folder.move_in("old.txt")  # still settling when it is renamed
+    old = folder.link_in("old.txt")  # still settling when it is renamed
     os.rename(old, folder.path / "new.txt")
     await folder.inbox.wait_for(folder.path / "new.txt")
     await folder.barrier()
@@ -427,7 +454,7 @@ async def test_renamed_within_the_folder_is_submitted_under_the_new_name(watch: 
 @pytest.mark.asyncio
 async def test_deleted_while_settling_is_not_submitted(watch: WatchFactory) -> None:
     folder = watch()
-    folder.move_in("gone.txt").unlink()
+    folder.link_in("gone.txt").unlink()
     await folder.barrier()
     assert folder.submitted() == []
 

@@ -1,8 +1,12 @@
 """Watch folders for complete article files and hand their paths to the asyncio loop.
 
-A file counts when it is complete: a close-after-write, or a rename within the watched folders. Created
-and modified events only arm a settle timer (the polling observer's only signal; with inotify, the
-fallback for files moved in from an unwatched folder), which skips files that are still open for writing.
+A file counts when it is complete: a close-after-write, or a rename within the watched folders. A file
+renamed in from an unwatched folder (alone, or with a folder moved in) is complete too, unless a writer
+still holds it open: it was opened before it came under the watch, so no event says so, and one look at
+/proc off the loop (`open_for_writing`, for every file moved in meanwhile) decides; one held open waits
+for its close, and its settle timer looks again. Created and modified events only arm a settle timer (the
+polling observer's only signal; with inotify, files already in a folder made here, whose writer may still
+be at them), which skips files that are still open for writing.
 The native observer (`monitor.ingest.inotify`) reads the kernel's events on the loop itself; the polling
 one (watchdog's) runs in its own threads, which never run our logic: they only call
 `loop.call_soon_threadsafe`. Lost events are not an error: an overflowed kernel queue calls `lost` (the
@@ -18,6 +22,7 @@ import asyncio
 import contextlib
 import errno
 import fnmatch
+import functools
 import os
 import re
 import threading
@@ -175,6 +180,9 @@ class Watcher:
         self._identity: list[tuple[int, int] | None] = []  # each folder's (device, inode) when watched
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._open: dict[str, int] = {}
+        self._moved_in: list[str] = []  # files renamed in from outside, for the next look at /proc
+        self._held: set[str] = set()  # files moved in that a writer held open at the last look
+        self._checking = False  # a look at /proc is under way (one at a time; files meanwhile wait for the next)
         self._events: list[tuple[str, str]] = []  # (Watcher method, path) from the observer thread
         self._posted = False  # a drain of `_events` is scheduled on the loop
         self._lock = threading.Lock()
@@ -293,7 +301,43 @@ class Watcher:
     def complete(self, path: str) -> None:
         self.closed(path)
         self._cancel(path)
+        self._held.discard(path)
         self.submit(path)
+
+    def moved_in(self, path: str) -> None:
+        """A file renamed in from an unwatched folder: submitted once a look at /proc finds no writer holding
+        it; meanwhile, and while one does, its settle timer is armed (when it fires, it looks again)."""
+        self.arm(path)
+        self._moved_in.append(path)
+        if not self._checking:
+            self._checking = True
+            self.loop.call_soon(self._look)
+
+    def _look(self) -> None:
+        paths, self._moved_in = self._moved_in, []
+        try:
+            future = self.loop.run_in_executor(None, open_for_writing, paths)
+        except RuntimeError:  # the executor is shut down (the daemon stops): the settle timers decide
+            self._checking = False
+            return
+        future.add_done_callback(functools.partial(self._looked, paths))
+
+    def _looked(self, paths: list[str], future: asyncio.Future[set[str]]) -> None:
+        failed = future.cancelled() or future.exception() is not None
+        writing = set(paths) if failed else future.result()  # a failed look: the settle timers decide
+        for path in paths:
+            if path not in self._timers:  # submitted, renamed away or deleted meanwhile
+                continue
+            if path in writing:
+                self._held.add(path)
+            else:
+                self._held.discard(path)
+                self._cancel(path)
+                self.submit(path)
+        if self._moved_in:
+            self._look()
+        else:
+            self._checking = False
 
     def is_open(self, path: str) -> bool:
         """Whether the observer saw the file opened and not yet closed (a writer may still be at it). A hint:
@@ -308,6 +352,7 @@ class Watcher:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        self._held.clear()  # a look under way finds no timer: it submits nothing
 
     def forget_opens(self) -> None:
         """Events were lost (a kernel queue overflow, a restart): the open counts can no longer be trusted."""
@@ -325,6 +370,7 @@ class Watcher:
         """A file renamed away or deleted: drop its settle timer and its open count."""
         self._cancel(path)
         self._open.pop(path, None)
+        self._held.discard(path)
 
     def arm(self, path: str) -> None:
         self._cancel(path)
@@ -339,5 +385,9 @@ class Watcher:
         self._timers.pop(path, None)
         if self._open.get(path):
             self.arm(path)  # still open for writing: wait for its close
+            return
+        if path in self._held:  # moved in while a writer held it: look again
+            self._held.discard(path)
+            self.moved_in(path)
             return
         self.submit(path)
