@@ -21,6 +21,7 @@ import pytest_asyncio
 import trustme
 
 from monitor.config.rules import Webhook
+from monitor.notify import transport
 from monitor.notify.transport import AsyncioBackend, Clients, Transport
 
 WAIT = 10.0
@@ -105,6 +106,38 @@ async def test_posts_keep_one_connection_alive(client: httpx.AsyncClient, server
         assert (response.status_code, response.content) == (200, b"alert %d" % n)
     assert [body for _, body in server.seen] == [b"alert 0", b"alert 1", b"alert 2"]
     assert len({port for port, _ in server.seen}) == 1, "one kept-alive connection"
+
+
+@pytest.mark.asyncio
+async def test_a_post_is_one_send_and_a_busy_connection_is_not_polled(
+    monkeypatch: pytest.MonkeyPatch, client: httpx.AsyncClient, server: _Server
+) -> None:
+    """A request's head goes out with its body (one `send`, not two), and a connection reused within FRESH is
+    not polled for a close by each request (the loop has read whatever came on it); both answered right."""
+    sends: list[int] = []
+    polls: list[int] = []
+    write = asyncio.StreamWriter.write
+    readable = transport._readable
+
+    def counted_write(self: asyncio.StreamWriter, data: Any) -> None:
+        sends.append(len(data))
+        write(self, data)
+
+    def counted_poll(fd: int) -> bool:
+        polls.append(fd)
+        return readable(fd)
+
+    monkeypatch.setattr(asyncio.StreamWriter, "write", counted_write)
+    monkeypatch.setattr(transport, "_readable", counted_poll)
+    bodies = [b"alert %d" % n for n in range(5)]
+    for body in bodies:
+        response = await asyncio.wait_for(client.post(server.url, content=body), WAIT)
+        assert (response.status_code, response.content) == (200, body)
+    assert [body for _, body in server.seen] == bodies
+    assert len(sends) == len(bodies), sends
+    assert polls == []
+    response = await asyncio.wait_for(client.get(server.url.replace("/hook", "/nobody")), WAIT)
+    assert response.status_code == 501  # a request without a body: its head goes out at the read
 
 
 @pytest.mark.asyncio
