@@ -323,3 +323,24 @@ def test_fast_parser_on_the_benchmark_rules() -> None:
         lists = {name: items for name, items in document["lists"].items() if isinstance(items, list)}
         for query in queries:
             assert_same_as_luqum(query, lists)
+
+
+def test_benchmark_rules_that_cannot_fire_do_not(tmp_path) -> None:
+    """`generated_rules_text(firing=N)`: the first N rules are those of `count=N`; the others fire on no
+    article of the benchmarks' corpus (the startup benchmark's "100 can fire" row rests on this)."""
+    from benchmarks.kit.corpus import Corpus, plan
+    from monitor.config.rules import load_rules
+
+    def rules_of(text: str) -> list[dict]:
+        return yaml.safe_load(text)["rules"]
+
+    url = "http://127.0.0.1:9/hooks"
+    mixed = generated_rules_text(2000, url, firing=100)
+    assert rules_of(mixed)[:100] == rules_of(generated_rules_text(100, url))
+    (tmp_path / "rules.yaml").write_text(mixed, encoding="utf-8")
+    engine = load_rules(tmp_path / "rules.yaml").engine
+    corpus = Corpus()
+    fired = {m.rule for i, rule in enumerate(plan(120)) for m in engine.match_text(corpus.article(i, rule, "t"))}
+    firing = {rule["name"] for rule in rules_of(mixed)[:100]}
+    assert fired and fired <= firing
+    assert len(rules_of(mixed)) == 2000
