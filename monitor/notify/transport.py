@@ -4,9 +4,10 @@ httpx's default network layer goes through anyio, and on a busy daemon that cost
 a POST: a cancel scope per read and write, and a fresh dict of socket attributes on every keep-alive check
 of every pooled connection. `AsyncioBackend` implements httpcore's documented network-backend interface
 (`httpcore.AsyncNetworkBackend`) on `asyncio.open_connection`: TCP, TLS by `start_tls`, timeouts by
-`asyncio.timeout`, and the keep-alive check as one `poll` of the socket. Everything above it, HTTP/1.1,
-the connection pool, HTTP proxies and CONNECT tunnels, TLS defaults (`httpx.create_ssl_context`), is httpx's
-and httpcore's. About half the CPU per POST (benchmarks/README.md).
+`asyncio.timeout`, the keep-alive check from what the loop has read of the connection (and one `poll` of
+the socket when it has been idle a while), and a request's head sent with its body in one `send`.
+Everything above it, HTTP/1.1, the connection pool, HTTP proxies and CONNECT tunnels, TLS defaults
+(`httpx.create_ssl_context`), is httpx's and httpcore's. About half the CPU per POST (benchmarks/README.md).
 
 A custom transport turns off httpx's proxies from the environment, so `Clients` chooses each webhook's
 proxy itself, from the webhook's `proxy:` or the environment's variables, with curl's NO_PROXY rules.
