@@ -74,18 +74,18 @@ class Folder:
         self._barriers = itertools.count()
 
     def move_in(self, name: str, content: bytes = b"date 2022-01-08\nBody.") -> Path:
-        staged = self.outside / name
-        staged.write_bytes(content)
-        final = self.path / name
-        os.rename(staged, final)
-        return final
+        """A file renamed in from the unwatched folder: complete at once (no writer holds it)."""
+        return self._put_in(name, content, os.rename)
 
     def link_in(self, name: str, content: bytes = b"date 2022-01-08\nBody.") -> Path:
         """A file made in the folder with no close event (a hard link): only its settle timer submits it."""
+        return self._put_in(name, content, os.link)
+
+    def _put_in(self, name: str, content: bytes, put: Callable[[Path, Path], None]) -> Path:
         staged = self.outside / name
         staged.write_bytes(content)
         final = self.path / name
-        os.link(staged, final)
+        put(staged, final)
         return final
 
     async def barrier_fast(self) -> None:
