@@ -10,6 +10,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,7 +22,6 @@ import pytest_asyncio
 import trustme
 
 from monitor.config.rules import Webhook
-from monitor.notify import transport
 from monitor.notify.transport import AsyncioBackend, Clients, Transport
 
 WAIT = 10.0
@@ -109,35 +109,64 @@ async def test_posts_keep_one_connection_alive(client: httpx.AsyncClient, server
 
 
 @pytest.mark.asyncio
-async def test_a_post_is_one_send_and_a_busy_connection_is_not_polled(
-    monkeypatch: pytest.MonkeyPatch, client: httpx.AsyncClient, server: _Server
-) -> None:
-    """A request's head goes out with its body (one `send`, not two), and a connection reused within FRESH is
-    not polled for a close by each request (the loop has read whatever came on it); both answered right."""
+async def test_a_post_is_one_send(monkeypatch: pytest.MonkeyPatch, client: httpx.AsyncClient, server: _Server) -> None:
+    """A request's head goes out with its body (one `send`, not two); a request without a body, at its read."""
     sends: list[int] = []
-    polls: list[int] = []
     write = asyncio.StreamWriter.write
-    readable = transport._readable
 
-    def counted_write(self: asyncio.StreamWriter, data: Any) -> None:
+    def counted(self: asyncio.StreamWriter, data: Any) -> None:
         sends.append(len(data))
         write(self, data)
 
-    def counted_poll(fd: int) -> bool:
-        polls.append(fd)
-        return readable(fd)
-
-    monkeypatch.setattr(asyncio.StreamWriter, "write", counted_write)
-    monkeypatch.setattr(transport, "_readable", counted_poll)
+    monkeypatch.setattr(asyncio.StreamWriter, "write", counted)
     bodies = [b"alert %d" % n for n in range(5)]
     for body in bodies:
         response = await asyncio.wait_for(client.post(server.url, content=body), WAIT)
         assert (response.status_code, response.content) == (200, body)
     assert [body for _, body in server.seen] == bodies
     assert len(sends) == len(bodies), sends
-    assert polls == []
     response = await asyncio.wait_for(client.get(server.url.replace("/hook", "/nobody")), WAIT)
-    assert response.status_code == 501  # a request without a body: its head goes out at the read
+    assert response.status_code == 501
+
+
+@pytest.mark.asyncio
+async def test_a_connection_closed_while_the_loop_was_busy_is_not_reused() -> None:
+    """A receiver that closes each connection right after its response, without `Connection: close`, while
+    the loop is busy (matching a burst): the close is not read by the loop yet, but the keep-alive check's
+    poll sees it, so no POST goes out on the closed connection (review: skipping the poll for a connection
+    used in the last 0.5 s failed every other POST)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    served = threading.Event()
+
+    def serve() -> None:
+        with listener:
+            while not served.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                with conn:
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    time.sleep(0.01)  # then closes: after the client has read the response, while its loop is busy
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+    statuses: list[int] = []
+    async with httpx.AsyncClient(transport=Transport(connections=1)) as client:
+        for _ in range(10):
+            response = await asyncio.wait_for(client.post(url, content=b"x"), WAIT)
+            statuses.append(response.status_code)
+            time.sleep(0.05)  # the loop is busy (the scenario): the server's close arrives meanwhile
+    served.set()
+    listener.close()
+    assert statuses == [200] * 10
 
 
 @pytest.mark.asyncio

@@ -11,7 +11,9 @@ import asyncio
 import itertools
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
 
 import inotify_simple
@@ -20,6 +22,7 @@ import pytest_asyncio
 from structlog.testing import capture_logs
 from watchdog.observers.api import BaseObserver
 
+from monitor.ingest import watch as watch_module
 from monitor.ingest.inotify import Inotify
 from monitor.ingest.watch import Watcher, scan, wanted
 
@@ -439,6 +442,79 @@ async def test_moved_in_while_a_writer_holds_it_waits_for_its_close(watch: Watch
     await folder.barrier_fast()
     assert folder.submitted() == ["after.txt", "held.txt"]
     assert folder.inbox.contents[str(path)] == [b"date 2022-01-08\nFirst half, second half."]
+
+
+@pytest.mark.asyncio
+async def test_moved_in_and_opened_for_writing_during_the_look_waits_for_its_close(
+    watch: WatchFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look at /proc passed before the writer opened the file: its answer ("no writer") is stale, and the
+    open event the loop saw meanwhile decides (review of the first version: it submitted the half file)."""
+    looked, release = threading.Event(), threading.Event()
+    real = watch_module.open_for_writing
+
+    def slow(paths: Collection[str]) -> set[str]:
+        answer = real(paths)  # nobody writes yet
+        looked.set()
+        release.wait(WAIT)
+        return answer
+
+    monkeypatch.setattr(watch_module, "open_for_writing", slow)
+    folder = watch(settle=5.0)
+    path = folder.move_in("rewritten.txt", b"date 2022-01-08\nOld.")
+    assert await asyncio.to_thread(looked.wait, WAIT)
+    with path.open("wb") as handle:  # made again in place while the look runs
+        handle.write(b"date 2022-01-08\nNew, first half, ")
+        handle.flush()
+        await folder.barrier_fast()  # its open event is handled
+        release.set()
+        async with asyncio.timeout(WAIT):  # the look's (stale) answer is handled too
+            while folder.watcher is not None and folder.watcher._checking:
+                await asyncio.sleep(0.01)
+        await folder.barrier_fast()
+        assert folder.submitted() == []
+        handle.write(b"second half.")
+    await folder.inbox.wait_for(path)
+    assert folder.inbox.contents[str(path)] == [b"date 2022-01-08\nNew, first half, second half."]
+
+
+@pytest.mark.asyncio
+async def test_a_look_that_fails_leaves_the_file_to_its_settle_timer(
+    watch: WatchFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(paths: Collection[str]) -> set[str]:
+        raise OSError("no /proc here")
+
+    monkeypatch.setattr(watch_module, "open_for_writing", broken)
+    folder = watch()
+    path = folder.move_in("article.txt")
+    await folder.inbox.wait_for(path)  # after the settle time, not never
+    await folder.barrier()
+    assert folder.submitted() == ["article.txt"]
+
+
+@pytest.mark.asyncio
+async def test_a_file_held_long_is_looked_at_less_and_less_often(
+    watch: WatchFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    looks: list[float] = []
+    real = watch_module.open_for_writing
+
+    def counted(paths: Collection[str]) -> set[str]:
+        looks.append(time.monotonic())
+        return real(paths)
+
+    monkeypatch.setattr(watch_module, "open_for_writing", counted)
+    folder = watch(settle=0.1)
+    staged = folder.outside / "held.txt"
+    with staged.open("wb") as handle:
+        handle.write(b"date 2022-01-08\nBody.")
+        handle.flush()
+        os.rename(staged, folder.path / "held.txt")
+        await asyncio.sleep(2.0)  # the writer holds it this long: the scenario, not a wait for an event
+    await folder.inbox.wait_for(folder.path / "held.txt")  # by its close
+    assert 3 <= len(looks) <= 6, looks  # after 0, 0.1, 0.3, 0.7, 1.5 s: not every 0.1 s (20)
+    assert folder.submitted() == ["held.txt"]
 
 
 @pytest.mark.asyncio

@@ -4,8 +4,8 @@ httpx's default network layer goes through anyio, and on a busy daemon that cost
 a POST: a cancel scope per read and write, and a fresh dict of socket attributes on every keep-alive check
 of every pooled connection. `AsyncioBackend` implements httpcore's documented network-backend interface
 (`httpcore.AsyncNetworkBackend`) on `asyncio.open_connection`: TCP, TLS by `start_tls`, timeouts by
-`asyncio.timeout`, the keep-alive check from what the loop has read of the connection (and one `poll` of
-the socket when it has been idle a while), and a request's head sent with its body in one `send`.
+`asyncio.timeout`, the keep-alive check as one `poll` of the socket, and a request's head sent with its
+body in one `send`.
 Everything above it, HTTP/1.1, the connection pool, HTTP proxies and CONNECT tunnels, TLS defaults
 (`httpx.create_ssl_context`), is httpx's and httpcore's. About half the CPU per POST (benchmarks/README.md).
 
@@ -21,7 +21,6 @@ import os
 import select
 import socket
 import ssl
-import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 HOLD = 16384  # bytes: a write this small (a request's head) is held for the next (its body), or a read
-FRESH = 0.5  # seconds: a pooled connection used more recently is not polled for a close (`is_readable`)
 SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
 
 
@@ -53,7 +51,6 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         self._writer = writer
         self._fd = writer.get_extra_info("socket").fileno()
         self._held: tuple[bytes, float | None] | None = None  # a write not sent yet, and its timeout
-        self._used = time.monotonic()  # the last read or write: how long the connection has been idle
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         if self._held is not None:
@@ -66,8 +63,6 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.ReadTimeout(f"no data within {timeout}s") from None
         except OSError as exc:
             raise httpcore.ReadError(str(exc) or type(exc).__name__) from exc
-        finally:
-            self._used = time.monotonic()
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
@@ -81,7 +76,6 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             await self._send(buffer, timeout)
 
     async def _send(self, buffer: bytes, timeout: float | None) -> None:
-        self._used = time.monotonic()
         try:
             async with asyncio.timeout(timeout):
                 self._writer.write(buffer)
@@ -112,12 +106,9 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":  # an idle pooled connection that is readable was closed by the server
-            if self._reader.at_eof() or self._reader.exception() is not None:
-                return True
-            # The loop reads every idle connection, so a close it has seen is caught above; only one since its
-            # last turn needs a poll. httpcore asks of every pooled connection for each request: a burst, which
-            # reuses them within milliseconds, skips the system calls (about a tenth of a POST's CPU).
-            return time.monotonic() - self._used > FRESH and _readable(self._fd)
+            # What the loop has read of it first; then a poll, for a close that came since the loop's last turn
+            # (a busy loop, a receiver that closes at once without saying so: a POST must not go out on it).
+            return self._reader.at_eof() or self._reader.exception() is not None or _readable(self._fd)
         if info == "ssl_object":
             return self._writer.get_extra_info("ssl_object")
         if info == "client_addr":
