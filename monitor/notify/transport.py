@@ -4,10 +4,9 @@ httpx's default network layer goes through anyio, and on a busy daemon that cost
 a POST: a cancel scope per read and write, and a fresh dict of socket attributes on every keep-alive check
 of every pooled connection. `AsyncioBackend` implements httpcore's documented network-backend interface
 (`httpcore.AsyncNetworkBackend`) on `asyncio.open_connection`: TCP, TLS by `start_tls`, timeouts by
-`asyncio.timeout`, the keep-alive check as one `poll` of the socket, and a request's head sent with its
-body in one `send`.
-Everything above it, HTTP/1.1, the connection pool, HTTP proxies and CONNECT tunnels, TLS defaults
-(`httpx.create_ssl_context`), is httpx's and httpcore's. About half the CPU per POST (benchmarks/README.md).
+`asyncio.timeout`, and the keep-alive check as one `poll` of the socket. Everything above it, HTTP/1.1,
+the connection pool, HTTP proxies and CONNECT tunnels, TLS defaults (`httpx.create_ssl_context`), is httpx's
+and httpcore's. About half the CPU per POST (benchmarks/README.md).
 
 A custom transport turns off httpx's proxies from the environment, so `Clients` chooses each webhook's
 proxy itself, from the webhook's `proxy:` or the environment's variables, with curl's NO_PROXY rules.
@@ -37,25 +36,16 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-HOLD = 16384  # bytes: a write this small (a request's head) is held for the next (its body), or a read
 SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
-    """A connection on asyncio's streams. A request's head is held until its body comes (or a read, which
-    then sends it first), so that a POST is one `send`: on loopback a send also runs the receiver's side of
-    TCP, and two of them per POST were about a tenth of the deliverer's CPU."""
-
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
         self._fd = writer.get_extra_info("socket").fileno()
-        self._held: tuple[bytes, float | None] | None = None  # a write not sent yet, and its timeout
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        if self._held is not None:
-            (held, write_timeout), self._held = self._held, None
-            await self._send(held, write_timeout)
         try:
             async with asyncio.timeout(timeout):
                 return await self._reader.read(max_bytes)
@@ -67,15 +57,6 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
-        if self._held is not None:
-            held, self._held = self._held[0], None
-            await self._send(held + buffer, timeout)
-        elif len(buffer) <= HOLD:
-            self._held = (buffer, timeout)
-        else:
-            await self._send(buffer, timeout)
-
-    async def _send(self, buffer: bytes, timeout: float | None) -> None:
         try:
             async with asyncio.timeout(timeout):
                 self._writer.write(buffer)
@@ -86,15 +67,11 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.WriteError(str(exc) or type(exc).__name__) from exc
 
     async def aclose(self) -> None:
-        self._held = None
         self._writer.close()
 
     async def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.AsyncNetworkStream:
-        if self._held is not None:  # (a CONNECT's head is read back before: nothing is held here)
-            (held, write_timeout), self._held = self._held, None
-            await self._send(held, write_timeout)
         try:
             async with asyncio.timeout(timeout):
                 await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
@@ -106,9 +83,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":  # an idle pooled connection that is readable was closed by the server
-            # What the loop has read of it first; then a poll, for a close that came since the loop's last turn
-            # (a busy loop, a receiver that closes at once without saying so: a POST must not go out on it).
-            return self._reader.at_eof() or self._reader.exception() is not None or _readable(self._fd)
+            return self._reader.at_eof() or _readable(self._fd)
         if info == "ssl_object":
             return self._writer.get_extra_info("ssl_object")
         if info == "client_addr":
