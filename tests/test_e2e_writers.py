@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -208,6 +210,44 @@ def test_moved_in_from_a_staging_folder_is_read_at_once_and_a_held_one_at_its_cl
         daemon.wait_settled(["single.txt", "inside.txt"], timeout=30)  # well before the 120 s settle
         assert len(receiver.received) == 4  # arrestaties and dodental for each: none yet for the held file
         handle.write(second)
+    daemon.wait_settled(["held.txt"], timeout=30)
+    assert daemon.stop() == 0
+    got = {
+        (Path(r.json()["data"]["article"]["path"]).name, r.json()["data"]["article"]["content_hash"])
+        for r in receiver.received
+    }
+    assert got == {(name, digest(text)) for name, text in texts.items()}  # the held one whole, not its half
+    assert len(receiver.received) == 6
+
+
+def test_a_folder_made_with_old_files_before_its_watch_is_read_at_once_and_a_held_file_at_its_close(
+    receiver: Receiver, daemon_factory
+) -> None:
+    """Files already in a folder made here when its watch begins (`tar x`, `cp -a`, `unzip` outrunning the
+    watch): no event covers them, so they are taken as the reconcile scan takes files, unchanged for `settle`
+    by their mtime and no writer holding them; not after a settle timer of their own (120 s here). The daemon
+    is stopped (SIGSTOP) while the folder is made, so that its watch surely begins after the files exist."""
+    daemon = daemon_factory(shipped_rules(receiver.url), settings={"watch": {"settle": "120s"}}).start()
+    texts = {name: TEXT.format(token=name) for name in ("old.txt", "deep.txt", "held.txt")}
+    old = time.time() - 3600
+    cut = texts["held.txt"].index("Het dodental")
+    os.kill(daemon.pid, signal.SIGSTOP)
+    try:
+        for name, where in (("old.txt", "batch"), ("deep.txt", "batch/sub")):
+            path = daemon.watched / where / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(texts[name], encoding="utf-8")
+            os.utime(path, (old, old))
+        held = (daemon.watched / "batch" / "held.txt").open("w", encoding="utf-8")
+        held.write(texts["held.txt"][:cut])
+        held.flush()
+        os.utime(daemon.watched / "batch" / "held.txt", (old, old))
+    finally:
+        os.kill(daemon.pid, signal.SIGCONT)
+    with held:
+        daemon.wait_settled(["old.txt", "deep.txt"], timeout=30)  # well before the 120 s settle
+        assert len(receiver.received) == 4  # arrestaties and dodental for each: none yet for the held file
+        held.write(texts["held.txt"][cut:])
     daemon.wait_settled(["held.txt"], timeout=30)
     assert daemon.stop() == 0
     got = {

@@ -251,6 +251,64 @@ async def test_files_of_a_folder_made_with_its_files_at_once_are_submitted(watch
     assert sorted(set(folder.submitted())) == ["a/article.txt", "a/b/c/article.txt"]
 
 
+def _made_in_place(folder: Folder, files: dict[str, bytes], age: float = 0.0) -> list[Path]:
+    """Files in a folder made in the watched one before its watch begins: written with no await between, so
+    the loop reads the folder's event after they are all there (as after `tar x`); `age`: their mtime's."""
+    paths = []
+    for name, content in files.items():
+        path = folder.path / "batch" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        if age:
+            os.utime(path, (time.time() - age, time.time() - age))
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.asyncio
+async def test_files_found_in_a_folder_made_here_and_unchanged_for_settle_are_submitted_at_once(
+    watch: WatchFactory,
+) -> None:
+    """As the reconcile scan takes them: no write for `settle` (by mtime), and no writer holding them."""
+    folder = watch(settle=5.0)
+    start = asyncio.get_running_loop().time()
+    paths = _made_in_place(folder, {"a.txt": b"date 2022-01-08\nA.", "sub/b.txt": b"date 2022-01-08\nB."}, age=3600)
+    for path in paths:
+        await folder.inbox.wait_for(path)
+        assert folder.inbox.times[str(path)] - start < 4.0
+    assert sorted(folder.submitted()) == ["batch/a.txt", "batch/sub/b.txt"]
+
+
+@pytest.mark.asyncio
+async def test_files_found_in_a_folder_made_here_and_written_lately_wait_for_settling(watch: WatchFactory) -> None:
+    folder = watch()
+    start = asyncio.get_running_loop().time()
+    (path,) = _made_in_place(folder, {"fresh.txt": b"date 2022-01-08\nFresh."})
+    await folder.inbox.wait_for(path)
+    assert folder.inbox.times[str(path)] - start >= SETTLE * 0.9  # its writer may still be at it
+    await folder.barrier()
+    assert folder.submitted() == ["batch/fresh.txt"]
+
+
+@pytest.mark.asyncio
+async def test_a_file_found_in_a_folder_made_here_that_a_writer_holds_waits_for_its_close(
+    watch: WatchFactory,
+) -> None:
+    folder = watch()
+    path = folder.path / "batch" / "held.txt"
+    path.parent.mkdir()
+    with path.open("wb") as handle:
+        handle.write(b"date 2022-01-08\nFirst half, ")
+        handle.flush()
+        os.utime(path, (time.time() - 3600, time.time() - 3600))  # quiet by its mtime, but held
+        await folder.barrier()  # found, looked at, and its settle timer has fired
+        await folder.barrier()
+        assert folder.submitted() == []
+        handle.write(b"second half.")
+    await folder.inbox.wait_for(path)
+    assert folder.inbox.contents[str(path)] == [b"date 2022-01-08\nFirst half, second half."]
+
+
 @pytest.mark.asyncio
 async def test_a_folder_moved_in_is_watched_and_its_files_are_submitted_at_once(watch: WatchFactory) -> None:
     folder = watch(settle=5.0)  # renamed in with its folder, and no writer holds it: complete without settling

@@ -8,8 +8,8 @@ the loop, and each event is one call on the loop. What watchdog's recursive watc
 - every folder beneath a watched one is watched (symbolic links to folders are not followed; hidden ones
   are watched too, so that a file renamed out of a `.staging` folder is paired, but the caller ignores the
   events of files in them); a folder made or moved in is watched when its event comes, and the files
-  already in it are reported: as made (`arm`) in a folder made here, as moved in (`moved_in`) in a folder
-  moved in from elsewhere;
+  already in it are reported: as found (`found`) in a folder made here, as moved in (`moved_in`) in a
+  folder moved in from elsewhere;
 - a rename within the watched folders is paired by its cookie: the old name is forgotten and the new one
   is complete (for a folder: every file in it); a file moved in from elsewhere is `moved_in` (complete
   unless a writer still holds it: the caller asks), one moved out or deleted is forgotten, and a folder
@@ -26,7 +26,7 @@ overflow walk runs at a time; an overflow during it asks for one more. The folde
 so that a folder moved or removed finds the watches beneath it by bisection, not by a pass over all.
 
 The events go to `event(action, path, root)` with the actions of `monitor.ingest.watch` ("complete", "arm",
-"moved_in", "opened", "closed", "forget"); filtering by name is the caller's.
+"moved_in", "found", "opened", "closed", "forget"); filtering by name is the caller's.
 """
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ class Inotify:
         self._watch_tree(inotify, path, root, files=files)
         if moved is None:  # made here (its files may still be written), or renamed in with its files from outside
             for file in files:
-                self.event("moved_in" if mask & _MOVED_TO else "arm", file, root)
+                self.event("moved_in" if mask & _MOVED_TO else "found", file, root)
             return
         source = moved[0]
         self._end(inotify, [watch for watch in moved[1] if watch not in self._paths])  # not found: gone on

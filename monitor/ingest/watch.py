@@ -6,9 +6,11 @@ still holds it open: it was opened before it came under the watch, so no event s
 /proc in a thread of its own (`open_for_writing`, for every file moved in meanwhile) decides; one held open
 waits for its close, looked at again after `settle`, then twice as long each time up to 60 s. The look sees
 the processes this user may see in this container, by path: a writer elsewhere (another container or user,
-another mount path) is not seen, and its file is taken at once. Created and modified events only arm a
-settle timer (the polling observer's only signal; with inotify, files already in a folder made here, whose
-writer may still be at them), which skips files that are still open for writing.
+another mount path) is not seen, and its file is taken at once. Files already in a folder made here when
+its watch begins (`tar x`, `cp -a` outrunning the watch) are taken as the reconcile scan takes files: when
+their mtime is `settle` old and no writer holds them (the same look), else by their settle timer. Created
+and modified events only arm a settle timer (the polling observer's only signal), which skips files that
+are still open for writing.
 The native observer (`monitor.ingest.inotify`) reads the kernel's events on the loop itself; the polling
 one (watchdog's) runs in its own threads, which never run our logic: they only call
 `loop.call_soon_threadsafe`. Lost events are not an error: an overflowed kernel queue calls `lost` (the
@@ -29,6 +31,7 @@ import functools
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
@@ -99,6 +102,19 @@ def open_for_writing(paths: Collection[str]) -> set[str]:
             if pid.isdigit():
                 found |= _writers(pid, wanted)
     return found
+
+
+def _look(paths: Collection[str], quiet: Collection[str], cutoff_ns: int) -> tuple[set[str], set[str]]:
+    """A look for `Watcher`: which of the files a writer holds, and which of `quiet` were written after
+    `cutoff_ns` (or cannot be stat'ed): those wait for their settle timer."""
+    recent: set[str] = set()
+    for path in quiet:
+        try:
+            if os.stat(path, follow_symlinks=False).st_mtime_ns > cutoff_ns:
+                recent.add(path)
+        except OSError:
+            recent.add(path)
+    return open_for_writing(paths), recent
 
 
 def _writers(pid: str, wanted: dict[str, str]) -> set[str]:
@@ -195,6 +211,7 @@ class Watcher:
         # writer held at the last look, with the seconds before the next; the look's thread (one at a time).
         self._moved_in: list[tuple[str, asyncio.TimerHandle]] = []
         self._held: dict[str, float] = {}
+        self._quiet: set[str] = set()  # of those, the files found in a folder made here: their mtime counts too
         self._checking = False
         self._looker: concurrent.futures.ThreadPoolExecutor | None = None
         self._events: list[tuple[str, str]] = []  # (Watcher method, path) from the observer thread
@@ -316,6 +333,7 @@ class Watcher:
         self.closed(path)
         self._cancel(path)
         self._held.pop(path, None)
+        self._quiet.discard(path)
         self.submit(path)
 
     def moved_in(self, path: str) -> None:
@@ -323,6 +341,15 @@ class Watcher:
         it. Its settle timer is armed meanwhile (the look's token, and what decides if the look fails); while a
         writer holds it, it waits for its close and is looked at again less and less often (`_looked`)."""
         self._held.pop(path, None)
+        self._quiet.discard(path)
+        self._relook(path)
+
+    def found(self, path: str) -> None:
+        """A file already in a folder made here when the folder's watch began (`cp -a`, `tar x`, `unzip`): no
+        event covers it, so it needs what the reconcile scan needs, no write for `settle` (by its mtime) and no
+        writer holding it; the look decides that too, and a file written lately waits for its settle timer."""
+        self._held.pop(path, None)
+        self._quiet.add(path)
         self._relook(path)
 
     def _relook(self, path: str) -> None:
@@ -336,20 +363,25 @@ class Watcher:
         paths, self._moved_in = self._moved_in, []
         if self._looker is None:  # a thread of its own: a look on a machine of many processes takes a while
             self._looker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="watch-look")
+        quiet = [path for path, _ in paths if path in self._quiet]
         try:
-            future = self.loop.run_in_executor(self._looker, open_for_writing, [path for path, _ in paths])
+            future = self.loop.run_in_executor(
+                self._looker, _look, [path for path, _ in paths], quiet, time.time_ns() - int(self.settle * 1e9)
+            )
         except RuntimeError:  # the executor is shut down (the watcher stops): the settle timers decide
             self._checking = False
             return
         future.add_done_callback(functools.partial(self._looked, paths))
 
-    def _looked(self, paths: list[tuple[str, asyncio.TimerHandle]], future: asyncio.Future[set[str]]) -> None:
+    def _looked(
+        self, paths: list[tuple[str, asyncio.TimerHandle]], future: asyncio.Future[tuple[set[str], set[str]]]
+    ) -> None:
         failed = future.cancelled() or future.exception() is not None
-        writing = set() if failed else future.result()
+        writing, recent = (set(), set()) if failed else future.result()
         for path, timer in paths:
             if self._timers.get(path) is not timer or self._open.get(path):
                 continue  # submitted, renamed away, deleted, made again or opened since: its events decide
-            if failed:  # the settle timer decides, as for a file no event covers
+            if failed or path in recent:  # the settle timer decides, as for a file no event covers
                 self._held.pop(path, None)
             elif path in writing:  # its close comes (it is watched now); until then, look again now and then
                 delay = self._held[path] = min(2 * self._held[path], HELD_LOOK) if path in self._held else self.settle
@@ -357,6 +389,7 @@ class Watcher:
                 self._timers[path] = self.loop.call_later(delay, self._settled, path)
             else:
                 self._held.pop(path, None)
+                self._quiet.discard(path)
                 self._cancel(path)
                 self.submit(path)
         if self._moved_in:
@@ -378,6 +411,7 @@ class Watcher:
             timer.cancel()
         self._timers.clear()
         self._held.clear()  # a look under way finds no timer: it submits nothing
+        self._quiet.clear()
         self._moved_in.clear()
         if self._looker is not None:
             self._looker.shutdown(wait=False)
@@ -400,6 +434,7 @@ class Watcher:
         self._cancel(path)
         self._open.pop(path, None)
         self._held.pop(path, None)
+        self._quiet.discard(path)
 
     def arm(self, path: str) -> None:
         self._cancel(path)
