@@ -14,6 +14,17 @@ import threading
 from urllib.parse import urlsplit
 
 
+def read_head(conn: socket.socket) -> bytes | None:
+    """What the client sent up to the end of its request head (and what came with it); None if it closed first."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
 class RawServer:
     """Listens on 127.0.0.1 (a free port) and hands each connection to `_handle` in a thread of its own."""
 
@@ -68,13 +79,10 @@ class Proxy(RawServer):
 
     def _handle(self, client: socket.socket) -> None:
         with client:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = client.recv(65536)
-                if not chunk:
-                    return
-                head += chunk
-            head, _, rest = head.partition(b"\r\n\r\n")
+            received = read_head(client)
+            if received is None:
+                return
+            head, _, rest = received.partition(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")
             method, target, version = lines[0].split(" ")
             with self._lock:

@@ -23,6 +23,7 @@ import trustme
 
 from monitor.config.rules import Webhook
 from monitor.notify.transport import AsyncioBackend, Clients, Transport
+from tests.servers import RawServer, read_head
 
 WAIT = 10.0
 
@@ -108,43 +109,32 @@ async def test_posts_keep_one_connection_alive(client: httpx.AsyncClient, server
     assert len({port for port, _ in server.seen}) == 1, "one kept-alive connection"
 
 
+class _ClosesAtOnce(RawServer):
+    """Answers each request 200 and closes the connection 10 ms later, without `Connection: close`."""
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn:
+            if read_head(conn) is None:
+                return
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            time.sleep(0.01)  # then closes: after the client has read the response, while its loop is busy
+
+
 @pytest.mark.asyncio
 async def test_a_connection_closed_while_the_loop_was_busy_is_not_reused() -> None:
     """A receiver that closes each connection right after its response, without `Connection: close`, while
     the loop is busy (matching a burst): the close is not read by the loop yet, but the keep-alive check's
     poll sees it, so no POST goes out on the closed connection (a version that skipped the poll for a
     connection used in the last 0.5 s failed every other POST)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    served = threading.Event()
-
-    def serve() -> None:
-        with listener:
-            while not served.is_set():
-                try:
-                    conn, _ = listener.accept()
-                except OSError:
-                    return
-                with conn:
-                    data = b""
-                    while b"\r\n\r\n" not in data:
-                        chunk = conn.recv(65536)
-                        if not chunk:
-                            break
-                        data += chunk
-                    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                    time.sleep(0.01)  # then closes: after the client has read the response, while its loop is busy
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+    server = _ClosesAtOnce()
+    url = server.address + "/hook"
     statuses: list[int] = []
     async with httpx.AsyncClient(transport=Transport(connections=1)) as client:
         for _ in range(10):
             response = await asyncio.wait_for(client.post(url, content=b"x"), WAIT)
             statuses.append(response.status_code)
             time.sleep(0.05)  # the loop is busy (the scenario): the server's close arrives meanwhile
-    served.set()
-    listener.close()
+    server.close()
     assert statuses == [200] * 10
 
 
