@@ -43,7 +43,7 @@ from watchdog.observers.polling import PollingObserverVFS
 from monitor.ingest.inotify import Inotify, on_loop
 
 log = structlog.get_logger(__name__)
-HELD_LOOK = 60.0  # seconds: the longest wait between two looks at a file moved in that a writer still holds
+HELD_LOOK = 60.0  # seconds: the longest wait between two looks at a file (moved in, found) a writer still holds
 IGNORED = (".*", "*.tmp", "*.part", "*.partial", "*~", "*.swp", "*.crdownload", "#*#")
 # Event type -> the Watcher method that runs on the loop (for a move: with the new name).
 _ACTIONS = {
@@ -104,7 +104,7 @@ def open_for_writing(paths: Collection[str]) -> set[str]:
     return found
 
 
-def _look(paths: Collection[str], quiet: Collection[str], cutoff_ns: int) -> tuple[set[str], set[str]]:
+def _look_at(paths: Collection[str], quiet: Collection[str], cutoff_ns: int) -> tuple[set[str], set[str]]:
     """A look for `Watcher`: which of the files a writer holds, and which of `quiet` were written after
     `cutoff_ns` (or cannot be stat'ed): those wait for their settle timer."""
     recent: set[str] = set()
@@ -207,9 +207,10 @@ class Watcher:
         self._identity: list[tuple[int, int] | None] = []  # each folder's (device, inode) when watched
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._open: dict[str, int] = {}
-        # Files renamed in from outside, each with the timer armed for it, for the next look at /proc; those a
-        # writer held at the last look, with the seconds before the next; the look's thread (one at a time).
-        self._moved_in: list[tuple[str, asyncio.TimerHandle]] = []
+        # Files moved in from outside or found in a folder made here, each with the timer armed for it, for the
+        # next look at /proc; those a writer held at the last look, with the seconds before the next; the look's
+        # thread (one at a time).
+        self._to_look: list[tuple[str, asyncio.TimerHandle]] = []
         self._held: dict[str, float] = {}
         self._quiet: set[str] = set()  # of those, the files found in a folder made here: their mtime counts too
         self._checking = False
@@ -331,9 +332,7 @@ class Watcher:
 
     def complete(self, path: str) -> None:
         self.closed(path)
-        self._cancel(path)
-        self._held.pop(path, None)
-        self._quiet.discard(path)
+        self._done_with(path)
         self.submit(path)
 
     def moved_in(self, path: str) -> None:
@@ -354,19 +353,19 @@ class Watcher:
 
     def _relook(self, path: str) -> None:
         self.arm(path)
-        self._moved_in.append((path, self._timers[path]))
+        self._to_look.append((path, self._timers[path]))
         if not self._checking:
             self._checking = True
             self.loop.call_soon(self._look)
 
     def _look(self) -> None:
-        paths, self._moved_in = self._moved_in, []
+        paths, self._to_look = self._to_look, []
         if self._looker is None:  # a thread of its own: a look on a machine of many processes takes a while
             self._looker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="watch-look")
         quiet = [path for path, _ in paths if path in self._quiet]
         try:
             future = self.loop.run_in_executor(
-                self._looker, _look, [path for path, _ in paths], quiet, time.time_ns() - int(self.settle * 1e9)
+                self._looker, _look_at, [path for path, _ in paths], quiet, time.time_ns() - int(self.settle * 1e9)
             )
         except RuntimeError:  # the executor is shut down (the watcher stops): the settle timers decide
             self._checking = False
@@ -388,11 +387,8 @@ class Watcher:
                 self._cancel(path)
                 self._timers[path] = self.loop.call_later(delay, self._settled, path)
             else:
-                self._held.pop(path, None)
-                self._quiet.discard(path)
-                self._cancel(path)
-                self.submit(path)
-        if self._moved_in:
+                self.complete(path)  # as its close would have (it has no open count: checked above)
+        if self._to_look:
             self._look()
         else:
             self._checking = False
@@ -412,7 +408,7 @@ class Watcher:
         self._timers.clear()
         self._held.clear()  # a look under way finds no timer: it submits nothing
         self._quiet.clear()
-        self._moved_in.clear()
+        self._to_look.clear()
         if self._looker is not None:
             self._looker.shutdown(wait=False)
             self._looker = None
@@ -431,14 +427,18 @@ class Watcher:
 
     def forget(self, path: str) -> None:
         """A file renamed away or deleted: drop its settle timer and its open count."""
-        self._cancel(path)
+        self._done_with(path)
         self._open.pop(path, None)
-        self._held.pop(path, None)
-        self._quiet.discard(path)
 
     def arm(self, path: str) -> None:
         self._cancel(path)
         self._timers[path] = self.loop.call_later(self.settle, self._settled, path)
+
+    def _done_with(self, path: str) -> None:
+        """Submitted or gone: no settle timer, and no look pending or to come."""
+        self._cancel(path)
+        self._held.pop(path, None)
+        self._quiet.discard(path)
 
     def _cancel(self, path: str) -> None:
         timer = self._timers.pop(path, None)
