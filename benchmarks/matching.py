@@ -15,6 +15,9 @@ is how Dutch makes new words and which almost never occur. Each run prints, for 
 - bare scan: MB/s of the floor, one pyahocorasick pass over the lower-cased text with the same fragments;
 - naive: MB/s of one compiled regular expression per rule, `search`ed in each article (up to 1,000 rules);
 - cand/art, match/art: rules evaluated and rules fired per article;
+- in the full run, a row `100k/100`: 100,000 rules of which only the 100-rule set can fire, the rest over
+  compounds that the text does not have (those that still fire on it, `bondgenootsch*`, left out): what rules
+  that cannot match cost, beside the 100,000 rules above, of which about 60 fire on each article;
 then each target with its measured value, for the decisions and for the decisions with their hits.
 
 Last, the daemon's mix (`--daemon`: only this): `startup.py`'s generated rules (`benchmarks.kit.rules`, loaded
@@ -64,6 +67,7 @@ STOPWORDS = {
     jaar jaren week dagen twee drie vier vijf tien eerste tweede nieuwe grote kleine weer even later""".split()  # noqa: SIM905
 }
 NAIVE_LIMIT = 1_000
+SILENT = -100_000  # results' key of the row of 100,000 rules of which only the 100-rule set can fire
 SHAPES = (
     ("word", 25),
     ("or", 15),
@@ -146,6 +150,20 @@ class RuleMaker:
 
     def rules(self, count: int) -> list[str]:
         return [self.query() for _ in range(count)]
+
+
+def silent_rules(words: list[tuple[str, int]], texts: Sequence[str], count: int) -> list[str]:
+    """`count` rules over the vocabulary's compounds (none is a word of the text) that fire on no article of
+    `texts`: a wildcard such as `bondgenootsch*` on a compound can still fire, and those are left out. Their
+    words and fragments do occur in part (` arrestatie` of `arrestatie?bevel`), so presearch still sees them."""
+    maker = RuleMaker([w for w in words if w[1]], seed=5)
+    kept: list[str] = []
+    while len(kept) < count:
+        queries = maker.rules(count - len(kept))
+        engine, _ = build(queries)
+        fired = {int(match.rule[1:]) for text in texts for match in engine.match_text(text)}
+        kept += [query for i, query in enumerate(queries) if i not in fired]
+    return kept
 
 
 def build(queries: Sequence[str]) -> tuple[Engine, float]:
@@ -263,10 +281,28 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(line + f" {candidates:>9.1f} {matched:>10.1f}", flush=True)
         results[count] = row
         del engine
+    if 100 in results and 100_000 in results:
+        results[SILENT] = silent_row(words, texts)
     print()
     targets(results)
     print()
     daemon_mix()
+
+
+def silent_row(words: list[tuple[str, int]], texts: Sequence[str]) -> dict[str, float]:
+    """100,000 rules of which only the 100-rule set can fire (`silent_rules` for the rest): what rules that
+    cannot match cost. Printed as a row like the others, with the same engine and floor figures."""
+    queries = RuleMaker(words).rules(100) + silent_rules(words, texts, 99_900)
+    engine, seconds = build(queries)
+    memory = rss_mb()
+    sample = texts[:50]
+    matched = sum(len(engine.match_text(t)) for t in sample) / len(sample)
+    candidates = sum(len(engine.candidates(t)) for t in sample) / len(sample)
+    speed, full, floor = throughput(texts, engine.match_text, with_hits(engine), bare_scan(engine))
+    line = f"{'100k/100':>8} {seconds:>8.2f} {memory:>7.0f} {speed:>12.2f} {full:>11.2f} {floor:>10.2f}"
+    line += f" {speed / floor:>9.2f} {full / floor:>10.2f} {'-':>11} {'-':>10}"
+    print(line + f" {candidates:>9.1f} {matched:>10.1f}   (100,000 rules, only the 100 can fire)", flush=True)
+    return {"build": seconds, "rss": memory, "engine": speed, "hits": full, "bare": floor}
 
 
 def targets(results: dict[int, dict[str, float]]) -> None:
@@ -280,9 +316,13 @@ def targets(results: dict[int, dict[str, float]]) -> None:
         if 1_000 in results and "naive" in results[1_000]:
             ratio = results[1_000][key] / results[1_000]["naive"]
             checks.append((f"{label} / naive at 1,000 rules", ratio / 100, 1.0, f"{ratio:.0f}x", ">= 100x"))
-        if 100_000 in results and 100 in results:
-            ratio = results[100_000][key] / results[100][key]
-            checks.append((f"{label}: throughput 100,000 / 100 rules", ratio, 0.5, f"{ratio:.2f}", ">= 0.50"))
+        for top, name in ((100_000, "throughput 100,000 / 100 rules"), (SILENT, "100,000 (100 can fire) / 100")):
+            if top in results and 100 in results:
+                ratio = results[top][key] / results[100][key]
+                checks.append((f"{label}: {name}", ratio, 0.5, f"{ratio:.2f}", ">= 0.50"))
+    if SILENT in results and 100 in results:
+        ratio = results[SILENT]["bare"] / results[100]["bare"]
+        checks.append(("bare scan: 100,000 (100 can fire) / 100", ratio, 0.0, f"{ratio:.2f}", "-"))
     if 10_000 in results:
         seconds = results[10_000]["build"]
         checks.append(("build of 10,000 rules (s)", 2.0 / seconds, 1.0, f"{seconds:.2f}", "< 2"))
@@ -291,7 +331,8 @@ def targets(results: dict[int, dict[str, float]]) -> None:
         checks.append(("RSS with 100,000 rules (MB)", 500 / memory, 1.0, f"{memory:.0f}", "< 500"))
     print(f"{'target':<42} {'measured':>9} {'target':>8}  {'of target':>9}  met")
     for name, ratio, goal, measured, wanted in checks:
-        print(f"{name:<42} {measured:>9} {wanted:>8}  {ratio / goal:>9.2f}  {'yes' if ratio >= goal else 'NO'}")
+        share, met = (f"{ratio / goal:.2f}", "yes" if ratio >= goal else "NO") if goal else ("-", "-")  # no goal:
+        print(f"{name:<42} {measured:>9} {wanted:>8}  {share:>9}  {met}")  # a figure beside them (the floor's)
 
 
 def daemon_mix(counts: Sequence[int] = (100, 10_000), articles: int = 300) -> None:

@@ -344,3 +344,21 @@ def test_benchmark_rules_that_cannot_fire_do_not(tmp_path) -> None:
     firing = {rule["name"] for rule in rules_of(mixed)[:100]}
     assert fired and fired <= firing
     assert len(rules_of(mixed)) == 2000
+
+
+def test_matching_benchmark_silent_rules_fire_on_none_of_its_text() -> None:
+    """matching.py's "100,000 (100 can fire)" row: `silent_rules` keeps only rules that fire on no article of
+    the text. Words of the text passed off as compounds make rules that do fire: they are left out."""
+    from benchmarks.matching import RuleMaker, build, corpus, silent_rules, vocabulary
+
+    texts = corpus(40_000)
+    seen, words = vocabulary(texts, size=5_000)
+    posing = [(word, 5) for word in seen if len(word) >= 10][:50]  # in the text, yet "compounds"
+    assert posing
+    mixed = [w for w in words if w[1]] + posing
+    unfiltered, _ = build(RuleMaker(mixed, seed=5).rules(500))
+    assert any(unfiltered.match_text(text) for text in texts)  # the filter has something to leave out
+    kept = silent_rules(mixed, texts, 500)
+    assert len(kept) == 500
+    engine, _ = build(kept)
+    assert not any(engine.match_text(text) for text in texts)
