@@ -131,7 +131,10 @@ def print_table(title: str, rows: Sequence[Row], command: str) -> None:
             print("|" + "|".join("-" * (width + 2) for width in widths) + "|")
     misses = [row.name for row in rows if row.verdict() == "MISS"]
     print()
-    print("result: " + ("all targets met" if not misses else "MISSED: " + ", ".join(misses)))
+    if not any(row.target is not None for row in rows):
+        print("result: figures only (no targets)")
+    else:
+        print("result: " + ("all targets met" if not misses else "MISSED: " + ", ".join(misses)))
     sys.stdout.flush()
 
 
