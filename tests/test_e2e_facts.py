@@ -87,3 +87,26 @@ def test_min_count_decides_through_the_daemon(receiver: Receiver, daemon_factory
     daemon.wait_settled(["003.txt", "geen.txt"])
     assert daemon.stop() == 0
     assert sorted(alerts(receiver)) == [("003.txt", "thousands"), ("geen.txt", "denied")]
+
+
+def test_a_dutch_article_with_an_english_statement_alerts_on_its_english_query(
+    receiver: Receiver, daemon_factory
+) -> None:
+    """Issue 19, seventh session: a long article is detected in three pieces, so a Dutch seed that ends with
+    an English statement has both languages' queries applied. The shipped `hoogverraad` rule fires on its
+    English query ("high treason"), which the Dutch query does not see; its language is still Dutch. Before,
+    one detection of the whole sample found Dutch alone and that alert was lost."""
+    daemon = daemon_factory(shipped_rules(receiver.url + "/hook")).start()
+    seed = (SEEDS / "003_1649dd4e54c446b5.txt").read_text(encoding="utf-8")
+    statement = (
+        "\n\nIn a statement issued in English on Monday evening, the ministry said that the former head of the "
+        "security service had been detained on suspicion of high treason and would be held in custody in the "
+        "capital while prosecutors prepared the case against him and several of his former deputies."
+    )
+    (daemon.watched / "nl-en-quote.txt").write_text(seed + statement, encoding="utf-8")
+    daemon.wait_settled(["nl-en-quote.txt"])
+    assert daemon.stop() == 0
+    got = alerts(receiver)
+    assert ("nl-en-quote.txt", "hoogverraad") in got
+    assert got["nl-en-quote.txt", "hoogverraad"]["article"]["language"] == "nl"
+    assert ("nl-en-quote.txt", "arrestaties") in got  # the Dutch query still applies

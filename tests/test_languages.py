@@ -11,6 +11,10 @@ from monitor.errors import RulesError
 from monitor.ingest.articles import read_article
 from monitor.matching.language import article_language, detect, languages, suffix_language
 
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+LABELLED = ROOT / "tests" / "data" / "languages" / "articles"
+
 
 @pytest.mark.parametrize(
     ("text", "language"),
@@ -45,10 +49,24 @@ def test_a_text_without_letters_has_no_language() -> None:
     assert detect("") is None
 
 
-def test_only_the_start_of_a_huge_text_is_read() -> None:
-    """A 10 MB article costs what its first 2,000 characters do: the Dutch start decides, not the rest."""
+def test_a_huge_text_is_read_in_three_pieces() -> None:
+    """A 10 MB article costs what three pieces of 200 characters do (its start, middle and end): the Dutch
+    start is seen, and its Dutch queries apply, though most of the file is English."""
     text = "Bijna achtduizend mensen zijn gearresteerd in Almaty, meldt de regering. " * 30
-    assert detect(text + "The rest of this file is English. " * 300_000) == "nl"
+    found = languages(text + "The rest of this file is English. " * 300_000)
+    assert found.admits("nl") and found.admits("en") and found.language == "en"
+    assert not found.admits("de")
+
+
+def test_a_quotation_in_another_language_makes_both_plausible() -> None:
+    """A Dutch article that ends with an English statement: both languages' queries apply, and its language is
+    Dutch (two of its three pieces). One detection of a 1,000-character sample found one of the two: lingua's
+    confidences on such a sample are 1.0 and 0.0."""
+    dutch = read_article(SEEDS / "003_1649dd4e54c446b5.txt").text
+    english = " ".join(read_article(path).text for path in sorted(LABELLED.glob("en_*.txt"))[:3])
+    found = languages(dutch + "\n\n" + english)
+    assert found.language == "nl"
+    assert found.plausible == {"nl", "en"}
 
 
 @pytest.mark.parametrize(

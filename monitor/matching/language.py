@@ -8,18 +8,26 @@ loaded whole when the detector is built, not language by language as texts ask f
 costs about 0.6 ms instead of 0.7 (1.6 in the first fifty, while lingua loaded models on the way), and the
 daemon builds it at start-up (`warm`), so that its first alerts do not wait for the models.
 
-- `language`: lingua's first choice when its confidence is CONFIDENT or more, else None (unknown). A text
-  shorter than LONG characters, where trigrams are weak evidence ("Massa-arrestaties in Almaty." reads as
-  French), needs SHORT_CONFIDENT; below that it is unknown.
-- `plausible`: every language with a confidence of PLAUSIBLE or more. A rule's query for one language applies
-  to an article when that language is plausible, and every query applies to an article of unknown language,
-  so that a doubtful detection costs a little precision rather than a lost alert.
+- A sample's first choice is lingua's when its confidence is CONFIDENT or more. A sample shorter than LONG
+  characters, where trigrams are weak evidence ("Massa-arrestaties in Almaty." reads as French), needs
+  SHORT_CONFIDENT; below that it says nothing (unknown).
+- `language`: the first choice of the text, or the one that most of its pieces share (two of three); else None
+  (unknown).
+- `plausible`: every language with a confidence of PLAUSIBLE or more, in the text or in any of its pieces. A
+  rule's query for one language applies to an article when that language is plausible, and every query
+  applies to an article of unknown language, so that a doubtful detection costs a little precision rather
+  than a lost alert.
 
-Only about `SAMPLE` characters of a text's words are read, from its start, middle and end (words of more than
-40 characters are skipped: a 10 MB token says nothing of a language), and no more than 20 times that is
-scanned for them, so a 10 MB article costs about what a 1,000-character one does (about 0.35 ms). A text
-without letters is of unknown language. A file named `NAME.LANG.txt` (`bericht.de.txt`) is in that language
-whatever its text says (`suffix_language`), for the languages the detector chooses among.
+A text of up to `SAMPLE` characters is read whole. Of a longer one, three pieces of about `PIECE` characters
+of words are read, from its start, middle and end, and each is detected alone (words of more than 40
+characters are skipped: a 10 MB token says nothing of a language; no more than 20 times a piece is scanned
+for its words), so a 10 MB article costs what a 600-character one does. An article with a long quotation or
+summary in another language therefore has both languages' queries applied: lingua's confidences are all but
+1.0 and 0.0 on a sample of a few hundred characters, so one detection of a mixed sample (the method before:
+1,000 characters from the same three places) found only one of the two. Three pieces of 200 characters also
+cost about 0.7 of that one sample (`benchmarks/languages.py`, issue 19's seventh session). A text without
+letters is of unknown language. A file named `NAME.LANG.txt` (`bericht.de.txt`) is in that language whatever
+its text says (`suffix_language`), for the languages the detector chooses among.
 """
 
 from __future__ import annotations
@@ -37,7 +45,8 @@ if TYPE_CHECKING:
 
 LANGUAGES = ("nl", "en", "de", "fr", "ru")
 LONG = 200
-SAMPLE = 1000
+SAMPLE = 600  # characters of a clean text read whole; a longer one is read as three pieces of PIECE
+PIECE = 200  # characters of words of each piece: LONG, so that no piece needs SHORT_CONFIDENT as a rule
 CONFIDENT = 0.5  # lingua's confidence in its first choice below which the language is unknown (None)
 PLAUSIBLE = 0.2  # a language with this confidence or more may be the text's: its queries apply
 SHORT_CONFIDENT = 0.9  # a text under LONG characters has a language only when lingua is this sure
@@ -92,8 +101,19 @@ def detect(text: str) -> str | None:
 
 
 def languages(text: str) -> Languages:
-    """The text's language and the plausible ones."""
-    sample = _sample(text)
+    """The text's language and the plausible ones: of the whole text, or of its three pieces (`_pieces`)."""
+    found = [_detected(piece) for piece in _pieces(text)]
+    plausible = frozenset().union(*(piece.plausible for piece in found))
+    if not plausible:
+        return UNKNOWN
+    firsts = [piece.language for piece in found if piece.plausible and piece.language is not None]
+    voted = [piece for piece in found if piece.plausible]  # the pieces that said something
+    language = next((code for code in firsts if 2 * firsts.count(code) > len(voted)), None)
+    return Languages(language, plausible)
+
+
+def _detected(sample: str) -> Languages:
+    """lingua's answer for one sample: unknown without letters, or when a short one is not SHORT_CONFIDENT."""
     if not any(map(str.isalpha, sample)):
         return UNKNOWN
     values = _detector().compute_language_confidence_values(sample)
@@ -107,17 +127,19 @@ def languages(text: str) -> Languages:
     return Languages(first if confidence >= CONFIDENT else None, plausible)
 
 
-def _sample(text: str) -> str:
-    """About SAMPLE characters of the text's words of up to 40 characters: from its start, and for a longer
-    text a third each from its start, middle and end (boilerplate in another language at the top does not
-    decide alone)."""
+def _pieces(text: str) -> list[str]:
+    """The text itself when it is at most SAMPLE characters of plain words; else about PIECE characters of its
+    words of up to 40 characters from its start, middle and end (boilerplate in another language at the top
+    does not decide alone, and a quotation in another language is seen)."""
     if len(text) <= SAMPLE and "  " not in text and not any(len(w) > 40 for w in text.split()):
-        return text.strip()
-    if len(text) <= 3 * SAMPLE:
-        return _words(text, 0, SAMPLE)
-    third = SAMPLE // 3
-    middle = len(text) // 2
-    return " ".join((_words(text, 0, third), _words(text, middle, third), _words(text, len(text) - 2 * third, third)))
+        return [text.strip()]
+    if len(text) <= 3 * PIECE:
+        return [_words(text, 0, 3 * PIECE)]
+    return [
+        _words(text, 0, PIECE),
+        _words(text, max(PIECE, len(text) // 2 - PIECE // 2), PIECE),
+        _words(text, max(2 * PIECE, len(text) - PIECE - PIECE // 2), PIECE),
+    ]
 
 
 def _words(text: str, start: int, size: int) -> str:
