@@ -1,5 +1,5 @@
-"""Language detection: `monitor.matching.language.languages` (a text of up to 600 characters whole, a longer
-one as three pieces of 200 characters from its start, middle and end) against one detection of a sample of
+"""Language detection: `monitor.matching.language.languages` (a text of up to 450 characters whole, a longer
+one as three pieces of 150 characters from its start, middle and end) against one detection of a sample of
 1,000 characters from the same places, the method before issue 19's seventh session, rebuilt here.
 
 On each set of texts it prints how often the two agree (the language; the plausible languages), how often

@@ -50,7 +50,7 @@ def test_a_text_without_letters_has_no_language() -> None:
 
 
 def test_a_huge_text_is_read_in_three_pieces() -> None:
-    """A 10 MB article costs what three pieces of 200 characters do (its start, middle and end): the Dutch
+    """A 10 MB article costs what three pieces of 150 characters do (its start, middle and end): the Dutch
     start is seen, and its Dutch queries apply, though most of the file is English."""
     text = "Bijna achtduizend mensen zijn gearresteerd in Almaty, meldt de regering. " * 30
     found = languages(text + "The rest of this file is English. " * 300_000)

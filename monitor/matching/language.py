@@ -21,11 +21,11 @@ daemon builds it at start-up (`warm`), so that its first alerts do not wait for 
 A text of up to `SAMPLE` characters is read whole. Of a longer one, three pieces of about `PIECE` characters
 of words are read, from its start, middle and end, and each is detected alone (words of more than 40
 characters are skipped: a 10 MB token says nothing of a language; no more than 20 times a piece is scanned
-for its words), so a 10 MB article costs what a 600-character one does. An article with a long quotation or
+for its words), so a 10 MB article costs what a 450-character one does. An article with a long quotation or
 summary in another language therefore has both languages' queries applied: lingua's confidences are all but
 1.0 and 0.0 on a sample of a few hundred characters, so one detection of a mixed sample (the method before:
-1,000 characters from the same three places) found only one of the two. Three pieces of 200 characters also
-cost about 0.7 of that one sample (`benchmarks/languages.py`, issue 19's seventh session). A text without
+1,000 characters from the same three places) found only one of the two. Three pieces of 150 characters also
+cost about 0.55 of that one sample (`benchmarks/languages.py`, issue 19's seventh session). A text without
 letters is of unknown language. A file named `NAME.LANG.txt` (`bericht.de.txt`) is in that language whatever
 its text says (`suffix_language`), for the languages the detector chooses among.
 """
@@ -45,8 +45,8 @@ if TYPE_CHECKING:
 
 LANGUAGES = ("nl", "en", "de", "fr", "ru")
 LONG = 200
-SAMPLE = 600  # characters of a clean text read whole; a longer one is read as three pieces of PIECE
-PIECE = 200  # characters of words of each piece: LONG, so that no piece needs SHORT_CONFIDENT as a rule
+SAMPLE = 450  # characters of a clean text read whole; a longer one is read as three pieces of PIECE
+PIECE = 150  # characters of words of each piece (under LONG: a piece counts only when SHORT_CONFIDENT)
 CONFIDENT = 0.5  # lingua's confidence in its first choice below which the language is unknown (None)
 PLAUSIBLE = 0.2  # a language with this confidence or more may be the text's: its queries apply
 SHORT_CONFIDENT = 0.9  # a text under LONG characters has a language only when lingua is this sure
@@ -133,8 +133,8 @@ def _pieces(text: str) -> list[str]:
     does not decide alone, and a quotation in another language is seen)."""
     if len(text) <= SAMPLE and "  " not in text and not any(len(w) > 40 for w in text.split()):
         return [text.strip()]
-    if len(text) <= 3 * PIECE:
-        return [_words(text, 0, 3 * PIECE)]
+    if len(text) <= SAMPLE:
+        return [_words(text, 0, SAMPLE)]
     return [
         _words(text, 0, PIECE),
         _words(text, max(PIECE, len(text) // 2 - PIECE // 2), PIECE),
