@@ -1,6 +1,7 @@
-"""Language detection: `monitor.matching.language.languages` (a text of up to 450 characters whole, a longer
-one as three pieces of 150 characters from its start, middle and end) against one detection of a sample of
-1,000 characters from the same places, the method before issue 19's seventh session, rebuilt here.
+"""Language detection: `monitor.matching.language.languages` (about 750 characters of a text's start and end,
+or start, middle and end, in chunks of 250 detected alone) against one detection of a sample of 1,000
+characters (a text's first 1,000, or 333 each of its start, middle and end), the method before issue 19's
+seventh session, rebuilt here.
 
 On each set of texts it prints how often the two agree (the language; the plausible languages), how often
 each finds two or more languages plausible, and the CPU time of a detection (best of three passes, in turns):
@@ -37,11 +38,11 @@ def one_sample(text: str) -> Languages:
     if len(text) <= OLD_SAMPLE and "  " not in text and not any(len(w) > 40 for w in text.split()):
         sample = text.strip()
     elif len(text) <= 3 * OLD_SAMPLE:
-        sample = language._words(text, 0, OLD_SAMPLE)
+        sample = " ".join(language._words(text, 0, OLD_SAMPLE))
     else:
         third, middle = OLD_SAMPLE // 3, len(text) // 2
         pieces = (0, middle, len(text) - 2 * third)
-        sample = " ".join(language._words(text, start, third) for start in pieces)
+        sample = " ".join(" ".join(language._words(text, start, third)) for start in pieces)
     return language._detected(sample)
 
 

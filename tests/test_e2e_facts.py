@@ -92,8 +92,8 @@ def test_min_count_decides_through_the_daemon(receiver: Receiver, daemon_factory
 def test_a_dutch_article_with_an_english_statement_alerts_on_its_english_query(
     receiver: Receiver, daemon_factory
 ) -> None:
-    """Issue 19, seventh session: a long article is detected in three pieces, so a Dutch seed that ends with
-    an English statement has both languages' queries applied. The shipped `hoogverraad` rule fires on its
+    """Issue 19, seventh session: an article is detected in chunks, so a Dutch seed that ends with an English
+    statement has both languages' queries applied. The shipped `hoogverraad` rule fires on its
     English query ("high treason"), which the Dutch query does not see; its language is still Dutch. Before,
     one detection of the whole sample found Dutch alone and that alert was lost."""
     daemon = daemon_factory(shipped_rules(receiver.url + "/hook")).start()
