@@ -1,7 +1,7 @@
-"""Language detection: `monitor.matching.language.languages` (about 750 characters of a text's start and end,
-or start, middle and end, in chunks of 250 detected alone) against one detection of a sample of 1,000
-characters (a text's first 1,000, or 333 each of its start, middle and end), the method before issue 19's
-seventh session, rebuilt here.
+"""Language detection: `monitor.matching.language.languages` (a text's first 1,000 characters and last 250, or
+333 each of its start, middle and end, in chunks of 330 detected alone) against one detection of a sample of
+1,000 characters (a text's first 1,000, or 333 each of its start, middle and end), the method before issue
+19's seventh session, rebuilt here.
 
 On each set of texts it prints how often the two agree (the language; the plausible languages), how often
 each finds two or more languages plausible, and the CPU time of a detection (best of three passes, in turns):

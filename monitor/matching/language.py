@@ -9,12 +9,12 @@ costs about 0.6 ms instead of 0.7 (1.6 in the first fifty, while lingua loaded m
 daemon builds it at start-up (`warm`), so that its first alerts do not wait for the models.
 
 The text is read in chunks of about CHUNK characters of its words, each detected alone (`_chunks`): a text
-of up to CHUNK characters of plain words is one chunk; of a longer one about SAMPLE characters are read, the
-first SAMPLE characters' words when the text has no more than SAMPLE + a third, else two thirds from its
-start and a third from its end, and of a text of more than 3 * SAMPLE characters a third each from its start,
-middle and end (`_sample`). Words of more than 40 characters are skipped (a 10 MB token says nothing of a
-language), and no more than 20 times a part is scanned for its words, so a 10 MB article costs what a
-750-character one does.
+of up to CHUNK characters of plain words is one chunk. Of a longer one, the words of its first SAMPLE
+characters are read, and of a text of more than SAMPLE + END characters also its last END (a statement or
+summary in another language at the end); of a text of more than 3 * SAMPLE characters a third of SAMPLE each
+from its start, middle and end (`_sample`). Words of more than 40 characters are skipped (a 10 MB token says
+nothing of a language), and no more than 20 times a part is scanned for its words, so a 10 MB article costs
+what a 1,000-character one does.
 
 - A chunk's first choice is lingua's when its confidence is CONFIDENT or more. A chunk shorter than LONG
   characters, where trigrams are weak evidence ("Massa-arrestaties in Almaty." reads as French), needs
@@ -23,19 +23,20 @@ language), and no more than 20 times a part is scanned for its words, so a 10 MB
   language applies to an article when that language is plausible, and every query applies to an article of
   unknown language (no chunk said anything), so that a doubtful detection costs a little precision rather than
   a lost alert.
-- `language`: the middle chunk's first choice (of three or more: where the body is when boilerplate in another
-  language surrounds it), else the one every chunk that says something names; else None (unknown).
+- `language`: the first choice of every chunk that says something, when they all name the same; else None
+  (unknown: its facts are then read with every language's words, and no boilerplate's language is taken for
+  the article's).
 
 Why chunks (issue 19, seventh session): on a sample of a few hundred characters lingua's confidences are all
-but 1.0 and 0.0, so one detection of a 1,000-character sample, the method before, found one language of a
-mixed text; a Dutch article ending in an English statement had only its Dutch queries applied. Detected in
-chunks, 100 of 100 mixed texts of `benchmarks/languages.py` have both languages plausible (0 before), and
-every monolingual text of it and of the labelled sets gets the language and plausible languages it got
-before, for about 0.85 of the CPU (750 characters instead of 1,000). Three pieces of 150 characters from the
-start, middle and end cost 0.55, but a short article inside English page text was then read as English
-alone (a review's finding). A text without letters is of unknown language. A file named `NAME.LANG.txt`
-(`bericht.de.txt`) is in that language whatever its text says (`suffix_language`), for the languages the
-detector chooses among.
+but 1.0 and 0.0, so one detection of the whole sample, the method before, found one language of a mixed text;
+a Dutch article ending in an English statement had only its Dutch queries applied. The chunks read everything
+that sample read, and the end: 100 of 100 mixed texts of `benchmarks/languages.py` have both languages
+plausible (0 before), and every monolingual text of it and of two reviews' sets gets the plausible languages
+it got before. It costs more: 1,250 characters instead of 1,000 for a text of 1,250 to 3,000 (about 1.2 to
+1.4 times the CPU there). Smaller samples (three pieces of 150 characters; 750 characters in chunks of 250)
+were cheaper but lost the Dutch of articles inside English page text (the reviews' findings). A text without
+letters is of unknown language. A file named `NAME.LANG.txt` (`bericht.de.txt`) is in that language whatever
+its text says (`suffix_language`), for the languages the detector chooses among.
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ if TYPE_CHECKING:
 
 LANGUAGES = ("nl", "en", "de", "fr", "ru")
 LONG = 200
-SAMPLE = 750  # characters of a text's words that are read (from its start and end; of a long text, start, middle, end)
-CHUNK = 250  # characters of each chunk of the sample, detected alone
+SAMPLE = 1000  # characters of a text's words that are read: its first, or of a long text its start, middle, end
+END = 250  # characters of words read from the end of a text of up to 3 * SAMPLE, besides its first SAMPLE
+CHUNK = 330  # characters of each chunk, detected alone
 CONFIDENT = 0.5  # lingua's confidence in its first choice below which the language is unknown (None)
 PLAUSIBLE = 0.2  # a language with this confidence or more may be the text's: its queries apply
 SHORT_CONFIDENT = 0.9  # a text under LONG characters has a language only when lingua is this sure
@@ -110,16 +112,11 @@ def detect(text: str) -> str | None:
 
 def languages(text: str) -> Languages:
     """The text's language and the plausible ones: those of its sample's chunks (`_chunks`), each detected
-    alone. The language is the middle chunk's, where an article's body is when boilerplate in another language
-    surrounds it; with fewer than three chunks, or a middle one that says nothing, the one every chunk that
-    says something names (None: they differ)."""
+    alone; the language only when every chunk that says something names the same (None: they differ)."""
     found = [_detected(chunk) for chunk in _chunks(text)]
     plausible = frozenset().union(*(chunk.plausible for chunk in found))
     if not plausible:
         return UNKNOWN
-    middle = found[len(found) // 2]
-    if len(found) >= 3 and middle.plausible:
-        return Languages(middle.language, plausible)
     firsts = {chunk.language for chunk in found if chunk.plausible}  # None: a chunk that is not sure
     return Languages(firsts.pop() if len(firsts) == 1 else None, plausible)
 
@@ -164,16 +161,16 @@ def _chunks(text: str) -> list[str]:
 
 
 def _sample(text: str) -> list[list[str]]:
-    """About SAMPLE characters of the text's words of up to 40 characters, in parts: the whole text when it has
-    no more; else two thirds from its start and a third from its end (a statement or summary in another
-    language at the end is read), and of a text of more than 3 * SAMPLE characters a third each from its
-    start, middle and end (boilerplate in another language at the top does not decide alone)."""
+    """The text's words of up to 40 characters that are read, in parts: its first SAMPLE characters' (all of a
+    shorter text), and its last END characters' when it has more than SAMPLE + END; of a text of more than
+    3 * SAMPLE characters a third of SAMPLE each from its start, middle and end (boilerplate in another language
+    at the top does not decide alone)."""
     third = SAMPLE // 3
-    if len(text) <= SAMPLE + third:  # the end would overlap the start: read from the start
+    if len(text) <= SAMPLE + END:  # the end would overlap the start: read from the start
         return [_words(text, 0, SAMPLE)]
     if len(text) <= 3 * SAMPLE:
-        return [_words(text, 0, 2 * third), _words(text, len(text) - third, third)]
-    return [_words(text, start, third) for start in (0, len(text) // 2, len(text) - third)]
+        return [_words(text, 0, SAMPLE), _words(text, len(text) - END, END)]
+    return [_words(text, start, third) for start in (0, len(text) // 2, len(text) - 2 * third)]
 
 
 def _words(text: str, start: int, size: int) -> list[str]:
