@@ -247,7 +247,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     counts = COUNTS[:3] if args.quick else COUNTS
     texts = corpus(200_000 if args.quick else 1_000_000)
-    naive_texts = texts[: max(1, len(texts) // 10)]
     seen, words = vocabulary(texts)
     megabytes = sum(len(t.encode()) for t in texts) / 1e6
     print(
@@ -262,47 +261,38 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     results: dict[int, dict[str, float]] = {}
     for count in counts:
-        queries = RuleMaker(words).rules(count)
-        engine, seconds = build(queries)
-        memory = rss_mb()
-        sample = texts[:50]
-        matched = sum(len(engine.match_text(t)) for t in sample) / len(sample)
-        candidates = sum(len(engine.candidates(t)) for t in sample) / len(sample)
-        speed, full, floor = throughput(texts, engine.match_text, with_hits(engine), bare_scan(engine))
-        row = {"build": seconds, "rss": memory, "engine": speed, "hits": full, "bare": floor}
-        line = f"{count:>8,} {seconds:>8.2f} {memory:>7.0f} {speed:>12.2f} {full:>11.2f} {floor:>10.2f}"
-        line += f" {speed / floor:>9.2f} {full / floor:>10.2f}"
-        if count <= NAIVE_LIMIT:
-            (slow,) = throughput(naive_texts, naive(queries), passes=1)
-            row["naive"] = slow
-            line += f" {slow:>11.3f} {speed / slow:>9.0f}x"
-        else:
-            line += f" {'-':>11} {'-':>10}"
-        print(line + f" {candidates:>9.1f} {matched:>10.1f}", flush=True)
-        results[count] = row
-        del engine
-    if 100 in results and 100_000 in results:
-        results[SILENT] = silent_row(words, texts)
+        results[count] = measure(f"{count:,}", RuleMaker(words).rules(count), texts, count <= NAIVE_LIMIT)
+    if 100 in results and 100_000 in results:  # 100,000 rules of which only the 100-rule set can fire
+        queries = RuleMaker(words).rules(100) + silent_rules(words, texts, 99_900)
+        results[SILENT] = measure("100k/100", queries, texts, note="   (100,000 rules, only the 100 can fire)")
     print()
     targets(results)
     print()
     daemon_mix()
 
 
-def silent_row(words: list[tuple[str, int]], texts: Sequence[str]) -> dict[str, float]:
-    """100,000 rules of which only the 100-rule set can fire (`silent_rules` for the rest): what rules that
-    cannot match cost. Printed as a row like the others, with the same engine and floor figures."""
-    queries = RuleMaker(words).rules(100) + silent_rules(words, texts, 99_900)
+def measure(
+    label: str, queries: list[str], texts: Sequence[str], naive_too: bool = False, note: str = ""
+) -> dict[str, float]:
+    """One row: build the engine, time it against the floor (and the naive regexes, on a tenth of the text),
+    print the row and return its figures."""
     engine, seconds = build(queries)
     memory = rss_mb()
     sample = texts[:50]
     matched = sum(len(engine.match_text(t)) for t in sample) / len(sample)
     candidates = sum(len(engine.candidates(t)) for t in sample) / len(sample)
     speed, full, floor = throughput(texts, engine.match_text, with_hits(engine), bare_scan(engine))
-    line = f"{'100k/100':>8} {seconds:>8.2f} {memory:>7.0f} {speed:>12.2f} {full:>11.2f} {floor:>10.2f}"
-    line += f" {speed / floor:>9.2f} {full / floor:>10.2f} {'-':>11} {'-':>10}"
-    print(line + f" {candidates:>9.1f} {matched:>10.1f}   (100,000 rules, only the 100 can fire)", flush=True)
-    return {"build": seconds, "rss": memory, "engine": speed, "hits": full, "bare": floor}
+    row = {"build": seconds, "rss": memory, "engine": speed, "hits": full, "bare": floor}
+    line = f"{label:>8} {seconds:>8.2f} {memory:>7.0f} {speed:>12.2f} {full:>11.2f} {floor:>10.2f}"
+    line += f" {speed / floor:>9.2f} {full / floor:>10.2f}"
+    if naive_too:
+        (slow,) = throughput(texts[: max(1, len(texts) // 10)], naive(queries), passes=1)
+        row["naive"] = slow
+        line += f" {slow:>11.3f} {speed / slow:>9.0f}x"
+    else:
+        line += f" {'-':>11} {'-':>10}"
+    print(line + f" {candidates:>9.1f} {matched:>10.1f}{note}", flush=True)
+    return row
 
 
 def targets(results: dict[int, dict[str, float]]) -> None:
